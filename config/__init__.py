@@ -1,0 +1,29 @@
+"""Configuration: one TOML file with documented defaults, overridable by MADOGUCHI_* variables."""
+
+from madoguchi.config.settings import (
+    DEFAULT_CONFIG_FILE,
+    ConfigError,
+    EmlDirSource,
+    ImapSource,
+    Limits,
+    MaildirSource,
+    Settings,
+    Source,
+    SupportNumberSettings,
+    ThreadingSettings,
+    load_settings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "ConfigError",
+    "EmlDirSource",
+    "ImapSource",
+    "Limits",
+    "MaildirSource",
+    "Settings",
+    "Source",
+    "SupportNumberSettings",
+    "ThreadingSettings",
+    "load_settings",
+]

@@ -1,0 +1,176 @@
+"""The desk's settings, validated at start-up.
+
+Sources, strongest first: keyword arguments (tests), MADOGUCHI_* environment
+variables, the TOML file given by ``--config`` (or MADOGUCHI_CONFIG), and the
+defaults below, which the shipped ``config/madoguchi.toml`` documents.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from madoguchi.config.business import CalendarSettings, SlaSettings
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path(__file__).with_name("madoguchi.toml")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the bad key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(_Section):
+    max_message_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    max_attachments: int = Field(100, gt=0)
+    imap_batch_size: int = Field(100, gt=0, le=5000)
+
+
+class SupportNumberSettings(_Section):
+    digits_pattern: str = r"^\d{12}$"
+    display_groups: list[int] = [4, 4, 4]
+    check: Literal["luhn", "none"] = "luhn"
+    labels: list[str] = [
+        "サポートサービス番号",
+        "サポート番号",
+        "サービス番号",
+        "Support Service Number",
+        "Support No",
+    ]
+    top_lines: int = Field(5, ge=0)
+
+
+class ThreadingSettings(_Section):
+    ticket_prefix: str = Field("T", pattern=r"^[A-Z]{1,5}$")
+    reopen_days: int = Field(14, ge=0)
+
+
+class _SourceBase(_Section):
+    name: str = Field(min_length=1)
+    interval_seconds: float = Field(60, gt=0)
+
+
+class ImapSource(_SourceBase):
+    kind: Literal["imap"]
+    host: str
+    port: int = 993
+    security: Literal["ssl", "starttls", "plain"] = "ssl"
+    username: str
+    password_env: str | None = None
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    after_commit: Literal["move", "flag", "none"] = "move"
+    move_to: str = "Madoguchi/Processed"
+    flag: str = r"\Seen"
+    timeout_seconds: float = Field(30, gt=0)
+
+    def password(self) -> str:
+        """The password, read from the environment or a file; never from the TOML."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(
+                    f"sources.{self.name}.password_env: environment variable "
+                    f"{self.password_env} is not set"
+                )
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"sources.{self.name}.password_file: {exc}") from exc
+        raise ConfigError(f"sources.{self.name}: set password_env or password_file")
+
+
+class MaildirSource(_SourceBase):
+    kind: Literal["maildir"]
+    path: Path
+
+
+class EmlDirSource(_SourceBase):
+    kind: Literal["eml_dir"]
+    path: Path
+
+
+Source = Annotated[ImapSource | MaildirSource | EmlDirSource, Field(discriminator="kind")]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MADOGUCHI_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: str = "sqlite:///var/madoguchi.db"
+    storage_dir: Path = Path("var/storage")
+    timezone: str = "Asia/Tokyo"
+    desk_address: str = "support@example.co.jp"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    limits: Limits = Limits()
+    support_number: SupportNumberSettings = SupportNumberSettings()
+    threading: ThreadingSettings = ThreadingSettings()
+    sources: list[Source] = []
+    calendar: CalendarSettings = CalendarSettings()
+    sla: SlaSettings = SlaSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
+    """Read and validate the configuration; raise ConfigError naming the bad key."""
+    if path is None:
+        path = os.environ.get("MADOGUCHI_CONFIG") or DEFAULT_CONFIG_FILE
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        loaded = _FromFile(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration in {path}: {problems}") from exc
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+    return loaded

@@ -1,0 +1,1 @@
+"""Madoguchi: the support window."""

@@ -1,0 +1,333 @@
+"""What the desk keeps: customers, contracts, contacts, tickets, messages.
+
+Times are stored as UTC (timezone-aware on PostgreSQL; SQLite keeps the
+naive UTC value and ``UTCDateTime`` gives it back aware).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment, stored in UTC, always returned timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    FAX = "fax"
+    PHONE = "phone"
+    NOTE = "note"
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Flag(enum.StrEnum):
+    UNREGISTERED_SENDER = "unregistered_sender"
+    UNKNOWN_SUPPORT_NUMBER = "unknown_support_number"
+    CONTRACT_EXPIRED = "contract_expired"
+    UNREADABLE_FAX = "unreadable_fax"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings: adding a value needs no ALTER TYPE on PostgreSQL.
+    return Enum(cls, name=name, native_enum=False, length=32,
+                values_callable=lambda e: [m.value for m in e])
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company: Mapped[str] = mapped_column(String(200), unique=True)
+    department: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(400), default="")
+
+    contracts: Mapped[list[Contract]] = relationship(back_populates="customer")
+    contacts: Mapped[list[Contact]] = relationship(back_populates="customer")
+
+
+contract_contacts = Table(
+    "contract_contacts",
+    Base.metadata,
+    Column("contract_id", ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Digits only, normalised (no hyphens): the key customers quote.
+    support_number: Mapped[str] = mapped_column(String(32), unique=True)
+    product: Mapped[str] = mapped_column(String(200), default="")
+    environment: Mapped[str] = mapped_column(Text, default="")
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    # Contract terms that override the desk's default first-response policy.
+    sla_override: Mapped[dict | None] = mapped_column(JSON, default=None)
+
+    customer: Mapped[Customer] = relationship(back_populates="contracts")
+    contacts: Mapped[list[Contact]] = relationship(
+        secondary=contract_contacts, back_populates="contracts"
+    )
+
+    def in_force_on(self, day: date) -> bool:
+        return self.period_start <= day <= self.period_end
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(50), default="")
+    fax: Mapped[str] = mapped_column(String(50), default="")
+
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
+    emails: Mapped[list[ContactEmail]] = relationship(
+        back_populates="contact", cascade="all, delete-orphan"
+    )
+    contracts: Mapped[list[Contract]] = relationship(
+        secondary=contract_contacts, back_populates="contacts"
+    )
+
+
+class ContactEmail(Base):
+    __tablename__ = "contact_emails"
+    __table_args__ = (UniqueConstraint("contact_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # Lower-cased: addresses are matched case-insensitively.
+    email: Mapped[str] = mapped_column(String(320), index=True)
+
+    contact: Mapped[Contact] = relationship(back_populates="emails")
+
+
+class TicketCounter(Base):
+    """The last sequence number handed out per year (T-YEAR-SEQUENCE)."""
+
+    __tablename__ = "ticket_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_due", "status", "first_response_due"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    # As read from the message (digits), even when it matches no contract.
+    support_number: Mapped[str | None] = mapped_column(String(32), default=None)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A follow-up too late to reopen a closed ticket, or one from a stranger,
+    # opens a new ticket that points back at the one it named.
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
+
+    customer: Mapped[Customer | None] = relationship()
+    contract: Mapped[Contract | None] = relationship()
+    contact: Mapped[Contact | None] = relationship()
+    linked_ticket: Mapped[Ticket | None] = relationship(remote_side=[id])
+    flags: Mapped[list[TicketFlag]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.received_at, Message.id"
+    )
+
+    @property
+    def flag_names(self) -> list[str]:
+        return sorted(f.flag.value for f in self.flags)
+
+
+class TicketFlag(Base):
+    __tablename__ = "ticket_flags"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    flag: Mapped[Flag] = mapped_column(_enum(Flag, "ticket_flag"), primary_key=True, index=True)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="flags")
+
+
+class RawMessage(Base):
+    """The original bytes of an inbound message, kept unaltered in the blob store."""
+
+    __tablename__ = "raw_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(200))
+    source_ref: Mapped[str] = mapped_column(String(500), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    # Idempotence: the same message read twice (re-poll, crash, re-submit)
+    # yields the same key; see ingest.pipeline.dedupe_key.
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(Text, default=None)
+    references: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    sender_name: Mapped[str] = mapped_column(String(400), default="")
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text, default=None)
+    # "auto_reply", "bounce" or "bulk" for machine-sent mail kept on a ticket.
+    auto_kind: Mapped[str | None] = mapped_column(String(20), default=None)
+    raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    raw: Mapped[RawMessage | None] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id", lazy="selectin"
+    )
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(200))
+    # Safe for any file system and Content-Disposition; the original is kept too.
+    filename: Mapped[str] = mapped_column(String(255))
+    original_filename: Mapped[str] = mapped_column(Text, default="")
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class QuarantineEntry(Base):
+    """Input the desk could not take as a ticket message, kept with its reason."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("sha256", "reason_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    source_ref: Mapped[str] = mapped_column(String(500), default="")
+    # A short machine code ("too_large", "unparseable", "auto_reply", ...)
+    # and the sentence staff read.
+    reason_code: Mapped[str] = mapped_column(String(40), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class MailboxState(Base):
+    """Where an IMAP poll left off, per source and folder."""
+
+    __tablename__ = "mailbox_state"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(500), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PendingMark(Base):
+    """A message committed but not yet moved/flagged on the IMAP server.
+
+    Written in the same transaction as the message, removed once the server
+    has it; a crash in between leaves the row, and the next poll finishes it.
+    """
+
+    __tablename__ = "imap_pending_marks"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(500), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
