@@ -17,7 +17,9 @@ from madoguchi.config import SupportNumberSettings
 # Separators people put between digit groups: ASCII and full-width hyphens,
 # dashes, minus signs, the long-vowel mark IMEs produce, and spaces.
 _SEPARATORS = "-‐‑‒–—―−ｰー－ 　"
-_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[" + re.escape(_SEPARATORS) + r"]?[0-9]){5,30}(?![0-9])")
+_CANDIDATE = re.compile(
+    r"(?<![0-9])[0-9](?:[" + re.escape(_SEPARATORS) + r"]?[0-9]){5,30}(?![0-9])"
+)
 
 
 @dataclass(frozen=True)
