@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -331,3 +332,39 @@ class PendingMark(Base):
     folder: Mapped[str] = mapped_column(String(500), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # to be sent (again, after next_attempt_at)
+    SENDING = "sending"  # handed to SMTP; a crash here leaves it for staff, never resent
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the configured attempts, or refused for good
+
+
+class OutboxMessage(Base):
+    """Outgoing mail, written in the same transaction as the change that causes it.
+
+    A sender process delivers it afterwards (transactional outbox), so a
+    rolled-back change never sends mail and a committed one always does.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # "ack", "reply", "reminder", "escalation"
+    kind: Mapped[str] = mapped_column(String(20))
+    # At most one row per purpose (e.g. "ack:T-2026-000123"): enqueueing twice
+    # after a crash and retry is a no-op.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[str] = mapped_column(String(998))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_to: Mapped[list[str]] = mapped_column(JSON)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # the complete message as sent
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)

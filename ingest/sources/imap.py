@@ -1,0 +1,440 @@
+"""The incremental IMAP poller: new mail from one folder into the pipeline.
+
+Per source and folder the desk remembers the folder's UIDVALIDITY and the
+highest UID it has taken (``MailboxState``). One poll:
+
+1. connects (ssl, starttls or plain), logs in, selects the folder;
+2. if UIDVALIDITY changed, starts again from UID 1 (the pipeline's dedupe
+   on Message-ID and content hash makes the re-read harmless) and forgets
+   the marks still owed under the old UIDVALIDITY;
+3. finishes the marks owed by an earlier poll that committed but never
+   reached the server (``PendingMark`` rows);
+4. searches the UIDs above the last one taken and fetches them in batches;
+   the pipeline commits each batch once, together with the new last UID and
+   the marks owed for it;
+5. only then moves or flags the batch on the server and forgets its marks.
+
+Nothing is marked on the server before it is committed, so a crash or a
+dropped connection at any point loses nothing; it costs at most a re-read
+(deduplicated) or a mark made twice (harmless). Folder names in the
+configuration use "/" as the hierarchy separator, whatever the server's.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from imapclient import IMAPClient
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from madoguchi.config.settings import ConfigError, ImapSource
+from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
+from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.models import MailboxState, PendingMark
+
+log = logging.getLogger("madoguchi.ingest.imap")
+
+DELETED = r"\Deleted"
+# UIDs per command when finishing marks: keeps command lines short even when
+# many marks are owed after a long outage.
+MARK_CHUNK = 500
+DEFAULT_MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+
+class ImapSourceError(Exception):
+    """The poll stopped; the desk's position is where the last commit left it."""
+
+
+class ImapUnavailable(ImapSourceError):
+    """The server could not be reached, or the connection was lost: retry later."""
+
+
+class ImapCommandFailed(ImapSourceError):
+    """The server refused something (login, SELECT, CREATE...): likely configuration."""
+
+
+@contextmanager
+def _imap_errors(action: str) -> Iterator[None]:
+    """Turn imaplib/socket errors raised while doing ``action`` into ours."""
+    try:
+        yield
+    except (imaplib.IMAP4.abort, OSError) as exc:
+        raise ImapUnavailable(f"{action}: {exc}") from exc
+    except imaplib.IMAP4.error as exc:
+        raise ImapCommandFailed(f"{action}: {exc}") from exc
+
+
+@dataclass
+class PollReport:
+    fetched: int = 0
+    created: int = 0
+    threaded: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+    marked: int = 0
+    uidvalidity_reset: bool = False
+
+    def count(self, outcomes: Sequence[Outcome]) -> None:
+        kinds = Counter(outcome.kind for outcome in outcomes)
+        self.created += kinds[OutcomeKind.CREATED]
+        self.threaded += kinds[OutcomeKind.THREADED]
+        self.duplicate += kinds[OutcomeKind.DUPLICATE]
+        self.quarantined += kinds[OutcomeKind.QUARANTINED]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    uid: int
+    raw: bytes
+    internaldate: datetime
+
+
+class _Mailbox:
+    """One logged-in connection with the folder selected: the IMAP side of a poll."""
+
+    def __init__(self, source: ImapSource) -> None:
+        self.source = source
+        self.client: IMAPClient | None = None
+        self.delimiter = "/"
+        self.uidvalidity = 0
+
+    def open(self) -> None:
+        src = self.source
+        with _imap_errors(f"connect to {src.host}:{src.port}"):
+            context = ssl.create_default_context()
+            self.client = IMAPClient(
+                src.host,
+                src.port,
+                ssl=src.security == "ssl",
+                ssl_context=context if src.security == "ssl" else None,
+                timeout=src.timeout_seconds,
+            )
+            # INTERNALDATE with its offset, not naive local time.
+            self.client.normalise_times = False
+            if src.security == "starttls":
+                self.client.starttls(context)
+        password = src.password()
+        with _imap_errors(f"login as {src.username}"):
+            self.client.login(src.username, password)
+        with _imap_errors("list the hierarchy delimiter"):
+            listed = self.client.list_folders("", "")
+        if listed and listed[0][1]:
+            delimiter = listed[0][1]
+            self.delimiter = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+        if src.after_commit == "move":
+            self._ensure_folder(self.server_name(src.move_to))
+        with _imap_errors(f"select {src.folder}"):
+            # EXAMINE when nothing is ever to be changed on the server.
+            selected = self.client.select_folder(
+                self.server_name(src.folder), readonly=src.after_commit == "none"
+            )
+        self.uidvalidity = int(selected[b"UIDVALIDITY"])
+
+    def server_name(self, folder: str) -> str:
+        return folder if self.delimiter == "/" else folder.replace("/", self.delimiter)
+
+    def _ensure_folder(self, name: str) -> None:
+        assert self.client is not None
+        with _imap_errors(f"create {name}"):
+            if not self.client.folder_exists(name):
+                self.client.create_folder(name)
+                # Subscribed, so that people looking with a mail client see it.
+                self.client.subscribe_folder(name)
+                log.info("%s: created folder %s", self.source.name, name)
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # the connection is often what failed: just drop it
+            try:
+                client.shutdown()
+            except OSError:
+                pass
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        assert self.client is not None
+        with _imap_errors("search new mail"):
+            found = self.client.search(["UID", f"{last_uid + 1}:*"])
+        # "N:*" always matches the highest UID, even one below N.
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def present(self, uids: Sequence[int]) -> list[int]:
+        assert self.client is not None
+        with _imap_errors("search marked mail"):
+            return sorted(self.client.search(["UID", _uid_set(uids)]))
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        assert self.client is not None
+        with _imap_errors("fetch sizes"):
+            fetched = self.client.fetch(uids, ["RFC822.SIZE"])
+        return {uid: int(data[b"RFC822.SIZE"]) for uid, data in fetched.items()
+                if b"RFC822.SIZE" in data}
+
+    def fetch(self, uids: Sequence[int]) -> list[_Fetched]:
+        assert self.client is not None
+        with _imap_errors(f"fetch UIDs {_uid_set(uids)}"):
+            # BODY.PEEK: fetching must not set \\Seen; that is the mark's job.
+            fetched = self.client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
+        return [
+            _Fetched(uid, data[b"BODY[]"], data[b"INTERNALDATE"].astimezone(UTC))
+            for uid, data in sorted(fetched.items())
+            if data.get(b"BODY[]") is not None and b"INTERNALDATE" in data
+        ]
+
+    def mark(self, uids: Sequence[int]) -> None:
+        """Move or flag ``uids`` as configured (they must still be in the folder)."""
+        assert self.client is not None
+        src = self.source
+        if src.after_commit == "flag":
+            with _imap_errors(f"flag {src.flag}"):
+                self.client.add_flags(uids, [src.flag], silent=True)
+            return
+        target = self.server_name(src.move_to)
+        with _imap_errors(f"move to {target}"):
+            if self.client.has_capability("MOVE"):
+                self.client.move(uids, target)
+                return
+            self.client.copy(uids, target)
+            self.client.add_flags(uids, [DELETED], silent=True)
+            if self.client.has_capability("UIDPLUS"):
+                self.client.uid_expunge(uids)
+            else:
+                # A plain EXPUNGE would also remove what others marked \Deleted;
+                # the copies are safe, the server's own expunge will tidy up.
+                log.warning("%s: server lacks UIDPLUS: moved mail left flagged \\Deleted",
+                            src.name)
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    return ",".join(str(uid) for uid in uids)
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class ImapPoller:
+    """Polls one IMAP source into a ``Sink``; see the module docstring for the steps."""
+
+    def __init__(
+        self,
+        source: ImapSource,
+        sink: Sink,
+        session_factory: sessionmaker[Session],
+        batch_size: int,
+        *,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if source.after_commit == "move" and source.move_to == source.folder:
+            raise ConfigError(f"sources.{source.name}.move_to: must differ from folder")
+        self.source = source
+        self.sink = sink
+        self.sessions = session_factory
+        self.batch_size = batch_size
+        # A batch holds at most this many bytes of mail; a bigger message is
+        # fetched on its own (the pipeline quarantines what exceeds its limit).
+        self.max_batch_bytes = max_batch_bytes
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    # -- one poll ---------------------------------------------------------
+
+    def poll_once(self) -> PollReport:
+        """Take every new message once; raise ``ImapSourceError`` if the server fails."""
+        started = self._clock()
+        report = PollReport()
+        mailbox = _Mailbox(self.source)
+        try:
+            mailbox.open()
+            last_uid, owed = self._load_position(mailbox.uidvalidity, report)
+            if owed:
+                self._finish_marks(mailbox, owed, report)
+            new = mailbox.uids_after(last_uid)
+            if new:
+                log.info("%s: %d new message(s) in %s after UID %d",
+                         self.source.name, len(new), self.source.folder, last_uid)
+            for chunk in _chunks(new, self.batch_size):
+                for batch in self._plan(mailbox.sizes(chunk)):
+                    self._take_batch(mailbox, batch, report)
+        finally:
+            mailbox.close()
+        elapsed = self._clock() - started
+        if report.fetched or report.marked or report.uidvalidity_reset:
+            log.info(
+                "%s: fetched %d (created %d, threaded %d, duplicate %d, quarantined %d), "
+                "marked %d, in %.2f s",
+                self.source.name, report.fetched, report.created, report.threaded,
+                report.duplicate, report.quarantined, report.marked, elapsed,
+            )
+        else:
+            log.debug("%s: no new mail (%.2f s)", self.source.name, elapsed)
+        return report
+
+    def _key(self) -> tuple[str, str]:
+        return self.source.name, self.source.folder
+
+    def _load_position(self, uidvalidity: int, report: PollReport) -> tuple[int, list[int]]:
+        """The last UID taken under ``uidvalidity``, and the UIDs still to mark."""
+        name, folder = self._key()
+        with transaction(self.sessions) as session:
+            state = session.get(MailboxState, (name, folder))
+            if state is None:
+                state = MailboxState(source=name, folder=folder,
+                                     uidvalidity=uidvalidity, last_uid=0)
+                session.add(state)
+            elif state.uidvalidity != uidvalidity:
+                log.warning(
+                    "%s: UIDVALIDITY of %s changed from %d to %d: reading the folder "
+                    "again from the start (known messages come back as duplicates)",
+                    name, folder, state.uidvalidity, uidvalidity,
+                )
+                state.uidvalidity = uidvalidity
+                state.last_uid = 0
+                report.uidvalidity_reset = True
+            # UIDs of an older UIDVALIDITY name nothing any more.
+            session.execute(delete(PendingMark).where(
+                PendingMark.source == name, PendingMark.folder == folder,
+                PendingMark.uidvalidity != uidvalidity,
+            ))
+            owed = list(session.scalars(select(PendingMark.uid).where(
+                PendingMark.source == name, PendingMark.folder == folder,
+                PendingMark.uidvalidity == uidvalidity,
+            ).order_by(PendingMark.uid)))
+            return state.last_uid, owed
+
+    def _plan(self, sizes: dict[int, int]) -> Iterator[list[int]]:
+        """Split UIDs (ascending) into batches bounded by count and by bytes."""
+        batch: list[int] = []
+        total = 0
+        for uid in sorted(sizes):
+            size = sizes[uid]
+            if batch and total + size > self.max_batch_bytes:
+                yield batch
+                batch, total = [], 0
+            batch.append(uid)
+            total += size
+            if size > self.max_batch_bytes:
+                log.info("%s: UID %d is large (%d bytes): fetched on its own",
+                         self.source.name, uid, size)
+        if batch:
+            yield batch
+
+    def _take_batch(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
+        fetched = mailbox.fetch(uids)
+        if len(fetched) < len(uids):
+            gone = sorted(set(uids) - {item.uid for item in fetched})
+            log.warning("%s: UIDs %s vanished before they could be fetched",
+                        self.source.name, _uid_set(gone))
+        if not fetched:
+            return
+        name, folder = self._key()
+        validity = mailbox.uidvalidity
+        marking = self.source.after_commit != "none"
+        taken = [item.uid for item in fetched]
+
+        def record_position(session: Session) -> None:
+            state = session.get(MailboxState, (name, folder))
+            if state is None or state.uidvalidity != validity:
+                # Another poller of the same source reset it meanwhile.
+                raise ImapSourceError(f"{name}: mailbox state of {folder} changed under us")
+            state.last_uid = max(state.last_uid, taken[-1])
+            if marking:
+                session.add_all(PendingMark(source=name, folder=folder,
+                                            uidvalidity=validity, uid=uid) for uid in taken)
+
+        items = [
+            Inbound(
+                raw=item.raw,
+                source=name,
+                source_ref=f"{folder};uidvalidity={validity};uid={item.uid}",
+                received_at=item.internaldate,
+            )
+            for item in fetched
+        ]
+        outcomes = self.sink.ingest_batch(items, in_transaction=record_position)
+        report.fetched += len(items)
+        report.count(outcomes)
+        log.debug("%s: committed UIDs %d..%d", name, taken[0], taken[-1])
+        if marking:
+            self._finish_marks(mailbox, taken, report)
+
+    def _finish_marks(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
+        """Mark the committed ``uids`` on the server, then forget they were owed."""
+        name, folder = self._key()
+        for chunk in _chunks(uids, MARK_CHUNK):
+            if self.source.after_commit != "none":
+                # Gone already (moved before a crash, or by someone else): nothing to do.
+                present = mailbox.present(chunk)
+                if present:
+                    mailbox.mark(present)
+                    report.marked += len(present)
+            with transaction(self.sessions) as session:
+                session.execute(delete(PendingMark).where(
+                    PendingMark.source == name, PendingMark.folder == folder,
+                    PendingMark.uidvalidity == mailbox.uidvalidity,
+                    PendingMark.uid.in_(chunk),
+                ))
+
+    # -- running ------------------------------------------------------------
+
+    def backoff_delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed polls in a row: doubling, capped,
+        with jitter so that many pollers do not reconnect in step."""
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(failures - 1, 30))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def run_forever(self, stop_event: threading.Event) -> None:
+        """Poll every ``interval_seconds`` until ``stop_event`` is set.
+
+        A failed poll is retried after an exponential backoff; what it had
+        committed stays committed, and the next poll carries on from there.
+        """
+        sleep = self._sleep or stop_event.wait
+        failures = 0
+        while not stop_event.is_set():
+            started = self._clock()
+            try:
+                self.poll_once()
+            except ImapUnavailable as exc:
+                failures += 1
+                delay = self.backoff_delay(failures)
+                log.warning("%s: server unavailable (%s); attempt %d failed, retrying in %.1f s",
+                            self.source.name, exc, failures, delay)
+            except Exception:
+                failures += 1
+                delay = self.backoff_delay(failures)
+                log.exception("%s: poll failed; attempt %d, retrying in %.1f s",
+                              self.source.name, failures, delay)
+            else:
+                if failures:
+                    log.info("%s: polling again after %d failed attempt(s)",
+                             self.source.name, failures)
+                failures = 0
+                delay = self.source.interval_seconds - (self._clock() - started)
+            if delay > 0 and not stop_event.is_set():
+                sleep(delay)

@@ -1,0 +1,212 @@
+"""The ``madoguchi`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from madoguchi.app import Desk
+from madoguchi.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="Madoguchi (窓口): support mail and FAX to threaded tickets.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+customers_app = typer.Typer(help="Customers, contracts and contacts.", no_args_is_help=True)
+tickets_app = typer.Typer(help="The ticket queue.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Messages kept aside with their reason.",
+                             no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(customers_app, name="customers")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(quarantine_app, name="quarantine")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (default: MADOGUCHI_CONFIG "
+                 "or the shipped config/madoguchi.toml).", exists=True, dir_okay=False),
+]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@app.callback()
+def main(ctx: typer.Context, config: ConfigOption = None) -> None:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"madoguchi: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = settings
+
+
+def _desk(ctx: typer.Context) -> Desk:
+    return Desk.open(_settings(ctx))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
+    """Create or migrate the schema to the newest revision."""
+    from madoguchi.ticketing.db import upgrade
+
+    upgrade(_settings(ctx).database_url, revision)
+    typer.echo(f"database at revision {revision}")
+
+
+@customers_app.command("import")
+def customers_import(ctx: typer.Context, file: Path) -> None:
+    """Load customers, contracts and contacts from a CSV file (one row per contact)."""
+    from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
+    from madoguchi.ticketing.db import transaction
+
+    settings = _settings(ctx)
+    try:
+        rows = read_rows(file.read_text(encoding="utf-8-sig"), settings.support_number)
+        desk = _desk(ctx)
+        with transaction(desk.factory) as session:
+            report = import_rows(session, rows)
+    except CsvImportError as exc:
+        for line, message in exc.errors:
+            typer.echo(f"{file}:{line}: {message}", err=True)
+        typer.echo("nothing imported", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"{report.rows} rows: {report.customers_created} customers, "
+        f"{report.contracts_created} contracts, {report.contacts_created} contacts created, "
+        f"{report.updated} contacts updated"
+    )
+
+
+@app.command()
+def poll(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+) -> None:
+    """Take new mail from every configured source once."""
+    settings = _settings(ctx)
+    desk = _desk(ctx)
+    try:
+        chosen = [s for s in settings.sources if source in (None, s.name)]
+        if source and not chosen:
+            typer.echo(f"no source named {source!r}", err=True)
+            raise typer.Exit(2)
+        for src in chosen:
+            report = desk.poller(src).poll_once()
+            typer.echo(f"{src.name}: {report}")
+    finally:
+        desk.close()
+
+
+@app.command()
+def ingest(ctx: typer.Context, files: list[Path]) -> None:
+    """Ingest mail files (.eml) given by hand; also re-submits quarantined mail."""
+    from madoguchi.ingest.sources.folder import ingest_files
+
+    desk = _desk(ctx)
+    try:
+        for path, outcome in ingest_files(files, desk.pipeline):
+            detail = outcome.ticket_number or outcome.reason or ""
+            typer.echo(f"{path}: {outcome.kind.value} {detail}".rstrip())
+    finally:
+        desk.close()
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write every ticket with its messages as JSON lines."""
+    from madoguchi.ticketing.views import export_records
+
+    if format != "jsonl":
+        typer.echo("only --format jsonl is supported", err=True)
+        raise typer.Exit(2)
+    desk = _desk(ctx)
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        with desk.factory() as session:
+            for record in export_records(session, desk.settings.tz):
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+        desk.close()
+
+
+@tickets_app.command("list")
+def tickets_list(
+    ctx: typer.Context,
+    all: Annotated[bool, typer.Option("--all", help="Include closed tickets.")] = False,
+    limit: int = 200,
+) -> None:
+    """The queue, soonest first-response due first."""
+    from madoguchi.ticketing.render import render_queue
+    from madoguchi.ticketing.views import queue
+
+    desk = _desk(ctx)
+    with desk.factory() as session:
+        typer.echo(render_queue(queue(session, include_closed=all, limit=limit), desk.settings))
+    desk.close()
+
+
+@tickets_app.command("show")
+def tickets_show(ctx: typer.Context, number: str) -> None:
+    """One ticket with its whole thread."""
+    from madoguchi.ticketing.render import render_ticket
+    from madoguchi.ticketing.views import ticket_by_number
+
+    desk = _desk(ctx)
+    with desk.factory() as session:
+        ticket = ticket_by_number(session, number)
+        if ticket is None:
+            typer.echo(f"no ticket {number}", err=True)
+            raise typer.Exit(1)
+        typer.echo(render_ticket(ticket, desk.settings))
+    desk.close()
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    ctx: typer.Context, format: Annotated[str, typer.Option("--format")] = "table"
+) -> None:
+    """What was kept aside, and why."""
+    from madoguchi.ticketing.views import quarantine_records
+
+    desk = _desk(ctx)
+    with desk.factory() as session:
+        for rec in quarantine_records(session, desk.settings.tz):
+            if format == "jsonl":
+                typer.echo(json.dumps(rec, ensure_ascii=False))
+            else:
+                typer.echo(
+                    f"#{rec['id']:<5} {rec['received_at']}  {rec['source']}:{rec['source_ref']}"
+                    f"  [{rec['reason_code']}] {rec['reason']}"
+                )
+    desk.close()
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Seed the demo mailbox and customers, then run the main job once."""
+    from madoguchi.demo import run_demo
+
+    run_demo(_settings(ctx), typer.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,66 @@
+"""The embedded demo: seed a local mailbox and customers, run the main job once."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from madoguchi.app import Desk
+from madoguchi.config import MaildirSource, Settings
+from madoguchi.ticketing.customers_csv import import_rows, read_rows
+from madoguchi.ticketing.db import transaction, upgrade
+from madoguchi.ticketing.render import render_queue
+from madoguchi.ticketing.views import queue
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+
+
+def seed_maildir(source: MaildirSource, mail_dir: Path) -> int:
+    """Deliver the sample mails into the Maildir's new/, once."""
+    marker = source.path / ".madoguchi-demo-seeded"
+    if marker.exists():
+        return 0
+    new = source.path / "new"
+    for sub in ("new", "cur", "tmp"):
+        (source.path / sub).mkdir(parents=True, exist_ok=True)
+    count = 0
+    for i, eml in enumerate(sorted(mail_dir.glob("*.eml"))):
+        shutil.copyfile(eml, new / f"17640000{i:02d}.demo{i}.madoguchi")
+        count += 1
+    marker.write_text("seeded\n", encoding="utf-8")
+    return count
+
+
+def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
+    upgrade(settings.database_url)
+    desk = Desk.open(settings)
+    try:
+        rows = read_rows(
+            (DEMO_DIR / "customers.csv").read_text(encoding="utf-8"), settings.support_number
+        )
+        with transaction(desk.factory) as session:
+            import_rows(session, rows)
+        echo(f"customers: {len(rows)} registered contacts loaded from demo/customers.csv")
+
+        for source in settings.sources:
+            if isinstance(source, MaildirSource):
+                seeded = seed_maildir(source, DEMO_DIR / "mail")
+                if seeded:
+                    echo(f"{source.name}: {seeded} sample mails delivered to {source.path}/new")
+            report = desk.poller(source).poll_once()
+            echo(
+                f"{source.name}: {report.taken} taken, {report.created} new tickets, "
+                f"{report.threaded} threaded, {report.duplicate} duplicates, "
+                f"{report.quarantined} quarantined"
+            )
+        with desk.factory() as session:
+            echo("")
+            echo(render_queue(queue(session), settings))
+    finally:
+        desk.close()
+    echo("")
+    echo("Next, look at:")
+    echo("  .venv/bin/madoguchi tickets show T-2026-000001   # a threaded ticket")
+    echo("  .venv/bin/madoguchi quarantine list              # what was kept aside, and why")
+    echo("  .venv/bin/madoguchi export --format jsonl        # every ticket as JSON")

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# First command of the README: set everything up and run the desk on the
+# embedded default (SQLite, a demo mailbox seeded with Japanese samples).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/madoguchi demo

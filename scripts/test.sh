@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Second command of the README: set up and run the whole test suite.
+# The tests start their own Dovecot, SMTP listener and (when none runs on
+# 127.0.0.1:5432) PostgreSQL; nothing is skipped for want of a server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+.venv/bin/ruff check .
+# pytest exits 5 when it collected no test: that fails here like any error.
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,120 @@
+"""A PostgreSQL server for the tests.
+
+Uses the one running at 127.0.0.1:5432 when there is one (as on the
+developers' machines), else starts a throwaway server from Debian's
+``postgresql`` package in a temp dir, as the ``postgres`` user (initdb
+refuses root). Each test gets a fresh database cloned from a migrated
+template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yield an admin URL (``postgresql://user@host:port``) of a server to use."""
+    url = os.environ.get("MADOGUCHI_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    if _port_open("127.0.0.1", 5432):
+        for user in ("postgres", "root"):
+            try:
+                with psycopg.connect(f"postgresql://{user}@127.0.0.1:5432/postgres",
+                                     connect_timeout=3):
+                    pass
+            except psycopg.Error:
+                continue
+            yield f"postgresql://{user}@127.0.0.1:5432"
+            return
+    yield from _throwaway()
+
+
+def _throwaway() -> Iterator[str]:
+    if not (PG_BIN / "initdb").exists():
+        raise RuntimeError(
+            "no PostgreSQL at 127.0.0.1:5432 and no /usr/lib/postgresql/15/bin/initdb: "
+            "install Debian's postgresql package (scripts/test.sh does)"
+        )
+    base = Path(tempfile.mkdtemp(prefix="madoguchi-pg-"))
+    base.chmod(0o777)
+    data, port = base / "data", _free_port()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
+                    "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*as_user, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port),
+         "-k", str(base), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _port_open("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("throwaway PostgreSQL did not start")
+            time.sleep(0.1)
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class PostgresDatabases:
+    """Creates per-test databases from one migrated template."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.template = f"madoguchi_tmpl_{uuid.uuid4().hex[:8]}"
+        self.created: list[str] = []
+
+    def _admin(self, sql: str) -> None:
+        with psycopg.connect(f"{self.admin_url}/postgres", autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def sqlalchemy_url(self, name: str) -> str:
+        return self.admin_url.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+
+    def prepare_template(self) -> None:
+        from madoguchi.ticketing.db import upgrade
+
+        self._admin(f'CREATE DATABASE "{self.template}"')
+        upgrade(self.sqlalchemy_url(self.template))
+
+    def new(self) -> str:
+        name = f"madoguchi_t_{uuid.uuid4().hex[:10]}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return self.sqlalchemy_url(name)
+
+    def drop_all(self) -> None:
+        for name in [*self.created, self.template]:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()

@@ -1,0 +1,106 @@
+"""Which ticket a message belongs to (Zammad's follow_up_check, as a pure function).
+
+In order: the References/In-Reply-To headers name a message of a ticket;
+the subject carries the ticket tag; the body quotes 問合せ番号 with the
+number. Header references are trusted from anyone (only a participant's mail
+client has them); a tag or number alone is trusted only from a participant
+of that ticket or a registered contact of its customer, so a stranger cannot
+write into someone else's ticket by quoting its number.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class TicketSnapshot:
+    """What threading needs to know about a candidate ticket."""
+
+    id: int
+    number: str
+    closed_at: datetime | None  # None unless the ticket is closed
+    # Everyone the thread was from or to (Cc included), and the registered
+    # contacts of its customer; lower-cased addresses.
+    participants: frozenset[str]
+    contact_emails: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ThreadEvidence:
+    by_reference: TicketSnapshot | None = None
+    by_subject_tag: TicketSnapshot | None = None
+    by_body_number: TicketSnapshot | None = None
+
+
+class ThreadAction(enum.StrEnum):
+    JOIN = "join"  # add to the ticket
+    REOPEN = "reopen"  # add to the closed ticket and open it again
+    NEW = "new"  # open a new ticket
+    NEW_LINKED = "new_linked"  # open a new ticket that points at ``ticket``
+
+
+@dataclass(frozen=True)
+class ThreadDecision:
+    action: ThreadAction
+    ticket: TicketSnapshot | None = None
+    rule: str = ""  # which rule decided: "references", "subject_tag", "body_number"
+    unregistered_sender: bool = False
+
+
+def ticket_number_pattern(prefix: str) -> str:
+    return re.escape(prefix) + r"-\d{4}-\d{6}"
+
+
+def _fold(text: str) -> str:
+    # Full-width brackets, colons, letters and digits fold to ASCII.
+    return unicodedata.normalize("NFKC", text)
+
+
+def subject_ticket_tags(subject: str, prefix: str) -> list[str]:
+    """Ticket numbers in ``[T-2026-000123]`` tags, whatever Re:/Fwd:/返信: precede them."""
+    return re.findall(r"\[(" + ticket_number_pattern(prefix) + r")\]", _fold(subject))
+
+
+_BODY_LABEL = r"(?:お?問(?:い)?合(?:わ)?せ番号|問合番号|Inquiry\s*No\.?|Ticket\s*No\.?)"
+
+
+def body_ticket_numbers(body: str, prefix: str) -> list[str]:
+    """Ticket numbers quoted after 問合せ番号 / お問い合わせ番号 (also in quoted lines)."""
+    pattern = _BODY_LABEL + r"\s*[:：]?\s*[\[(（]?\s*(" + ticket_number_pattern(prefix) + ")"
+    return re.findall(pattern, _fold(body), flags=re.IGNORECASE)
+
+
+def decide_thread(
+    evidence: ThreadEvidence, sender: str, received_at: datetime, reopen_days: int
+) -> ThreadDecision:
+    """Join, reopen or open: the desk's threading rule."""
+    sender = sender.lower()
+    if evidence.by_reference is not None:
+        return _follow_up(evidence.by_reference, "references", received_at, reopen_days)
+    for rule, ticket in (
+        ("subject_tag", evidence.by_subject_tag),
+        ("body_number", evidence.by_body_number),
+    ):
+        if ticket is None:
+            continue
+        if sender and (sender in ticket.participants or sender in ticket.contact_emails):
+            return _follow_up(ticket, rule, received_at, reopen_days)
+        return ThreadDecision(
+            ThreadAction.NEW_LINKED, ticket, rule=rule, unregistered_sender=True
+        )
+    return ThreadDecision(ThreadAction.NEW)
+
+
+def _follow_up(
+    ticket: TicketSnapshot, rule: str, received_at: datetime, reopen_days: int
+) -> ThreadDecision:
+    if ticket.closed_at is None:
+        return ThreadDecision(ThreadAction.JOIN, ticket, rule=rule)
+    if received_at - ticket.closed_at <= timedelta(days=reopen_days):
+        return ThreadDecision(ThreadAction.REOPEN, ticket, rule=rule)
+    return ThreadDecision(ThreadAction.NEW_LINKED, ticket, rule=rule)

@@ -1,0 +1,164 @@
+"""The first-response deadline (一次対応の期限) of an inquiry: a pure rule.
+
+Default policy, ``next_business_day_close`` (the seeds: an inquiry outside
+business hours gets its first response within the next business hours; a
+request received before 17:00 on a business day is answered that day):
+
+* received on a business day before the cut-off (before opening and in the
+  lunch break included): due by that day's close;
+* received at or after the cut-off (or after that day's close), or on a
+  closed day: due by the close of the next business day.
+
+Alternative, ``business_hours``: due a number of business hours after receipt,
+counted from the next opening.
+
+A contract's ``sla_override`` (JSON on the contract) wins over the default;
+see ``FirstResponsePolicy.from_override`` for its shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from typing import Literal, NamedTuple
+
+from madoguchi.config.business import SlaSettings, parse_clock
+from madoguchi.ticketing.calendar import BusinessCalendar
+
+__all__ = ["Deadline", "FirstResponsePolicy", "first_response_due"]
+
+PolicyKind = Literal["next_business_day_close", "business_hours"]
+CalendarChoice = Literal["desk", "24x7"]
+
+_POLICIES = ("next_business_day_close", "business_hours")
+_CALENDARS = ("desk", "24x7")
+_OVERRIDE_KEYS = ("calendar", "cutoff", "hours", "policy")
+_MAX_HOURS = 10_000
+
+
+class Deadline(NamedTuple):
+    """When an inquiry came in, when work on it can start, and when it is due.
+
+    All three are in the calendar's zone. ``starts_at`` is the next opening at
+    or after receipt (the receipt itself when the desk is open).
+    """
+
+    received_at: datetime
+    starts_at: datetime
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FirstResponsePolicy:
+    """How a first-response deadline is set.
+
+    ``kind``: ``next_business_day_close`` (uses ``cutoff``) or
+    ``business_hours`` (uses ``business_time``). ``calendar``: ``desk`` (the
+    desk's calendar) or ``24x7`` (round the clock, every day, same zone).
+    """
+
+    kind: PolicyKind = "next_business_day_close"
+    cutoff: time = time(17, 0)
+    business_time: timedelta = timedelta(hours=4)
+    calendar: CalendarChoice = "desk"
+
+    @classmethod
+    def from_settings(cls, settings: SlaSettings) -> FirstResponsePolicy:
+        return cls(
+            kind=settings.policy,
+            cutoff=settings.cutoff_time(),
+            business_time=_hours(settings.business_hours),
+        )
+
+    @classmethod
+    def from_override(
+        cls, override: Mapping[str, object] | None, default: FirstResponsePolicy
+    ) -> FirstResponsePolicy:
+        """The policy of a contract whose ``sla_override`` is ``override``.
+
+        Accepted keys, all optional (``None`` or ``{}``: the default applies)::
+
+            {"policy": "business_hours" | "next_business_day_close",
+             "hours": 4,               # business hours; alone it means "business_hours"
+             "cutoff": "17:00",        # for next_business_day_close
+             "calendar": "desk" | "24x7"}
+
+        e.g. ``{"policy": "business_hours", "hours": 4}`` or
+        ``{"calendar": "24x7", "policy": "business_hours", "hours": 4}``.
+        Keys not given come from ``default``. Anything else raises ValueError.
+        """
+        if override is None:
+            return default
+        if not isinstance(override, Mapping):
+            raise ValueError(f"sla_override must be an object, got {override!r}")
+        unknown = sorted(str(key) for key in override if key not in _OVERRIDE_KEYS)
+        if unknown:
+            raise ValueError(
+                f"sla_override: unknown key {unknown[0]!r}; accepted: {', '.join(_OVERRIDE_KEYS)}"
+            )
+        changes: dict[str, object] = {}
+        kind = override.get("policy")
+        if kind is not None:
+            if kind not in _POLICIES:
+                raise ValueError(
+                    f"sla_override.policy: {kind!r} is not one of {', '.join(_POLICIES)}"
+                )
+            changes["kind"] = kind
+        hours = override.get("hours")
+        if hours is not None:
+            if kind == "next_business_day_close":
+                raise ValueError(
+                    "sla_override.hours: only for policy 'business_hours', "
+                    "not 'next_business_day_close'"
+                )
+            changes["business_time"] = _hours(hours, "sla_override.hours")
+            changes["kind"] = "business_hours"
+        cutoff = override.get("cutoff")
+        if cutoff is not None:
+            try:
+                minutes = parse_clock(cutoff)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise ValueError(f"sla_override.cutoff: {exc}") from None
+            changes["cutoff"] = time(minutes // 60, minutes % 60)
+        calendar = override.get("calendar")
+        if calendar is not None:
+            if calendar not in _CALENDARS:
+                raise ValueError(
+                    f"sla_override.calendar: {calendar!r} is not one of {', '.join(_CALENDARS)}"
+                )
+            changes["calendar"] = calendar
+        return replace(default, **changes)  # type: ignore[arg-type]
+
+    def calendar_for(self, desk: BusinessCalendar) -> BusinessCalendar:
+        """The calendar this policy counts in, given the desk's."""
+        if self.calendar == "24x7":
+            return BusinessCalendar.always_open(desk.tz)
+        return desk
+
+
+def first_response_due(
+    received_at: datetime, calendar: BusinessCalendar, policy: FirstResponsePolicy
+) -> Deadline:
+    """The deadline of an inquiry received at ``received_at`` (aware, any zone).
+
+    ``calendar`` is the desk's; a ``24x7`` policy counts round the clock in the
+    same zone instead.
+    """
+    if policy.calendar != "desk":
+        calendar = policy.calendar_for(calendar)
+    starts_at = calendar.next_opening(received_at)
+    if policy.kind == "business_hours":
+        due_at = calendar.add_business_time(received_at, policy.business_time)
+    else:
+        due_at = calendar.close_of_business_day(received_at, cutoff=policy.cutoff)
+    return Deadline(received_at.astimezone(calendar.tz), starts_at, due_at)
+
+
+def _hours(value: object, name: str = "business_hours") -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not a number of hours")
+    if not 0 < value <= _MAX_HOURS:
+        raise ValueError(f"{name}: {value!r} is not between 0 and {_MAX_HOURS} hours")
+    return timedelta(hours=value)

@@ -1,0 +1,152 @@
+"""The ticket store: reading the facts the rules need, and writing tickets.
+
+Every function takes the caller's Session and never commits: the pipeline
+owns the transaction, so a batch of messages and the source's position are
+committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from madoguchi.ticketing.models import (
+    Contact,
+    ContactEmail,
+    Contract,
+    Flag,
+    Message,
+    Ticket,
+    TicketCounter,
+    TicketFlag,
+    TicketStatus,
+)
+from madoguchi.ticketing.rules.entitlement import ContactFacts, ContractFacts
+from madoguchi.ticketing.rules.threading import TicketSnapshot
+
+
+def contract_facts(contract: Contract) -> ContractFacts:
+    return ContractFacts(
+        id=contract.id,
+        customer_id=contract.customer_id,
+        support_number=contract.support_number,
+        period_start=contract.period_start,
+        period_end=contract.period_end,
+    )
+
+
+def contract_for_number(session: Session, digits: str) -> ContractFacts | None:
+    contract = session.scalar(select(Contract).where(Contract.support_number == digits))
+    return contract_facts(contract) if contract else None
+
+
+def contacts_for_address(session: Session, address: str) -> tuple[ContactFacts, ...]:
+    if not address:
+        return ()
+    contacts = session.scalars(
+        select(Contact)
+        .join(ContactEmail)
+        .where(ContactEmail.email == address.lower())
+        .order_by(Contact.id)
+    ).unique()
+    return tuple(
+        ContactFacts(
+            id=c.id,
+            customer_id=c.customer_id,
+            contracts=tuple(contract_facts(k) for k in c.contracts),
+        )
+        for c in contacts
+    )
+
+
+def ticket_by_message_ids(session: Session, message_ids: Iterable[str]) -> Ticket | None:
+    """The ticket of the newest stored message among ``message_ids``."""
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return None
+    return session.scalar(
+        select(Ticket)
+        .join(Message, Message.ticket_id == Ticket.id)
+        .where(Message.message_id.in_(ids))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def ticket_by_number(session: Session, number: str) -> Ticket | None:
+    return session.scalar(select(Ticket).where(Ticket.number == number))
+
+
+def snapshot(session: Session, ticket: Ticket, desk_address: str) -> TicketSnapshot:
+    participants: set[str] = set()
+    for sender, recipients, cc in session.execute(
+        select(Message.sender, Message.recipients, Message.cc).where(
+            Message.ticket_id == ticket.id
+        )
+    ):
+        participants.add(sender)
+        participants.update(recipients or ())
+        participants.update(cc or ())
+    participants.discard("")
+    participants.discard(desk_address.lower())
+    contact_emails: set[str] = set()
+    if ticket.customer_id is not None:
+        contact_emails.update(
+            session.scalars(
+                select(ContactEmail.email)
+                .join(Contact)
+                .where(Contact.customer_id == ticket.customer_id)
+            )
+        )
+    return TicketSnapshot(
+        id=ticket.id,
+        number=ticket.number,
+        closed_at=ticket.closed_at if ticket.status == TicketStatus.CLOSED else None,
+        participants=frozenset(participants),
+        contact_emails=frozenset(contact_emails),
+    )
+
+
+def format_ticket_number(prefix: str, year: int, sequence: int) -> str:
+    return f"{prefix}-{year:04d}-{sequence:06d}"
+
+
+def next_ticket_number(session: Session, prefix: str, year: int) -> str:
+    """Hand out the next number of ``year``; safe under concurrent writers.
+
+    The counter row is bumped with UPDATE ... RETURNING, which takes the row
+    lock on PostgreSQL and the write lock on SQLite, so two workers never
+    receive the same number.
+    """
+    for _ in range(3):
+        last = session.scalar(
+            update(TicketCounter)
+            .where(TicketCounter.year == year)
+            .values(last=TicketCounter.last + 1)
+            .returning(TicketCounter.last)
+        )
+        if last is not None:
+            return format_ticket_number(prefix, year, last)
+        try:
+            with session.begin_nested():
+                session.execute(insert(TicketCounter).values(year=year, last=0))
+        except IntegrityError:
+            pass  # another writer created the year's row first
+    raise RuntimeError(f"could not allocate a ticket number for {year}")
+
+
+def set_flags(ticket: Ticket, flags: Iterable[Flag]) -> None:
+    have = {f.flag for f in ticket.flags}
+    for flag in sorted(set(flags) - have):
+        ticket.flags.append(TicketFlag(flag=flag))
+
+
+def reopen(ticket: Ticket) -> None:
+    ticket.status = TicketStatus.OPEN
+    ticket.closed_at = None
+
+
+def count_tickets(session: Session) -> int:
+    return session.scalar(select(func.count(Ticket.id))) or 0

@@ -1,0 +1,106 @@
+"""Read-only views of the desk for people and programs: queue, thread, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from madoguchi.ticketing.models import Message, QuarantineEntry, Ticket, TicketStatus
+
+
+def iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    return moment.astimezone(tz).isoformat() if moment else None
+
+
+def _ticket_query():  # type: ignore[no-untyped-def]
+    return select(Ticket).options(
+        selectinload(Ticket.customer),
+        selectinload(Ticket.contract),
+        selectinload(Ticket.messages).selectinload(Message.attachments),
+    )
+
+
+def ticket_record(ticket: Ticket, tz: ZoneInfo) -> dict[str, Any]:
+    """One ticket as ``madoguchi export`` writes it."""
+    return {
+        "number": ticket.number,
+        "status": ticket.status.value,
+        "channel": ticket.channel.value,
+        "subject": ticket.subject,
+        "support_number": ticket.support_number,
+        "customer": ticket.customer.company if ticket.customer else None,
+        "flags": ticket.flag_names,
+        "received_at": iso(ticket.received_at, tz),
+        "first_response_due": iso(ticket.first_response_due, tz),
+        "linked_ticket": ticket.linked_ticket.number if ticket.linked_ticket else None,
+        "messages": [
+            {
+                "message_id": m.message_id,
+                "direction": m.direction.value,
+                "channel": m.channel.value,
+                "from": m.sender,
+                "subject": m.subject,
+                "text": m.text,
+                "received_at": iso(m.received_at, tz),
+                "auto": m.auto_kind,
+                "attachments": [
+                    {
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "sha256": a.sha256,
+                    }
+                    for a in m.attachments
+                ],
+            }
+            for m in ticket.messages
+        ],
+    }
+
+
+def export_records(session: Session, tz: ZoneInfo, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every ticket in number order, a batch at a time (memory stays flat)."""
+    last_id = 0
+    while True:
+        tickets = session.scalars(
+            _ticket_query().where(Ticket.id > last_id).order_by(Ticket.id).limit(batch)
+        ).all()
+        if not tickets:
+            return
+        for t in tickets:
+            yield ticket_record(t, tz)
+        last_id = tickets[-1].id
+        session.expunge_all()
+
+
+def queue(session: Session, *, include_closed: bool = False, limit: int = 200) -> list[Ticket]:
+    """Tickets as staff work them: soonest first-response due first, then oldest."""
+    query = _ticket_query().order_by(
+        Ticket.first_response_due.is_(None), Ticket.first_response_due, Ticket.received_at
+    )
+    if not include_closed:
+        query = query.where(Ticket.status != TicketStatus.CLOSED)
+    return list(session.scalars(query.limit(limit)))
+
+
+def ticket_by_number(session: Session, number: str) -> Ticket | None:
+    return session.scalar(_ticket_query().where(Ticket.number == number))
+
+
+def quarantine_records(session: Session, tz: ZoneInfo) -> Iterator[dict[str, Any]]:
+    for q in session.scalars(select(QuarantineEntry).order_by(QuarantineEntry.id)):
+        yield {
+            "id": q.id,
+            "source": q.source,
+            "source_ref": q.source_ref,
+            "reason_code": q.reason_code,
+            "reason": q.reason,
+            "sha256": q.sha256,
+            "size": q.size,
+            "received_at": iso(q.received_at, tz),
+        }
