@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
+from madoguchi.config.mail import AckSettings, SmtpSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -126,6 +127,8 @@ class Settings(BaseSettings):
     sources: list[Source] = []
     calendar: CalendarSettings = CalendarSettings()
     sla: SlaSettings = SlaSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    acknowledgement: AckSettings = AckSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -193,9 +193,13 @@ class Ticket(Base):
     contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When work can first start (the next opening) and when the first
+    # response is due, on the business calendar and the contract's terms.
+    work_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     first_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # A follow-up too late to reopen a closed ticket, or one from a stranger,
     # opens a new ticket that points back at the one it named.
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)

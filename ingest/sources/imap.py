@@ -30,18 +30,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imapclient import IMAPClient
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from madoguchi.config.settings import ConfigError, ImapSource
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import MailboxState, PendingMark
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("madoguchi.ingest.imap")
 
@@ -111,8 +110,8 @@ class _Mailbox:
 
     def open(self) -> None:
         src = self.source
-        with _imap_errors(f"connect to {src.host}:{src.port}"):
-            context = ssl.create_default_context()
+        context = ssl.create_default_context() if src.security != "plain" else None
+        with _imap_errors(f"connect to {src.host}:{src.port} ({src.security})"):
             self.client = IMAPClient(
                 src.host,
                 src.port,
@@ -140,6 +139,9 @@ class _Mailbox:
                 self.server_name(src.folder), readonly=src.after_commit == "none"
             )
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
+        log.debug("%s: %s selected on %s:%d, UIDVALIDITY %d, %s messages",
+                  src.name, src.folder, src.host, src.port, self.uidvalidity,
+                  selected.get(b"EXISTS"))
 
     def server_name(self, folder: str) -> str:
         return folder if self.delimiter == "/" else folder.replace("/", self.delimiter)
@@ -160,10 +162,8 @@ class _Mailbox:
         try:
             client.logout()
         except Exception:  # the connection is often what failed: just drop it
-            try:
+            with suppress(OSError):
                 client.shutdown()
-            except OSError:
-                pass
 
     def uids_after(self, last_uid: int) -> list[int]:
         assert self.client is not None
@@ -386,6 +386,9 @@ class ImapPoller:
     def _finish_marks(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
         """Mark the committed ``uids`` on the server, then forget they were owed."""
         name, folder = self._key()
+        if self.source.after_commit == "none":
+            log.info("%s: after_commit is none: dropping %d mark(s) owed from before",
+                     name, len(uids))
         for chunk in _chunks(uids, MARK_CHUNK):
             if self.source.after_commit != "none":
                 # Gone already (moved before a crash, or by someone else): nothing to do.
@@ -425,6 +428,11 @@ class ImapPoller:
                 delay = self.backoff_delay(failures)
                 log.warning("%s: server unavailable (%s); attempt %d failed, retrying in %.1f s",
                             self.source.name, exc, failures, delay)
+            except ImapSourceError as exc:
+                failures += 1
+                delay = self.backoff_delay(failures)
+                log.error("%s: %s; attempt %d failed, retrying in %.1f s",
+                          self.source.name, exc, failures, delay)
             except Exception:
                 failures += 1
                 delay = self.backoff_delay(failures)
