@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from madoguchi.app import Desk
 from madoguchi.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from madoguchi.app import Desk
 from tests.postgres import PostgresDatabases, postgres_server
 
 SQLITE_TEMPLATE: dict[str, Path] = {}
@@ -72,6 +75,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def desk(settings: Settings) -> Iterator[Desk]:
+    from madoguchi.app import Desk
+
     d = Desk.open(settings)
     yield d
     d.close()

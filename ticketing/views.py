@@ -21,6 +21,8 @@ def _ticket_query():  # type: ignore[no-untyped-def]
     return select(Ticket).options(
         selectinload(Ticket.customer),
         selectinload(Ticket.contract),
+        selectinload(Ticket.contact),
+        selectinload(Ticket.linked_ticket),
         selectinload(Ticket.messages).selectinload(Message.attachments),
     )
 

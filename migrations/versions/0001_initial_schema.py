@@ -2,13 +2,15 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 02:27:12.375859
+Create Date: 2026-11-24 02:35:23.270076
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -131,9 +133,11 @@ def upgrade() -> None:
     sa.Column('contract_id', sa.Integer(), nullable=True),
     sa.Column('contact_id', sa.Integer(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('work_starts_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('first_response_due', sa.DateTime(timezone=True), nullable=True),
     sa.Column('first_responded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('linked_ticket_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_tickets_contact_id_contacts')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_tickets_contract_id_contracts')),
@@ -177,6 +181,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_messages_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_ticket_id'), ['ticket_id'], unique=False)
 
+    op.create_table('outbox',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('dedupe_key', sa.String(length=200), nullable=False),
+    sa.Column('message_id', sa.String(length=998), nullable=False),
+    sa.Column('mail_from', sa.String(length=320), nullable=False),
+    sa.Column('rcpt_to', sa.JSON(), nullable=False),
+    sa.Column('raw', sa.LargeBinary(), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', name='outbox_status', native_enum=False, length=32), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_outbox_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+    sa.UniqueConstraint('dedupe_key', name=op.f('uq_outbox_dedupe_key'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_status_next', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_ticket_id'), ['ticket_id'], unique=False)
+
     op.create_table('ticket_flags',
     sa.Column('ticket_id', sa.Integer(), nullable=False),
     sa.Column('flag', sa.Enum('unregistered_sender', 'unknown_support_number', 'contract_expired', 'unreadable_fax', name='ticket_flag', native_enum=False, length=32), nullable=False),
@@ -215,6 +242,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ticket_flags_flag'))
 
     op.drop_table('ticket_flags')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_ticket_id'))
+        batch_op.drop_index('ix_outbox_status_next')
+
+    op.drop_table('outbox')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_messages_message_id'))

@@ -1,0 +1,301 @@
+"""The spine end to end: raw mail → parsed → threaded tickets, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from madoguchi.app import Desk
+from madoguchi.ingest.inbound import Inbound, OutcomeKind
+from madoguchi.ticketing.customers_csv import import_rows, read_rows
+from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.models import Message, QuarantineEntry, RawMessage, Ticket, TicketStatus
+from madoguchi.ticketing.views import ticket_by_number
+
+DEMO = Path(__file__).resolve().parent.parent / "demo"
+DESK = "support@example.co.jp"
+
+
+def jis(text: str) -> str:
+    return "=?ISO-2022-JP?B?" + base64.b64encode(text.encode("iso2022_jp_ext")).decode() + "?="
+
+
+def mail(
+    *,
+    sender: str = "yamada@sakura-shoji.example.jp",
+    subject: str = "ログインできません",
+    body: str = "サポートサービス番号: 2031-0001-0008\nログインできません。",
+    message_id: str | None = "m1@sakura-shoji.example.jp",
+    date: str = "Tue, 24 Nov 2026 10:00:00 +0900",
+    received: str | None = None,
+    cc: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> bytes:
+    headers = []
+    if received:
+        headers.append(f"Received: from mx by desk; {received}")
+    headers += [f"From: {sender}", f"To: {DESK}", f"Subject: {jis(subject)}", f"Date: {date}"]
+    if cc:
+        headers.append(f"Cc: {cc}")
+    if message_id:
+        headers.append(f"Message-ID: <{message_id}>")
+    headers += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    headers += [
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="ISO-2022-JP"',
+        "Content-Transfer-Encoding: 7bit",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body.replace("\n", "\r\n").encode(
+        "iso2022_jp_ext"
+    )
+
+
+@pytest.fixture
+def registered(desk: Desk) -> Desk:
+    rows = read_rows((DEMO / "customers.csv").read_text(encoding="utf-8"),
+                     desk.settings.support_number)
+    with transaction(desk.factory) as session:
+        import_rows(session, rows)
+    return desk
+
+
+def ingest(desk: Desk, raw: bytes, received_at: datetime | None = None, ref: str = "t"):
+    return desk.pipeline.ingest(Inbound(raw, "test", ref, received_at=received_at))
+
+
+def ticket(desk: Desk, number: str) -> Ticket:
+    with desk.factory() as s:
+        t = ticket_by_number(s, number)
+        assert t is not None
+        return t
+
+
+def test_mail_from_registered_contact_opens_a_clean_ticket(registered: Desk) -> None:
+    out = ingest(registered, mail())
+    assert out.kind is OutcomeKind.CREATED
+    t = ticket(registered, out.ticket_number or "")
+    assert t.number == "T-2026-000001"
+    assert t.support_number == "203100010008"
+    assert t.customer is not None and t.customer.company == "株式会社さくら商事"
+    assert t.contract is not None and t.contact is not None
+    assert t.flag_names == []
+    assert t.status is TicketStatus.OPEN
+    assert t.subject == "ログインできません"
+    assert "ログインできません。" in t.messages[0].text
+
+
+def test_raw_bytes_are_kept_unaltered(registered: Desk) -> None:
+    raw = mail()
+    ingest(registered, raw)
+    with registered.factory() as s:
+        kept = s.scalars(select(RawMessage)).one()
+    assert registered.blobs.get(kept.sha256) == raw
+
+
+def test_reply_with_in_reply_to_joins_the_ticket(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    reply = mail(
+        sender="takahashi@sakura-shoji.example.jp",
+        subject="Re: ログインできません",
+        body="追加情報です。",
+        message_id="m2@sakura-shoji.example.jp",
+        extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"},
+    )
+    out = ingest(registered, reply)
+    assert (out.kind, out.ticket_number) == (OutcomeKind.THREADED, first.ticket_number)
+    assert len(ticket(registered, first.ticket_number or "").messages) == 2
+
+
+def test_reply_naming_only_an_old_reference_joins(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    out = ingest(registered, mail(
+        sender="someone-cced@partner.example.jp", message_id="m3@p.example.jp", body="x",
+        extra={"References": "<unknown@x> <m1@sakura-shoji.example.jp>"},
+    ))
+    assert out.ticket_number == first.ticket_number
+
+
+def test_reply_by_subject_tag_from_a_contact_joins(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    out = ingest(registered, mail(
+        subject=f"RE: [{first.ticket_number}] ログインできません", body="続報です。",
+        message_id="m4@sakura-shoji.example.jp",
+    ))
+    assert (out.kind, out.ticket_number) == (OutcomeKind.THREADED, first.ticket_number)
+
+
+def test_body_quoting_the_inquiry_number_from_a_colleague_joins(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    out = ingest(registered, mail(
+        sender="Takahashi@Sakura-Shoji.example.jp", subject="先日の件",
+        body=f"お問い合わせ番号：{first.ticket_number}\nその後いかがでしょうか。",
+        message_id="m5@sakura-shoji.example.jp",
+    ))
+    assert out.ticket_number == first.ticket_number
+
+
+def test_stranger_quoting_a_ticket_gets_a_new_linked_flagged_ticket(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    out = ingest(registered, mail(
+        sender="info@unknown.example.net", subject=f"[{first.ticket_number}] 進捗",
+        body="進捗を教えてください。", message_id="s1@unknown.example.net",
+    ))
+    assert out.kind is OutcomeKind.CREATED and out.ticket_number != first.ticket_number
+    t = ticket(registered, out.ticket_number or "")
+    assert "unregistered_sender" in t.flag_names
+    assert t.linked_ticket is not None and t.linked_ticket.number == first.ticket_number
+    assert len(ticket(registered, first.ticket_number or "").messages) == 1
+
+
+def _close(desk: Desk, number: str, when: datetime) -> None:
+    with transaction(desk.factory) as s:
+        t = s.scalars(select(Ticket).where(Ticket.number == number)).one()
+        t.status, t.closed_at = TicketStatus.CLOSED, when
+
+
+def test_follow_up_to_a_recently_closed_ticket_reopens_it(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    _close(registered, first.ticket_number or "", datetime(2026, 11, 25, tzinfo=UTC))
+    out = ingest(registered, mail(
+        body="再発しました。", message_id="m6@sakura-shoji.example.jp",
+        extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"},
+    ), received_at=datetime(2026, 11, 30, tzinfo=UTC))
+    assert out.ticket_number == first.ticket_number
+    assert ticket(registered, first.ticket_number or "").status is TicketStatus.OPEN
+
+
+def test_follow_up_to_a_long_closed_ticket_opens_a_linked_one(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    _close(registered, first.ticket_number or "", datetime(2026, 11, 25, tzinfo=UTC))
+    out = ingest(registered, mail(
+        body="また質問です。", message_id="m7@sakura-shoji.example.jp",
+        extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"},
+    ), received_at=datetime(2027, 1, 20, tzinfo=UTC))
+    assert out.kind is OutcomeKind.CREATED
+    t = ticket(registered, out.ticket_number or "")
+    assert t.number.startswith("T-2027-")
+    assert t.linked_ticket is not None and t.linked_ticket.number == first.ticket_number
+    assert ticket(registered, first.ticket_number or "").status is TicketStatus.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flags"),
+    [
+        ({"sender": "stranger@freemail.example.com"}, ["unregistered_sender"]),
+        ({"sender": "stranger@freemail.example.com", "body": "番号なしの質問です。"},
+         ["unknown_support_number", "unregistered_sender"]),
+        ({"sender": "suzuki@hikari-soft.example.jp",
+          "body": "サポートサービス番号 2031-0003-0006\n質問です。"}, ["contract_expired"]),
+        ({"body": "サポートサービス番号 2031-0001-0009\n番号を打ち間違えました。"}, []),
+        ({"body": "サポートサービス番号 2031-0004-0005\n存在しない番号です。"},
+         ["unknown_support_number"]),
+    ],
+)
+def test_flags_are_set_and_the_ticket_is_still_created(
+    registered: Desk, kwargs: dict[str, str], flags: list[str]
+) -> None:
+    out = ingest(registered, mail(**kwargs))
+    assert out.kind is OutcomeKind.CREATED
+    assert ticket(registered, out.ticket_number or "").flag_names == flags
+
+
+def test_contact_without_number_gets_their_contract(registered: Desk) -> None:
+    out = ingest(registered, mail(sender="sato@minato-ss.example.jp", body="番号を書き忘れました。"))
+    t = ticket(registered, out.ticket_number or "")
+    assert t.contract is not None and t.contract.support_number == "203100020007"
+    assert t.flag_names == []
+
+
+def test_same_message_twice_is_stored_once(registered: Desk) -> None:
+    assert ingest(registered, mail()).kind is OutcomeKind.CREATED
+    assert ingest(registered, mail()).kind is OutcomeKind.DUPLICATE
+    # A second copy through another route has other Received: lines.
+    again = mail(received="Tue, 24 Nov 2026 10:00:05 +0900")
+    assert ingest(registered, again).kind is OutcomeKind.DUPLICATE
+
+
+def test_message_without_message_id_is_still_idempotent(registered: Desk) -> None:
+    raw = mail(message_id=None)
+    assert ingest(registered, raw).kind is OutcomeKind.CREATED
+    assert ingest(registered, raw).kind is OutcomeKind.DUPLICATE
+    other = mail(message_id=None, body="別の質問です。")
+    assert ingest(registered, other).kind is OutcomeKind.CREATED
+
+
+def test_auto_reply_naming_no_ticket_opens_nothing_and_is_kept(registered: Desk) -> None:
+    out = ingest(registered, mail(extra={"Auto-Submitted": "auto-replied"}, subject="不在通知"))
+    assert out.kind is OutcomeKind.QUARANTINED
+    with registered.factory() as s:
+        assert s.scalar(select(Ticket.id)) is None
+        entry = s.scalars(select(QuarantineEntry)).one()
+        assert entry.reason_code == "auto_reply"
+
+
+def test_auto_reply_to_a_ticket_joins_it_without_reopening(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    _close(registered, first.ticket_number or "", datetime(2026, 11, 25, tzinfo=UTC))
+    out = ingest(registered, mail(
+        subject="不在通知", body="不在です。", message_id="auto1@sakura-shoji.example.jp",
+        extra={"Auto-Submitted": "auto-replied", "In-Reply-To": "<m1@sakura-shoji.example.jp>"},
+    ), received_at=datetime(2026, 11, 26, tzinfo=UTC))
+    assert out.kind is OutcomeKind.THREADED
+    t = ticket(registered, first.ticket_number or "")
+    assert t.status is TicketStatus.CLOSED
+    assert t.messages[-1].auto_kind == "auto_reply"
+
+
+def test_bulk_mail_never_opens_a_ticket(registered: Desk) -> None:
+    out = ingest(registered, mail(extra={"Precedence": "bulk", "List-Id": "<news.example>"}))
+    assert out.kind is OutcomeKind.QUARANTINED and "bulk" in (out.reason or "")
+
+
+def test_received_at_prefers_source_then_received_header_then_date(registered: Desk) -> None:
+    given = datetime(2026, 11, 24, 1, 2, 3, tzinfo=UTC)
+    a = ingest(registered, mail(message_id="a@x"), received_at=given)
+    b = ingest(registered, mail(message_id="b@x", received="Tue, 24 Nov 2026 11:30:00 +0900"))
+    c = ingest(registered, mail(message_id="c@x", date="Tue, 24 Nov 2026 12:00:00 +0900"))
+    assert ticket(registered, a.ticket_number or "").received_at == given
+    assert ticket(registered, b.ticket_number or "").received_at == datetime(
+        2026, 11, 24, 2, 30, tzinfo=UTC)
+    assert ticket(registered, c.ticket_number or "").received_at == datetime(
+        2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def test_garbage_is_quarantined_with_its_reason_and_the_batch_goes_on(registered: Desk) -> None:
+    garbage = b"\x00\x01\x02 not a mail \xff" * 10
+    outs = registered.pipeline.ingest_batch([
+        Inbound(garbage, "test", "g"), Inbound(mail(), "test", "m"),
+    ])
+    assert [o.kind for o in outs] == [OutcomeKind.QUARANTINED, OutcomeKind.CREATED]
+    with registered.factory() as s:
+        entry = s.scalars(select(QuarantineEntry)).one()
+    assert entry.reason and registered.blobs.get(entry.sha256) == garbage
+    # The same garbage again is not quarantined twice.
+    assert ingest(registered, garbage).kind is OutcomeKind.DUPLICATE
+
+
+def test_message_over_the_size_limit_is_quarantined(registered: Desk) -> None:
+    registered.settings.limits.max_message_bytes = 2000
+    out = ingest(registered, mail(body="大きな本文\n" * 400))
+    assert out.kind is OutcomeKind.QUARANTINED and "too_large" in (out.reason or "")
+
+
+def test_ticket_numbers_count_up_per_year(registered: Desk) -> None:
+    numbers = [
+        ingest(registered, mail(message_id=f"n{i}@x", body=f"質問{i}")).ticket_number
+        for i in range(3)
+    ]
+    assert numbers == ["T-2026-000001", "T-2026-000002", "T-2026-000003"]
+
+
+def test_in_one_batch_a_reply_after_its_original_threads(registered: Desk) -> None:
+    reply = mail(body="追伸", message_id="m2@x", extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"})
+    outs = registered.pipeline.ingest_batch([Inbound(mail(), "t", "1"), Inbound(reply, "t", "2")])
+    assert outs[1].kind is OutcomeKind.THREADED
+    assert outs[0].ticket_number == outs[1].ticket_number
+    with registered.factory() as s:
+        assert len(s.scalars(select(Message)).all()) == 2
