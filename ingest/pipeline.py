@@ -36,6 +36,7 @@ from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
+    Contract,
     Direction,
     Flag,
     Message,
@@ -180,7 +181,7 @@ class Pipeline:
                     )
                 assert result.message is not None
                 return self._store_mail(session, item, result.message, digest)
-        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the rest
+        except Exception as exc:
             log.exception("%s %s: internal error", item.source, item.source_ref)
             with session.begin_nested():
                 return self._quarantine(
@@ -305,6 +306,9 @@ class Pipeline:
             received_day=received_at.astimezone(tz).date(),
         )
         local = received_at.astimezone(tz)
+        if number is None and rights.contract_id is not None:
+            # No number in the message, but the contact's only contract is known.
+            number = session.get_one(Contract, rights.contract_id).support_number
         ticket = Ticket(
             number=store.next_ticket_number(
                 session, self.settings.threading.ticket_prefix, local.year

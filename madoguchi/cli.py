@@ -140,7 +140,7 @@ def export(
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         with desk.factory() as session:
-            for record in export_records(session, desk.settings.tz):
+            for record in export_records(session, desk.settings.tz, desk.settings.support_number):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if output:

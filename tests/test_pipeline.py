@@ -204,7 +204,9 @@ def test_flags_are_set_and_the_ticket_is_still_created(
 
 
 def test_contact_without_number_gets_their_contract(registered: Desk) -> None:
-    out = ingest(registered, mail(sender="sato@minato-ss.example.jp", body="番号を書き忘れました。"))
+    out = ingest(
+        registered, mail(sender="sato@minato-ss.example.jp", body="番号を書き忘れました。")
+    )
     t = ticket(registered, out.ticket_number or "")
     assert t.contract is not None and t.contract.support_number == "203100020007"
     assert t.flag_names == []
@@ -293,7 +295,9 @@ def test_ticket_numbers_count_up_per_year(registered: Desk) -> None:
 
 
 def test_in_one_batch_a_reply_after_its_original_threads(registered: Desk) -> None:
-    reply = mail(body="追伸", message_id="m2@x", extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"})
+    reply = mail(
+        body="追伸", message_id="m2@x", extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"}
+    )
     outs = registered.pipeline.ingest_batch([Inbound(mail(), "t", "1"), Inbound(reply, "t", "2")])
     assert outs[1].kind is OutcomeKind.THREADED
     assert outs[0].ticket_number == outs[1].ticket_number

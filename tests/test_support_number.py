@@ -51,7 +51,8 @@ def test_number_at_the_top_of_the_subject_is_found() -> None:
 
 
 def test_number_after_its_label_is_found_anywhere_in_the_body() -> None:
-    body = "\n".join(["いつもお世話になっております。"] * 10 + ["サポートサービス番号：２０３１-０００１-０００８"])
+    lines = ["いつもお世話になっております。"] * 10
+    body = "\n".join([*lines, "サポートサービス番号：２０３１-０００１-０００８"])
     found = find_support_number("質問", body, CFG)
     assert found.number and found.number.digits == VALID
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from madoguchi.config import Settings
 from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.views import display_number
 
 
 def _width(text: str) -> int:
@@ -51,7 +52,8 @@ def render_queue(
             f"{_cell(_local(t.first_response_due, settings), 16)} "
             f"{_cell(t.channel.value, 7)} "
             f"{_cell(t.customer.company if t.customer else '-', 22)} "
-            f"{_cell(t.support_number or '-', 14)} {_cell(','.join(t.flag_names) or '-', 24)} "
+            f"{_cell(display_number(t, settings.support_number) or '-', 14)} "
+            f"{_cell(','.join(t.flag_names) or '-', 24)} "
             f"{t.subject}"
         )
     lines.append(f"{len(tickets)} tickets" + ("  (! = first response overdue)" if any(
@@ -64,7 +66,7 @@ def render_ticket(ticket: Ticket, settings: Settings) -> str:
         f"{ticket.number}  [{ticket.status.value}]  {ticket.subject}",
         f"  channel:        {ticket.channel.value}",
         f"  customer:       {ticket.customer.company if ticket.customer else '-'}",
-        f"  support number: {ticket.support_number or '-'}",
+        f"  support number: {display_number(ticket, settings.support_number) or '-'}",
         f"  flags:          {', '.join(ticket.flag_names) or '-'}",
         f"  received:       {_local(ticket.received_at, settings)}",
         f"  first response: due {_local(ticket.first_response_due, settings)}, "

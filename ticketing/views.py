@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from madoguchi.config import SupportNumberSettings
 from madoguchi.ticketing.models import Message, QuarantineEntry, Ticket, TicketStatus
+from madoguchi.ticketing.support_number import format_number
 
 
 def iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
@@ -27,14 +29,18 @@ def _ticket_query():  # type: ignore[no-untyped-def]
     )
 
 
-def ticket_record(ticket: Ticket, tz: ZoneInfo) -> dict[str, Any]:
+def display_number(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
+    return format_number(ticket.support_number, cfg) if ticket.support_number else None
+
+
+def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> dict[str, Any]:
     """One ticket as ``madoguchi export`` writes it."""
     return {
         "number": ticket.number,
         "status": ticket.status.value,
         "channel": ticket.channel.value,
         "subject": ticket.subject,
-        "support_number": ticket.support_number,
+        "support_number": display_number(ticket, cfg),
         "customer": ticket.customer.company if ticket.customer else None,
         "flags": ticket.flag_names,
         "received_at": iso(ticket.received_at, tz),
@@ -65,7 +71,9 @@ def ticket_record(ticket: Ticket, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def export_records(session: Session, tz: ZoneInfo, batch: int = 500) -> Iterator[dict[str, Any]]:
+def export_records(
+    session: Session, tz: ZoneInfo, cfg: SupportNumberSettings, batch: int = 500
+) -> Iterator[dict[str, Any]]:
     """Every ticket in number order, a batch at a time (memory stays flat)."""
     last_id = 0
     while True:
@@ -75,7 +83,7 @@ def export_records(session: Session, tz: ZoneInfo, batch: int = 500) -> Iterator
         if not tickets:
             return
         for t in tickets:
-            yield ticket_record(t, tz)
+            yield ticket_record(t, tz, cfg)
         last_id = tickets[-1].id
         session.expunge_all()
 
