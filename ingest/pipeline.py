@@ -33,6 +33,7 @@ from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import parse_message
 from madoguchi.ticketing import store
 from madoguchi.ticketing.blobstore import BlobStore
+from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
@@ -54,6 +55,7 @@ from madoguchi.ticketing.rules.threading import (
     decide_thread,
     subject_ticket_tags,
 )
+from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
 from madoguchi.ticketing.support_number import find_support_number
 
 log = logging.getLogger("madoguchi.ingest.pipeline")
@@ -116,6 +118,8 @@ class Pipeline:
         self.factory = factory
         self.blobs = blobs
         self.now = now
+        self.calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
+        self.policy = FirstResponsePolicy.from_settings(settings.sla)
         self._workers = parse_workers if parse_workers is not None else (os.cpu_count() or 1)
         self._pool: Executor | None = None
 
@@ -322,10 +326,25 @@ class Pipeline:
             contact_id=rights.contact_id,
             received_at=received_at,
         )
+        contract = session.get(Contract, rights.contract_id) if rights.contract_id else None
+        deadline = first_response_due(
+            received_at, self.calendar, self._policy_for(contract)
+        )
+        ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
         session.add(ticket)
         store.set_flags(ticket, rights.flags)
         session.flush()
         return ticket
+
+    def _policy_for(self, contract: Contract | None) -> FirstResponsePolicy:
+        """The contract's own terms win over the desk's default."""
+        if contract is None or not contract.sla_override:
+            return self.policy
+        try:
+            return FirstResponsePolicy.from_override(contract.sla_override, self.policy)
+        except ValueError as exc:
+            log.error("contract %s: %s; the default policy applies", contract.support_number, exc)
+            return self.policy
 
     def _add_message(
         self,

@@ -90,7 +90,7 @@ def _throwaway() -> Iterator[str]:
 class PostgresDatabases:
     """One migrated database for the session, emptied before each test.
 
-    TRUNCATE takes milliseconds where CREATE DATABASE ... TEMPLATE takes
+    Emptying takes milliseconds where CREATE DATABASE ... TEMPLATE takes
     seconds; ``new()`` still gives every test an empty database.
     """
 
@@ -113,18 +113,13 @@ class PostgresDatabases:
         upgrade(self.sqlalchemy_url(self.template))
 
     def new(self) -> str:
+        from madoguchi.ticketing.models import Base
+
         url = self.admin_url + "/" + self.template
-        with psycopg.connect(url, autocommit=True) as conn:
-            tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
-                )
-            ]
-            if tables:
-                names = ", ".join(f'"{t}"' for t in tables)
-                conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")  # type: ignore[arg-type]
+        # DELETE, children first: for a few rows it is far quicker than TRUNCATE.
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(f'DELETE FROM "{table.name}"')  # type: ignore[arg-type]
         return self.sqlalchemy_url(self.template)
 
     def fresh_database(self) -> str:

@@ -303,3 +303,31 @@ def test_in_one_batch_a_reply_after_its_original_threads(registered: Desk) -> No
     assert outs[0].ticket_number == outs[1].ticket_number
     with registered.factory() as s:
         assert len(s.scalars(select(Message)).all()) == 2
+
+
+def test_new_ticket_gets_its_first_response_due_on_the_business_calendar(
+    registered: Desk,
+) -> None:
+    # Monday 2026-11-23 is 勤労感謝の日: due at the close of Tuesday.
+    out = ingest(registered, mail(), received_at=datetime(2026, 11, 23, 1, 15, tzinfo=UTC))
+    t = ticket(registered, out.ticket_number or "")
+    tz = registered.settings.tz
+    assert t.work_starts_at is not None and t.first_response_due is not None
+    assert t.work_starts_at.astimezone(tz).isoformat() == "2026-11-24T09:30:00+09:00"
+    assert t.first_response_due.astimezone(tz).isoformat() == "2026-11-24T17:30:00+09:00"
+
+
+def test_contract_sla_override_wins_over_the_default(registered: Desk) -> None:
+    from madoguchi.ticketing.models import Contract
+
+    with transaction(registered.factory) as s:
+        contract = s.scalars(
+            select(Contract).where(Contract.support_number == "203100010008")
+        ).one()
+        contract.sla_override = {"policy": "business_hours", "hours": 4}
+    # Tuesday 16:00 JST + 4 business hours: 1.5 h on Tuesday, 2.5 h from 9:30 Wednesday.
+    out = ingest(registered, mail(), received_at=datetime(2026, 11, 24, 7, 0, tzinfo=UTC))
+    t = ticket(registered, out.ticket_number or "")
+    assert t.first_response_due is not None
+    due = t.first_response_due.astimezone(registered.settings.tz)
+    assert due.isoformat() == "2026-11-25T12:00:00+09:00"
