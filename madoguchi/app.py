@@ -45,7 +45,13 @@ class Desk:
             return EmlDirPoller(source, self.pipeline, batch)
         from madoguchi.ingest.sources.imap import ImapPoller
 
-        return ImapPoller(source, self.pipeline, self.factory, batch)
+        return ImapPoller(
+            source,
+            self.pipeline,
+            self.factory,
+            batch,
+            max_batch_bytes=self.settings.limits.max_message_bytes,
+        )
 
     def close(self) -> None:
         if self._pipeline is not None:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from madoguchi.app import Desk
 from tests.postgres import PostgresDatabases, postgres_server
 
+# Real servers started by the suite itself.
+pytest_plugins = ["tests.servers.dovecot"]
+
 SQLITE_TEMPLATE: dict[str, Path] = {}
 
 

@@ -35,12 +35,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imapclient import IMAPClient
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from madoguchi.config.settings import ConfigError, ImapSource
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import MailboxState, PendingMark
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("madoguchi.ingest.imap")
 
@@ -76,12 +77,15 @@ def _imap_errors(action: str) -> Iterator[None]:
 
 @dataclass
 class PollReport:
+    """What one poll did: messages fetched, their outcomes, marks made."""
+
     fetched: int = 0
     created: int = 0
     threaded: int = 0
     duplicate: int = 0
     quarantined: int = 0
     marked: int = 0
+    mark_failed: int = 0  # refused by the server; still owed (PendingMark)
     uidvalidity_reset: bool = False
 
     def count(self, outcomes: Sequence[Outcome]) -> None:
@@ -284,12 +288,13 @@ class ImapPoller:
         finally:
             mailbox.close()
         elapsed = self._clock() - started
-        if report.fetched or report.marked or report.uidvalidity_reset:
+        if report.fetched or report.marked or report.mark_failed or report.uidvalidity_reset:
             log.info(
                 "%s: fetched %d (created %d, threaded %d, duplicate %d, quarantined %d), "
-                "marked %d, in %.2f s",
+                "marked %d (%d refused), in %.2f s",
                 self.source.name, report.fetched, report.created, report.threaded,
-                report.duplicate, report.quarantined, report.marked, elapsed,
+                report.duplicate, report.quarantined, report.marked, report.mark_failed,
+                elapsed,
             )
         else:
             log.debug("%s: no new mail (%.2f s)", self.source.name, elapsed)
@@ -384,7 +389,12 @@ class ImapPoller:
             self._finish_marks(mailbox, taken, report)
 
     def _finish_marks(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
-        """Mark the committed ``uids`` on the server, then forget they were owed."""
+        """Mark the committed ``uids`` on the server, then forget they were owed.
+
+        A mark the server refuses (quota, a bad flag) is logged and left owed:
+        it must not stop new mail from being taken. A lost connection stops
+        the poll like any other.
+        """
         name, folder = self._key()
         if self.source.after_commit == "none":
             log.info("%s: after_commit is none: dropping %d mark(s) owed from before",
@@ -394,7 +404,13 @@ class ImapPoller:
                 # Gone already (moved before a crash, or by someone else): nothing to do.
                 present = mailbox.present(chunk)
                 if present:
-                    mailbox.mark(present)
+                    try:
+                        mailbox.mark(present)
+                    except ImapCommandFailed as exc:
+                        log.error("%s: could not mark UIDs %s (%s); will retry next poll",
+                                  name, _uid_set(present), exc)
+                        report.mark_failed += len(present)
+                        continue
                     report.marked += len(present)
             with transaction(self.sessions) as session:
                 session.execute(delete(PendingMark).where(

@@ -1,0 +1,561 @@
+"""The IMAP poller against a real Dovecot: incremental, idempotent, commit before mark."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from madoguchi.app import Desk
+from madoguchi.config import ImapSource, Settings, load_settings
+from madoguchi.ingest.inbound import Inbound, Outcome, Sink
+from madoguchi.ingest.sources.imap import ImapPoller, ImapUnavailable
+from madoguchi.ticketing.models import (
+    MailboxState,
+    Message,
+    PendingMark,
+    QuarantineEntry,
+    RawMessage,
+    Ticket,
+)
+from tests.mailfactory import make_mail
+
+if TYPE_CHECKING:
+    from tests.servers.dovecot import DovecotAccount
+
+JST = timezone(timedelta(hours=9))
+SOURCE = "support-mailbox"
+
+
+# -- mail ---------------------------------------------------------------------
+
+
+def inquiry(n: int, *, padding: int = 0, **kwargs: object) -> bytes:
+    """The n-th customer inquiry; the same n gives the same mail."""
+    kwargs.setdefault("message_id", f"inquiry-{n}@mail.customer.example.co.jp")
+    return make_mail(
+        f"ライセンスについての問い合わせ {n}",
+        f"サポートサービス番号: 1234-5678-9012\n問い合わせ {n} の本文です。\n" + "あ" * padding,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# -- the desk -----------------------------------------------------------------
+
+
+def count(desk: Desk, model: type) -> int:
+    with desk.factory() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def stored_messages(desk: Desk) -> list[Message]:
+    with desk.factory() as session:
+        return list(session.scalars(select(Message).order_by(Message.id)))
+
+
+def position(desk: Desk) -> tuple[int, int] | None:
+    """(UIDVALIDITY, last UID) the desk remembers for the INBOX."""
+    with desk.factory() as session:
+        state = session.get(MailboxState, (SOURCE, "INBOX"))
+        return (state.uidvalidity, state.last_uid) if state else None
+
+
+def owed_marks(desk: Desk) -> list[int]:
+    with desk.factory() as session:
+        return list(session.scalars(select(PendingMark.uid).order_by(PendingMark.uid)))
+
+
+def forget_position(desk: Desk) -> None:
+    with desk.factory() as session, session.begin():
+        session.execute(delete(MailboxState))
+
+
+def open_desk(sqlite_url: str, tmp_path: Path, **overrides: object) -> Desk:
+    return Desk.open(load_settings(
+        None, database_url=sqlite_url, storage_dir=tmp_path / "storage", sources=[], **overrides
+    ))
+
+
+@pytest.fixture
+def desk(sqlite_url: str, tmp_path: Path) -> Iterator[Desk]:
+    """Overrides the suite's ``desk``: SQLite only, as these tests are about the
+    source; the one about idempotence also runs on PostgreSQL."""
+    desk = open_desk(sqlite_url, tmp_path)
+    yield desk
+    desk.close()
+
+
+def imap_source(account: DovecotAccount, **overrides: object) -> ImapSource:
+    fields: dict[str, object] = {
+        "name": SOURCE,
+        "kind": "imap",
+        "host": account.host,
+        "port": account.port,
+        "security": "plain",
+        "username": account.username,
+        "password_file": account.password_file,
+        "timeout_seconds": 5,
+        "interval_seconds": 30,
+    }
+    return ImapSource.model_validate(fields | overrides)
+
+
+def poller(
+    account: DovecotAccount,
+    desk: Desk,
+    *,
+    sink: Sink | None = None,
+    batch_size: int = 100,
+    **overrides: object,
+) -> ImapPoller:
+    return ImapPoller(
+        imap_source(account, **overrides), sink or desk.pipeline, desk.factory, batch_size
+    )
+
+
+class SinkWrapper:
+    """The real pipeline, with something done around chosen batches."""
+
+    def __init__(
+        self,
+        inner: Sink,
+        *,
+        before_commit: Callable[[int], None] | None = None,
+        after_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.before_commit = before_commit
+        self.after_commit = after_commit
+        self.batches: list[list[Inbound]] = []
+
+    def ingest_batch(
+        self,
+        items: Sequence[Inbound],
+        *,
+        in_transaction: Callable[[Session], None] | None = None,
+    ) -> list[Outcome]:
+        self.batches.append(list(items))
+        if self.before_commit is not None:
+            self.before_commit(len(self.batches))
+        outcomes = self.inner.ingest_batch(items, in_transaction=in_transaction)
+        if self.after_commit is not None:
+            self.after_commit(len(self.batches))
+        return outcomes
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+# -- first and later polls ------------------------------------------------------
+
+
+def test_first_poll_opens_a_ticket_per_message(dovecot: DovecotAccount, desk: Desk) -> None:
+    dovecot.append(make_mail("ログインできません", "管理画面にログインできません。"))
+    dovecot.append(make_mail("見積もりのお願い", "ユーザー追加の見積もりをお願いします。",
+                             charset="utf-8"))
+    dovecot.append(make_mail("請求書について", "請求書の宛名を変更したいです。",
+                             charset="shift_jis"))
+
+    report = poller(dovecot, desk).poll_once()
+
+    assert (report.fetched, report.created, report.duplicate) == (3, 3, 0)
+    assert count(desk, Ticket) == 3
+    assert [m.subject for m in stored_messages(desk)] == [
+        "ログインできません", "見積もりのお願い", "請求書について"
+    ]
+    assert position(desk) == (dovecot.uidvalidity(), 3)
+
+
+def test_received_at_is_the_imap_internaldate(dovecot: DovecotAccount, desk: Desk) -> None:
+    # Sent on Thursday evening, delivered to the desk at 23:15 JST on Friday.
+    internaldate = datetime(2026, 1, 9, 23, 15, 42, tzinfo=JST)
+    mail = inquiry(1, date=datetime(2026, 1, 8, 18, 0, tzinfo=JST))
+    uid = dovecot.append(mail, internaldate=internaldate)
+
+    poller(dovecot, desk, after_commit="none").poll_once()
+
+    (message,) = stored_messages(desk)
+    assert message.received_at == internaldate
+    assert message.received_at.tzinfo is not None
+    with desk.factory() as session:
+        assert session.scalar(select(Ticket.received_at)) == internaldate
+        raw = session.scalars(select(RawMessage)).one()
+    # The bytes as the server holds them, unaltered.
+    assert raw.sha256 == hashlib.sha256(mail).hexdigest()
+    assert raw.source == SOURCE
+    assert raw.source_ref == f"INBOX;uidvalidity={dovecot.uidvalidity()};uid={uid}"
+
+
+def test_second_poll_takes_only_the_new_mail(dovecot: DovecotAccount, desk: Desk) -> None:
+    for n in (1, 2):
+        dovecot.append(inquiry(n))
+    poll = poller(dovecot, desk, after_commit="none")
+    assert poll.poll_once().created == 2
+
+    # Nothing new: "UID 3:*" still answers the highest UID, 2, which is not new.
+    assert poll.poll_once().fetched == 0
+    dovecot.append(inquiry(3))
+    report = poll.poll_once()
+
+    assert (report.fetched, report.created) == (1, 1)
+    assert count(desk, Ticket) == 3
+    assert position(desk) == (dovecot.uidvalidity(), 3)
+
+
+def test_mail_is_fetched_in_batches_each_committed_with_its_position(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    for n in range(5):
+        dovecot.append(inquiry(n))
+    positions: list[tuple[int, int] | None] = []
+
+    def note_position(_batch: int) -> None:
+        positions.append(position(desk))
+
+    sink = SinkWrapper(desk.pipeline, after_commit=note_position)
+
+    report = poller(dovecot, desk, sink=sink, batch_size=2).poll_once()
+
+    assert report.created == 5
+    assert [len(batch) for batch in sink.batches] == [2, 2, 1]
+    validity = dovecot.uidvalidity()
+    assert positions == [(validity, 2), (validity, 4), (validity, 5)]
+
+
+# -- idempotence ----------------------------------------------------------------
+
+
+@pytest.fixture
+def desk_on_each_database(settings: Settings) -> Iterator[Desk]:
+    desk = Desk.open(settings)
+    yield desk
+    desk.close()
+
+
+def test_a_second_run_over_the_same_mailbox_creates_nothing_new(
+    dovecot: DovecotAccount, desk_on_each_database: Desk
+) -> None:
+    desk = desk_on_each_database
+    dovecot.append(inquiry(1))
+    dovecot.append(make_mail("Message-ID のないメール", "ヘッダーがありません。",
+                             message_id=""))
+    dovecot.append(inquiry(2, charset="utf-8"))
+    poll = poller(dovecot, desk, after_commit="none")
+    first = poll.poll_once()
+    assert (first.fetched, first.created) == (3, 3)
+
+    # As after a lost database position, or a second desk reading the mailbox.
+    forget_position(desk)
+    again = poll.poll_once()
+
+    assert (again.fetched, again.duplicate, again.created, again.threaded) == (3, 3, 0, 0)
+    assert count(desk, Ticket) == 3
+    assert count(desk, Message) == 3
+    assert any(m.message_id is None for m in stored_messages(desk))
+    # after_commit = "none" leaves the server as it was: not even \Seen.
+    assert all("\\Seen" not in flags for flags in dovecot.messages().values())
+
+
+def test_the_same_message_delivered_twice_is_one_message(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    dovecot.append(inquiry(1))
+    dovecot.append(inquiry(1))
+
+    report = poller(dovecot, desk).poll_once()
+
+    assert (report.created, report.duplicate, report.marked) == (1, 1, 2)
+    assert count(desk, Message) == 1
+
+
+def test_new_uidvalidity_rereads_the_folder_without_duplicates(
+    dovecot: DovecotAccount, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in (1, 2):
+        dovecot.append(inquiry(n))
+    poll = poller(dovecot, desk, after_commit="none")
+    poll.poll_once()
+
+    new_validity = dovecot.new_uidvalidity()
+    dovecot.append(inquiry(3))
+    with caplog.at_level(logging.WARNING, logger="madoguchi.ingest.imap"):
+        report = poll.poll_once()
+
+    assert report.uidvalidity_reset
+    assert (report.fetched, report.duplicate, report.created) == (3, 2, 1)
+    assert count(desk, Ticket) == 3
+    assert position(desk) == (new_validity, 3)
+    assert "UIDVALIDITY" in caplog.text
+
+
+def test_marks_owed_under_an_old_uidvalidity_are_dropped(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    dovecot.append(inquiry(1))
+
+    def crash(_batch: int) -> None:
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        poller(dovecot, desk, sink=SinkWrapper(desk.pipeline, after_commit=crash)).poll_once()
+    assert owed_marks(desk) == [1]
+    dovecot.new_uidvalidity()
+
+    report = poller(dovecot, desk).poll_once()
+
+    assert report.uidvalidity_reset
+    assert (report.fetched, report.duplicate, report.marked) == (1, 1, 1)
+    assert owed_marks(desk) == []
+    assert dovecot.messages() == {}
+
+
+# -- failures -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("when", "committed", "owed"),
+    [
+        # Batch 1 (UIDs 1-2) committed, then the connection dies before its move.
+        ("after_commit", 2, [1, 2]),
+        # Batch 2 (UIDs 3-4) fetched, the connection dies while it is committed.
+        ("before_commit", 4, [3, 4]),
+    ],
+    ids=["after-first-commit", "during-second-commit"],
+)
+def test_connection_dropped_mid_poll_loses_and_doubles_nothing(
+    dovecot: DovecotAccount, desk: Desk, when: str, committed: int, owed: list[int]
+) -> None:
+    for n in range(5):
+        dovecot.append(inquiry(n))
+
+    def drop_connection(batch: int) -> None:
+        if batch == (1 if when == "after_commit" else 2):
+            dovecot.kick()
+
+    sink = SinkWrapper(desk.pipeline, **{when: drop_connection})  # type: ignore[arg-type]
+
+    with pytest.raises(ImapUnavailable):
+        poller(dovecot, desk, sink=sink, batch_size=2).poll_once()
+
+    # Committed, but not moved yet: the moves are owed.
+    assert count(desk, Ticket) == committed
+    assert owed_marks(desk) == owed
+    assert len(dovecot.messages()) == 5 - (committed - len(owed))
+
+    report = poller(dovecot, desk, batch_size=2).poll_once()
+
+    assert (report.fetched, report.created, report.duplicate) == (5 - committed, 5 - committed, 0)
+    assert report.marked == 5 - (committed - len(owed))
+    assert count(desk, Ticket) == 5
+    assert count(desk, Message) == 5
+    assert owed_marks(desk) == []
+    assert dovecot.messages() == {}
+    assert len(dovecot.messages("Madoguchi.Processed")) == 5
+
+
+def test_crash_between_commit_and_mark_is_finished_by_the_next_poll(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    for n in (1, 2):
+        dovecot.append(inquiry(n))
+
+    def crash(_batch: int) -> None:
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        poller(dovecot, desk, sink=SinkWrapper(desk.pipeline, after_commit=crash)).poll_once()
+    assert count(desk, Ticket) == 2
+    assert owed_marks(desk) == [1, 2]
+    assert len(dovecot.messages()) == 2
+
+    report = poller(dovecot, desk).poll_once()
+
+    assert (report.fetched, report.marked) == (0, 2)
+    assert count(desk, Message) == 2
+    assert owed_marks(desk) == []
+    assert dovecot.messages() == {}
+
+
+def test_failure_before_commit_leaves_the_batch_to_the_next_poll(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    dovecot.append(inquiry(1))
+
+    class BrokenSink:
+        def ingest_batch(
+            self,
+            items: Sequence[Inbound],
+            *,
+            in_transaction: Callable[[Session], None] | None = None,
+        ) -> list[Outcome]:
+            raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        poller(dovecot, desk, sink=BrokenSink()).poll_once()
+    assert count(desk, Ticket) == 0
+    assert len(dovecot.messages()) == 1
+
+    report = poller(dovecot, desk).poll_once()
+
+    assert (report.fetched, report.created, report.marked) == (1, 1, 1)
+
+
+def test_server_down_at_start_is_retried_with_backoff(
+    dovecot: DovecotAccount, desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    dovecot.append(inquiry(1))
+    dovecot.server.stop()
+    stop = threading.Event()
+    delays: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 2:
+            dovecot.server.start()
+        if count(desk, Ticket) or len(delays) > 10:
+            stop.set()
+
+    poll = ImapPoller(
+        imap_source(dovecot), desk.pipeline, desk.factory, 100,
+        backoff_initial=1.0, sleep=sleep, rng=random.Random(7),
+    )
+    with caplog.at_level(logging.WARNING, logger="madoguchi.ingest.imap"):
+        poll.run_forever(stop)
+
+    assert count(desk, Ticket) == 1
+    assert len(delays) == 3
+    assert 0.5 <= delays[0] <= 1.0
+    assert 1.0 <= delays[1] <= 2.0
+    assert delays[2] > 25  # back to the 30 s interval
+    assert "server unavailable" in caplog.text
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap(desk: Desk) -> None:
+    source = ImapSource(name=SOURCE, kind="imap", host="127.0.0.1", username="desk",
+                        password_env="UNUSED")
+    poll = ImapPoller(source, desk.pipeline, desk.factory, 100,
+                      backoff_initial=2.0, backoff_max=60.0, rng=random.Random(1))
+
+    delays = [poll.backoff_delay(failures) for failures in range(1, 12)]
+
+    for failures, delay in enumerate(delays, start=1):
+        ceiling = min(60.0, 2.0 * 2 ** (failures - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert max(delays) <= 60.0
+    assert len(set(delays)) == len(delays)
+
+
+# -- marking after commit -------------------------------------------------------
+
+
+def test_move_after_commit_puts_mail_in_the_move_to_folder(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    for n in (1, 2):
+        dovecot.append(inquiry(n))
+
+    # Configured with "/", Dovecot's maildir separator is ".".
+    report = poller(dovecot, desk, after_commit="move", move_to="Madoguchi/Processed").poll_once()
+
+    assert report.marked == 2
+    assert dovecot.messages() == {}
+    assert len(dovecot.messages("Madoguchi.Processed")) == 2
+    assert "Madoguchi.Processed" in dovecot.folders()
+    assert owed_marks(desk) == []
+
+
+def test_move_without_the_move_capability_copies_and_expunges(
+    dovecot: DovecotAccount, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dovecot.append(inquiry(1))
+    dovecot.create_folder("Done")
+    real = IMAPClient.has_capability
+    monkeypatch.setattr(
+        IMAPClient, "has_capability",
+        lambda self, name: name.upper() != "MOVE" and real(self, name),
+    )
+
+    report = poller(dovecot, desk, move_to="Done").poll_once()
+
+    assert report.marked == 1
+    assert dovecot.messages() == {}
+    assert len(dovecot.messages("Done")) == 1
+
+
+def test_flag_after_commit_sets_the_flag_and_leaves_the_mail(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    for n in (1, 2):
+        dovecot.append(inquiry(n))
+
+    report = poller(dovecot, desk, after_commit="flag", flag="\\Seen").poll_once()
+
+    assert report.marked == 2
+    assert all("\\Seen" in flags for flags in dovecot.messages().values())
+    assert len(dovecot.messages()) == 2
+
+
+def test_flag_after_commit_with_a_keyword(dovecot: DovecotAccount, desk: Desk) -> None:
+    uid = dovecot.append(inquiry(1))
+
+    poller(dovecot, desk, after_commit="flag", flag="$Madoguchi").poll_once()
+
+    assert "$Madoguchi" in dovecot.messages()[uid]
+
+
+def test_a_mark_the_server_refuses_does_not_stop_new_mail(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    dovecot.append(inquiry(1))
+    refused = poller(dovecot, desk, after_commit="flag", flag="\\NoSuchSystemFlag")
+    first = refused.poll_once()
+    dovecot.append(inquiry(2))
+
+    second = refused.poll_once()
+
+    assert (first.created, first.mark_failed) == (1, 1)
+    assert (second.created, second.mark_failed) == (1, 2)
+    assert owed_marks(desk) == [1, 2]
+    # Once the configuration is fixed, the owed marks are made.
+    fixed = poller(dovecot, desk, after_commit="flag", flag="\\Seen").poll_once()
+    assert (fixed.fetched, fixed.marked) == (0, 2)
+    assert owed_marks(desk) == []
+
+
+# -- limits ---------------------------------------------------------------------
+
+
+def test_large_message_is_fetched_on_its_own_and_quarantined(
+    dovecot: DovecotAccount, sqlite_url: str, tmp_path: Path
+) -> None:
+    desk = open_desk(sqlite_url, tmp_path, limits={"max_message_bytes": 20_000})
+    try:
+        dovecot.append(inquiry(1))
+        big = dovecot.append(inquiry(2, padding=20_000))
+        dovecot.append(inquiry(3))
+        sink = SinkWrapper(desk.pipeline)
+        poll = ImapPoller(imap_source(dovecot), sink, desk.factory, 100,
+                          max_batch_bytes=20_000)
+
+        report = poll.poll_once()
+
+        assert [len(batch) for batch in sink.batches] == [1, 1, 1]
+        assert (report.created, report.quarantined, report.marked) == (2, 1, 3)
+        with desk.factory() as session:
+            entry = session.scalars(select(QuarantineEntry)).one()
+        assert entry.size > 20_000
+        assert entry.source_ref.endswith(f";uid={big}")
+        assert dovecot.messages() == {}
+    finally:
+        desk.close()
