@@ -1,14 +1,16 @@
 """The one path of an inbound message: parse → identify → entitlement → store.
 
 Sources hand over batches of raw bytes (``Inbound``); the pipeline parses
-them (in a process pool when the batch is large enough to pay for it),
-keeps the raw bytes in the blob store, asks the rules in
+them, keeps the raw bytes in the blob store, asks the rules in
 ``ticketing.rules`` what to do, and writes tickets and messages — all of a
 batch in one transaction together with the source's own bookkeeping.
 
-A bad message never stops a batch: a parse failure or a limit is a
-quarantine entry, and an unexpected error inside one message rolls back
-only that message's savepoint and quarantines it with the error.
+Speed: a batch is written with a single flush at its end (the ORM then
+batches the INSERTs per table); what the rules need to know about messages
+of the same batch comes from the in-memory ``_Batch``, not from queries.
+Safety: if anything goes wrong in that fast path, the transaction is rolled
+back and the batch is run again message by message, each in a savepoint, so
+one bad message is quarantined with its error and the rest are stored.
 """
 
 from __future__ import annotations
@@ -17,21 +19,23 @@ import hashlib
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from madoguchi.config import Settings
+from madoguchi.config import Limits, Settings
 from madoguchi.ingest.filenames import safe_filename
 from madoguchi.ingest.htmltext import sanitize_html
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind
 from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import parse_message
 from madoguchi.ticketing import store
+from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.models import (
@@ -44,13 +48,15 @@ from madoguchi.ticketing.models import (
     QuarantineEntry,
     RawMessage,
     Ticket,
+    TicketCounter,
     TicketStatus,
 )
 from madoguchi.ticketing.rules.autoreply import classify_auto
-from madoguchi.ticketing.rules.entitlement import decide_entitlement
+from madoguchi.ticketing.rules.entitlement import ContactFacts, ContractFacts, decide_entitlement
 from madoguchi.ticketing.rules.threading import (
     ThreadAction,
     ThreadEvidence,
+    TicketSnapshot,
     body_ticket_numbers,
     decide_thread,
     subject_ticket_tags,
@@ -60,9 +66,9 @@ from madoguchi.ticketing.support_number import find_support_number
 
 log = logging.getLogger("madoguchi.ingest.pipeline")
 
-# Below this many messages a batch is parsed in-process: starting work in
+# Below this many messages a batch is prepared in-process: starting work in
 # the pool costs more than it saves.
-POOL_THRESHOLD = 32
+POOL_THRESHOLD = 16
 
 
 def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
@@ -75,7 +81,8 @@ def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
     re-submitted file is recognised, and a message without Message-ID still
     is.
     """
-    body = raw.split(b"\r\n\r\n", 1) if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
+    body = raw.split(sep, 1)
     digest = hashlib.sha256()
     for part in (
         parsed.message_id or "",
@@ -91,15 +98,46 @@ def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class _Parsed:
+    """A message made ready for the store: parsed, keyed, and its bytes on disk.
+
+    Attachment payloads are dropped once written to the blob store (their
+    sha256 and size are kept), so little crosses back from a worker process.
+    """
+
+    digest: str  # sha256 of the raw bytes, already in the blob store
     message: ParsedMessage | None
     error: ParseError | None
+    key: str | None = None
+    attachment_blobs: tuple[tuple[str, int], ...] = ()  # (sha256, size) per attachment
 
 
-def _parse(raw: bytes, settings: Settings) -> _Parsed:
+def _prepare(raw: bytes, limits: Limits, blob_root: str) -> _Parsed:
+    """Parse and store the bytes of one message; runs in a worker process."""
+    blobs = BlobStore(Path(blob_root))
+    digest = blobs.put(raw, durable=False)
     try:
-        return _Parsed(parse_message(raw, settings.limits), None)
+        msg = parse_message(raw, limits)
     except ParseError as exc:
-        return _Parsed(None, exc)
+        return _Parsed(digest, None, exc)
+    stored = tuple((blobs.put(a.payload, durable=False), len(a.payload)) for a in msg.attachments)
+    light = replace(msg, attachments=tuple(replace(a, payload=b"") for a in msg.attachments))
+    return _Parsed(digest, light, None, dedupe_key(msg, raw), stored)
+
+
+@dataclass
+class _Batch:
+    """What the batch has written so far but not yet flushed, and look-up caches."""
+
+    known_keys: set[str] = field(default_factory=set)
+    by_message_id: dict[str, Ticket] = field(default_factory=dict)
+    by_number: dict[str, Ticket] = field(default_factory=dict)
+    participants: dict[str, set[str]] = field(default_factory=dict)  # ticket number → addrs
+    contacts: dict[str, tuple[ContactFacts, ...]] = field(default_factory=dict)
+    contracts: dict[str, ContractFacts | None] = field(default_factory=dict)
+    contract_rows: dict[int, Contract] = field(default_factory=dict)
+    counters: dict[int, int] = field(default_factory=dict)  # year → last number handed out
+    quarantined: set[tuple[str, str]] = field(default_factory=set)
+    new_tickets: list[tuple[Ticket, Message]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -111,8 +149,8 @@ class Pipeline:
         factory: sessionmaker[Session],
         blobs: BlobStore,
         *,
-        parse_workers: int | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        parse_workers: int | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
@@ -128,22 +166,26 @@ class Pipeline:
             self._pool.shutdown()
             self._pool = None
 
-    # -- parsing -------------------------------------------------------------
-
-    def _parse_all(self, items: Sequence[Inbound]) -> list[_Parsed]:
-        if self._workers > 1 and len(items) >= POOL_THRESHOLD:
-            if self._pool is None:
-                # forkserver: no inherited database connections or threads.
-                ctx = multiprocessing.get_context("forkserver")
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=ctx)
-            raws = [i.raw for i in items]
-            chunk = max(1, len(items) // (self._workers * 4))
-            return list(
-                self._pool.map(_parse, raws, [self.settings] * len(raws), chunksize=chunk)
-            )
-        return [_parse(i.raw, self.settings) for i in items]
-
     # -- the batch -----------------------------------------------------------
+
+    def _prepared(self, items: Sequence[Inbound]) -> Iterator[_Parsed]:
+        """Parse and store bytes; in a worker process when the batch is large enough.
+
+        Results stream in order while the caller writes the earlier ones to
+        the database, so parsing and hashing on one core overlap with the
+        database work on the other (bench/ingest.py measures it).
+        """
+        limits, root = self.settings.limits, str(self.blobs.root)
+        if self._workers < 1 or len(items) < POOL_THRESHOLD:
+            return (_prepare(i.raw, limits, root) for i in items)
+        if self._pool is None:
+            # forkserver: workers inherit no database connections or threads.
+            ctx = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=ctx)
+        n = len(items)
+        return self._pool.map(
+            _prepare, [i.raw for i in items], [limits] * n, [root] * n, chunksize=8
+        )
 
     def ingest_batch(
         self,
@@ -151,18 +193,16 @@ class Pipeline:
         *,
         in_transaction: Callable[[Session], None] | None = None,
     ) -> list[Outcome]:
-        parsed = self._parse_all(items)
-        digests = [self.blobs.put(item.raw, durable=False) for item in items]
-
-        outcomes: list[Outcome] = []
-        with self.factory() as session, session.begin():
-            for item, result, digest in zip(items, parsed, digests, strict=True):
-                outcomes.append(self._one(session, item, result, digest))
-            if in_transaction is not None:
-                in_transaction(session)
-            # Raw bytes and attachments reach the disk before the rows that
-            # name them are committed: one sync for the whole batch.
-            self.blobs.sync()
+        parsed: list[_Parsed] = []
+        stream = self._prepared(items)
+        try:
+            outcomes = self._write(items, parsed, stream, in_transaction, careful=False)
+        except Exception:
+            # The careful pass finds the culprit and stores the rest.
+            log.warning("batch of %d failed in the fast path; retrying one by one", len(items),
+                        exc_info=True)
+            parsed.extend(stream)  # whatever the fast path had not read yet
+            outcomes = self._write(items, [], iter(parsed), in_transaction, careful=True)
         for item, outcome in zip(items, outcomes, strict=True):
             log.info(
                 "%s %s: %s%s",
@@ -176,34 +216,88 @@ class Pipeline:
     def ingest(self, item: Inbound) -> Outcome:
         return self.ingest_batch([item])[0]
 
-    def _one(self, session: Session, item: Inbound, result: _Parsed, digest: str) -> Outcome:
+    def _write(
+        self,
+        items: Sequence[Inbound],
+        seen: list[_Parsed],
+        stream: Iterator[_Parsed],
+        in_transaction: Callable[[Session], None] | None,
+        *,
+        careful: bool,
+    ) -> list[Outcome]:
+        """Store the batch in one transaction; ``seen`` collects what was read."""
+        outcomes: list[Outcome] = []
+        with self.factory() as session, session.begin(), session.no_autoflush:
+            batch = _Batch()
+            for item, result in zip(items, stream, strict=True):
+                seen.append(result)
+                if careful:
+                    outcomes.append(self._one_careful(session, batch, item, result))
+                else:
+                    outcomes.append(self._one(session, batch, item, result))
+            self._save_counters(session, batch)
+            session.flush()
+            self._acknowledge(session, batch)
+            if in_transaction is not None:
+                in_transaction(session)
+            # Raw bytes and attachments reach the disk before the rows that
+            # name them are committed: one sync for the whole batch.
+            self.blobs.sync()
+        return outcomes
+
+    def _acknowledge(self, session: Session, batch: _Batch) -> None:
+        """Queue the acknowledgements of the batch's new tickets in its transaction.
+
+        After the flush, because an outbox row names its ticket by id. A
+        failure here is logged and costs the acknowledgement, never the ticket.
+        """
+        for ticket, message in batch.new_tickets:
+            try:
+                with session.begin_nested():
+                    acknowledge_new_ticket(session, ticket, message, self.settings, now=self.now())
+            except Exception:
+                log.exception("%s: acknowledgement not queued", ticket.number)
+
+    def _one(self, session: Session, batch: _Batch, item: Inbound, result: _Parsed) -> Outcome:
+        if result.error is not None:
+            return self._quarantine(
+                session, batch, item, result.digest, result.error.reason_code, result.error.reason
+            )
+        assert result.message is not None and result.key is not None
+        return self._store_mail(session, batch, item, result)
+
+    def _one_careful(
+        self, session: Session, batch: _Batch, item: Inbound, result: _Parsed
+    ) -> Outcome:
+        snapshot = _copy_batch(batch)
+        digest = result.digest
         try:
             with session.begin_nested():
-                if result.error is not None:
-                    return self._quarantine(
-                        session, item, digest, result.error.reason_code, result.error.reason
-                    )
-                assert result.message is not None
-                return self._store_mail(session, item, result.message, digest)
+                outcome = self._one(session, batch, item, result)
+                session.flush()
+                return outcome
         except Exception as exc:
             log.exception("%s %s: internal error", item.source, item.source_ref)
+            _restore_batch(batch, snapshot)
             with session.begin_nested():
-                return self._quarantine(
-                    session, item, digest, "internal_error", f"{type(exc).__name__}: {exc}"
+                outcome = self._quarantine(
+                    session, batch, item, digest, "internal_error", f"{type(exc).__name__}: {exc}"
                 )
+                session.flush()
+                return outcome
 
     # -- quarantine ----------------------------------------------------------
 
     def _quarantine(
-        self, session: Session, item: Inbound, digest: str, code: str, reason: str
+        self, session: Session, batch: _Batch, item: Inbound, digest: str, code: str, reason: str
     ) -> Outcome:
-        existing = session.scalar(
+        if (digest, code) in batch.quarantined or session.scalar(
             select(QuarantineEntry.id).where(
                 QuarantineEntry.sha256 == digest, QuarantineEntry.reason_code == code
             )
-        )
-        if existing is not None:
+        ) is not None:
             return Outcome(OutcomeKind.DUPLICATE, reason=reason)
+        batch.quarantined.add((digest, code))
         now = self.now()
         session.add(
             QuarantineEntry(
@@ -217,106 +311,192 @@ class Pipeline:
                 created_at=now,
             )
         )
-        session.flush()
         return Outcome(OutcomeKind.QUARANTINED, reason=f"{code}: {reason}")
 
-    # -- mail ----------------------------------------------------------------
+    # -- identify ------------------------------------------------------------
 
     def _received_at(self, item: Inbound, msg: ParsedMessage) -> datetime:
         return item.received_at or msg.received_date or msg.date or self.now()
 
-    def _evidence(self, session: Session, msg: ParsedMessage) -> ThreadEvidence:
-        prefix = self.settings.threading.ticket_prefix
+    def _ticket_by_refs(self, session: Session, batch: _Batch, refs: list[str]) -> Ticket | None:
+        for ref in reversed(refs):  # the newest reference is the most specific
+            if ref in batch.by_message_id:
+                return batch.by_message_id[ref]
+        return store.ticket_by_message_ids(session, refs)
+
+    def _ticket_by_number(self, session: Session, batch: _Batch, number: str) -> Ticket | None:
+        if number not in batch.by_number:
+            found = store.ticket_by_number(session, number)
+            if found is None:
+                return None
+            batch.by_number[number] = found
+        return batch.by_number[number]
+
+    def _snapshot(self, session: Session, batch: _Batch, ticket: Ticket) -> TicketSnapshot:
         desk = self.settings.desk_address
-        refs = [*msg.in_reply_to, *msg.references]
-        if msg.bounced_message_id:
-            refs.append(msg.bounced_message_id)
-        by_ref = store.ticket_by_message_ids(session, refs)
-        by_tag = by_body = None
-        if by_ref is None:
-            for number in subject_ticket_tags(msg.subject, prefix):
-                by_tag = store.ticket_by_number(session, number)
-                if by_tag:
-                    break
-            if by_tag is None:
-                for number in body_ticket_numbers(msg.text, prefix):
-                    by_body = store.ticket_by_number(session, number)
-                    if by_body:
-                        break
-        return ThreadEvidence(
-            by_reference=store.snapshot(session, by_ref, desk) if by_ref else None,
-            by_subject_tag=store.snapshot(session, by_tag, desk) if by_tag else None,
-            by_body_number=store.snapshot(session, by_body, desk) if by_body else None,
+        if ticket.id is not None:
+            stored = store.snapshot(session, ticket, desk)
+        else:
+            stored = TicketSnapshot(
+                id=0, number=ticket.number, closed_at=None, participants=frozenset(),
+                contact_emails=store.contact_emails(session, ticket.customer_id),
+            )
+        extra = batch.participants.get(ticket.number, set()) - {desk.lower()}
+        return TicketSnapshot(
+            id=stored.id,
+            number=ticket.number,
+            closed_at=ticket.closed_at if ticket.status == TicketStatus.CLOSED else None,
+            participants=stored.participants | extra,
+            contact_emails=stored.contact_emails,
         )
 
+    def _evidence(
+        self, session: Session, batch: _Batch, msg: ParsedMessage
+    ) -> tuple[ThreadEvidence, dict[str, Ticket]]:
+        prefix = self.settings.threading.ticket_prefix
+        refs = [*msg.references, *msg.in_reply_to]
+        if msg.bounced_message_id:
+            refs.append(msg.bounced_message_id)
+        by_ref = self._ticket_by_refs(session, batch, refs) if refs else None
+        by_tag = by_body = None
+        if by_ref is None:
+            by_tag = self._first_ticket(session, batch, subject_ticket_tags(msg.subject, prefix))
+            if by_tag is None:
+                by_body = self._first_ticket(session, batch, body_ticket_numbers(msg.text, prefix))
+        found = {t.number: t for t in (by_ref, by_tag, by_body) if t is not None}
+        return (
+            ThreadEvidence(
+                by_reference=self._snapshot(session, batch, by_ref) if by_ref else None,
+                by_subject_tag=self._snapshot(session, batch, by_tag) if by_tag else None,
+                by_body_number=self._snapshot(session, batch, by_body) if by_body else None,
+            ),
+            found,
+        )
+
+    def _first_ticket(
+        self, session: Session, batch: _Batch, numbers: Iterable[str]
+    ) -> Ticket | None:
+        for number in numbers:
+            ticket = self._ticket_by_number(session, batch, number)
+            if ticket is not None:
+                return ticket
+        return None
+
+    # -- mail ----------------------------------------------------------------
+
+    def _is_known(self, session: Session, batch: _Batch, key: str) -> bool:
+        if key in batch.known_keys:
+            return True
+        return session.scalar(select(Message.id).where(Message.dedupe_key == key)) is not None
+
     def _store_mail(
-        self, session: Session, item: Inbound, msg: ParsedMessage, digest: str
+        self, session: Session, batch: _Batch, item: Inbound, prepared: _Parsed
     ) -> Outcome:
-        key = dedupe_key(msg, item.raw)
-        if session.scalar(select(Message.id).where(Message.dedupe_key == key)) is not None:
+        msg, key, digest = prepared.message, prepared.key, prepared.digest
+        assert msg is not None and key is not None
+        if self._is_known(session, batch, key):
             return Outcome(OutcomeKind.DUPLICATE)
 
         received_at = self._received_at(item, msg)
+        evidence, found = self._evidence(session, batch, msg)
         decision = decide_thread(
-            self._evidence(session, msg),
-            msg.from_addr,
-            received_at,
-            self.settings.threading.reopen_days,
+            evidence, msg.from_addr, received_at, self.settings.threading.reopen_days
         )
         auto = classify_auto(msg, self.settings.desk_address)
+        target = found[decision.ticket.number] if decision.ticket is not None else None
 
         if auto is not None:
             # Machine-written mail joins a ticket it is clearly about, and
             # never reopens, opens or acknowledges anything.
             if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
-                assert decision.ticket is not None
-                ticket = session.get_one(Ticket, decision.ticket.id)
-                self._add_message(session, ticket, item, msg, digest, key, received_at, auto)
-                return Outcome(OutcomeKind.THREADED, ticket.number, reason=auto.value)
+                assert target is not None
+                self._add_message(session, batch, target, item, prepared, received_at, auto)
+                return Outcome(OutcomeKind.THREADED, target.number, reason=auto.value)
             return self._quarantine(
-                session,
-                item,
-                digest,
-                auto.value,
+                session, batch, item, digest, auto.value,
                 f"machine-written mail ({auto.value}) that names no ticket of the desk",
             )
 
         if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
-            assert decision.ticket is not None
-            ticket = session.get_one(Ticket, decision.ticket.id)
+            assert target is not None
             if decision.action is ThreadAction.REOPEN:
-                store.reopen(ticket)
-            self._add_message(session, ticket, item, msg, digest, key, received_at, None)
-            return Outcome(OutcomeKind.THREADED, ticket.number)
+                store.reopen(target)
+            self._add_message(session, batch, target, item, prepared, received_at, None)
+            return Outcome(OutcomeKind.THREADED, target.number)
 
-        ticket = self._open_ticket(session, msg, received_at, Channel.EMAIL)
-        if decision.action is ThreadAction.NEW_LINKED and decision.ticket is not None:
-            ticket.linked_ticket_id = decision.ticket.id
+        ticket = self._open_ticket(session, batch, msg, received_at, Channel.EMAIL)
+        if decision.action is ThreadAction.NEW_LINKED and target is not None:
+            ticket.linked_ticket = target
         if decision.unregistered_sender:
             store.set_flags(ticket, [Flag.UNREGISTERED_SENDER])
-        self._add_message(session, ticket, item, msg, digest, key, received_at, None)
+        message = self._add_message(session, batch, ticket, item, prepared, received_at, None)
+        batch.new_tickets.append((ticket, message))
         return Outcome(OutcomeKind.CREATED, ticket.number)
 
+    def _contacts(self, session: Session, batch: _Batch, address: str) -> tuple[ContactFacts, ...]:
+        if address not in batch.contacts:
+            batch.contacts[address] = store.contacts_for_address(session, address)
+        return batch.contacts[address]
+
+    def _contract(self, session: Session, batch: _Batch, digits: str) -> ContractFacts | None:
+        if digits not in batch.contracts:
+            batch.contracts[digits] = store.contract_for_number(session, digits)
+        return batch.contracts[digits]
+
+    def _contract_row(
+        self, session: Session, batch: _Batch, contract_id: int | None
+    ) -> Contract | None:
+        # Held by the batch: the session's identity map is weak and would
+        # otherwise load the same contract again for every ticket.
+        if contract_id is None:
+            return None
+        if contract_id not in batch.contract_rows:
+            batch.contract_rows[contract_id] = session.get_one(Contract, contract_id)
+        return batch.contract_rows[contract_id]
+
+    def _next_number(self, session: Session, batch: _Batch, year: int) -> str:
+        # The first number of a year in this batch takes the counter row's
+        # lock (store.next_ticket_number); the rest count on in memory and
+        # are written back once, before the batch commits.
+        prefix = self.settings.threading.ticket_prefix
+        if year not in batch.counters:
+            number = store.next_ticket_number(session, prefix, year)
+            batch.counters[year] = int(number.rsplit("-", 1)[1])
+            return number
+        batch.counters[year] += 1
+        return store.format_ticket_number(prefix, year, batch.counters[year])
+
+    def _save_counters(self, session: Session, batch: _Batch) -> None:
+        for year, last in batch.counters.items():
+            session.execute(
+                update(TicketCounter).where(TicketCounter.year == year).values(last=last)
+            )
+
     def _open_ticket(
-        self, session: Session, msg: ParsedMessage, received_at: datetime, channel: Channel
+        self,
+        session: Session,
+        batch: _Batch,
+        msg: ParsedMessage,
+        received_at: datetime,
+        channel: Channel,
     ) -> Ticket:
         tz = self.settings.tz
         found = find_support_number(msg.subject, msg.text, self.settings.support_number)
         number = found.number.digits if found.number else None
+        local = received_at.astimezone(tz)
         rights = decide_entitlement(
             support_number=number,
-            contract_for_number=store.contract_for_number(session, number) if number else None,
-            sender_contacts=store.contacts_for_address(session, msg.from_addr),
-            received_day=received_at.astimezone(tz).date(),
+            contract_for_number=self._contract(session, batch, number) if number else None,
+            sender_contacts=self._contacts(session, batch, msg.from_addr),
+            received_day=local.date(),
         )
-        local = received_at.astimezone(tz)
-        if number is None and rights.contract_id is not None:
+        contract = self._contract_row(session, batch, rights.contract_id)
+        if number is None and contract is not None:
             # No number in the message, but the contact's only contract is known.
-            number = session.get_one(Contract, rights.contract_id).support_number
+            number = contract.support_number
+        deadline = first_response_due(received_at, self.calendar, self._policy_for(contract))
         ticket = Ticket(
-            number=store.next_ticket_number(
-                session, self.settings.threading.ticket_prefix, local.year
-            ),
+            number=self._next_number(session, batch, local.year),
             status=TicketStatus.OPEN,
             channel=channel,
             subject=msg.subject,
@@ -325,15 +505,12 @@ class Pipeline:
             contract_id=rights.contract_id,
             contact_id=rights.contact_id,
             received_at=received_at,
+            work_starts_at=deadline.starts_at,
+            first_response_due=deadline.due_at,
         )
-        contract = session.get(Contract, rights.contract_id) if rights.contract_id else None
-        deadline = first_response_due(
-            received_at, self.calendar, self._policy_for(contract)
-        )
-        ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
         session.add(ticket)
         store.set_flags(ticket, rights.flags)
-        session.flush()
+        batch.by_number[ticket.number] = ticket
         return ticket
 
     def _policy_for(self, contract: Contract | None) -> FirstResponsePolicy:
@@ -349,21 +526,15 @@ class Pipeline:
     def _add_message(
         self,
         session: Session,
+        batch: _Batch,
         ticket: Ticket,
         item: Inbound,
-        msg: ParsedMessage,
-        digest: str,
-        key: str,
+        prepared: _Parsed,
         received_at: datetime,
         auto_kind: str | None,
     ) -> Message:
-        raw = RawMessage(
-            sha256=digest,
-            size=len(item.raw),
-            source=item.source,
-            source_ref=item.source_ref[:500],
-            received_at=received_at,
-        )
+        msg, key = prepared.message, prepared.key
+        assert msg is not None and key is not None
         message = Message(
             ticket=ticket,
             direction=Direction.IN,
@@ -382,18 +553,49 @@ class Pipeline:
             text=msg.text,
             html=sanitize_html(msg.html) if msg.html else None,
             auto_kind=auto_kind,
-            raw=raw,
+            raw=RawMessage(
+                sha256=prepared.digest,
+                size=len(item.raw),
+                source=item.source,
+                source_ref=item.source_ref[:500],
+                received_at=received_at,
+            ),
         )
-        for part in msg.attachments:
+        for part, (sha256, size) in zip(msg.attachments, prepared.attachment_blobs, strict=True):
             message.attachments.append(
                 Attachment(
-                    sha256=self.blobs.put(part.payload, durable=False),
-                    size=len(part.payload),
+                    sha256=sha256,
+                    size=size,
                     content_type=part.content_type,
                     filename=safe_filename(part.filename, part.content_type),
                     original_filename=part.filename,
                 )
             )
         session.add(message)
-        session.flush()
+        batch.known_keys.add(key)
+        if msg.message_id:
+            batch.by_message_id[msg.message_id] = ticket
+        batch.participants.setdefault(ticket.number, set()).update(
+            a for a in (msg.from_addr, *msg.to, *msg.cc) if a
+        )
         return message
+
+
+def _copy_batch(batch: _Batch) -> _Batch:
+    return _Batch(
+        known_keys=set(batch.known_keys),
+        by_message_id=dict(batch.by_message_id),
+        by_number=dict(batch.by_number),
+        participants={k: set(v) for k, v in batch.participants.items()},
+        contacts=dict(batch.contacts),
+        contracts=dict(batch.contracts),
+        contract_rows=dict(batch.contract_rows),
+        counters=dict(batch.counters),
+        quarantined=set(batch.quarantined),
+        new_tickets=list(batch.new_tickets),
+    )
+
+
+def _restore_batch(batch: _Batch, saved: _Batch) -> None:
+    for name in batch.__dataclass_fields__:
+        setattr(batch, name, getattr(saved, name))

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 from tests.postgres import PostgresDatabases, postgres_server
 
 # Real servers started by the suite itself.
-pytest_plugins = ["tests.servers.dovecot"]
+pytest_plugins = ["tests.servers.dovecot", "tests.smtp_server"]
 
 SQLITE_TEMPLATE: dict[str, Path] = {}
 

@@ -331,3 +331,55 @@ def test_contract_sla_override_wins_over_the_default(registered: Desk) -> None:
     assert t.first_response_due is not None
     due = t.first_response_due.astimezone(registered.settings.tz)
     assert due.isoformat() == "2026-11-25T12:00:00+09:00"
+
+
+def _outbox(desk: Desk) -> list[tuple[str, str, list[str]]]:
+    from madoguchi.ticketing.models import OutboxMessage
+
+    with desk.factory() as s:
+        return [(o.kind, o.dedupe_key, o.rcpt_to) for o in s.scalars(select(OutboxMessage))]
+
+
+def test_new_ticket_queues_one_acknowledgement_in_its_transaction(registered: Desk) -> None:
+    out = ingest(registered, mail())
+    assert _outbox(registered) == [
+        ("ack", f"ack:{out.ticket_number}", ["yamada@sakura-shoji.example.jp"])
+    ]
+    # A follow-up and a re-read of the same mail queue nothing more.
+    ingest(registered, mail(body="追伸", message_id="m2@x",
+                            extra={"In-Reply-To": "<m1@sakura-shoji.example.jp>"}))
+    ingest(registered, mail())
+    assert len(_outbox(registered)) == 1
+
+
+def test_no_acknowledgement_for_auto_replies_or_unregistered_senders(registered: Desk) -> None:
+    ingest(registered, mail(extra={"Auto-Submitted": "auto-replied"}))
+    ingest(registered, mail(sender="stranger@freemail.example.com", message_id="s@x"))
+    assert _outbox(registered) == []
+
+
+def test_an_internal_error_in_one_message_quarantines_it_and_keeps_the_batch(
+    registered: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: no real input makes a rule raise, which is the point.
+    from madoguchi.ingest import pipeline as pipeline_module
+
+    real = pipeline_module.classify_auto
+
+    def explode_on_bad(msg, desk):  # type: ignore[no-untyped-def]
+        if msg.subject == "爆発":
+            raise RuntimeError("rule failed")
+        return real(msg, desk)
+
+    monkeypatch.setattr(pipeline_module, "classify_auto", explode_on_bad)
+    items = [
+        Inbound(mail(message_id="a@x", body="一通目"), "t", "1"),
+        Inbound(mail(message_id="b@x", subject="爆発", body="二通目"), "t", "2"),
+        Inbound(mail(message_id="c@x", body="三通目"), "t", "3"),
+    ]
+    outs = registered.pipeline.ingest_batch(items)
+    assert [o.kind for o in outs] == [
+        OutcomeKind.CREATED, OutcomeKind.QUARANTINED, OutcomeKind.CREATED
+    ]
+    assert "internal_error" in (outs[1].reason or "")
+    assert [o.ticket_number for o in outs if o.ticket_number] == ["T-2026-000001", "T-2026-000002"]

@@ -8,9 +8,10 @@ committed together or not at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from sqlalchemy import func, insert, select, update
+
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from madoguchi.ticketing.models import (
     Contact,
@@ -49,6 +50,7 @@ def contacts_for_address(session: Session, address: str) -> tuple[ContactFacts, 
         select(Contact)
         .join(ContactEmail)
         .where(ContactEmail.email == address.lower())
+        .options(selectinload(Contact.contracts))
         .order_by(Contact.id)
     ).unique()
     return tuple(
@@ -91,21 +93,23 @@ def snapshot(session: Session, ticket: Ticket, desk_address: str) -> TicketSnaps
         participants.update(cc or ())
     participants.discard("")
     participants.discard(desk_address.lower())
-    contact_emails: set[str] = set()
-    if ticket.customer_id is not None:
-        contact_emails.update(
-            session.scalars(
-                select(ContactEmail.email)
-                .join(Contact)
-                .where(Contact.customer_id == ticket.customer_id)
-            )
-        )
     return TicketSnapshot(
         id=ticket.id,
         number=ticket.number,
         closed_at=ticket.closed_at if ticket.status == TicketStatus.CLOSED else None,
         participants=frozenset(participants),
-        contact_emails=frozenset(contact_emails),
+        contact_emails=contact_emails(session, ticket.customer_id),
+    )
+
+
+def contact_emails(session: Session, customer_id: int | None) -> frozenset[str]:
+    """Every registered contact address of a customer."""
+    if customer_id is None:
+        return frozenset()
+    return frozenset(
+        session.scalars(
+            select(ContactEmail.email).join(Contact).where(Contact.customer_id == customer_id)
+        )
     )
 
 
@@ -146,7 +150,3 @@ def set_flags(ticket: Ticket, flags: Iterable[Flag]) -> None:
 def reopen(ticket: Ticket) -> None:
     ticket.status = TicketStatus.OPEN
     ticket.closed_at = None
-
-
-def count_tickets(session: Session) -> int:
-    return session.scalar(select(func.count(Ticket.id))) or 0

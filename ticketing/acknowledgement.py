@@ -1,0 +1,306 @@
+"""The acknowledgement (受付のお知らせ) that answers a new ticket's first mail.
+
+Three parts, Mailman-style: ``should_acknowledge`` decides (a pure rule),
+``build_acknowledgement`` writes the mail (pure but for the template file),
+``acknowledge_new_ticket`` puts both in the ticket's transaction and queues
+the mail in the outbox (``madoguchi.ticketing.outbox``).
+
+Encoding: UTF-8, the body base64, the subject and names RFC 2047 B-encoded;
+the message is 7-bit clean, so it passes any relay without 8BITMIME. Every
+current client in Japan (Outlook, Thunderbird, Becky!, Gmail, iOS and
+Android mail, the carriers' mail apps) shows it right. ISO-2022-JP is not
+used: it cannot carry characters customers do write (①, ㈱, 髙, ～ maps
+differently between vendors), and the customer's own subject is quoted back.
+
+The body comes from a Jinja2 template the desk may edit (the shipped one is
+``templates/acknowledgement.txt.j2``; ``[acknowledgement] template`` points
+at another). Unknown variables are errors, not blanks: call
+``check_template`` at start-up to find them before a customer would.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from datetime import datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from madoguchi.config import ConfigError, Settings
+from madoguchi.ticketing.models import (
+    Channel,
+    Direction,
+    Message,
+    OutboxMessage,
+    Ticket,
+    TicketStatus,
+)
+from madoguchi.ticketing.outbox import enqueue
+
+__all__ = [
+    "ACK_KIND",
+    "SHIPPED_TEMPLATE",
+    "acknowledge_new_ticket",
+    "build_acknowledgement",
+    "check_template",
+    "format_due_ja",
+    "format_moment_ja",
+    "should_acknowledge",
+]
+
+log = logging.getLogger("madoguchi.acknowledgement")
+
+ACK_KIND = "ack"
+SHIPPED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "acknowledgement.txt.j2"
+
+_WEEKDAYS = "月火水木金土日"
+# Line breaks of every kind (str.splitlines splits on all of them) and other
+# controls: none may reach a header from the customer's text.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+# A Message-ID between its angle brackets: printable ASCII, no space, no < >.
+_MSG_ID = re.compile(r"[!-;=?-~]+")
+_MAX_SUBJECT = 200
+_MAX_REFERENCES = 20
+
+
+def format_moment_ja(moment: datetime, tz: ZoneInfo) -> str:
+    """A moment as a Japanese reader expects it: "11月25日(火) 9:00"."""
+    local = moment.astimezone(tz)
+    return (
+        f"{local.month}月{local.day}日({_WEEKDAYS[local.weekday()]}) "
+        f"{local.hour}:{local.minute:02d}"
+    )
+
+
+def format_due_ja(moment: datetime, tz: ZoneInfo) -> str:
+    """A deadline in words: "11月25日(火) 17:30まで"."""
+    return f"{format_moment_ja(moment, tz)}まで"
+
+
+def _one_line(text: str, limit: int | None = None) -> str:
+    flat = _CONTROLS.sub(" ", text).strip()
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return flat
+
+
+def _usable_address(addr: str) -> bool:
+    if not addr or not addr.isascii() or addr.count("@") != 1 or _CONTROLS.search(addr):
+        return False
+    try:
+        Address(addr_spec=addr)
+    except (ValueError, IndexError):  # the parser raises either on bad input
+        return False
+    return True
+
+
+def _msg_ids(ids: list[str]) -> list[str]:
+    good = list(dict.fromkeys(i.strip("<> ") for i in ids))
+    good = [i for i in good if _MSG_ID.fullmatch(i)]
+    if len(good) > _MAX_REFERENCES:
+        # RFC 5322 3.6.4: keep the thread's root and the nearest ancestors.
+        good = [good[0], *good[-(_MAX_REFERENCES - 1):]]
+    return good
+
+
+def should_acknowledge(
+    ticket: Ticket, inbound: Message, settings: Settings, recent_acks_to_sender: int
+) -> tuple[bool, str]:
+    """Whether a new ticket's first mail gets an acknowledgement, and why (not)."""
+    ack = settings.acknowledgement
+    if not ack.enabled:
+        return False, "acknowledgements are disabled"
+    if inbound.auto_kind:
+        return False, f"machine-written mail ({inbound.auto_kind})"
+    if inbound.channel != Channel.EMAIL:
+        return False, f"arrived by {inbound.channel.value}; only email is acknowledged by mail"
+    sender = inbound.sender.strip().lower()
+    if not _usable_address(sender):
+        return False, f"no usable sender address ({_one_line(inbound.sender, 80)!r})"
+    if sender == settings.desk_address.lower():
+        return False, "the sender is the desk's own address"
+    skipped = [f for f in ticket.flag_names if f in ack.skip_flagged]
+    if skipped:
+        return False, f"ticket flagged {', '.join(skipped)}: staff decide first"
+    if recent_acks_to_sender >= ack.max_per_sender_per_hour:
+        return False, (
+            f"{recent_acks_to_sender} acknowledgements to {sender} in the past hour "
+            f"(limit {ack.max_per_sender_per_hour})"
+        )
+    return True, "new ticket from an email sender"
+
+
+@cache
+def _environment(directory: Path) -> jinja2.Environment:
+    # auto_reload: the desk's edits show in the next mail without a restart.
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # plain text, not HTML
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=True,
+    )
+
+
+def _template(path: Path) -> jinja2.Template:
+    path = path.resolve()
+    return _environment(path.parent).get_template(path.name)
+
+
+def build_acknowledgement(
+    ticket: Ticket,
+    inbound: Message,
+    settings: Settings,
+    *,
+    due_at: datetime | None,
+    now: datetime,
+) -> EmailMessage:
+    """The acknowledgement of ``ticket``, answering its first mail ``inbound``.
+
+    Everything taken from the customer's mail (subject, name, address,
+    message ids) is reduced to one line or checked before it reaches a header.
+    Raises jinja2.TemplateError when the desk's template is broken.
+    """
+    return _build(ticket, inbound, settings, due_at, now,
+                  settings.acknowledgement.template or SHIPPED_TEMPLATE)
+
+
+def _build(
+    ticket: Ticket,
+    inbound: Message,
+    settings: Settings,
+    due_at: datetime | None,
+    now: datetime,
+    template: Path,
+) -> EmailMessage:
+    tz = settings.tz
+    ack = settings.acknowledgement
+    tag = f"[{ticket.number}]"
+    subject = _one_line(inbound.subject, _MAX_SUBJECT)
+    sender_name = _one_line(inbound.sender_name, _MAX_SUBJECT)
+    desk_domain = settings.desk_address.rpartition("@")[2]
+    work_starts = ticket.work_starts_at
+    body = _template(template).render(
+        company=ticket.customer.company if ticket.customer else "",
+        sender_name=sender_name,
+        ticket_number=ticket.number,
+        tag=tag,
+        subject=subject,
+        received=format_moment_ja(inbound.received_at, tz),
+        work_starts=format_moment_ja(work_starts, tz) if work_starts and work_starts > now else "",
+        due=format_due_ja(due_at, tz) if due_at else "",
+        desk_name=ack.from_name,
+        desk_address=settings.desk_address,
+    )
+
+    # The SMTP policy: CRLF also inside the base64 body, as RFC 2046 wants text.
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = Address(display_name=ack.from_name, addr_spec=settings.desk_address)
+    msg["To"] = Address(display_name=sender_name, addr_spec=inbound.sender.strip())
+    msg["Subject"] = f"{tag} {ack.subject_label}: {subject}" if subject else (
+        f"{tag} {ack.subject_label}"
+    )
+    msg["Date"] = format_datetime(now.astimezone(tz))
+    # Short enough not to be folded (some clients then lose the thread).
+    msg["Message-ID"] = f"<{ticket.number}.ack.{secrets.token_hex(6)}@{desk_domain}>"
+    own_id = _msg_ids([inbound.message_id or ""])
+    if own_id:
+        msg["In-Reply-To"] = f"<{own_id[0]}>"
+    references = _msg_ids([*inbound.references, *own_id])
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references)
+    # RFC 3834, and what Exchange and the big mail systems honour: do not
+    # answer this mail automatically.
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Precedence"] = "auto_reply"
+    msg["X-Loop"] = settings.desk_address
+    msg.set_content(body, charset="utf-8", cte="base64")
+    return msg
+
+
+def _recent_acks_to(session: Session, sender: str, now: datetime) -> int:
+    rows = session.scalars(
+        select(OutboxMessage.rcpt_to).where(
+            OutboxMessage.kind == ACK_KIND,
+            OutboxMessage.created_at > now - timedelta(hours=1),
+        )
+    )
+    sender = sender.strip().lower()
+    return sum(1 for rcpt_to in rows if sender in {a.lower() for a in rcpt_to})
+
+
+def acknowledge_new_ticket(
+    session: Session, ticket: Ticket, inbound: Message, settings: Settings, *, now: datetime
+) -> OutboxMessage | None:
+    """Queue the acknowledgement of a new ticket in the caller's transaction, if one is due.
+
+    Returns the outbox row, or None when the rules say no or the ticket was
+    acknowledged already (``ack:<number>`` is queued at most once).
+    """
+    recent = _recent_acks_to(session, inbound.sender, now)
+    ok, reason = should_acknowledge(ticket, inbound, settings, recent)
+    if not ok:
+        log.info("%s: no acknowledgement: %s", ticket.number, reason)
+        return None
+    try:
+        message = build_acknowledgement(
+            ticket, inbound, settings, due_at=ticket.first_response_due, now=now
+        )
+    except jinja2.TemplateError:
+        if settings.acknowledgement.template is None:
+            raise
+        # The desk's template broke after start-up (it is re-read when it
+        # changes): the customer still hears from us, and the ticket is kept.
+        log.exception("%s: acknowledgement template %s is broken; using the shipped one",
+                      ticket.number, settings.acknowledgement.template)
+        message = _build(ticket, inbound, settings, ticket.first_response_due, now,
+                         SHIPPED_TEMPLATE)
+    return enqueue(
+        session,
+        kind=ACK_KIND,
+        dedupe_key=f"{ACK_KIND}:{ticket.number}",
+        ticket=ticket,
+        message=message,
+        now=now,
+    )
+
+
+def check_template(settings: Settings, *, now: datetime | None = None) -> None:
+    """Render the configured template once with sample data; ConfigError if it cannot."""
+    now = now or datetime.now(settings.tz)
+    ticket = Ticket(
+        number=f"{settings.threading.ticket_prefix}-{now.year}-000001",
+        status=TicketStatus.OPEN,
+        channel=Channel.EMAIL,
+        subject="テスト",
+        received_at=now,
+        work_starts_at=now + timedelta(hours=10),
+    )
+    inbound = Message(
+        direction=Direction.IN,
+        channel=Channel.EMAIL,
+        message_id="sample@example.jp",
+        references=[],
+        sender="sample@example.jp",
+        sender_name="見本 太郎",
+        subject="テスト",
+        received_at=now,
+    )
+    path = settings.acknowledgement.template or SHIPPED_TEMPLATE
+    try:
+        build_acknowledgement(ticket, inbound, settings, due_at=now + timedelta(days=1), now=now)
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"acknowledgement.template: {path}: {exc}") from exc

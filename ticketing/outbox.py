@@ -1,0 +1,409 @@
+"""Outgoing mail through a transactional outbox.
+
+The change that causes a mail (a new ticket, a reply) writes the complete
+message into the ``outbox`` table in its own transaction (``enqueue``): a
+rolled-back change never sends anything, a committed one is always sent.
+``OutboxSender.send_due`` delivers the rows afterwards over SMTP.
+
+The life of a row::
+
+    pending ──claim, commit──▶ sending ──SMTP accepted──▶ sent
+       ▲                          │
+       └── temporary failure ─────┤ (connection refused or dropped, 4xx):
+           attempts < max,        │  next_attempt_at = now + backoff with jitter
+           with backoff           └── permanent refusal (5xx) or attempts used up ──▶ failed
+
+Never sent twice after a crash: a row is marked ``sending`` and that is
+COMMITTED before the SMTP conversation starts, and marked ``sent`` in a new
+transaction after the server accepted it. A process that dies in between
+leaves the row in ``sending``, and nobody can tell whether the server took
+the message. Such a row is never sent again automatically: while a row is
+``sending`` its ``next_attempt_at`` holds the end of a lease (longer than
+any SMTP conversation can take, see ``lease_for``), and a row still
+``sending`` after its lease is marked ``failed`` with the message
+``INTERRUPTED`` for staff, who check the recipient's mailbox before they
+resend. The lease keeps a sender from failing a row that another, live
+sender is delivering right now.
+
+Several senders may run at once: on PostgreSQL a row is claimed with
+``SELECT ... FOR UPDATE SKIP LOCKED``, so two workers never take the same row
+and never wait for each other; SQLite serialises writers, and the claim's
+conditional UPDATE (``WHERE status = 'pending'``) holds on both.
+
+A temporary failure that concerns the connection (refused, dropped, TLS,
+login, 421) ends the round: the server is unwell, the other rows wait for the
+next round rather than each spending an attempt on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import getaddresses, parseaddr
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from madoguchi.config import Settings
+from madoguchi.config.mail import SmtpSettings
+from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket
+
+__all__ = [
+    "INTERRUPTED",
+    "OutboxSender",
+    "SendReport",
+    "backoff_delay",
+    "claim_next",
+    "enqueue",
+    "lease_for",
+    "open_smtp",
+]
+
+log = logging.getLogger("madoguchi.outbox")
+
+INTERRUPTED = (
+    "delivery state unknown after a crash; check the recipient's mailbox before resending"
+)
+
+# A row stays claimed for this many SMTP timeouts: connect, EHLO, STARTTLS,
+# EHLO, AUTH, MAIL, RCPT, DATA and the end of data each wait at most one.
+_LEASE_TIMEOUTS = 20
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    dedupe_key: str,
+    ticket: Ticket | None,
+    message: EmailMessage,
+    now: datetime,
+    mail_from: str | None = None,
+) -> OutboxMessage | None:
+    """Write ``message`` into the outbox in the caller's transaction.
+
+    Envelope recipients are the To, Cc and Bcc addresses (Bcc is removed from
+    the stored bytes); the envelope sender is ``mail_from``, by default the
+    From address. Returns None, and writes nothing, when a row with
+    ``dedupe_key`` exists already (also one inserted concurrently).
+    """
+    message_id = message.get("Message-ID", "").strip()
+    if not message_id:
+        raise ValueError("the message has no Message-ID")
+    for name, value in message.raw_items():
+        # Python before 3.11.10 / 3.12.5 writes such a value out verbatim:
+        # a header injection. The builders strip line breaks; this is the net.
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} contains a line break")
+    rcpt_to = [
+        addr
+        for _name, addr in getaddresses(
+            [str(v) for h in ("To", "Cc", "Bcc") for v in message.get_all(h, [])]
+        )
+        if addr
+    ]
+    sender = mail_from if mail_from is not None else parseaddr(str(message["From"]))[1]
+    if not rcpt_to:
+        raise ValueError("the message has no recipient")
+    if not sender or not all(a.isascii() for a in [sender, *rcpt_to]):
+        raise ValueError("envelope addresses must be present and ASCII")
+    del message["Bcc"]
+
+    if ticket is not None and ticket.id is None:
+        session.flush()
+    values = {
+        "ticket_id": ticket.id if ticket is not None else None,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "message_id": message_id,
+        "mail_from": sender,
+        "rcpt_to": rcpt_to,
+        "raw": message.as_bytes(policy=SMTP_POLICY),
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt = postgresql.insert(OutboxMessage).values(values).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(OutboxMessage).values(values).on_conflict_do_nothing(
+            index_elements=["dedupe_key"]
+        )
+    else:
+        raise NotImplementedError(f"outbox insert on {dialect}")
+    new_id = session.scalar(stmt.returning(OutboxMessage.id))
+    if new_id is None:
+        log.info("outbox: %s already queued, not again", dedupe_key)
+        return None
+    return session.get_one(OutboxMessage, new_id)
+
+
+def lease_for(smtp: SmtpSettings) -> timedelta:
+    """How long a claimed row may stay ``sending`` before it counts as interrupted."""
+    return timedelta(seconds=smtp.timeout_seconds * _LEASE_TIMEOUTS)
+
+
+def backoff_delay(attempts: int, smtp: SmtpSettings, rng: random.Random) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: doubling, capped, jittered.
+
+    Between half and all of ``min(max, base * 2 ** (attempts - 1))``, so that
+    rows refused together do not come back together.
+    """
+    exponent = min(max(attempts - 1, 0), 32)
+    ceiling = min(smtp.backoff_max_seconds, smtp.backoff_base_seconds * 2**exponent)
+    return timedelta(seconds=ceiling * (0.5 + 0.5 * rng.random()))
+
+
+def claim_next(session: Session, *, now: datetime, lease: timedelta) -> OutboxMessage | None:
+    """Take the most overdue pending row for this session's transaction, or None.
+
+    The row is set to ``sending`` (its attempt counted, its lease until
+    ``now + lease``); the caller commits before talking to the server.
+    """
+    while True:
+        row_id = session.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(1)
+            # Rendered on PostgreSQL only; SQLite has no row locks.
+            .with_for_update(skip_locked=True)
+        )
+        if row_id is None:
+            return None
+        claimed = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.PENDING)
+            .values(
+                status=OutboxStatus.SENDING,
+                attempts=OutboxMessage.attempts + 1,
+                next_attempt_at=now + lease,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            return session.get_one(OutboxMessage, row_id, populate_existing=True)
+        # Another sender took it between our read and our write: look again.
+
+
+def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
+    """A connection to the configured server: TLS as configured, logged in if configured."""
+    context = ssl.create_default_context(cafile=smtp.ca_file)
+    conn: smtplib.SMTP
+    if smtp.security == "ssl":
+        conn = smtplib.SMTP_SSL(
+            smtp.host, smtp.port, local_hostname=smtp.helo_name,
+            timeout=smtp.timeout_seconds, context=context,
+        )
+    else:
+        conn = smtplib.SMTP(
+            smtp.host, smtp.port, local_hostname=smtp.helo_name, timeout=smtp.timeout_seconds
+        )
+    try:
+        conn.ehlo()
+        if smtp.security == "starttls":
+            # Raises SMTPNotSupportedError when not offered: never fall back to plain.
+            conn.starttls(context=context)
+            conn.ehlo()
+        if smtp.username:
+            try:
+                conn.login(smtp.username, smtp.password())
+            except UnicodeEncodeError as exc:
+                raise smtplib.SMTPException(
+                    "smtp: smtplib logs in with ASCII user names and passwords only"
+                ) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@dataclass
+class SendReport:
+    """What one ``send_due`` round did, by outbox row id."""
+
+    sent: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    # Found still ``sending`` after their lease: marked failed, not resent.
+    interrupted: list[int] = field(default_factory=list)
+
+
+class _Failure(Exception):
+    def __init__(self, text: str, *, permanent: bool, connection: bool) -> None:
+        super().__init__(text)
+        self.permanent = permanent
+        self.connection = connection
+
+
+def _reply_text(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return f"{code} {' '.join(text.split())}"
+
+
+def _classify(exc: Exception) -> _Failure:
+    """Our view of what smtplib raised: permanent or not, the connection's fault or not."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = [(addr, code, _reply_text(code, r)) for addr, (code, r) in
+                   exc.recipients.items()]
+        return _Failure(
+            "recipient refused: " + "; ".join(f"{addr}: {text}" for addr, _c, text in replies),
+            permanent=all(500 <= code < 600 for _a, code, _t in replies),
+            # 421: the server closes the connection (smtplib has closed it too).
+            connection=any(code == 421 for _a, code, _t in replies),
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return _Failure(f"connection dropped: {exc}", permanent=False, connection=True)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = _reply_text(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code == 421 or isinstance(
+            exc, smtplib.SMTPConnectError | smtplib.SMTPHeloError | smtplib.SMTPAuthenticationError
+        ):
+            # The server's state or our configuration, not this message.
+            return _Failure(f"connection: {text}", permanent=False, connection=True)
+        return _Failure(f"server: {text}", permanent=500 <= exc.smtp_code < 600,
+                        connection=False)
+    if isinstance(exc, OSError):  # smtplib's other exceptions are OSErrors too
+        # Refused, timed out, reset, TLS errors, STARTTLS not offered.
+        return _Failure(f"connection: {type(exc).__name__}: {exc}", permanent=False,
+                        connection=True)
+    # Anything else is a bug: the row stays `sending` and ends as interrupted,
+    # never resent on a guess.
+    raise exc
+
+
+class OutboxSender:
+    """Delivers due outbox rows over SMTP. One instance per worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        smtp_factory: Callable[[SmtpSettings], smtplib.SMTP] = open_smtp,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.smtp = settings.smtp
+        self._sessions = session_factory
+        self._now = now
+        self._smtp_factory = smtp_factory
+        self._rng = rng or random.Random()
+
+    def send_due(self, limit: int = 100) -> SendReport:
+        """Fail interrupted rows, then deliver up to ``limit`` due rows, one at a time."""
+        report = SendReport(interrupted=self.fail_interrupted())
+        conn: smtplib.SMTP | None = None
+        try:
+            for _ in range(limit):
+                with self._sessions() as session, session.begin():
+                    row = claim_next(session, now=self._now(), lease=lease_for(self.smtp))
+                    if row is None:
+                        break
+                    row_id, mail_from, rcpt_to, raw = row.id, row.mail_from, row.rcpt_to, row.raw
+                # The row is committed as `sending`: from here a crash leaves it for staff.
+                try:
+                    if conn is None:
+                        conn = self._smtp_factory(self.smtp)
+                    refused = conn.sendmail(mail_from, rcpt_to, raw)
+                except Exception as exc:
+                    failure = _classify(exc)
+                    self._record_failure(row_id, failure, report)
+                    if failure.connection:
+                        if conn is not None:
+                            conn.close()
+                        conn = None
+                        break
+                    continue
+                self._record_sent(row_id, refused, report)
+        finally:
+            if conn is not None:
+                try:
+                    conn.quit()
+                except (OSError, smtplib.SMTPException):
+                    conn.close()
+        return report
+
+    def fail_interrupted(self) -> list[int]:
+        """Mark rows left ``sending`` beyond their lease as failed; never resend them."""
+        with self._sessions() as session, session.begin():
+            ids = list(
+                session.scalars(
+                    select(OutboxMessage.id)
+                    .where(
+                        OutboxMessage.status == OutboxStatus.SENDING,
+                        OutboxMessage.next_attempt_at <= self._now(),
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if ids:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id.in_(ids),
+                        OutboxMessage.status == OutboxStatus.SENDING,
+                    )
+                    .values(status=OutboxStatus.FAILED, last_error=INTERRUPTED)
+                    .execution_options(synchronize_session=False)
+                )
+        for row_id in ids:
+            log.error("outbox %s: %s", row_id, INTERRUPTED)
+        return ids
+
+    def _record_sent(self, row_id: int, refused: dict[str, tuple[int, bytes]],
+                     report: SendReport) -> None:
+        # Some recipients refused, others took it: sent, for resending would
+        # duplicate it to the others; the refusals are kept for staff.
+        note = (
+            "; ".join(f"refused {a}: {_reply_text(c, r)}" for a, (c, r) in refused.items())
+            if refused
+            else None
+        )
+        with self._sessions() as session, session.begin():
+            # By id alone: the server has the message, whatever a sender that
+            # took this row for interrupted wrote meanwhile.
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(status=OutboxStatus.SENT, sent_at=self._now(), last_error=note)
+                .execution_options(synchronize_session=False)
+            )
+        report.sent.append(row_id)
+        log.info("outbox %s: sent%s", row_id, f" ({note})" if note else "")
+
+    def _record_failure(self, row_id: int, failure: _Failure, report: SendReport) -> None:
+        now = self._now()
+        with self._sessions() as session, session.begin():
+            row = session.get_one(OutboxMessage, row_id, populate_existing=True)
+            if row.status != OutboxStatus.SENDING:
+                return  # taken for interrupted meanwhile; that verdict stands
+            row.last_error = str(failure)
+            if failure.permanent or row.attempts >= self.smtp.max_attempts:
+                row.status = OutboxStatus.FAILED
+                if not failure.permanent:
+                    row.last_error = f"gave up after {row.attempts} attempts: {failure}"
+                report.failed.append(row_id)
+                log.error("outbox %s: failed: %s", row_id, row.last_error)
+            else:
+                row.status = OutboxStatus.PENDING
+                row.next_attempt_at = now + backoff_delay(row.attempts, self.smtp, self._rng)
+                report.retrying.append(row_id)
+                log.warning("outbox %s: attempt %s failed, retry at %s: %s",
+                            row_id, row.attempts, row.next_attempt_at, failure)
+
