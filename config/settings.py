@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from madoguchi.config.business import CalendarSettings, SlaSettings
-from madoguchi.config.mail import AckSettings, SmtpSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -21,6 +19,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from madoguchi.config.business import CalendarSettings, SlaSettings
+from madoguchi.config.mail import AckSettings, SmtpSettings
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("madoguchi.toml")
 

@@ -1,6 +1,7 @@
 """Alembic environment: the desk's schema is ticketing.models."""
 
 from alembic import context
+
 from madoguchi.ticketing.db import make_engine
 from madoguchi.ticketing.models import Base
 
