@@ -55,8 +55,8 @@ def make_mail(
     *,
     charset: str = "iso-2022-jp",
     from_: str | tuple[str, str] = DEFAULT_FROM,
-    to: str | Sequence[str] = DEFAULT_TO,
-    cc: Sequence[str] = (),
+    to: str | Sequence[str | tuple[str, str]] = DEFAULT_TO,
+    cc: Sequence[str | tuple[str, str]] = (),
     message_id: str | None = None,
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
@@ -74,7 +74,8 @@ def make_mail(
     - ``charset``: "iso-2022-jp" | "shift_jis" | "cp932" | "euc-jp" | "utf-8";
       headers, body and HTML are all encoded in it, with the Windows
       characters (①, ㈱, ～, 髙, 﨑) and half-width kana (ESC ( I in ISO-2022-JP).
-    - ``from_``: (display name, address) or a ready "Name <addr>" string.
+    - ``from_``, and each of ``to``/``cc``: (display name, address), or a
+      ready "Name <addr>" string (non-ASCII in it goes out as raw UTF-8).
     - ``message_id``: bare id, no brackets; None generates a unique one,
       "" leaves the Message-ID header out. ``in_reply_to``/``references``
       are bare ids too.
@@ -102,9 +103,10 @@ def make_mail(
 
     headers = [f"Received: {_received(value)}" for value in received]
     headers.append(f"From: {_mailbox(from_, charset)}")
-    headers.append(f"To: {to if isinstance(to, str) else ', '.join(to)}")
+    recipients = [to] if isinstance(to, str) else to
+    headers.append("To: " + ",\r\n ".join(_mailbox(item, charset) for item in recipients))
     if cc:
-        headers.append(f"Cc: {', '.join(cc)}")
+        headers.append("Cc: " + ",\r\n ".join(_mailbox(item, charset) for item in cc))
     headers.append(f"Subject: {encoded_words(subject, charset)}")
     if date is not None:
         headers.append(f"Date: {date if isinstance(date, str) else format_datetime(date)}")
@@ -135,7 +137,7 @@ def make_mail(
             "mixed",
             [content] + [_attachment(*item, charset, filename_style) for item in attachments],
         )
-    return "\r\n".join(headers).encode("ascii") + b"\r\n" + content
+    return "\r\n".join(headers).encode("utf-8") + b"\r\n" + content
 
 
 def make_bounce(original: bytes, *, headers_only: bool = False) -> bytes:
@@ -191,23 +193,6 @@ def multipart(subtype: str, parts: Sequence[bytes], extra_params: str = "") -> b
 # -- encoders ---------------------------------------------------------------
 
 
-def _nec_selected() -> dict[str, bytes]:
-    """Windows characters whose CP932 code (IBM extension, 0xFA-0xFC) has no
-    JIS form, mapped to the NEC-selected copy (0xED-0xEE) that CP50220 uses."""
-    table: dict[str, bytes] = {}
-    for lead in (0xED, 0xEE):
-        for trail in range(0x40, 0xFD):
-            code = bytes((lead, trail))
-            try:
-                table.setdefault(code.decode("cp932"), code)
-            except UnicodeDecodeError:
-                continue
-    return table
-
-
-_NEC_SELECTED = _nec_selected()
-
-
 def _jis_units(text: str) -> list[tuple[str, bytes]]:
     """Each character as ("ascii"|"kana"|"jis", its 7-bit bytes), via CP932."""
     units = []
@@ -219,8 +204,11 @@ def _jis_units(text: str) -> list[tuple[str, bytes]]:
         if len(sjis) == 1:
             units.append(("kana", bytes((sjis[0] - 0x80,))))
             continue
+        # Python's CP932 encoder already writes IBM extensions in their
+        # NEC-selected form (髙 -> 0xEEE0), which has a JIS code; only the
+        # user-defined area (0xF0-0xF9) has none.
         if sjis[0] >= 0xF0:
-            sjis = _NEC_SELECTED[char]
+            raise ValueError(f"{char!r} has no ISO-2022-JP / EUC-JP form")
         units.append(("jis", _sjis_to_jis(sjis[0], sjis[1])))
     return units
 
@@ -326,7 +314,7 @@ def _transfer_encode(data: bytes, cte: str) -> bytes:
     if cte == "base64":
         return base64.encodebytes(data).replace(b"\n", b"\r\n")
     if cte == "quoted-printable":
-        return binascii.b2a_qp(data).replace(b"\n", b"\r\n")
+        return binascii.b2a_qp(data.replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n")
     return data if data.endswith(b"\r\n") or not data else data + b"\r\n"
 
 

@@ -1,0 +1,427 @@
+"""Charset decoding for Japanese mail: bodies, header values, MIME parameters.
+
+Pure functions, no state. The rules:
+
+* The three Japanese encodings (ISO-2022-JP, Shift_JIS, EUC-JP) all decode
+  JIS X 0208 the way Windows does (CP932): NEC row 13 (①, ㈱), the IBM
+  extensions (髙, 﨑) and half-width kana decode, and a character reads the
+  same whichever of the three the mailer chose (JIS 0x2141 is "～" everywhere,
+  as the Windows user typed it, never "〜" in one mail and "～" in the next).
+* A declared charset is tried strictly first. When that fails, or its result
+  cannot be text (an ESC left in it means 7-bit ISO-2022-JP read as ASCII;
+  C1 controls mean Shift_JIS read as Latin-1), fall back to UTF-8, then
+  CP932 or EUC-JP (whichever reads as Japanese), then ISO-2022-JP when escape
+  sequences are present; as a last resort take the reading with the fewest
+  replacement characters. Valid UTF-8 beats a declared US-ASCII/Latin-1,
+  which mailers write without looking at the text.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+from functools import lru_cache
+from typing import NamedTuple
+from urllib.parse import unquote_to_bytes
+
+_JIS = "iso2022_jp"
+_EUC = "euc_jp"
+_ALIASES = {
+    **dict.fromkeys(
+        ("shift_jis", "shift-jis", "shiftjis", "sjis", "x-sjis", "s-jis", "ms_kanji",
+         "csshiftjis", "windows-31j", "cp932", "ms932", "x-ms-cp932"),
+        "cp932",
+    ),
+    **dict.fromkeys(
+        ("iso-2022-jp", "iso2022_jp", "iso2022jp", "csiso2022jp", "iso-2022-jp-1",
+         "iso2022_jp_1", "iso-2022-jp-2", "iso2022_jp_2", "iso2022_jp_ext", "iso-2022-jp-ms",
+         "cp50220", "cp50221", "cp50222", "jis", "x-jis"),
+        _JIS,
+    ),
+    **dict.fromkeys(
+        ("euc-jp", "euc_jp", "eucjp", "x-euc-jp", "x-euc", "cseucpkdfmtjapanese", "cp51932",
+         "eucjp-ms", "euc-jp-ms", "eucjp-win"),
+        _EUC,
+    ),
+    **dict.fromkeys(("x-unicode20utf8", "unicode-1-1-utf-8"), "utf-8"),
+}
+# Labels that name no charset at all.
+_NO_CHARSET = frozenset(("", "unknown", "unknown-8bit", "x-unknown", "default", "x-user-defined"))
+# Labels mailers put on text they did not look at (Python's canonical names).
+_WEAK = frozenset(("ascii", "iso8859-1", "cp1252", "iso8859-15"))
+# Codecs Python has that are no charset a mail may declare.
+_NOT_MAIL = frozenset(("unicode-escape", "raw-unicode-escape", "idna", "punycode"))
+_FALLBACKS = ("utf-8", "cp932", _EUC, _JIS)
+# Encodings whose ASCII-only bytes are not ASCII text.
+_NOT_ASCII_COMPATIBLE = ("utf-16", "utf-32", "utf-7")
+
+# JIS X 0208 code points where Python's JIS codecs and CP932 disagree, and
+# JIS Roman (ESC ( J), which Windows reads as ASCII.
+_JIS_TO_CP932 = tuple(zip("〜‖−¢£¬¥‾", "～∥－￠￡￢\\~", strict=True))
+
+_SHIFT_SEQUENCE = re.compile(rb"(\x1b\$[@B]|\x1b&@\x1b\$B|\x1b\([BJI]|\x0e|\x0f)")
+# JIS Roman (ESC ( J) reads as ASCII, as Windows reads it.
+_SINGLE_BYTE_SETS = {b"\x1b(B": "ascii", b"\x1b(J": "ascii", b"\x1b(I": "kana"}
+_NEWLINE = re.compile(rb"(\r?\n)")
+_JIS_BYTES = bytes(range(0x21, 0x7F))
+_KANA_BYTES = bytes(range(0x21, 0x60))
+_C1 = re.compile("[\x80-\x9f]")
+_HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]")
+
+
+def _jis_tables() -> tuple[bytes, bytes, bytes, bytes]:
+    """Translate tables turning JIS X 0208 byte pairs into Shift_JIS ones."""
+    lead = bytearray(range(256))
+    odd = bytearray(256)
+    trail = bytearray(range(256))
+    for j in range(0x21, 0x7F):
+        lead[j] = ((j + 1) >> 1) + (0x70 if j <= 0x5E else 0xB0)
+        odd[j] = 0x80 if j & 1 else 0
+        trail[j] = j + 0x7E  # after an even first byte
+        trail[j | 0x80] = j + 0x1F + (j >= 0x60)  # after an odd first byte
+    kana = bytes((b + 0x80) & 0xFF for b in range(256))
+    return bytes(lead), bytes(odd), bytes(trail), kana
+
+
+_LEAD, _ODD, _TRAIL, _KANA = _jis_tables()
+# EUC-JP bytes 0xA1-0xFE to JIS X 0208; anything else to NUL, which no JIS pair has.
+_EUC_TO_JIS = bytes(b - 0x80 if 0xA1 <= b <= 0xFE else 0 for b in range(256))
+
+
+class DecodedText(NamedTuple):
+    text: str
+    charset: str  # the codec that read the bytes ("cp932", "utf-8", ...)
+    exact: bool  # False when replacement characters stand in for bad bytes
+
+
+def decode_bytes(data: bytes, declared: str | None) -> str:
+    """Decode text bytes whose declared charset may be wrong or missing."""
+    return decode_text(data, declared).text
+
+
+def decode_text(data: bytes, declared: str | None) -> DecodedText:
+    """Like ``decode_bytes``, also saying which charset read the bytes."""
+    codec = charset_codec(declared)
+    if (
+        data.isascii()
+        and b"\x1b" not in data
+        and b"\x0e" not in data
+        and (codec is None or not codec.startswith(_NOT_ASCII_COMPATIBLE))
+    ):
+        return DecodedText(data.decode("ascii"), "ascii", True)
+    if codec is not None and codec not in _WEAK:
+        text = _strict(data, codec, guessing=False)
+        if text is not None:
+            return DecodedText(text, codec, True)
+        fallbacks = [name for name in _FALLBACKS if name != codec]
+    elif codec is not None:
+        fallbacks = ["utf-8", codec, *_FALLBACKS[1:]]  # a weak label after UTF-8
+    else:
+        fallbacks = list(_FALLBACKS)
+    for name in fallbacks:
+        text = _strict(data, name, guessing=True)
+        if text is not None:
+            return DecodedText(text, name, True)
+    return _least_damaged(data, [codec or "utf-8", "utf-8", "cp932", _EUC])
+
+
+@lru_cache(maxsize=256)
+def charset_codec(declared: str | None) -> str | None:
+    """The codec that reads a declared charset label; None when there is none."""
+    if declared is None:
+        return None
+    label = declared.strip().strip("\"'").lower()
+    if label in _NO_CHARSET:
+        return None
+    if label in _ALIASES:
+        return _ALIASES[label]
+    try:
+        name = codecs.lookup(label).name
+    except (LookupError, ValueError):
+        return None
+    if name in _NOT_MAIL:
+        return None
+    return _ALIASES.get(name, name)
+
+
+def _strict(data: bytes, codec: str, *, guessing: bool) -> str | None:
+    """Decode strictly; None when the bytes are not text in this charset."""
+    if codec == _JIS:
+        return decode_iso2022jp(data) if b"\x1b" in data or b"\x0e" in data else None
+    if b"\x1b" in data:  # 7-bit ISO-2022-JP is no other charset's text
+        return None
+    if codec == "cp932":
+        return _sjis_or_euc(data) if guessing else _decode_or_none(data, "cp932")
+    if codec == _EUC:
+        return decode_eucjp(data)
+    text = _decode_or_none(data, "utf-8-sig" if codec == "utf-8" else codec)
+    if text is not None and codec != "utf-8" and _C1.search(text):
+        return None  # Shift_JIS bytes read as Latin-1
+    return text
+
+
+def _decode_or_none(data: bytes, codec: str, errors: str = "strict") -> str | None:
+    try:
+        return data.decode(codec, errors)
+    except (UnicodeError, LookupError):
+        return None
+
+
+def _sjis_or_euc(data: bytes) -> str | None:
+    """Undeclared Japanese: CP932, unless it reads as EUC-JP with less half-width kana.
+
+    EUC-JP bytes are often valid CP932 too, read as runs of half-width kana,
+    which real Japanese text hardly ever has.
+    """
+    text = _decode_or_none(data, "cp932")
+    if text is None:
+        return None
+    kana = len(_HALFWIDTH_KANA.findall(text))
+    if kana:
+        euc = decode_eucjp(data)
+        if euc is not None and len(_HALFWIDTH_KANA.findall(euc)) < kana:
+            return euc
+    return text
+
+
+def _least_damaged(data: bytes, candidates: list[str]) -> DecodedText:
+    readings = []
+    for codec in dict.fromkeys(candidates):
+        python_codec = {_JIS: "iso2022_jp_ext", _EUC: "euc_jis_2004"}.get(codec, codec)
+        text = _decode_or_none(data, python_codec, "replace")
+        if text is not None:
+            readings.append(DecodedText(text, codec, False))
+    return min(readings, key=lambda reading: reading.text.count("\ufffd"))
+
+
+def _cp932_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: read a JIS X 0208 pair Python's JIS codecs lack
+    (NEC row 13, IBM extensions) the way CP932 does."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    pair = error.object[error.start : error.start + 2]
+    jis = pair.translate(_EUC_TO_JIS) if error.encoding == _EUC else pair
+    if len(jis) == 2 and not jis.translate(None, _JIS_BYTES):
+        text = _decode_or_none(_jis_to_sjis(jis), "cp932")
+        if text is not None:
+            return text, error.start + 2
+    raise error
+
+
+_CP932_FALLBACK = "madoguchi-jis-cp932"
+codecs.register_error(_CP932_FALLBACK, _cp932_fallback)
+
+
+def decode_iso2022jp(data: bytes) -> str | None:
+    """ISO-2022-JP with the Microsoft extensions (CP50220/50221/50222).
+
+    NEC/IBM characters read as CP932; half-width kana (ESC ( I, SO/SI) through
+    CP932 too; ISO-2022-JP-2 and JIS X 0213 through Python's codecs; ESC ( J
+    (JIS Roman) as ASCII, like Windows. None when the bytes are none of these.
+    """
+    if b"\x0e" not in data:  # Python's codec lets SO/SI through as text
+        text = _decode_or_none(data, "iso2022_jp", _CP932_FALLBACK)
+        if text is not None:
+            return _as_cp932(text)
+    text = _with_halfwidth_kana(data)
+    if text is not None:
+        return text
+    for codec in ("iso2022_jp_2", "iso2022_jp_2004"):
+        text = _decode_or_none(data, codec)
+        if text is not None:
+            return text
+    return None
+
+
+def _as_cp932(text: str) -> str:
+    for jis, cp932 in _JIS_TO_CP932:
+        if jis in text:  # str.replace is many times faster than str.translate
+            text = text.replace(jis, cp932)
+    return text
+
+
+def _with_halfwidth_kana(data: bytes) -> str | None:
+    """ISO-2022-JP with ESC ( I or SO/SI kana, rebuilt as CP932 bytes."""
+    sjis = bytearray()
+    mode = before_shift_out = "ascii"
+    for i, chunk in enumerate(_SHIFT_SEQUENCE.split(data)):
+        if i % 2:
+            if chunk == b"\x0e":
+                mode, before_shift_out = "kana", mode
+            elif chunk == b"\x0f":
+                mode = before_shift_out
+            else:
+                mode = _SINGLE_BYTE_SETS.get(chunk, "jis")
+        elif mode == "kana":
+            if chunk.translate(None, _KANA_BYTES):
+                return None
+            sjis += chunk.translate(_KANA)
+        elif mode == "jis":
+            # Like Python's codec, a line break does not leave JIS X 0208.
+            for j, part in enumerate(_NEWLINE.split(chunk)):
+                if j % 2:
+                    sjis += part
+                elif len(part) % 2 or part.translate(None, _JIS_BYTES):
+                    return None
+                else:
+                    sjis += _jis_to_sjis(part)
+        elif chunk.isascii() and b"\x1b" not in chunk:
+            sjis += chunk
+        else:
+            return None
+    return _decode_or_none(bytes(sjis), "cp932")
+
+
+def _jis_to_sjis(pairs: bytes) -> bytes:
+    """JIS X 0208 byte pairs as Shift_JIS, without a per-pair loop."""
+    first, second = pairs[0::2], pairs[1::2]
+    n = len(first)
+    # The Shift_JIS second byte depends on the parity of the first: mark odd
+    # first bytes in the high bit of the second, then translate once.
+    marked = int.from_bytes(second, "big") | int.from_bytes(first.translate(_ODD), "big")
+    sjis = bytearray(2 * n)
+    sjis[0::2] = first.translate(_LEAD)
+    sjis[1::2] = marked.to_bytes(n, "big").translate(_TRAIL)
+    return bytes(sjis)
+
+
+def decode_eucjp(data: bytes) -> str | None:
+    """EUC-JP; NEC/IBM rows as eucJP-ms (CP51932) has them, else JIS X 0213."""
+    text = _decode_or_none(data, _EUC, _CP932_FALLBACK)
+    if text is not None:
+        return _as_cp932(text)
+    return _decode_or_none(data, "euc_jis_2004")
+
+
+# RFC 2047 encoded words; the charset may carry an RFC 2231 language (*ja).
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]*")
+
+
+def decode_header_value(value: str) -> str:
+    """Decode a raw header value: unfold, RFC 2047 words, raw 8-bit bytes.
+
+    ``value`` is as the stdlib parser keeps it: 8-bit bytes appear as
+    surrogate escapes. Adjacent encoded words in one charset are joined as
+    bytes before decoding, so a character split across two words survives.
+    """
+    if "\n" in value:
+        value = _FOLD.sub(" ", value)
+    if "=?" not in value:
+        return _raw_text(value)
+    pieces: list[str] = []
+    pending = bytearray()
+    pending_charset = ""
+    previous_end: int | None = None
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[previous_end or 0 : match.start()]
+        charset = match.group(1).lower()
+        # Whitespace between two encoded words is no part of the text.
+        adjacent = previous_end is not None and not between.strip()
+        if pending and not (adjacent and charset == pending_charset):
+            pieces.append(decode_bytes(bytes(pending), pending_charset))
+            pending.clear()
+        if not adjacent:
+            pieces.append(_raw_text(between))
+        pending += _word_bytes(match.group(2), match.group(3))
+        pending_charset = charset
+        previous_end = match.end()
+    if pending:
+        pieces.append(decode_bytes(bytes(pending), pending_charset))
+    pieces.append(_raw_text(value[previous_end or 0 :]))
+    return "".join(pieces)
+
+
+def _raw_text(value: str) -> str:
+    """Header text outside encoded words; 8-bit bytes read by charset guessing."""
+    if value.isascii():
+        return value
+    return decode_bytes(to_bytes(value), None)
+
+
+def to_bytes(value: str) -> bytes:
+    """The original bytes of a string the stdlib decoded with surrogate escapes."""
+    try:
+        return value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    data = text.encode("ascii", "ignore")
+    if encoding in "qQ":
+        return binascii.a2b_qp(data, header=True)
+    return b64decode_lenient(data)
+
+
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def b64decode_lenient(data: bytes) -> bytes:
+    """Base64 that survives junk and bad padding."""
+    try:
+        return binascii.a2b_base64(data)
+    except binascii.Error:
+        pass
+    clean = _NOT_BASE64.sub(b"", data)
+    if len(clean) % 4 == 1:  # a lone trailing character holds no whole byte
+        clean = clean[:-1]
+    return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
+
+
+# MIME parameters: name=token or name="quoted string" (RFC 2045), and the
+# RFC 2231 forms name*=charset'lang'%XX with continuations name*0*=, name*1=.
+_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.S)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_SECTION = re.compile(r"(.*?)\*(\d{1,4})?(\*)?")
+
+
+def parse_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type / Content-Disposition value into its value and params.
+
+    The value and parameter names are lower-cased; parameter values are
+    decoded (RFC 2231 with its charset, RFC 2047 words that clients put in
+    quoted names, raw 8-bit bytes). The first of repeated parameters wins.
+    """
+    if "\n" in value:
+        value = _FOLD.sub(" ", value)
+    head, _, rest = value.partition(";")
+    if not rest:
+        return head.strip().lower(), {}
+    plain: dict[str, str] = {}
+    sections: dict[str, list[tuple[int, bool, str]]] = {}
+    for match in _PARAM.finditer(";" + rest):
+        name, raw = match.group(1).lower(), _unquote(match.group(2).strip())
+        section = _SECTION.fullmatch(name)
+        if section:
+            index = int(section.group(2)) if section.group(2) else 0
+            extended = bool(section.group(3)) or section.group(2) is None
+            sections.setdefault(section.group(1), []).append((index, extended, raw))
+        else:
+            plain.setdefault(name, raw)
+    params = {name: decode_header_value(raw) for name, raw in plain.items()}
+    for name, parts in sections.items():
+        params[name] = _join_rfc2231(parts)
+    return head.strip().lower(), params
+
+
+def _unquote(raw: str) -> str:
+    if not raw.startswith('"'):
+        return raw
+    inner = raw[1:-1] if len(raw) > 1 and raw.endswith('"') else raw[1:]
+    return _QUOTED_PAIR.sub(r"\1", inner)
+
+
+def _join_rfc2231(parts: list[tuple[int, bool, str]]) -> str:
+    parts.sort(key=lambda part: part[0])
+    if not any(extended for _, extended, _ in parts):
+        # Some mailers split an RFC 2047 word over plain continuations.
+        return decode_header_value("".join(raw for _, _, raw in parts))
+    charset: str | None = None
+    data = bytearray()
+    for position, (_, extended, raw) in enumerate(parts):
+        if extended and position == 0 and raw.count("'") >= 2:
+            charset, _, raw = raw.split("'", 2)
+        data += unquote_to_bytes(to_bytes(raw)) if extended else to_bytes(raw)
+    return decode_bytes(bytes(data), charset or None)

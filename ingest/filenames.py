@@ -1,0 +1,56 @@
+"""Attachment names that are safe to store and to offer for download."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+
+MAX_FILENAME_BYTES = 150
+
+# Windows refuses these as a name, whatever the extension (CON.txt too).
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{port}{n}" for port in ("COM", "LPT") for n in [*"123456789", "¹", "²", "³"]]
+)
+# Characters Windows forbids in names; path separators go first, below.
+_FORBIDDEN = re.compile(r'[<>:"|?*]')
+# Only the types' own table: the system's /etc/mime.types differs between hosts.
+_MIME = mimetypes.MimeTypes()
+_MAX_EXTENSION_BYTES = 16
+
+
+def safe_filename(name: str, content_type: str) -> str:
+    """A file name for an attachment, safe on Unix and Windows, Japanese kept.
+
+    Drops directory parts, control and bidi-override characters, characters
+    Windows forbids, leading dots, trailing dots and spaces; defuses Windows
+    device names; cuts to 150 UTF-8 bytes keeping the extension; falls back
+    to ``attachment.<ext>`` (from the content type) when nothing is left.
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(char for char in name if unicodedata.category(char) not in ("Cc", "Cf"))
+    name = _FORBIDDEN.sub("_", name).strip().lstrip(".").rstrip(". ")
+    if not name:
+        return "attachment" + _extension_for(content_type)
+    if name.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        name = "_" + name
+    return _truncate(name, MAX_FILENAME_BYTES)
+
+
+def _truncate(name: str, limit: int) -> str:
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode("utf-8")) > _MAX_EXTENSION_BYTES:
+        stem, extension = name, ""
+    suffix = f".{extension}" if extension else ""
+    room = limit - len(suffix.encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore")  # never half a character
+    return cut.rstrip(". ") + suffix
+
+
+def _extension_for(content_type: str) -> str:
+    content_type = content_type.split(";", 1)[0].strip().lower()
+    return _MIME.guess_extension(content_type) or ".bin"
