@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal, TypeAlias
 
@@ -95,7 +96,7 @@ def parse_clock(text: str, *, allow_24: bool = False) -> int:
 def parse_intervals(texts: Iterable[str]) -> tuple[Interval, ...]:
     """``["09:30-12:00", "13:00-17:30"]`` as sorted, non-overlapping minute pairs."""
     if isinstance(texts, str):
-        raise ValueError(f"{texts!r}: give a list of intervals, e.g. [\"09:30-12:00\"]")
+        raise ValueError(f'{texts!r}: give a list of intervals, e.g. ["09:30-12:00"]')
     intervals: list[Interval] = []
     for text in texts:
         if not isinstance(text, str) or text.count("-") != 1:
@@ -110,7 +111,7 @@ def parse_intervals(texts: Iterable[str]) -> tuple[Interval, ...]:
             raise ValueError(f"interval {text!r} ends before it starts")
         intervals.append((start, end))
     intervals.sort()
-    for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+    for (_, end), (start, _) in pairwise(intervals):
         if start < end:
             raise ValueError(f"intervals {list(texts)!r} overlap")
     return tuple(intervals)
@@ -125,9 +126,7 @@ def parse_weekly_hours(value: Iterable[str] | dict[str, Iterable[str]]) -> Weekl
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(WEEKDAYS))
         if unknown:
-            raise ValueError(
-                f"unknown weekday {unknown[0]!r}; use {', '.join(WEEKDAYS)}"
-            )
+            raise ValueError(f"unknown weekday {unknown[0]!r}; use {', '.join(WEEKDAYS)}")
         days = []
         for name in WEEKDAYS:
             try:
@@ -289,11 +288,28 @@ class CalendarSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Published hours of a product (see PRESETS); not together with ``hours``.
     preset: Literal["chatluck", "agcrm"] | None = None
+    # ["HH:MM-HH:MM", ...] for Monday to Friday, or {mon = [...], ..., sun = [...]}
+    # (a missing weekday is closed); "24:00" may end a day. Neither this nor a
+    # preset: 09:30-12:00 and 13:00-17:30, Monday to Friday.
     hours: list[str] | dict[str, list[str]] | None = None
+    # Closed on Japanese national holidays, substitute (振替休日) and citizens'
+    # (国民の休日) holidays included, as the jpholiday package knows them.
     national_holidays: bool = True
+    # "YYYY-MM-DD", "YYYY-MM-DD..YYYY-MM-DD" (once), "MM-DD", "MM-DD..MM-DD"
+    # (every year; may wrap the new year). Ranges include both ends.
     closures: list[str] = Field(default_factory=lambda: ["12-29..01-03"])
+    # An .ics file of further closures: all-day events close whole days, timed
+    # events close those hours. Read at start-up.
     ical_file: Path | None = None
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours_are_a_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError(f'{value!r}: give a list of intervals, e.g. ["09:30-12:00"]')
+        return value
 
     @field_validator("hours")
     @classmethod
@@ -329,9 +345,7 @@ class CalendarSettings(BaseModel):
     @model_validator(mode="after")
     def _preset_or_hours(self) -> CalendarSettings:
         if self.preset is not None and self.hours is not None:
-            raise ValueError(
-                f"give either preset ({self.preset!r}) or hours, not both"
-            )
+            raise ValueError(f"give either preset ({self.preset!r}) or hours, not both")
         return self
 
     def weekly_hours(self) -> WeeklyHours:
@@ -362,7 +376,9 @@ class SlaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: Literal["next_business_day_close", "business_hours"] = "next_business_day_close"
+    # "HH:MM": received at or after it on a business day, due the next business day.
     cutoff: str = "17:00"
+    # N for policy "business_hours"; fractions allowed (1.5 = 1 h 30 min).
     business_hours: float = Field(4, gt=0, le=10_000)
 
     @field_validator("cutoff")

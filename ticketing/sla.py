@@ -148,12 +148,9 @@ def first_response_due(
     """
     if policy.calendar != "desk":
         calendar = policy.calendar_for(calendar)
-    starts_at = calendar.next_opening(received_at)
     if policy.kind == "business_hours":
-        due_at = calendar.add_business_time(received_at, policy.business_time)
-    else:
-        due_at = calendar.close_of_business_day(received_at, cutoff=policy.cutoff)
-    return Deadline(received_at.astimezone(calendar.tz), starts_at, due_at)
+        return Deadline._make(calendar.window(received_at, within=policy.business_time))
+    return Deadline._make(calendar.window(received_at, cutoff=policy.cutoff))
 
 
 def _hours(value: object, name: str = "business_hours") -> timedelta:
