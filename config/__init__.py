@@ -3,6 +3,7 @@
 from madoguchi.config.settings import (
     DEFAULT_CONFIG_FILE,
     ConfigError,
+    DaemonSettings,
     EmlDirSource,
     ImapSource,
     Limits,
@@ -17,6 +18,7 @@ from madoguchi.config.settings import (
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ConfigError",
+    "DaemonSettings",
     "EmlDirSource",
     "ImapSource",
     "Limits",

@@ -59,6 +59,27 @@ class ThreadingSettings(_Section):
     reopen_days: int = Field(14, ge=0)
 
 
+class DaemonSettings(_Section):
+    # Seconds between two deliveries of the outbox, and between two looks for
+    # tickets whose reminder or escalation must be scheduled.
+    outbox_interval_seconds: float = Field(30, gt=0)
+    sla_sweep_seconds: float = Field(60, gt=0)
+    # A job that could not run on time (daemon down) still runs when it is
+    # back within this grace; missed runs of one job are coalesced into one.
+    misfire_grace_seconds: int = Field(3600, gt=0)
+    # The reminder goes this many business minutes before the due time.
+    reminder_lead_minutes: int = Field(60, ge=0)
+    # Who is reminded (the team, until tickets have assignees) and who
+    # receives escalations; empty disables that mail.
+    team_address: str = ""
+    supervisor_address: str = ""
+    # A daily backup to this folder at this local time; empty disables it.
+    backup_dir: Path | None = None
+    backup_time: str = Field("03:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    # How often a standby daemon tries to become the scheduler.
+    leader_retry_seconds: float = Field(5, gt=0)
+
+
 class _SourceBase(_Section):
     name: str = Field(min_length=1)
     interval_seconds: float = Field(60, gt=0)
@@ -130,6 +151,7 @@ class Settings(BaseSettings):
     sla: SlaSettings = SlaSettings()
     smtp: SmtpSettings = SmtpSettings()
     acknowledgement: AckSettings = AckSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -201,6 +201,128 @@ def quarantine_list(
 
 
 @app.command()
+def daemon(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One pass of everything due, then exit.")]
+    = False,
+) -> None:
+    """Run the pollers, the outbox and the SLA jobs (SIGTERM/SIGINT stop it cleanly)."""
+    import signal
+    import threading
+
+    from madoguchi.daemon import Daemon
+
+    desk = _desk(ctx)
+    try:
+        runner = Daemon(desk)
+        if once:
+            typer.echo(str(runner.run_once()))
+            return
+        stop = threading.Event()
+
+        def request_stop(*_: object) -> None:
+            # Set from another thread: Event.set() in the handler itself could
+            # deadlock on the lock the interrupted main thread holds in wait().
+            threading.Thread(target=stop.set, daemon=True).start()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, request_stop)
+        raise typer.Exit(runner.run(stop))
+    finally:
+        desk.close()
+
+
+@app.command("backup")
+def backup_cmd(ctx: typer.Context, dest: Path) -> None:
+    """A consistent copy of the database and the attachment store into DEST."""
+    from madoguchi.backup import BackupError, backup
+
+    desk = _desk(ctx)
+    try:
+        typer.echo(json.dumps(backup(desk, dest), ensure_ascii=False))
+    except BackupError as exc:
+        typer.echo(f"madoguchi: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        desk.close()
+
+
+@app.command("restore")
+def restore_cmd(ctx: typer.Context, src: Path) -> None:
+    """Bring back a backup made by `madoguchi backup` (stop the daemon first)."""
+    from madoguchi.backup import BackupError, restore
+
+    desk = _desk(ctx)
+    try:
+        typer.echo(json.dumps(restore(desk, src), ensure_ascii=False))
+    except BackupError as exc:
+        typer.echo(f"madoguchi: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        desk.close()
+
+
+sla_app = typer.Typer(help="First-response deadlines.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
+
+
+@sla_app.command("due")
+def sla_due(
+    ctx: typer.Context,
+    timestamp: str,
+    support_number: Annotated[str | None, typer.Option("--support-number")] = None,
+    format: Annotated[str, typer.Option("--format")] = "text",
+) -> None:
+    """When work starts and when the first response is due, for a message received then."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from madoguchi.ticketing.calendar import BusinessCalendar
+    from madoguchi.ticketing.models import Contract
+    from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
+    from madoguchi.ticketing.support_number import parse_support_number
+
+    settings = _settings(ctx)
+    try:
+        received = datetime.fromisoformat(timestamp)
+    except ValueError as exc:
+        typer.echo(f"madoguchi: not an ISO 8601 timestamp: {timestamp!r}", err=True)
+        raise typer.Exit(2) from exc
+    if received.tzinfo is None:
+        typer.echo("madoguchi: give the timestamp with its offset (e.g. +09:00 or Z)", err=True)
+        raise typer.Exit(2)
+    policy = FirstResponsePolicy.from_settings(settings.sla)
+    if support_number:
+        number = parse_support_number(support_number, settings.support_number)
+        if number is None:
+            typer.echo(f"madoguchi: invalid support number {support_number!r}", err=True)
+            raise typer.Exit(2)
+        desk = _desk(ctx)
+        with desk.factory() as session:
+            contract = session.scalar(
+                select(Contract).where(Contract.support_number == number.digits)
+            )
+        desk.close()
+        if contract is None:
+            typer.echo(f"madoguchi: no contract {number.display}", err=True)
+            raise typer.Exit(1)
+        policy = FirstResponsePolicy.from_override(contract.sla_override, policy)
+    calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
+    deadline = first_response_due(received, calendar, policy)
+    if format == "json":
+        typer.echo(json.dumps({
+            "received_at": deadline.received_at.isoformat(),
+            "starts_at": deadline.starts_at.isoformat(),
+            "due_at": deadline.due_at.isoformat(),
+        }))
+    else:
+        typer.echo(f"received: {deadline.received_at.isoformat()}")
+        typer.echo(f"starts:   {deadline.starts_at.isoformat()}")
+        typer.echo(f"due:      {deadline.due_at.isoformat()}")
+
+
+@app.command()
 def demo(ctx: typer.Context) -> None:
     """Seed the demo mailbox and customers, then run the main job once."""
     from madoguchi.demo import run_demo

@@ -13,7 +13,7 @@ DATA), ``smtp_hangup_server`` (closes every connection before the greeting),
 ``smtp_closed_port`` (nothing listens: connection refused),
 ``smtp_starttls_server`` (STARTTLS and a login required) and
 ``smtp_ssl_server`` (implicit TLS, login offered); these two need the
-``openssl`` command for a throwaway certificate, and are skipped without it.
+``openssl`` command for a throwaway certificate, and fail without it.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A throwaway self-signed certificate for 127.0.0.1 and localhost."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("the openssl command is needed for a test certificate")
+        pytest.fail("the openssl command is needed for a test certificate (apt-get install openssl)")
     base = tmp_path_factory.mktemp("tls")
     files = TlsFiles(base / "cert.pem", base / "key.pem")
     subprocess.run(

@@ -1,0 +1,270 @@
+"""``madoguchi daemon``: the pollers and the SLA jobs, on APScheduler 3.
+
+Jobs live in the desk's own database (APScheduler's SQLAlchemy job store),
+so they survive restarts; a run missed while the daemon was down is
+coalesced into one and still runs within ``daemon.misfire_grace_seconds``;
+no job overlaps itself (``max_instances=1``), so one poll of a source never
+overlaps another.
+
+Only one daemon per database schedules at a time: the leader holds a lock
+(a PostgreSQL advisory lock, or an ``flock`` on a file beside the SQLite
+database), which the operating system or the server frees when the process
+dies; a standby daemon retries and takes over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+from madoguchi.app import Desk
+from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.escalation import escalate, remind, reminder_at, tickets_awaiting
+from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.outbox import OutboxSender, SendReport
+
+log = logging.getLogger("madoguchi.daemon")
+
+# Job functions are found by APScheduler through a textual reference and
+# must not carry the desk in their pickled arguments: they use this one.
+_ACTIVE: Daemon | None = None
+_ADVISORY_KEY = 0x4D61646F  # "Mado"
+
+
+class LeaderLock:
+    """Held by the one daemon that schedules; freed when its process dies."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+        self._fd: int | None = None
+        self._conn: Connection | None = None
+
+    def acquire(self) -> bool:
+        url = make_url(self.desk.settings.database_url)
+        if url.get_backend_name() == "sqlite":
+            fd = os.open(f"{url.database}.scheduler.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._fd = fd
+            return True
+        conn = self.desk.engine.connect()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ADVISORY_KEY}).scalar()
+        conn.commit()
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        if self._conn is not None:
+            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_KEY})
+            self._conn.close()
+            self._conn = None
+
+
+@dataclass
+class PassReport:
+    """What one pass of everything due did (``daemon --once``)."""
+
+    polled: dict[str, str] = field(default_factory=dict)
+    reminders: int = 0
+    escalations: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+class Daemon:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+        self.settings = desk.settings
+        self.pollers = {s.name: desk.poller(s) for s in desk.settings.sources}
+        self.outbox = OutboxSender(desk.settings, desk.factory)
+        self.lead = timedelta(minutes=desk.settings.daemon.reminder_lead_minutes)
+        self._plans: queue.Queue[tuple[list[tuple[str, datetime, str, str]], set[str]]] = (
+            queue.Queue()
+        )
+
+    # -- the jobs ------------------------------------------------------------
+
+    def poll(self, name: str) -> str:
+        report = self.pollers[name].poll_once()
+        log.info("%s: %s", name, report)
+        return str(report)
+
+    def send_outbox(self) -> SendReport:
+        return self.outbox.send_due()
+
+    def remind(self, number: str) -> bool:
+        with transaction(self.desk.factory) as session:
+            ticket = session.query(Ticket).filter_by(number=number).one_or_none()
+            return bool(ticket) and remind(session, ticket, self.settings, _now())
+
+    def escalate(self, number: str) -> bool:
+        with transaction(self.desk.factory) as session:
+            ticket = session.query(Ticket).filter_by(number=number).one_or_none()
+            return bool(ticket) and escalate(session, ticket, self.settings, _now())
+
+    def sla_sweep(self) -> tuple[int, int]:
+        """Act on what is due now; leave what is due later to the scheduler.
+
+        Returns (reminders, escalations) sent in this sweep. The jobs for later
+        are handed to the main thread (``_plans``): a job thread must not call
+        the scheduler, whose shutdown holds its locks while it waits for jobs.
+        """
+        now = _now()
+        calendar = self.desk.pipeline.calendar
+        with self.desk.factory() as session:
+            plan = [
+                (t.number, reminder_at(t, calendar, self.lead), t.first_response_due)
+                for t in tickets_awaiting(session)
+            ]
+        reminders = escalations = 0
+        later: list[tuple[str, datetime, str, str]] = []
+        for number, remind_at, due_at in plan:
+            assert due_at is not None
+            if remind_at is not None and remind_at <= now < due_at:
+                reminders += self.remind(number)
+            elif remind_at is not None and remind_at > now:
+                later.append((f"remind:{number}", remind_at, "remind", number))
+            if due_at <= now:
+                escalations += self.escalate(number)
+            else:
+                later.append((f"escalate:{number}", due_at, "escalate", number))
+        self._plans.put((later, {number for number, _, _ in plan}))
+        return reminders, escalations
+
+    def _apply_plans(self, scheduler: BackgroundScheduler) -> None:
+        while not self._plans.empty():
+            later, waiting = self._plans.get_nowait()
+            for job_id, when, action, number in later:
+                if scheduler.get_job(job_id) is None:
+                    scheduler.add_job(
+                        f"{__name__}:_run", DateTrigger(run_date=when), args=[action, number],
+                        id=job_id, replace_existing=True,
+                    )
+            # Answered or closed since: their jobs are cancelled.
+            for job in scheduler.get_jobs():
+                kind, _, number = job.id.partition(":")
+                if kind in ("remind", "escalate") and number not in waiting:
+                    job.remove()
+
+    def backup(self) -> None:
+        from madoguchi.backup import backup
+
+        dest = self.settings.daemon.backup_dir
+        assert dest is not None
+        stamp = datetime.now(self.settings.tz).strftime("%Y%m%d-%H%M%S")
+        backup(self.desk, Path(dest) / stamp)
+
+    # -- running -------------------------------------------------------------
+
+    def run_once(self) -> PassReport:
+        """One pass of everything due, for cron and tests."""
+        report = PassReport()
+        for name in self.pollers:
+            try:
+                report.polled[name] = self.poll(name)
+            except Exception as exc:
+                log.exception("%s: poll failed", name)
+                report.polled[name] = f"failed: {exc}"
+        report.reminders, report.escalations = self.sla_sweep()
+        sent = self.send_outbox()
+        report.sent, report.retrying = len(sent.sent), len(sent.retrying)
+        report.failed = len(sent.failed) + len(sent.interrupted)
+        return report
+
+    def run(self, stop: threading.Event) -> int:
+        """Wait for leadership, schedule, run until ``stop`` is set; exit code."""
+        global _ACTIVE
+        lock = LeaderLock(self.desk)
+        while not lock.acquire():
+            log.info("another daemon schedules for this database; standing by")
+            if stop.wait(self.settings.daemon.leader_retry_seconds):
+                return 0
+        log.info("this daemon is the scheduler")
+        _ACTIVE = self
+        scheduler = self._scheduler()
+        try:
+            scheduler.start()
+            self._add_jobs(scheduler)
+            while not stop.wait(0.2):
+                self._apply_plans(scheduler)
+            log.info("stopping: finishing the running jobs")
+        finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
+            _ACTIVE = None
+            lock.release()
+        return 0
+
+    def _scheduler(self) -> BackgroundScheduler:
+        d = self.settings.daemon
+        return BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self.desk.engine)},
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": d.misfire_grace_seconds,
+            },
+            timezone=self.settings.tz,
+        )
+
+    def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
+        d = self.settings.daemon
+        for source in self.settings.sources:
+            scheduler.add_job(
+                f"{__name__}:_run", IntervalTrigger(seconds=source.interval_seconds),
+                args=["poll", source.name], id=f"poll:{source.name}", replace_existing=True,
+                next_run_time=_now(),
+            )
+        scheduler.add_job(
+            f"{__name__}:_run", IntervalTrigger(seconds=d.outbox_interval_seconds),
+            args=["send_outbox"], id="outbox", replace_existing=True, next_run_time=_now(),
+        )
+        scheduler.add_job(
+            f"{__name__}:_run", IntervalTrigger(seconds=d.sla_sweep_seconds),
+            args=["sla_sweep"], id="sla-sweep", replace_existing=True, next_run_time=_now(),
+        )
+        if d.backup_dir is not None:
+            at = time.fromisoformat(d.backup_time)
+            scheduler.add_job(
+                f"{__name__}:_run", CronTrigger(hour=at.hour, minute=at.minute),
+                args=["backup"], id="backup", replace_existing=True,
+            )
+
+
+def _run(action: str, *args: str) -> None:
+    """The one job function APScheduler stores a reference to."""
+    daemon = _ACTIVE
+    if daemon is None:  # a job fired after shutdown began
+        return
+    getattr(daemon, action)(*args)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
