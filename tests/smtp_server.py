@@ -232,7 +232,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     """A throwaway self-signed certificate for 127.0.0.1 and localhost."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.fail("the openssl command is needed for a test certificate (apt-get install openssl)")
+        pytest.fail("the openssl command is needed for a test certificate (apt install openssl)")
     base = tmp_path_factory.mktemp("tls")
     files = TlsFiles(base / "cert.pem", base / "key.pem")
     subprocess.run(
