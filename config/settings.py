@@ -59,6 +59,18 @@ class ThreadingSettings(_Section):
     reopen_days: int = Field(14, ge=0)
 
 
+class FaxSettings(_Section):
+    # Mail from these addresses is a FAX-to-email gateway's: its PDF/TIFF
+    # attachments are FAX pages, and the ticket's channel is "fax".
+    gateway_addresses: list[str] = []
+    # Bounds on one FAX document: pages, pixels per page, seconds to read it.
+    max_pages: int = Field(50, gt=0)
+    max_pixels: int = Field(40_000_000, gt=0)
+    timeout_seconds: float = Field(120, gt=0)
+    # PDFs are rasterised at this resolution (close to FAX fine mode).
+    pdf_dpi: int = Field(200, ge=72, le=600)
+
+
 class DaemonSettings(_Section):
     # Seconds between two deliveries of the outbox, and between two looks for
     # tickets whose reminder or escalation must be scheduled.
@@ -127,7 +139,21 @@ class EmlDirSource(_SourceBase):
     path: Path
 
 
-Source = Annotated[ImapSource | MaildirSource | EmlDirSource, Field(discriminator="kind")]
+class FaxSpoolSource(_SourceBase):
+    """A folder a FAX server or scanner drops .pdf/.tif/.tiff files into."""
+
+    kind: Literal["fax_spool"]
+    path: Path
+    # A file is taken once its size and mtime have not changed for this long
+    # (a FAX server still writing it is left alone). Names ending in .part or
+    # .tmp, or starting with a dot, are never taken: write under such a name
+    # and rename when complete to have files taken at once.
+    stable_seconds: float = Field(5, ge=0)
+
+
+Source = Annotated[
+    ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource, Field(discriminator="kind")
+]
 
 
 class Settings(BaseSettings):
@@ -152,6 +178,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     acknowledgement: AckSettings = AckSettings()
     daemon: DaemonSettings = DaemonSettings()
+    fax: FaxSettings = FaxSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -14,9 +14,13 @@ class ParseError(Exception):
     """The message cannot be read as mail; ``reason_code`` names why."""
 
     def __init__(self, reason_code: str, reason: str) -> None:
-        super().__init__(reason)
+        # Both in args: the error crosses process boundaries by pickling.
+        super().__init__(reason_code, reason)
         self.reason_code = reason_code
         self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)

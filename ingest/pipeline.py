@@ -20,20 +20,31 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config import Limits, Settings
+from madoguchi.ingest.fax import (
+    FaxConfig,
+    FaxPrepared,
+    fax_config,
+    fax_content_type,
+    fax_subject,
+    read_document,
+    read_gateway_mail,
+)
 from madoguchi.ingest.filenames import safe_filename
 from madoguchi.ingest.htmltext import sanitize_html
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind
 from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import parse_message
+from madoguchi.ocr.errors import FaxDocumentError
 from madoguchi.ticketing import store
 from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket
 from madoguchi.ticketing.blobstore import BlobStore
@@ -52,12 +63,19 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.rules.autoreply import classify_auto
-from madoguchi.ticketing.rules.entitlement import ContactFacts, ContractFacts, decide_entitlement
+from madoguchi.ticketing.rules.entitlement import (
+    ContactFacts,
+    ContractFacts,
+    Entitlement,
+    decide_entitlement,
+    match_fax_contact,
+)
 from madoguchi.ticketing.rules.threading import (
     ThreadAction,
     ThreadEvidence,
     TicketSnapshot,
     body_ticket_numbers,
+    decide_fax_thread,
     decide_thread,
     subject_ticket_tags,
 )
@@ -105,23 +123,43 @@ class _Parsed:
     """
 
     digest: str  # sha256 of the raw bytes, already in the blob store
-    message: ParsedMessage | None
+    message: ParsedMessage | None  # None for a FAX document (and for errors)
     error: ParseError | None
     key: str | None = None
     attachment_blobs: tuple[tuple[str, int], ...] = ()  # (sha256, size) per attachment
+    fax: FaxPrepared | None = None  # a FAX document, or a gateway mail's FAX
 
 
-def _prepare(raw: bytes, limits: Limits, blob_root: str) -> _Parsed:
+@dataclass(frozen=True)
+class _Prepare:
+    """What a worker needs to prepare a message (small and picklable)."""
+
+    limits: Limits
+    fax: FaxConfig
+    blob_root: str
+
+
+def _prepare_chunk(jobs: list[tuple[bytes, str | None, str]], cfg: _Prepare) -> list[_Parsed]:
+    return [_prepare(raw, kind, name, cfg) for raw, kind, name in jobs]
+
+
+def _prepare(raw: bytes, kind: str | None, name: str, cfg: _Prepare) -> _Parsed:
     """Parse and store the bytes of one message; runs in a worker process."""
-    blobs = BlobStore(Path(blob_root))
+    blobs = BlobStore(Path(cfg.blob_root))
     digest = blobs.put(raw, durable=False)
     try:
-        msg = parse_message(raw, limits)
+        if kind == "fax":
+            fax = read_document(raw, name, cfg.fax, blobs)
+            return _Parsed(digest, None, None, f"fax:{digest}", fax=fax)
+        msg = parse_message(raw, cfg.limits)
+        fax = read_gateway_mail(msg, cfg.fax, blobs)
     except ParseError as exc:
         return _Parsed(digest, None, exc)
+    except FaxDocumentError as exc:
+        return _Parsed(digest, None, ParseError(exc.reason_code, exc.reason))
     stored = tuple((blobs.put(a.payload, durable=False), len(a.payload)) for a in msg.attachments)
     light = replace(msg, attachments=tuple(replace(a, payload=b"") for a in msg.attachments))
-    return _Parsed(digest, light, None, dedupe_key(msg, raw), stored)
+    return _Parsed(digest, light, None, dedupe_key(msg, raw), stored, fax)
 
 
 @dataclass
@@ -158,6 +196,7 @@ class Pipeline:
         self.now = now
         self.calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
         self.policy = FirstResponsePolicy.from_settings(settings.sla)
+        self.fax = fax_config(settings)
         self._workers = parse_workers if parse_workers is not None else (os.cpu_count() or 1)
         self._pool: Executor | None = None
 
@@ -169,23 +208,51 @@ class Pipeline:
     # -- the batch -----------------------------------------------------------
 
     def _prepared(self, items: Sequence[Inbound]) -> Iterator[_Parsed]:
-        """Parse and store bytes; in a worker process when the batch is large enough.
+        """Parse and store bytes; in worker processes when that pays.
 
         Results stream in order while the caller writes the earlier ones to
-        the database, so parsing and hashing on one core overlap with the
-        database work on the other (bench/ingest.py measures it).
+        the database, so parsing and OCR on one core overlap with the
+        database work on the other (bench/ingest.py measures it). A worker
+        that dies on a hostile document (or any error escaping it) costs
+        only that document, which is quarantined; the pool is renewed.
         """
-        limits, root = self.settings.limits, str(self.blobs.root)
-        if self._workers < 1 or len(items) < POOL_THRESHOLD:
-            return (_prepare(i.raw, limits, root) for i in items)
+        cfg = _Prepare(self.settings.limits, self.fax, str(self.blobs.root))
+        jobs = [(i.raw, i.kind, i.source_ref) for i in items]
+        # A FAX takes about a second to read: worth a worker even alone.
+        has_fax = any(kind == "fax" for _, kind, _ in jobs) or bool(self.fax.gateways)
+        if self._workers < 1 or not (len(jobs) >= POOL_THRESHOLD or has_fax):
+            yield from (_prepare(raw, kind, name, cfg) for raw, kind, name in jobs)
+            return
+        size = 1 if has_fax else 8
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        futures = [self._submit(_prepare_chunk, chunk, cfg) for chunk in chunks]
+        for chunk, future in zip(chunks, futures, strict=True):
+            try:
+                yield from future.result()
+            except Exception as exc:
+                if isinstance(exc, BrokenProcessPool):
+                    self.close()
+                yield from (self._isolate(job, cfg) for job in chunk)
+
+    def _submit(self, fn: Callable[..., list[_Parsed]], *args: object) -> Future[list[_Parsed]]:
         if self._pool is None:
             # forkserver: workers inherit no database connections or threads.
             ctx = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(self._workers, mp_context=ctx)
-        n = len(items)
-        return self._pool.map(
-            _prepare, [i.raw for i in items], [limits] * n, [root] * n, chunksize=8
-        )
+        return self._pool.submit(fn, *args)
+
+    def _isolate(self, job: tuple[bytes, str | None, str], cfg: _Prepare) -> _Parsed:
+        """Prepare one input of a failed chunk alone, still in a worker."""
+        try:
+            return self._submit(_prepare_chunk, [job], cfg).result()[0]
+        except Exception as exc:
+            if isinstance(exc, BrokenProcessPool):
+                self.close()
+            log.error("%s: preparing it failed: %r", job[2], exc)
+            digest = self.blobs.put(job[0], durable=False)
+            return _Parsed(digest, None, ParseError(
+                "worker_failed", f"reading it stopped the worker: {type(exc).__name__}: {exc}"
+            ))
 
     def ingest_batch(
         self,
@@ -263,6 +330,8 @@ class Pipeline:
             return self._quarantine(
                 session, batch, item, result.digest, result.error.reason_code, result.error.reason
             )
+        if result.fax is not None:
+            return self._store_fax(session, batch, item, result)
         assert result.message is not None and result.key is not None
         return self._store_mail(session, batch, item, result)
 
@@ -424,7 +493,7 @@ class Pipeline:
             self._add_message(session, batch, target, item, prepared, received_at, None)
             return Outcome(OutcomeKind.THREADED, target.number)
 
-        ticket = self._open_ticket(session, batch, msg, received_at, Channel.EMAIL)
+        ticket = self._open_mail_ticket(session, batch, msg, received_at)
         if decision.action is ThreadAction.NEW_LINKED and target is not None:
             ticket.linked_ticket = target
         if decision.unregistered_sender:
@@ -472,35 +541,52 @@ class Pipeline:
                 update(TicketCounter).where(TicketCounter.year == year).values(last=last)
             )
 
+    def _open_mail_ticket(
+        self, session: Session, batch: _Batch, msg: ParsedMessage, received_at: datetime
+    ) -> Ticket:
+        found = find_support_number(msg.subject, msg.text, self.settings.support_number)
+        rights = decide_entitlement(
+            support_number=found.number.digits if found.number else None,
+            contract_for_number=(
+                self._contract(session, batch, found.number.digits) if found.number else None
+            ),
+            sender_contacts=self._contacts(session, batch, msg.from_addr),
+            received_day=received_at.astimezone(self.settings.tz).date(),
+        )
+        written = found.number.digits if found.number else (
+            found.invalid[0] if found.invalid else None
+        )
+        return self._open_ticket(session, batch, rights, written, msg.subject, received_at,
+                                 Channel.EMAIL)
+
     def _open_ticket(
         self,
         session: Session,
         batch: _Batch,
-        msg: ParsedMessage,
+        rights: Entitlement,
+        written_number: str | None,
+        subject: str,
         received_at: datetime,
         channel: Channel,
     ) -> Ticket:
-        tz = self.settings.tz
-        found = find_support_number(msg.subject, msg.text, self.settings.support_number)
-        number = found.number.digits if found.number else None
-        local = received_at.astimezone(tz)
-        rights = decide_entitlement(
-            support_number=number,
-            contract_for_number=self._contract(session, batch, number) if number else None,
-            sender_contacts=self._contacts(session, batch, msg.from_addr),
-            received_day=local.date(),
-        )
+        """A new ticket with its contract, flags, number and first-response due time.
+
+        ``written_number`` is the number as the message gave it (kept even
+        when it matches no contract, so staff see what was written).
+        """
         contract = self._contract_row(session, batch, rights.contract_id)
-        if number is None and contract is not None:
+        if written_number is None and contract is not None:
             # No number in the message, but the contact's only contract is known.
-            number = contract.support_number
+            written_number = contract.support_number
         deadline = first_response_due(received_at, self.calendar, self._policy_for(contract))
         ticket = Ticket(
-            number=self._next_number(session, batch, local.year),
+            number=self._next_number(
+                session, batch, received_at.astimezone(self.settings.tz).year
+            ),
             status=TicketStatus.OPEN,
             channel=channel,
-            subject=msg.subject,
-            support_number=number or (found.invalid[0] if found.invalid else None),
+            subject=subject,
+            support_number=written_number,
             customer_id=rights.customer_id,
             contract_id=rights.contract_id,
             contact_id=rights.contact_id,
@@ -512,6 +598,72 @@ class Pipeline:
         store.set_flags(ticket, rights.flags)
         batch.by_number[ticket.number] = ticket
         return ticket
+
+    # -- FAX -----------------------------------------------------------------
+
+    def _store_fax(
+        self, session: Session, batch: _Batch, item: Inbound, prepared: _Parsed
+    ) -> Outcome:
+        fax, msg, key = prepared.fax, prepared.message, prepared.key
+        assert fax is not None and key is not None
+        if self._is_known(session, batch, key):
+            return Outcome(OutcomeKind.DUPLICATE)
+        received_at = (
+            self._received_at(item, msg) if msg is not None else (item.received_at or self.now())
+        )
+
+        target = (
+            self._ticket_by_number(session, batch, fax.ticket_number) if fax.ticket_number else None
+        )
+        decision = decide_fax_thread(
+            self._snapshot(session, batch, target) if target is not None else None,
+            target is not None and fax.support_digits is not None
+            and target.support_number == fax.support_digits,
+            received_at,
+            self.settings.threading.reopen_days,
+        )
+        if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
+            assert target is not None
+            if decision.action is ThreadAction.REOPEN:
+                store.reopen(target)
+            self._add_message(session, batch, target, item, prepared, received_at, None)
+            return Outcome(OutcomeKind.THREADED, target.number)
+
+        ticket = self._open_ticket(
+            session, batch, self._fax_rights(session, batch, fax, received_at),
+            fax.support_digits, fax_subject(fax, msg.subject if msg else ""), received_at,
+            Channel.FAX,
+        )
+        if decision.action is ThreadAction.NEW_LINKED and target is not None:
+            ticket.linked_ticket = target
+        message = self._add_message(session, batch, ticket, item, prepared, received_at, None)
+        batch.new_tickets.append((ticket, message))
+        return Outcome(OutcomeKind.CREATED, ticket.number)
+
+    def _fax_rights(
+        self, session: Session, batch: _Batch, fax: FaxPrepared, received_at: datetime
+    ) -> Entitlement:
+        """Entitlement of a FAX: the number read by OCR, the contact the page names.
+
+        An unreadable number is not guessed: the ticket waits in triage,
+        flagged ``unreadable_fax``, for staff to assign it.
+        """
+        if fax.support_digits is None:
+            return Entitlement(None, None, None, frozenset({Flag.UNREADABLE_FAX}))
+        contract = self._contract(session, batch, fax.support_digits)
+        contacts: tuple[ContactFacts, ...] = ()
+        if contract is not None:
+            cards = store.contact_cards(session, contract.customer_id)
+            named = match_fax_contact(fax.text, cards)
+            contacts = tuple(
+                c for c in store.contacts_by_ids(session, [named] if named else [])
+            )
+        return decide_entitlement(
+            support_number=fax.support_digits,
+            contract_for_number=contract,
+            sender_contacts=contacts,
+            received_day=received_at.astimezone(self.settings.tz).date(),
+        )
 
     def _policy_for(self, contract: Contract | None) -> FirstResponsePolicy:
         """The contract's own terms win over the desk's default."""
@@ -533,26 +685,32 @@ class Pipeline:
         received_at: datetime,
         auto_kind: str | None,
     ) -> Message:
-        msg, key = prepared.message, prepared.key
-        assert msg is not None and key is not None
+        msg, fax = prepared.message, prepared.fax
+        assert prepared.key is not None
+        text = msg.text if msg is not None else ""
+        if fax is not None:
+            # The page text is what staff read and search; a gateway's own
+            # covering note follows it.
+            text = fax.text + (f"\n\n---\n{text}" if text.strip() else "")
         message = Message(
             ticket=ticket,
             direction=Direction.IN,
-            channel=ticket.channel,
-            dedupe_key=key,
-            message_id=msg.message_id,
-            in_reply_to=" ".join(msg.in_reply_to) or None,
-            references=list(msg.references),
-            sender=msg.from_addr,
-            sender_name=msg.from_name,
-            recipients=list(msg.to),
-            cc=list(msg.cc),
-            subject=msg.subject,
-            date=msg.date,
+            channel=Channel.FAX if fax is not None else Channel.EMAIL,
+            dedupe_key=prepared.key,
+            message_id=msg.message_id if msg else None,
+            in_reply_to=(" ".join(msg.in_reply_to) or None) if msg else None,
+            references=list(msg.references) if msg else [],
+            sender=msg.from_addr if msg else "",
+            sender_name=msg.from_name if msg else "FAX",
+            recipients=list(msg.to) if msg else [],
+            cc=list(msg.cc) if msg else [],
+            subject=msg.subject if msg else ticket.subject,
+            date=msg.date if msg else None,
             received_at=received_at,
-            text=msg.text,
-            html=sanitize_html(msg.html) if msg.html else None,
+            text=text,
+            html=sanitize_html(msg.html) if msg and msg.html else None,
             auto_kind=auto_kind,
+            fax_reading=fax.record if fax is not None else None,
             raw=RawMessage(
                 sha256=prepared.digest,
                 size=len(item.raw),
@@ -561,23 +719,37 @@ class Pipeline:
                 received_at=received_at,
             ),
         )
-        for part, (sha256, size) in zip(msg.attachments, prepared.attachment_blobs, strict=True):
-            message.attachments.append(
-                Attachment(
-                    sha256=sha256,
-                    size=size,
-                    content_type=part.content_type,
+        if msg is not None:
+            for part, (sha256, size) in zip(
+                msg.attachments, prepared.attachment_blobs, strict=True
+            ):
+                message.attachments.append(Attachment(
+                    sha256=sha256, size=size, content_type=part.content_type,
                     filename=safe_filename(part.filename, part.content_type),
                     original_filename=part.filename,
-                )
-            )
+                ))
+        else:
+            # A FAX document: the original file is its first attachment.
+            name = PurePath(item.source_ref).name or "fax.pdf"
+            ctype = fax_content_type(name)
+            message.attachments.append(Attachment(
+                sha256=prepared.digest, size=len(item.raw), content_type=ctype,
+                filename=safe_filename(name, ctype), original_filename=name,
+            ))
+        if fax is not None:
+            for i, (sha256, size) in enumerate(fax.page_blobs, 1):
+                message.attachments.append(Attachment(
+                    sha256=sha256, size=size, content_type="image/png",
+                    filename=f"fax-page-{i:03d}.png", original_filename="",
+                ))
         session.add(message)
-        batch.known_keys.add(key)
-        if msg.message_id:
+        batch.known_keys.add(prepared.key)
+        if msg is not None and msg.message_id:
             batch.by_message_id[msg.message_id] = ticket
-        batch.participants.setdefault(ticket.number, set()).update(
-            a for a in (msg.from_addr, *msg.to, *msg.cc) if a
-        )
+        if msg is not None:
+            batch.participants.setdefault(ticket.number, set()).update(
+                a for a in (msg.from_addr, *msg.to, *msg.cc) if a
+            )
         return message
 
 

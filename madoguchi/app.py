@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from madoguchi.config import EmlDirSource, ImapSource, MaildirSource, Settings
+from madoguchi.config import EmlDirSource, FaxSpoolSource, ImapSource, MaildirSource, Settings
 from madoguchi.ingest.pipeline import Pipeline
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.db import make_engine, session_factory
@@ -32,13 +32,17 @@ class Desk:
             self._pipeline = Pipeline(self.settings, self.factory, self.blobs)
         return self._pipeline
 
-    def poller(self, source: ImapSource | MaildirSource | EmlDirSource):  # type: ignore[no-untyped-def]
+    def poller(self, source: ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource):  # type: ignore[no-untyped-def]
         """The poller for one configured source."""
         batch = self.settings.limits.imap_batch_size
         if isinstance(source, MaildirSource):
             from madoguchi.ingest.sources.folder import MaildirPoller
 
             return MaildirPoller(source, self.pipeline, batch)
+        if isinstance(source, FaxSpoolSource):
+            from madoguchi.ingest.sources.fax_spool import FaxSpoolPoller
+
+            return FaxSpoolPoller(source, self.pipeline)
         if isinstance(source, EmlDirSource):
             from madoguchi.ingest.sources.folder import EmlDirPoller
 

@@ -323,6 +323,87 @@ def sla_due(
 
 
 @app.command()
+def form(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Argument(help="Where to write the PDF.")] = Path(
+        "fax-request-form.pdf"
+    ),
+    support_number: Annotated[
+        str | None, typer.Option("--support-number", help="Pre-print this number (and its QR).")
+    ] = None,
+    contract: Annotated[
+        str | None, typer.Option("--contract", help="Same as --support-number, checked to exist.")
+    ] = None,
+    ticket: Annotated[
+        str | None, typer.Option("--ticket", help="Pre-fill 問合せ番号 for a follow-up.")
+    ] = None,
+) -> None:
+    """Write the FAX request form (A4 PDF, Japanese); blank unless a number is given."""
+    from madoguchi.ocr.form import write_form
+
+    settings = _settings(ctx)
+    number = support_number or contract
+    if contract:
+        from sqlalchemy import select
+
+        from madoguchi.ticketing.models import Contract
+        from madoguchi.ticketing.support_number import parse_support_number
+
+        parsed = parse_support_number(contract, settings.support_number)
+        desk = _desk(ctx)
+        with desk.factory() as session:
+            found = parsed and session.scalar(
+                select(Contract.id).where(Contract.support_number == parsed.digits)
+            )
+        desk.close()
+        if not found:
+            typer.echo(f"madoguchi: no contract {contract}", err=True)
+            raise typer.Exit(1)
+    try:
+        write_form(output, number, ticket, settings=settings.support_number)
+    except ValueError as exc:
+        typer.echo(f"madoguchi: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"wrote {output}")
+
+
+triage_app = typer.Typer(help="FAXes whose number could not be read.", no_args_is_help=True)
+app.add_typer(triage_app, name="triage")
+
+
+@triage_app.command("list")
+def triage_list(ctx: typer.Context) -> None:
+    """Tickets waiting for staff to assign the support number, with their page images."""
+    from madoguchi.ticketing.triage import triage_queue
+
+    desk = _desk(ctx)
+    with desk.factory() as session:
+        for ticket, pages in triage_queue(session):
+            typer.echo(f"{ticket.number}  {ticket.subject}")
+            for sha in pages:
+                typer.echo(f"    page: {desk.blobs.path_for(sha)}")
+    desk.close()
+
+
+@triage_app.command("assign")
+def triage_assign(ctx: typer.Context, ticket: str, support_number: str) -> None:
+    """Give a triaged FAX ticket its support number (checked by its check digit)."""
+    from madoguchi.ticketing.db import transaction
+    from madoguchi.ticketing.triage import TriageError, assign_support_number
+
+    desk = _desk(ctx)
+    try:
+        with transaction(desk.factory) as session:
+            t = assign_support_number(session, ticket, support_number, desk.settings)
+            typer.echo(f"{t.number}: {t.support_number}, flags: {', '.join(t.flag_names) or '-'}")
+    except TriageError as exc:
+        typer.echo(f"madoguchi: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        desk.close()
+
+
+@app.command()
 def demo(ctx: typer.Context) -> None:
     """Seed the demo mailbox and customers, then run the main job once."""
     from madoguchi.demo import run_demo

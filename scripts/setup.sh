@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv python3-dev gcc tesseract-ocr tesseract-ocr-jpn
-          poppler-utils fonts-noto-cjk fonts-ipafont libtiff-tools)
+          poppler-utils fonts-noto-cjk fonts-ipafont fonts-dejavu-core libtiff-tools)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(dovecot-imapd postgresql chromium)
 fi

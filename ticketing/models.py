@@ -266,6 +266,9 @@ class Message(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     text: Mapped[str] = mapped_column(Text, default="")
     html: Mapped[str | None] = mapped_column(Text, default=None)
+    # For a FAX: how the support number was read (method, confidence, each
+    # method's read, problems), so staff and audits can see why.
+    fax_reading: Mapped[dict | None] = mapped_column(JSON, default=None)
     # "auto_reply", "bounce" or "bulk" for machine-sent mail kept on a ticket.
     auto_kind: Mapped[str | None] = mapped_column(String(20), default=None)
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)

@@ -24,7 +24,7 @@ from madoguchi.ticketing.models import (
     TicketFlag,
     TicketStatus,
 )
-from madoguchi.ticketing.rules.entitlement import ContactFacts, ContractFacts
+from madoguchi.ticketing.rules.entitlement import ContactCard, ContactFacts, ContractFacts
 from madoguchi.ticketing.rules.threading import TicketSnapshot
 
 
@@ -59,6 +59,32 @@ def contacts_for_address(session: Session, address: str) -> tuple[ContactFacts, 
             customer_id=c.customer_id,
             contracts=tuple(contract_facts(k) for k in c.contracts),
         )
+        for c in contacts
+    )
+
+
+def contacts_by_ids(session: Session, ids: Iterable[int]) -> tuple[ContactFacts, ...]:
+    wanted = list(ids)
+    if not wanted:
+        return ()
+    contacts = session.scalars(
+        select(Contact).where(Contact.id.in_(wanted)).options(selectinload(Contact.contracts))
+    )
+    return tuple(
+        ContactFacts(c.id, c.customer_id, tuple(contract_facts(k) for k in c.contracts))
+        for c in contacts
+    )
+
+
+def contact_cards(session: Session, customer_id: int) -> tuple[ContactCard, ...]:
+    """The customer's registered contacts as a FAX form may show them."""
+    contacts = session.scalars(
+        select(Contact).where(Contact.customer_id == customer_id).options(
+            selectinload(Contact.emails)
+        )
+    )
+    return tuple(
+        ContactCard(c.id, c.name, tuple(e.email for e in c.emails), c.phone, c.fax)
         for c in contacts
     )
 

@@ -21,6 +21,7 @@ from email.policy import compat32
 from pathlib import Path
 
 from madoguchi.config import EmlDirSource, MaildirSource
+from madoguchi.ingest.fax import is_fax_filename
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
 
 log = logging.getLogger("madoguchi.ingest.folder")
@@ -76,9 +77,20 @@ def _load(paths: Iterable[Path]) -> list[_File]:
 def ingest_files(
     paths: Iterable[Path], sink: Sink, source: str = "cli", batch_size: int = 100
 ) -> list[tuple[Path, Outcome]]:
-    """Ingest mail files as given by an operator (also re-submits quarantined mail)."""
-    files = _load(paths)
+    """Ingest files as given by an operator (also re-submits quarantined mail).
+
+    ``.pdf``/``.tif``/``.tiff`` files are FAX documents (received when the
+    file was written); anything else is a mail file.
+    """
+    paths = list(paths)
     results: list[tuple[Path, Outcome]] = []
+    for path in (p for p in paths if is_fax_filename(p.name)):
+        received = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        [outcome] = sink.ingest_batch(
+            [Inbound(path.read_bytes(), source, str(path), received_at=received, kind="fax")]
+        )
+        results.append((path, outcome))
+    files = _load(p for p in paths if not is_fax_filename(p.name))
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         outcomes = sink.ingest_batch(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 02:35:23.270076
+Create Date: 2026-11-24 03:03:13.705522
 """
 
 from collections.abc import Sequence
@@ -168,6 +168,7 @@ def upgrade() -> None:
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('html', sa.Text(), nullable=True),
+    sa.Column('fax_reading', sa.JSON(), nullable=True),
     sa.Column('auto_kind', sa.String(length=20), nullable=True),
     sa.Column('raw_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['raw_id'], ['raw_messages.id'], name=op.f('fk_messages_raw_id_raw_messages')),

@@ -7,6 +7,7 @@ with flags and staff decide.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -98,3 +99,42 @@ def decide_entitlement(
     customer_id = contact.customer_id if len(customers) == 1 else None
     contact_id = contact.id if len(sender_contacts) == 1 else None
     return Entitlement(None, customer_id, contact_id, frozenset(flags))
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    """What a FAX form may show of a registered contact."""
+
+    id: int
+    name: str
+    emails: tuple[str, ...]
+    phone: str
+    fax: str
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def match_fax_contact(text: str, cards: tuple[ContactCard, ...]) -> int | None:
+    """The registered contact a FAX page names, if exactly one is recognisable.
+
+    A FAX has no verified sender. The request form asks for the name, phone,
+    FAX number and e-mail address; a contact counts as named when one of
+    them appears in the page's OCR text (spaces ignored, numbers compared by
+    digits). Two or more matches, or none, is left to staff.
+    """
+    folded = unicodedata.normalize("NFKC", text)
+    squeezed = "".join(folded.split()).lower()
+    digits = _digits(folded)
+    found = set()
+    for card in cards:
+        name = "".join(unicodedata.normalize("NFKC", card.name).split()).lower()
+        numbers = [n for n in (_digits(card.phone), _digits(card.fax)) if len(n) >= 9]
+        if (
+            (len(name) >= 2 and name in squeezed)
+            or any(e and e.lower() in squeezed for e in card.emails)
+            or any(n in digits for n in numbers)
+        ):
+            found.add(card.id)
+    return found.pop() if len(found) == 1 else None

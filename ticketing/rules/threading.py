@@ -104,3 +104,25 @@ def _follow_up(
     if received_at - ticket.closed_at <= timedelta(days=reopen_days):
         return ThreadDecision(ThreadAction.REOPEN, ticket, rule=rule)
     return ThreadDecision(ThreadAction.NEW_LINKED, ticket, rule=rule)
+
+
+def decide_fax_thread(
+    ticket: TicketSnapshot | None,
+    same_support_number: bool,
+    received_at: datetime,
+    reopen_days: int,
+) -> ThreadDecision:
+    """A FAX that quotes 問合せ番号 follows the spine's rule for a quoted number.
+
+    A FAX has no sender address to check against the ticket's participants;
+    what vouches for it is the support number on the same page: a FAX whose
+    number is that of the ticket joins it, any other opens a new ticket,
+    linked and flagged, so a stray FAX never lands in someone else's thread.
+    """
+    if ticket is None:
+        return ThreadDecision(ThreadAction.NEW)
+    if not same_support_number:
+        return ThreadDecision(
+            ThreadAction.NEW_LINKED, ticket, rule="fax_ticket_number", unregistered_sender=True
+        )
+    return _follow_up(ticket, "fax_ticket_number", received_at, reopen_days)

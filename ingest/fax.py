@@ -1,0 +1,130 @@
+"""The FAX step: a FAX document (or a gateway mail's FAX attachments) → a reading.
+
+Runs where parsing runs (a worker process for a large batch): the OCR reader
+in ``ocr/`` turns pages into a support number, a quoted ticket number and
+the page text; this module stores the page images in the blob store and
+keeps a record of how the number was read for the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import PurePath
+
+from madoguchi.config import Settings, SupportNumberSettings
+from madoguchi.ingest.message import ParsedMessage
+from madoguchi.ocr.pages import FaxLimits
+from madoguchi.ticketing.blobstore import BlobStore
+
+FAX_SUFFIXES = frozenset({".pdf", ".tif", ".tiff"})
+FAX_TYPES = frozenset({"application/pdf", "image/tiff", "image/tif", "image/x-tiff"})
+
+
+def is_fax_filename(name: str) -> bool:
+    return PurePath(name).suffix.lower() in FAX_SUFFIXES
+
+
+def fax_content_type(name: str) -> str:
+    return "application/pdf" if name.lower().endswith(".pdf") else "image/tiff"
+
+
+@dataclass(frozen=True)
+class FaxConfig:
+    """What the FAX step needs of the settings (small and picklable)."""
+
+    limits: FaxLimits
+    numbers: SupportNumberSettings
+    ticket_prefix: str
+    gateways: frozenset[str]
+
+
+def fax_config(settings: Settings) -> FaxConfig:
+    f = settings.fax
+    return FaxConfig(
+        limits=FaxLimits(
+            max_pages=f.max_pages,
+            max_pixels=f.max_pixels,
+            timeout_seconds=f.timeout_seconds,
+            pdf_dpi=f.pdf_dpi,
+        ),
+        numbers=settings.support_number,
+        ticket_prefix=settings.threading.ticket_prefix,
+        gateways=frozenset(a.lower() for a in f.gateway_addresses),
+    )
+
+
+@dataclass(frozen=True)
+class FaxPrepared:
+    support_digits: str | None  # check-digit valid, or None: unreadable
+    ticket_number: str | None  # 問合せ番号 quoted on the page, if any
+    text: str  # full-page OCR text of all pages
+    page_blobs: tuple[tuple[str, int], ...]  # (sha256, size) of each page image (PNG)
+    record: dict[str, object]  # how it was read, kept on the message
+
+
+def read_document(data: bytes, filename: str, cfg: FaxConfig, blobs: BlobStore) -> FaxPrepared:
+    """Read one FAX document; raises ocr.errors.FaxDocumentError for bad input."""
+    from madoguchi.ocr.reader import read_fax_document
+
+    reading = read_fax_document(
+        data, filename, cfg.limits, settings=cfg.numbers, ticket_prefix=cfg.ticket_prefix
+    )
+    pages = tuple((blobs.put(png, durable=False), len(png)) for png in reading.page_images)
+    record = {
+        "file": filename,
+        "support_number": reading.support_number.display if reading.support_number else None,
+        "ticket_number": reading.ticket_number,
+        "method": reading.method,
+        "confidence": round(reading.confidence, 4),
+        "page_count": reading.page_count,
+        "problems": list(reading.problems),
+        "reads": [asdict(r) for r in reading.reads],
+        "timings": {k: round(v, 4) for k, v in reading.timings.items()},
+    }
+    return FaxPrepared(
+        support_digits=reading.support_number.digits if reading.support_number else None,
+        ticket_number=reading.ticket_number,
+        text=reading.text,
+        page_blobs=pages,
+        record=record,
+    )
+
+
+def read_gateway_mail(
+    msg: ParsedMessage, cfg: FaxConfig, blobs: BlobStore
+) -> FaxPrepared | None:
+    """The FAX carried by a FAX-to-email gateway's mail; None if it is no such mail.
+
+    Several FAX attachments are read in order; the first readable number
+    counts, and their texts and pages are kept together.
+    """
+    if msg.from_addr not in cfg.gateways:
+        return None
+    parts = [
+        a for a in msg.attachments
+        if a.content_type in FAX_TYPES or is_fax_filename(a.filename)
+    ]
+    if not parts:
+        return None
+    readings = [read_document(a.payload, a.filename or "fax.pdf", cfg, blobs) for a in parts]
+    first = next((r for r in readings if r.support_digits), readings[0])
+    return replace(
+        first,
+        ticket_number=first.ticket_number or next(
+            (r.ticket_number for r in readings if r.ticket_number), None
+        ),
+        text="\n\f\n".join(r.text for r in readings),
+        page_blobs=tuple(p for r in readings for p in r.page_blobs),
+        record={"documents": [r.record for r in readings]} if len(readings) > 1 else first.record,
+    )
+
+
+def fax_subject(prepared: FaxPrepared, fallback: str = "") -> str:
+    """A subject for a FAX ticket: the mail's, else the first words of the page."""
+    if fallback:
+        return fallback
+    for line in prepared.text.splitlines():
+        line = " ".join(line.split())
+        if len(line) >= 4:
+            return f"FAX: {line[:60]}"
+    return "FAX"
