@@ -63,6 +63,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings: adding a value needs no ALTER TYPE on PostgreSQL.
+    return Enum(cls, name=name, native_enum=False, length=32,
+                values_callable=lambda e: [m.value for m in e])
+
+
 class TicketStatus(enum.StrEnum):
     OPEN = "open"
     PENDING = "pending"
@@ -79,6 +85,26 @@ class Channel(enum.StrEnum):
 class Direction(enum.StrEnum):
     IN = "in"
     OUT = "out"
+    NOTE = "note"  # an internal note: never sent to the customer
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+
+
+class StaffUser(Base):
+    """A person at the desk who signs in to the web desk."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "staff_role"))
+    active: Mapped[bool] = mapped_column(default=True)
 
 
 class Flag(enum.StrEnum):
@@ -86,12 +112,6 @@ class Flag(enum.StrEnum):
     UNKNOWN_SUPPORT_NUMBER = "unknown_support_number"
     CONTRACT_EXPIRED = "contract_expired"
     UNREADABLE_FAX = "unreadable_fax"
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as plain strings: adding a value needs no ALTER TYPE on PostgreSQL.
-    return Enum(cls, name=name, native_enum=False, length=32,
-                values_callable=lambda e: [m.value for m in e])
 
 
 class Customer(Base):
@@ -200,6 +220,11 @@ class Ticket(Base):
     first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id"), index=True, default=None
+    )
+    # A ticket merged into another (a mistaken new ticket) points at it.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     # A follow-up too late to reopen a closed ticket, or one from a stranger,
     # opens a new ticket that points back at the one it named.
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
@@ -207,7 +232,10 @@ class Ticket(Base):
     customer: Mapped[Customer | None] = relationship()
     contract: Mapped[Contract | None] = relationship()
     contact: Mapped[Contact | None] = relationship()
-    linked_ticket: Mapped[Ticket | None] = relationship(remote_side=[id])
+    linked_ticket: Mapped[Ticket | None] = relationship(
+        remote_side=[id], foreign_keys=[linked_ticket_id]
+    )
+    assignee: Mapped[StaffUser | None] = relationship()
     flags: Mapped[list[TicketFlag]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -272,6 +300,8 @@ class Message(Base):
     # "auto_reply", "bounce" or "bulk" for machine-sent mail kept on a ticket.
     auto_kind: Mapped[str | None] = mapped_column(String(20), default=None)
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
+    # Who at the desk wrote an outbound message or note.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     raw: Mapped[RawMessage | None] = relationship()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 03:03:13.705522
+Create Date: 2026-11-24 03:09:59.419693
 """
 
 from collections.abc import Sequence
@@ -69,6 +69,17 @@ def upgrade() -> None:
     with op.batch_alter_table('raw_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_raw_messages_sha256'), ['sha256'], unique=False)
 
+    op.create_table('staff_users',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('login', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=False),
+    sa.Column('role', sa.Enum('agent', 'supervisor', name='staff_role', native_enum=False, length=32), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
+    sa.UniqueConstraint('login', name=op.f('uq_staff_users_login'))
+    )
     op.create_table('ticket_counters',
     sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('last', sa.Integer(), nullable=False),
@@ -136,15 +147,20 @@ def upgrade() -> None:
     sa.Column('first_responded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('escalated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('assignee_id', sa.Integer(), nullable=True),
+    sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('linked_ticket_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['assignee_id'], ['staff_users.id'], name=op.f('fk_tickets_assignee_id_staff_users')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_tickets_contact_id_contacts')),
     sa.ForeignKeyConstraint(['contract_id'], ['contracts.id'], name=op.f('fk_tickets_contract_id_contracts')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_tickets_customer_id_customers')),
     sa.ForeignKeyConstraint(['linked_ticket_id'], ['tickets.id'], name=op.f('fk_tickets_linked_ticket_id_tickets')),
+    sa.ForeignKeyConstraint(['merged_into_id'], ['tickets.id'], name=op.f('fk_tickets_merged_into_id_tickets')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
     sa.UniqueConstraint('number', name=op.f('uq_tickets_number'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tickets_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_contract_id'), ['contract_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
@@ -153,7 +169,7 @@ def upgrade() -> None:
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('direction', sa.Enum('in', 'out', name='direction', native_enum=False, length=32), nullable=False),
+    sa.Column('direction', sa.Enum('in', 'out', 'note', name='direction', native_enum=False, length=32), nullable=False),
     sa.Column('channel', sa.Enum('email', 'fax', 'phone', 'note', name='channel', native_enum=False, length=32), nullable=False),
     sa.Column('dedupe_key', sa.String(length=64), nullable=True),
     sa.Column('message_id', sa.String(length=998), nullable=True),
@@ -171,6 +187,8 @@ def upgrade() -> None:
     sa.Column('fax_reading', sa.JSON(), nullable=True),
     sa.Column('auto_kind', sa.String(length=20), nullable=True),
     sa.Column('raw_id', sa.Integer(), nullable=True),
+    sa.Column('author_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['author_id'], ['staff_users.id'], name=op.f('fk_messages_author_id_staff_users')),
     sa.ForeignKeyConstraint(['raw_id'], ['raw_messages.id'], name=op.f('fk_messages_raw_id_raw_messages')),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_messages_ticket_id_tickets')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
@@ -256,6 +274,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tickets_customer_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_contract_id'))
         batch_op.drop_index(batch_op.f('ix_tickets_contact_id'))
+        batch_op.drop_index(batch_op.f('ix_tickets_assignee_id'))
 
     op.drop_table('tickets')
     op.drop_table('contract_contacts')
@@ -272,6 +291,7 @@ def downgrade() -> None:
 
     op.drop_table('contacts')
     op.drop_table('ticket_counters')
+    op.drop_table('staff_users')
     with op.batch_alter_table('raw_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_raw_messages_sha256'))
 
