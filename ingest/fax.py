@@ -119,12 +119,13 @@ def read_gateway_mail(
     )
 
 
-def fax_subject(prepared: FaxPrepared, fallback: str = "") -> str:
-    """A subject for a FAX ticket: the mail's, else the first words of the page."""
+def fax_subject(prepared: FaxPrepared, fallback: str = "", company: str | None = None) -> str:
+    """A subject for a FAX ticket: the gateway mail's, else who sent it.
+
+    The page's first OCR line is the sending machine's header or the form's
+    title, so it would make a poor subject; staff read the page itself.
+    """
     if fallback:
         return fallback
-    for line in prepared.text.splitlines():
-        line = " ".join(line.split())
-        if len(line) >= 4:
-            return f"FAX: {line[:60]}"
-    return "FAX"
+    pages = len(prepared.page_blobs)
+    return f"FAXでのお問い合わせ{f'（{company}）' if company else ''}（{pages}枚）"

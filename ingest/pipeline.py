@@ -53,6 +53,7 @@ from madoguchi.ticketing.models import (
     Attachment,
     Channel,
     Contract,
+    Customer,
     Direction,
     Flag,
     Message,
@@ -629,10 +630,11 @@ class Pipeline:
             self._add_message(session, batch, target, item, prepared, received_at, None)
             return Outcome(OutcomeKind.THREADED, target.number)
 
+        rights = self._fax_rights(session, batch, fax, received_at)
+        customer = session.get(Customer, rights.customer_id) if rights.customer_id else None
+        subject = fax_subject(fax, msg.subject if msg else "", customer and customer.company)
         ticket = self._open_ticket(
-            session, batch, self._fax_rights(session, batch, fax, received_at),
-            fax.support_digits, fax_subject(fax, msg.subject if msg else ""), received_at,
-            Channel.FAX,
+            session, batch, rights, fax.support_digits, subject, received_at, Channel.FAX
         )
         if decision.action is ThreadAction.NEW_LINKED and target is not None:
             ticket.linked_ticket = target

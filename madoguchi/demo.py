@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from madoguchi.app import Desk
-from madoguchi.config import MaildirSource, Settings
+from madoguchi.config import FaxSpoolSource, MaildirSource, Settings
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction, upgrade
 from madoguchi.ticketing.render import render_queue
@@ -32,6 +32,20 @@ def seed_maildir(source: MaildirSource, mail_dir: Path) -> int:
     return count
 
 
+def seed_fax_spool(source: FaxSpoolSource, fax_dir: Path) -> int:
+    """Drop the sample FAXes into the spool folder, once."""
+    marker = source.path / ".madoguchi-demo-seeded"
+    if marker.exists():
+        return 0
+    source.path.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for fax in sorted(fax_dir.iterdir()):
+        shutil.copyfile(fax, source.path / fax.name)
+        count += 1
+    marker.write_text("seeded\n", encoding="utf-8")
+    return count
+
+
 def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
     upgrade(settings.database_url)
     desk = Desk.open(settings)
@@ -48,6 +62,11 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
                 seeded = seed_maildir(source, DEMO_DIR / "mail")
                 if seeded:
                     echo(f"{source.name}: {seeded} sample mails delivered to {source.path}/new")
+            if isinstance(source, FaxSpoolSource):
+                seeded = seed_fax_spool(source, DEMO_DIR / "fax")
+                if seeded:
+                    echo(f"{source.name}: {seeded} sample FAXes dropped into {source.path} "
+                         "(reading them with Tesseract takes a few seconds each)")
             report = desk.poller(source).poll_once()
             echo(
                 f"{source.name}: {report.taken} taken, {report.created} new tickets, "
@@ -63,4 +82,5 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
     echo("Next, look at:")
     echo("  .venv/bin/madoguchi tickets show T-2026-000001   # a threaded ticket")
     echo("  .venv/bin/madoguchi quarantine list              # what was kept aside, and why")
+    echo("  .venv/bin/madoguchi triage list                  # FAXes waiting for a number")
     echo("  .venv/bin/madoguchi export --format jsonl        # every ticket as JSON")
