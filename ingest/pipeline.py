@@ -24,6 +24,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path, PurePath
 
 from sqlalchemy import select, update
@@ -46,7 +47,7 @@ from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import parse_message
 from madoguchi.ocr.errors import FaxDocumentError
 from madoguchi.ticketing import store
-from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket
+from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket, recent_ack_counts
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.models import (
@@ -167,13 +168,15 @@ def _prepare(raw: bytes, kind: str | None, name: str, cfg: _Prepare) -> _Parsed:
 class _Batch:
     """What the batch has written so far but not yet flushed, and look-up caches."""
 
-    known_keys: set[str] = field(default_factory=set)
+    known_keys: set[str] = field(default_factory=set)  # written by this batch
+    stored_keys: set[str] = field(default_factory=set)  # found in the database
     by_message_id: dict[str, Ticket] = field(default_factory=dict)
     by_number: dict[str, Ticket] = field(default_factory=dict)
     participants: dict[str, set[str]] = field(default_factory=dict)  # ticket number → addrs
     contacts: dict[str, tuple[ContactFacts, ...]] = field(default_factory=dict)
     contracts: dict[str, ContractFacts | None] = field(default_factory=dict)
     contract_rows: dict[int, Contract] = field(default_factory=dict)
+    contact_emails: dict[int | None, frozenset[str]] = field(default_factory=dict)
     counters: dict[int, int] = field(default_factory=dict)  # year → last number handed out
     quarantined: set[tuple[str, str]] = field(default_factory=set)
     new_tickets: list[tuple[Ticket, Message]] = field(default_factory=list)
@@ -297,15 +300,20 @@ class Pipeline:
         outcomes: list[Outcome] = []
         with self.factory() as session, session.begin(), session.no_autoflush:
             batch = _Batch()
-            for item, result in zip(items, stream, strict=True):
-                seen.append(result)
-                if careful:
-                    outcomes.append(self._one_careful(session, batch, item, result))
-                else:
-                    outcomes.append(self._one(session, batch, item, result))
+            pairs = zip(items, stream, strict=True)
+            while chunk := list(islice(pairs, 50)):
+                # One query tells which of the next 50 were stored before.
+                seen.extend(r for _, r in chunk)  # kept for a careful retry, read once
+                keys = [r.key for _, r in chunk if r.key]
+                batch.stored_keys.update(store.stored_dedupe_keys(session, keys))
+                for item, result in chunk:
+                    if careful:
+                        outcomes.append(self._one_careful(session, batch, item, result))
+                    else:
+                        outcomes.append(self._one(session, batch, item, result))
             self._save_counters(session, batch)
             session.flush()
-            self._acknowledge(session, batch)
+            self._acknowledge(session, batch, careful=careful)
             if in_transaction is not None:
                 in_transaction(session)
             # Raw bytes and attachments reach the disk before the rows that
@@ -313,16 +321,33 @@ class Pipeline:
             self.blobs.sync()
         return outcomes
 
-    def _acknowledge(self, session: Session, batch: _Batch) -> None:
+    def _acknowledge(self, session: Session, batch: _Batch, *, careful: bool) -> None:
         """Queue the acknowledgements of the batch's new tickets in its transaction.
 
-        After the flush, because an outbox row names its ticket by id. A
-        failure here is logged and costs the acknowledgement, never the ticket.
+        After the flush, because an outbox row names its ticket by id. The
+        per-sender hourly limit is counted once for the batch. In the careful
+        pass each acknowledgement has its own savepoint: a failure there costs
+        the acknowledgement, never the ticket.
         """
+        if not batch.new_tickets:
+            return
+        now = self.now()
+        counts = recent_ack_counts(session, now)
         for ticket, message in batch.new_tickets:
+            sender = message.sender.lower()
+            if not careful:
+                queued = acknowledge_new_ticket(
+                    session, ticket, message, self.settings, now=now, recent_acks=counts[sender]
+                )
+                counts[sender] += queued is not None
+                continue
             try:
                 with session.begin_nested():
-                    acknowledge_new_ticket(session, ticket, message, self.settings, now=self.now())
+                    queued = acknowledge_new_ticket(
+                        session, ticket, message, self.settings, now=now,
+                        recent_acks=counts[sender],
+                    )
+                    counts[sender] += queued is not None
             except Exception:
                 log.exception("%s: acknowledgement not queued", ticket.number)
 
@@ -403,21 +428,21 @@ class Pipeline:
         return batch.by_number[number]
 
     def _snapshot(self, session: Session, batch: _Batch, ticket: Ticket) -> TicketSnapshot:
-        desk = self.settings.desk_address
-        if ticket.id is not None:
-            stored = store.snapshot(session, ticket, desk)
-        else:
-            stored = TicketSnapshot(
-                id=0, number=ticket.number, closed_at=None, participants=frozenset(),
-                contact_emails=store.contact_emails(session, ticket.customer_id),
+        desk = self.settings.desk_address.lower()
+        stored = (
+            store.participants(session, ticket.id, desk) if ticket.id is not None else frozenset()
+        )
+        extra = batch.participants.get(ticket.number, set()) - {desk}
+        if ticket.customer_id not in batch.contact_emails:
+            batch.contact_emails[ticket.customer_id] = store.contact_emails(
+                session, ticket.customer_id
             )
-        extra = batch.participants.get(ticket.number, set()) - {desk.lower()}
         return TicketSnapshot(
-            id=stored.id,
+            id=ticket.id or 0,
             number=ticket.number,
             closed_at=ticket.closed_at if ticket.status == TicketStatus.CLOSED else None,
-            participants=stored.participants | extra,
-            contact_emails=stored.contact_emails,
+            participants=stored | extra,
+            contact_emails=batch.contact_emails[ticket.customer_id],
         )
 
     def _evidence(
@@ -455,9 +480,7 @@ class Pipeline:
     # -- mail ----------------------------------------------------------------
 
     def _is_known(self, session: Session, batch: _Batch, key: str) -> bool:
-        if key in batch.known_keys:
-            return True
-        return session.scalar(select(Message.id).where(Message.dedupe_key == key)) is not None
+        return key in batch.known_keys or key in batch.stored_keys
 
     def _store_mail(
         self, session: Session, batch: _Batch, item: Inbound, prepared: _Parsed
@@ -758,12 +781,14 @@ class Pipeline:
 def _copy_batch(batch: _Batch) -> _Batch:
     return _Batch(
         known_keys=set(batch.known_keys),
+        stored_keys=set(batch.stored_keys),
         by_message_id=dict(batch.by_message_id),
         by_number=dict(batch.by_number),
         participants={k: set(v) for k, v in batch.participants.items()},
         contacts=dict(batch.contacts),
         contracts=dict(batch.contracts),
         contract_rows=dict(batch.contract_rows),
+        contact_emails=dict(batch.contact_emails),
         counters=dict(batch.counters),
         quarantined=set(batch.quarantined),
         new_tickets=list(batch.new_tickets),

@@ -1,3 +1,5 @@
 from madoguchi.cli import app
 
-app(prog_name="madoguchi")
+# Guarded: worker processes (forkserver) import the main module again.
+if __name__ == "__main__":
+    app(prog_name="madoguchi")

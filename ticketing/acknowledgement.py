@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections import Counter
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -231,26 +232,40 @@ def _build(
     return msg
 
 
-def _recent_acks_to(session: Session, sender: str, now: datetime) -> int:
-    rows = session.scalars(
+def recent_ack_counts(session: Session, now: datetime) -> Counter[str]:
+    """Acknowledgements queued in the last hour, per (lower-cased) recipient."""
+    counts: Counter[str] = Counter()
+    for rcpt_to in session.scalars(
         select(OutboxMessage.rcpt_to).where(
             OutboxMessage.kind == ACK_KIND,
             OutboxMessage.created_at > now - timedelta(hours=1),
         )
-    )
-    sender = sender.strip().lower()
-    return sum(1 for rcpt_to in rows if sender in {a.lower() for a in rcpt_to})
+    ):
+        counts.update({a.lower() for a in rcpt_to})
+    return counts
 
 
 def acknowledge_new_ticket(
-    session: Session, ticket: Ticket, inbound: Message, settings: Settings, *, now: datetime
+    session: Session,
+    ticket: Ticket,
+    inbound: Message,
+    settings: Settings,
+    *,
+    now: datetime,
+    recent_acks: int | None = None,
 ) -> OutboxMessage | None:
     """Queue the acknowledgement of a new ticket in the caller's transaction, if one is due.
 
     Returns the outbox row, or None when the rules say no or the ticket was
     acknowledged already (``ack:<number>`` is queued at most once).
+    ``recent_acks`` (acknowledgements to this sender in the last hour) may be
+    given by a caller that counts for a whole batch; else it is queried.
     """
-    recent = _recent_acks_to(session, inbound.sender, now)
+    recent = (
+        recent_acks
+        if recent_acks is not None
+        else recent_ack_counts(session, now)[inbound.sender.strip().lower()]
+    )
     ok, reason = should_acknowledge(ticket, inbound, settings, recent)
     if not ok:
         log.info("%s: no acknowledgement: %s", ticket.number, reason)

@@ -236,8 +236,9 @@ class Ticket(Base):
         remote_side=[id], foreign_keys=[linked_ticket_id]
     )
     assignee: Mapped[StaffUser | None] = relationship()
+    # Loaded on access; lists that show flags ask for them (selectinload).
     flags: Mapped[list[TicketFlag]] = relationship(
-        back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="ticket", cascade="all, delete-orphan"
     )
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.received_at, Message.id"

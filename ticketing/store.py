@@ -25,7 +25,13 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.rules.entitlement import ContactCard, ContactFacts, ContractFacts
-from madoguchi.ticketing.rules.threading import TicketSnapshot
+
+
+def stored_dedupe_keys(session: Session, keys: list[str]) -> set[str]:
+    """Which of ``keys`` belong to messages already stored."""
+    if not keys:
+        return set()
+    return set(session.scalars(select(Message.dedupe_key).where(Message.dedupe_key.in_(keys))))
 
 
 def contract_facts(contract: Contract) -> ContractFacts:
@@ -94,38 +100,33 @@ def ticket_by_message_ids(session: Session, message_ids: Iterable[str]) -> Ticke
     ids = [m for m in message_ids if m]
     if not ids:
         return None
-    return session.scalar(
-        select(Ticket)
-        .join(Message, Message.ticket_id == Ticket.id)
+    ticket_id = session.scalar(
+        select(Message.ticket_id)
         .where(Message.message_id.in_(ids))
         .order_by(Message.id.desc())
         .limit(1)
     )
+    return session.get(Ticket, ticket_id) if ticket_id is not None else None
 
 
 def ticket_by_number(session: Session, number: str) -> Ticket | None:
     return session.scalar(select(Ticket).where(Ticket.number == number))
 
 
-def snapshot(session: Session, ticket: Ticket, desk_address: str) -> TicketSnapshot:
-    participants: set[str] = set()
+def participants(session: Session, ticket_id: int, desk_address: str) -> frozenset[str]:
+    """Everyone a ticket's messages were from or to (Cc included), but the desk."""
+    found: set[str] = set()
     for sender, recipients, cc in session.execute(
         select(Message.sender, Message.recipients, Message.cc).where(
-            Message.ticket_id == ticket.id
+            Message.ticket_id == ticket_id
         )
     ):
-        participants.add(sender)
-        participants.update(recipients or ())
-        participants.update(cc or ())
-    participants.discard("")
-    participants.discard(desk_address.lower())
-    return TicketSnapshot(
-        id=ticket.id,
-        number=ticket.number,
-        closed_at=ticket.closed_at if ticket.status == TicketStatus.CLOSED else None,
-        participants=frozenset(participants),
-        contact_emails=contact_emails(session, ticket.customer_id),
-    )
+        found.add(sender)
+        found.update(recipients or ())
+        found.update(cc or ())
+    found.discard("")
+    found.discard(desk_address.lower())
+    return frozenset(found)
 
 
 def contact_emails(session: Session, customer_id: int | None) -> frozenset[str]:

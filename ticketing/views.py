@@ -21,6 +21,7 @@ def iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
 
 def _ticket_query():  # type: ignore[no-untyped-def]
     return select(Ticket).options(
+        selectinload(Ticket.flags),
         selectinload(Ticket.customer),
         selectinload(Ticket.contract),
         selectinload(Ticket.contact),
