@@ -130,9 +130,10 @@ def main() -> None:
         )
         poller = desk.poller(source)
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         report = poller.poll_once()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
 
         children = psutil.Process().children(recursive=True)
         with desk.factory() as session:
@@ -150,6 +151,8 @@ def main() -> None:
     print(f"tickets / follow-ups threaded: {len(records)} / {threaded_messages}")
     print(f"elapsed (poll, end to end)   : {elapsed:.2f} s")
     print(f"throughput                   : {len(mails) / elapsed:.0f} messages/s  (aim >= 650)")
+    print(f"main process CPU per message : {cpu / len(mails) * 1000:.2f} ms  "
+          f"(load average during the run: {os.getloadavg()[0]:.2f})")
     print(f"peak RSS main process        : {self_peak:.0f} MB  (aim < 300 MB)")
     print(f"peak RSS largest child       : {child_peak:.0f} MB  "
           f"(parse workers; {len(children)} alive at the end)")
