@@ -383,3 +383,35 @@ def test_an_internal_error_in_one_message_quarantines_it_and_keeps_the_batch(
     ]
     assert "internal_error" in (outs[1].reason or "")
     assert [o.ticket_number for o in outs if o.ticket_number] == ["T-2026-000001", "T-2026-000002"]
+
+
+def _ack_message_id(desk: Desk) -> str:
+    from madoguchi.ticketing.models import OutboxMessage
+
+    with desk.factory() as s:
+        return s.scalars(select(OutboxMessage.message_id)).one().strip("<>")
+
+
+def test_reply_to_the_acknowledgement_joins_by_its_message_id(registered: Desk) -> None:
+    first = ingest(registered, mail())
+    ack_id = _ack_message_id(registered)
+    out = ingest(registered, mail(
+        sender="takahashi@sakura-shoji.example.jp", subject="Re: 受付のお知らせ",
+        body="追加です。", message_id="r1@x", extra={"In-Reply-To": f"<{ack_id}>"},
+    ))
+    assert (out.kind, out.ticket_number) == (OutcomeKind.THREADED, first.ticket_number)
+
+
+def test_bounce_of_the_acknowledgement_is_attached_to_its_ticket(registered: Desk) -> None:
+    from tests.mailfactory import make_bounce
+
+    first = ingest(registered, mail())
+    ack_id = _ack_message_id(registered)
+    original = (
+        f"From: support@example.co.jp\r\nTo: yamada@sakura-shoji.example.jp\r\n"
+        f"Subject: ack\r\nMessage-ID: <{ack_id}>\r\n\r\nbody\r\n"
+    ).encode()
+    out = ingest(registered, make_bounce(original))
+    assert (out.kind, out.ticket_number) == (OutcomeKind.THREADED, first.ticket_number)
+    t = ticket(registered, first.ticket_number or "")
+    assert sorted(str(m.auto_kind) for m in t.messages) == ["None", "bounce"]

@@ -19,6 +19,7 @@ from madoguchi.ticketing.models import (
     Contract,
     Flag,
     Message,
+    OutboxMessage,
     Ticket,
     TicketCounter,
     TicketFlag,
@@ -106,6 +107,16 @@ def ticket_by_message_ids(session: Session, message_ids: Iterable[str]) -> Ticke
         .order_by(Message.id.desc())
         .limit(1)
     )
+    if ticket_id is None:
+        # A reply to (or a bounce of) mail the desk sent, such as the
+        # acknowledgement: the outbox knows its Message-ID and its ticket.
+        ticket_id = session.scalar(
+            select(OutboxMessage.ticket_id)
+            .where(OutboxMessage.message_id.in_([f"<{i}>" for i in ids]))
+            .where(OutboxMessage.ticket_id.is_not(None))
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
     return session.get(Ticket, ticket_id) if ticket_id is not None else None
 
 
