@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     desk_address: str = "support@example.co.jp"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # authserv-ids of the desk's own mail servers: their Authentication-Results
+    # header is believed (a DMARC or SPF failure makes the sender untrusted).
+    trusted_authserv_ids: list[str] = []
     limits: Limits = Limits()
     support_number: SupportNumberSettings = SupportNumberSettings()
     threading: ThreadingSettings = ThreadingSettings()

@@ -64,6 +64,7 @@ from madoguchi.ticketing.models import (
     TicketCounter,
     TicketStatus,
 )
+from madoguchi.ticketing.rules.authenticity import sender_fails_authentication
 from madoguchi.ticketing.rules.autoreply import classify_auto
 from madoguchi.ticketing.rules.entitlement import (
     ContactFacts,
@@ -491,10 +492,10 @@ class Pipeline:
             return Outcome(OutcomeKind.DUPLICATE)
 
         received_at = self._received_at(item, msg)
+        # A sender the desk's own mail server says is forged vouches for nothing.
+        sender = "" if self._forged(msg) else msg.from_addr
         evidence, found = self._evidence(session, batch, msg)
-        decision = decide_thread(
-            evidence, msg.from_addr, received_at, self.settings.threading.reopen_days
-        )
+        decision = decide_thread(evidence, sender, received_at, self.settings.threading.reopen_days)
         auto = classify_auto(msg, self.settings.desk_address)
         target = found[decision.ticket.number] if decision.ticket is not None else None
 
@@ -517,7 +518,7 @@ class Pipeline:
             self._add_message(session, batch, target, item, prepared, received_at, None)
             return Outcome(OutcomeKind.THREADED, target.number)
 
-        ticket = self._open_mail_ticket(session, batch, msg, received_at)
+        ticket = self._open_mail_ticket(session, batch, msg, sender, received_at)
         if decision.action is ThreadAction.NEW_LINKED and target is not None:
             ticket.linked_ticket = target
         if decision.unregistered_sender:
@@ -565,8 +566,15 @@ class Pipeline:
                 update(TicketCounter).where(TicketCounter.year == year).values(last=last)
             )
 
+    def _forged(self, msg: ParsedMessage) -> bool:
+        header = msg.headers.get("authentication-results")
+        return bool(header) and sender_fails_authentication(
+            [header], self.settings.trusted_authserv_ids
+        )
+
     def _open_mail_ticket(
-        self, session: Session, batch: _Batch, msg: ParsedMessage, received_at: datetime
+        self, session: Session, batch: _Batch, msg: ParsedMessage, sender: str,
+        received_at: datetime,
     ) -> Ticket:
         found = find_support_number(msg.subject, msg.text, self.settings.support_number)
         rights = decide_entitlement(
@@ -574,7 +582,7 @@ class Pipeline:
             contract_for_number=(
                 self._contract(session, batch, found.number.digits) if found.number else None
             ),
-            sender_contacts=self._contacts(session, batch, msg.from_addr),
+            sender_contacts=self._contacts(session, batch, sender) if sender else (),
             received_day=received_at.astimezone(self.settings.tz).date(),
         )
         written = found.number.digits if found.number else (

@@ -415,3 +415,13 @@ def test_bounce_of_the_acknowledgement_is_attached_to_its_ticket(registered: Des
     assert (out.kind, out.ticket_number) == (OutcomeKind.THREADED, first.ticket_number)
     t = ticket(registered, first.ticket_number or "")
     assert sorted(str(m.auto_kind) for m in t.messages) == ["None", "bounce"]
+
+
+def test_forged_from_of_a_registered_contact_is_flagged_not_trusted(registered: Desk) -> None:
+    registered.settings.trusted_authserv_ids = ["mx.example.co.jp"]
+    out = ingest(registered, mail(extra={
+        "Authentication-Results": "mx.example.co.jp; dmarc=fail header.from=sakura-shoji.example.jp"
+    }))
+    t = ticket(registered, out.ticket_number or "")
+    assert "unregistered_sender" in t.flag_names and t.contact is None
+    assert _outbox(registered) == []  # and no acknowledgement to the forger's address
