@@ -232,34 +232,29 @@ def daemon(
         desk.close()
 
 
-@app.command("backup")
-def backup_cmd(ctx: typer.Context, dest: Path) -> None:
-    """A consistent copy of the database and the attachment store into DEST."""
-    from madoguchi.backup import BackupError, backup
+def _backup_action(ctx: typer.Context, action: str, path: Path) -> None:
+    from madoguchi import backup as backups
 
     desk = _desk(ctx)
     try:
-        typer.echo(json.dumps(backup(desk, dest), ensure_ascii=False))
-    except BackupError as exc:
+        typer.echo(json.dumps(getattr(backups, action)(desk, path), ensure_ascii=False))
+    except backups.BackupError as exc:
         typer.echo(f"madoguchi: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
         desk.close()
+
+
+@app.command("backup")
+def backup_cmd(ctx: typer.Context, dest: Path) -> None:
+    """A consistent copy of the database and the attachment store into DEST."""
+    _backup_action(ctx, "backup", dest)
 
 
 @app.command("restore")
 def restore_cmd(ctx: typer.Context, src: Path) -> None:
     """Bring back a backup made by `madoguchi backup` (stop the daemon first)."""
-    from madoguchi.backup import BackupError, restore
-
-    desk = _desk(ctx)
-    try:
-        typer.echo(json.dumps(restore(desk, src), ensure_ascii=False))
-    except BackupError as exc:
-        typer.echo(f"madoguchi: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        desk.close()
+    _backup_action(ctx, "restore", src)
 
 
 sla_app = typer.Typer(help="First-response deadlines.", no_args_is_help=True)

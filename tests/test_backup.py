@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete
 
 from madoguchi.app import Desk
@@ -43,3 +44,19 @@ def test_restore_brings_back_tickets_messages_and_blobs(desk: Desk, tmp_path: Pa
     restore(desk, tmp_path / "backup")
     assert snapshot(desk) == before
     assert desk.blobs.get(blob) == b"log"
+
+
+def test_cli_backup_refuses_a_non_empty_destination(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from madoguchi.cli import app
+
+    monkeypatch.setenv("MADOGUCHI_DATABASE_URL", desk.settings.database_url)
+    monkeypatch.setenv("MADOGUCHI_STORAGE_DIR", str(desk.settings.storage_dir))
+    dest = tmp_path / "b"
+    assert CliRunner().invoke(app, ["backup", str(dest)]).exit_code == 0
+    again = CliRunner().invoke(app, ["backup", str(dest)])
+    assert again.exit_code == 1 and "not empty" in again.output
+    assert CliRunner().invoke(app, ["restore", str(dest)]).exit_code == 0

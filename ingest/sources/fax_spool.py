@@ -13,7 +13,6 @@ it (its sha256 is the dedupe key) and only moves it.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,8 +20,8 @@ from pathlib import Path
 
 from madoguchi.config import FaxSpoolSource
 from madoguchi.ingest.fax import is_fax_filename
-from madoguchi.ingest.inbound import Inbound, OutcomeKind, Sink
-from madoguchi.ingest.sources.folder import FolderReport
+from madoguchi.ingest.inbound import Inbound, Sink
+from madoguchi.ingest.sources.folder import FolderReport, file_away
 
 log = logging.getLogger("madoguchi.ingest.fax_spool")
 
@@ -74,14 +73,7 @@ class FaxSpoolPoller:
                 [Inbound(raw, self.source.name, path.name, received_at=received, kind="fax")]
             )
             report.count(outcome)
-            if outcome.kind is OutcomeKind.QUARANTINED:
-                target = self.source.path / "failed" / path.name
-                target.with_name(target.name + ".reason").write_text(
-                    (outcome.reason or "") + "\n", encoding="utf-8"
-                )
-            else:
-                target = self.source.path / "done" / path.name
-            os.replace(path, target)
+            target = file_away(path, self.source.path, outcome)
             self._seen.pop(path, None)
             log.info("%s: %s → %s", path.name, outcome.kind.value, target.parent.name)
         return report

@@ -13,7 +13,7 @@ import email.utils
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
@@ -113,6 +113,38 @@ class FolderReport:
         setattr(self, outcome.kind.value, getattr(self, outcome.kind.value) + 1)
 
 
+def file_away(path: Path, root: Path, outcome: Outcome) -> Path:
+    """Move a taken file to ``done/``, or to ``failed/`` beside a ``.reason`` file.
+
+    An operator looking at the folder sees why (the desk keeps its own copy
+    of quarantined input).
+    """
+    if outcome.kind is OutcomeKind.QUARANTINED:
+        target = root / "failed" / path.name
+        target.with_name(target.name + ".reason").write_text(
+            (outcome.reason or "") + "\n", encoding="utf-8"
+        )
+    else:
+        target = root / "done" / path.name
+    os.replace(path, target)
+    return target
+
+
+def _take(
+    files: list[_File], sink: Sink, source: str, batch_size: int,
+    mark: Callable[[Path, Outcome], object],
+) -> FolderReport:
+    """Ingest files in batches; mark each only after its batch is committed."""
+    report = FolderReport()
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        outcomes = sink.ingest_batch([Inbound(f.raw, source, f.path.name) for f in chunk])
+        for f, outcome in zip(chunk, outcomes, strict=True):
+            report.count(outcome)
+            mark(f.path, outcome)
+    return report
+
+
 class MaildirPoller:
     """Takes mail from ``new/`` (and unseen mail in ``cur/``), marks it seen after commit."""
 
@@ -140,25 +172,14 @@ class MaildirPoller:
         os.replace(path, path.parent.parent / "cur" / f"{base}:2,{flags}")
 
     def poll_once(self) -> FolderReport:
-        report = FolderReport()
-        files = _load(self._pending())
-        for start in range(0, len(files), self.batch_size):
-            chunk = files[start : start + self.batch_size]
-            outcomes = self.sink.ingest_batch(
-                [Inbound(f.raw, self.source.name, f.path.name) for f in chunk]
-            )
-            for f, outcome in zip(chunk, outcomes, strict=True):
-                report.count(outcome)
-                self._mark_seen(f.path)
-        return report
+        return _take(
+            _load(self._pending()), self.sink, self.source.name, self.batch_size,
+            lambda path, _: self._mark_seen(path),
+        )
 
 
 class EmlDirPoller:
-    """Takes ``*.eml`` files from a folder; moves each to ``done/`` after commit.
-
-    Quarantined mail goes to ``failed/`` beside a ``.reason`` file, so an
-    operator looking at the folder sees why (the desk keeps its own copy).
-    """
+    """Takes ``*.eml`` files from a folder; moves each to ``done/`` or ``failed/`` after commit."""
 
     def __init__(self, source: EmlDirSource, sink: Sink, batch_size: int = 100) -> None:
         self.source = source
@@ -168,21 +189,8 @@ class EmlDirPoller:
             (source.path / sub).mkdir(parents=True, exist_ok=True)
 
     def poll_once(self) -> FolderReport:
-        report = FolderReport()
         files = _load(p for p in self.source.path.glob("*.eml") if p.is_file())
-        for start in range(0, len(files), self.batch_size):
-            chunk = files[start : start + self.batch_size]
-            outcomes = self.sink.ingest_batch(
-                [Inbound(f.raw, self.source.name, f.path.name) for f in chunk]
-            )
-            for f, outcome in zip(chunk, outcomes, strict=True):
-                report.count(outcome)
-                if outcome.kind is OutcomeKind.QUARANTINED:
-                    target = self.source.path / "failed" / f.path.name
-                    target.with_name(target.name + ".reason").write_text(
-                        (outcome.reason or "") + "\n", encoding="utf-8"
-                    )
-                else:
-                    target = self.source.path / "done" / f.path.name
-                os.replace(f.path, target)
-        return report
+        return _take(
+            files, self.sink, self.source.name, self.batch_size,
+            lambda path, outcome: file_away(path, self.source.path, outcome),
+        )
