@@ -75,6 +75,7 @@ from madoguchi.ticketing.rules.entitlement import (
 )
 from madoguchi.ticketing.rules.threading import (
     ThreadAction,
+    ThreadDecision,
     ThreadEvidence,
     TicketSnapshot,
     body_ticket_numbers,
@@ -511,14 +512,30 @@ class Pipeline:
                 f"machine-written mail ({auto.value}) that names no ticket of the desk",
             )
 
+        return self._place(
+            session, batch, decision, target, item, prepared, received_at,
+            lambda: self._open_mail_ticket(session, batch, msg, sender, received_at),
+        )
+
+    def _place(
+        self,
+        session: Session,
+        batch: _Batch,
+        decision: ThreadDecision,
+        target: Ticket | None,
+        item: Inbound,
+        prepared: _Parsed,
+        received_at: datetime,
+        open_ticket: Callable[[], Ticket],
+    ) -> Outcome:
+        """Carry out a threading decision: join (or reopen) ``target``, or open a ticket."""
         if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
             assert target is not None
             if decision.action is ThreadAction.REOPEN:
                 store.reopen(target)
             self._add_message(session, batch, target, item, prepared, received_at, None)
             return Outcome(OutcomeKind.THREADED, target.number)
-
-        ticket = self._open_mail_ticket(session, batch, msg, sender, received_at)
+        ticket = open_ticket()
         if decision.action is ThreadAction.NEW_LINKED and target is not None:
             ticket.linked_ticket = target
         if decision.unregistered_sender:
@@ -654,24 +671,17 @@ class Pipeline:
             received_at,
             self.settings.threading.reopen_days,
         )
-        if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
-            assert target is not None
-            if decision.action is ThreadAction.REOPEN:
-                store.reopen(target)
-            self._add_message(session, batch, target, item, prepared, received_at, None)
-            return Outcome(OutcomeKind.THREADED, target.number)
+        def open_ticket() -> Ticket:
+            rights = self._fax_rights(session, batch, fax, received_at)
+            customer = session.get(Customer, rights.customer_id) if rights.customer_id else None
+            subject = fax_subject(fax, msg.subject if msg else "", customer and customer.company)
+            return self._open_ticket(
+                session, batch, rights, fax.support_digits, subject, received_at, Channel.FAX
+            )
 
-        rights = self._fax_rights(session, batch, fax, received_at)
-        customer = session.get(Customer, rights.customer_id) if rights.customer_id else None
-        subject = fax_subject(fax, msg.subject if msg else "", customer and customer.company)
-        ticket = self._open_ticket(
-            session, batch, rights, fax.support_digits, subject, received_at, Channel.FAX
+        return self._place(
+            session, batch, decision, target, item, prepared, received_at, open_ticket
         )
-        if decision.action is ThreadAction.NEW_LINKED and target is not None:
-            ticket.linked_ticket = target
-        message = self._add_message(session, batch, ticket, item, prepared, received_at, None)
-        batch.new_tickets.append((ticket, message))
-        return Outcome(OutcomeKind.CREATED, ticket.number)
 
     def _fax_rights(
         self, session: Session, batch: _Batch, fax: FaxPrepared, received_at: datetime

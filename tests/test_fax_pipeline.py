@@ -94,6 +94,7 @@ def test_follow_up_fax_with_another_support_number_opens_a_linked_flagged_ticket
         t = ticket_by_number(s, out.ticket_number or "")
         assert t is not None and t.linked_ticket is not None
         assert t.linked_ticket.number == first.ticket_number
+        assert "unregistered_sender" in t.flag_names
 
 
 def test_fax_without_a_readable_number_waits_in_triage_until_staff_assign_it(
