@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
+from madoguchi.config.web import WebSettings
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("madoguchi.toml")
 
@@ -182,6 +183,7 @@ class Settings(BaseSettings):
     acknowledgement: AckSettings = AckSettings()
     daemon: DaemonSettings = DaemonSettings()
     fax: FaxSettings = FaxSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -12,6 +12,7 @@ import typer
 
 from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
+from madoguchi.web.cli import users_app, web_command
 
 app = typer.Typer(help="Madoguchi (窓口): support mail and FAX to threaded tickets.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -24,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(customers_app, name="customers")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(quarantine_app, name="quarantine")
+app.command("web")(web_command)
+app.add_typer(users_app, name="users")
 
 ConfigOption = Annotated[
     Path | None,
@@ -112,7 +115,7 @@ def poll(
 
 @app.command()
 def ingest(ctx: typer.Context, files: list[Path]) -> None:
-    """Ingest mail files (.eml) given by hand; also re-submits quarantined mail."""
+    """Ingest mail files (.eml) and FAX documents (.pdf, .tif) given by hand; also re-submits."""
     from madoguchi.ingest.sources.folder import ingest_files
 
     desk = _desk(ctx)

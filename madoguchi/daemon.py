@@ -199,6 +199,17 @@ class Daemon:
 
     def run(self, stop: threading.Event) -> int:
         """Wait for leadership, schedule, run until ``stop`` is set; exit code."""
+        from madoguchi.web.server import start_for_daemon
+
+        # Every daemon serves the desk when configured, leader or standby.
+        web_server = start_for_daemon(self.desk)
+        try:
+            return self._lead(stop)
+        finally:
+            if web_server is not None:
+                web_server.stop()
+
+    def _lead(self, stop: threading.Event) -> int:
         global _ACTIVE
         lock = LeaderLock(self.desk)
         while not lock.acquire():

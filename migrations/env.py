@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from madoguchi.ticketing.db import make_engine
+from madoguchi.ticketing.db import include_object, make_engine
 from madoguchi.ticketing.models import Base
 
 config = context.config
@@ -25,7 +25,10 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         # Batch mode lets later migrations alter SQLite tables.
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

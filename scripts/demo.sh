@@ -5,3 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/madoguchi demo
+# Leave the staff web desk running on the demo data; it prints its address
+# and a demo supervisor login (Ctrl-C stops it).
+exec .venv/bin/madoguchi web --demo-user

@@ -121,7 +121,13 @@ def ticket_by_message_ids(session: Session, message_ids: Iterable[str]) -> Ticke
 
 
 def ticket_by_number(session: Session, number: str) -> Ticket | None:
-    return session.scalar(select(Ticket).where(Ticket.number == number))
+    """The ticket with that number, or the one it was merged into."""
+    ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+    seen = set()
+    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = session.get(Ticket, ticket.merged_into_id)
+    return ticket
 
 
 def participants(session: Session, ticket_id: int, desk_address: str) -> frozenset[str]:

@@ -1,0 +1,124 @@
+"""The triage page: unreadable FAXes get their number, flagged mail is accepted or set aside."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from madoguchi.ticketing.models import (
+    Channel,
+    Contact,
+    ContactEmail,
+    Direction,
+    Flag,
+    Message,
+    TicketStatus,
+)
+from madoguchi.ticketing.support_number import luhn_check_digit
+from tests.test_web_kit import (
+    SAKURA_NUMBER,
+    Staff,
+    WebDesk,
+    ingest_mail,
+    make_ticket,
+    png,
+    ticket,
+)
+
+STRANGER = ("見知らぬ 人", "someone@other.example.jp")
+
+pytest_plugins = ["tests.test_web_kit"]
+
+
+def _fax(wd: WebDesk) -> str:
+    return make_ticket(wd.desk, channel=Channel.FAX, flags=(Flag.UNREADABLE_FAX,), page=png(),
+                       subject="FAX: ライセンスについて",
+                       text="ライセンスキーの再発行をお願いします。")
+
+
+def test_an_unreadable_fax_is_shown_with_its_page_and_text_until_its_number_is_entered(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = _fax(webdesk)
+    page = agent.get("/triage").text
+    section = page.split('id="triage-' + number)[1].split("</article>")[0]
+    assert '<img src="/attachments/' in section and "/view" in section
+    assert "ライセンスキーの再発行をお願いします。" in section
+    assert "no support number found" in section
+    assert 'list="contracts"' in section and "株式会社さくら商事" in page  # the contract picker
+
+    r = agent.post(f"/tickets/{number}/support-number",
+                   {"support_number": "2031-0001-0009", "back": "triage"})
+    assert r.headers["location"] == "/triage"
+    assert "チェックディジット" in agent.get("/triage").text
+    assert ticket(webdesk.desk, number).flag_names == ["unreadable_fax"]
+
+    agent.post(f"/tickets/{number}/support-number",
+               {"support_number": "２０３１－０００１－０００８", "back": "triage"})
+    t = ticket(webdesk.desk, number)
+    assert t.flag_names == [] and t.contract_id is not None and t.customer_id is not None
+    assert t.support_number == SAKURA_NUMBER.replace("-", "")
+    page = agent.get("/triage").text
+    assert 'id="triage-' + number not in page and "確認待ちのFAXはありません" in page
+    assert "2031-0001-0008 と確認しました" in agent.get(f"/tickets/{number}").text
+
+
+def test_a_fax_number_of_no_contract_moves_to_the_flagged_section(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = _fax(webdesk)
+    unknown = "20319999000" + luhn_check_digit("20319999000")
+    agent.post(f"/tickets/{number}/support-number", {"support_number": unknown})
+    assert ticket(webdesk.desk, number).flag_names == ["unknown_support_number"]
+    section = agent.get("/triage").text.split("確認が必要なお問い合わせ")[1]
+    assert number in section and "不明なサポート番号" in section
+
+
+def test_mail_from_a_stranger_is_accepted_as_the_customer_and_the_sender_registered(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = ingest_mail(webdesk.desk, from_=STRANGER, subject="導入後の質問")
+    assert ticket(webdesk.desk, number).flag_names == ["unregistered_sender"]
+    section = agent.get("/triage").text.split("確認が必要なお問い合わせ")[1]
+    assert number in section and "未登録の送信者" in section and STRANGER[1] in section
+
+    r = agent.post(f"/tickets/{number}/accept", {"support_number": "2031-0002-0008",
+                                                 "back": "triage"})
+    assert "正しくありません" in agent.get(r.headers["location"]).text
+    agent.post(f"/tickets/{number}/accept", {"support_number": SAKURA_NUMBER,
+                                             "register_sender": "1", "back": "triage"})
+    t = ticket(webdesk.desk, number)
+    assert t.flag_names == [] and t.contract_id is not None and t.contact_id is not None
+    with webdesk.desk.factory() as s:
+        contact = s.scalars(select(Contact).join(ContactEmail)
+                            .where(ContactEmail.email == STRANGER[1])).one()
+        assert contact.name == STRANGER[0] and contact.customer_id == t.customer_id
+    assert f"triage-{number}" not in agent.get("/triage").text
+    # Registered now: the sender's next inquiry is not flagged.
+    again = ingest_mail(webdesk.desk, from_=STRANGER, subject="別の質問")
+    assert ticket(webdesk.desk, again).flag_names == []
+
+
+def test_mail_under_an_expired_contract_can_be_accepted_without_registering(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = ingest_mail(
+        webdesk.desk, from_=("鈴木 次郎", "suzuki@hikari-soft.example.jp"),
+        body="サポートサービス番号: 2031-0003-0006\n\n更新前ですが質問です。\n",
+    )
+    assert ticket(webdesk.desk, number).flag_names == ["contract_expired"]
+    agent.post(f"/tickets/{number}/accept", {"support_number": "2031-0003-0006"})
+    assert ticket(webdesk.desk, number).flag_names == []
+
+
+def test_out_of_scope_needs_a_reason_and_closes_the_ticket_with_it(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = ingest_mail(webdesk.desk, from_=STRANGER, subject="営業のご案内")
+    r = agent.post(f"/tickets/{number}/out-of-scope", {"reason": "  ", "back": "triage"})
+    assert "理由を入力してください" in agent.get(r.headers["location"]).text
+    agent.post(f"/tickets/{number}/out-of-scope", {"reason": "営業メールのため", "back": "triage"})
+    t = ticket(webdesk.desk, number)
+    assert t.status == TicketStatus.CLOSED and t.flag_names == ["unregistered_sender"]
+    with webdesk.desk.factory() as s:
+        note = s.scalars(select(Message).where(Message.direction == Direction.NOTE)).one()
+    assert "営業メールのため" in note.text and f"triage-{number}" not in agent.get("/triage").text

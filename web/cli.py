@@ -1,0 +1,193 @@
+"""``madoguchi web`` and ``madoguchi users``: the web desk and its staff accounts.
+
+Registered by madoguchi/cli.py::
+
+    from madoguchi.web.cli import users_app, web_command
+    app.command("web")(web_command)
+    app.add_typer(users_app, name="users")
+
+Passwords are never command-line arguments (they would land in the shell's
+history and in ``ps``): they come from ``--password-file``, from the
+environment variable MADOGUCHI_NEW_PASSWORD, or from a hidden prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from madoguchi.app import Desk
+from madoguchi.config import Settings
+from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.models import Role, StaffUser
+from madoguchi.web.auth import PasswordPolicyError, check_new_password, hash_password
+
+PASSWORD_ENV = "MADOGUCHI_NEW_PASSWORD"
+DEMO_LOGIN = "demo"
+
+users_app = typer.Typer(help="Staff accounts of the web desk.", no_args_is_help=True)
+
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option("--password-file", help="Read the password from this file (first line).",
+                 exists=True, dir_okay=False),
+]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.obj
+    if not isinstance(settings, Settings):
+        raise typer.BadParameter("no settings: run through the madoguchi command")
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"madoguchi: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _new_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    elif os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV]
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise _fail(f"give the password with --password-file or {PASSWORD_ENV}")
+    try:
+        check_new_password(password)
+    except PasswordPolicyError as exc:
+        raise _fail(str(exc)) from exc
+    return password
+
+
+def set_password(desk: Desk, login: str, password: str, *, name: str = "",
+                 role: Role = Role.AGENT, email: str = "", create: bool) -> StaffUser:
+    """Create a staff account (``create``) or set an existing one's password."""
+    with transaction(desk.factory) as session:
+        user = session.scalar(select(StaffUser).where(StaffUser.login == login))
+        if create:
+            if user is not None:
+                raise _fail(f"a user {login!r} exists already")
+            user = StaffUser(login=login, name=name or login, email=email, role=role,
+                             active=True, password_hash=hash_password(password))
+            session.add(user)
+        else:
+            if user is None:
+                raise _fail(f"no user {login!r}")
+            user.password_hash = hash_password(password)
+            user.active = True
+        session.flush()
+        return user
+
+
+@users_app.command("add")
+def users_add(
+    ctx: typer.Context,
+    login: str,
+    name: Annotated[str, typer.Option("--name", help="The name staff see (e.g. 山田 花子).")],
+    role: Annotated[Role, typer.Option("--role")] = Role.AGENT,
+    email: Annotated[str, typer.Option("--email")] = "",
+    password_file: PasswordFile = None,
+) -> None:
+    """Create a staff account that can sign in to the web desk."""
+    login = login.strip()
+    if not login or len(login) > 100 or any(c.isspace() for c in login):
+        raise _fail("a login is 1 to 100 characters without spaces")
+    password = _new_password(password_file)
+    desk = Desk.open(_settings(ctx))
+    try:
+        set_password(desk, login, password, name=name, role=role, email=email, create=True)
+    finally:
+        desk.close()
+    typer.echo(f"user {login} ({role.value}) created")
+
+
+@users_app.command("passwd")
+def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = None) -> None:
+    """Set a new password (every session of the user ends)."""
+    password = _new_password(password_file)
+    desk = Desk.open(_settings(ctx))
+    try:
+        set_password(desk, login, password, create=False)
+    finally:
+        desk.close()
+    typer.echo(f"password of {login} changed")
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, login: str) -> None:
+    """Stop a user from signing in (every session of the user ends)."""
+    desk = Desk.open(_settings(ctx))
+    try:
+        with transaction(desk.factory) as session:
+            user = session.scalar(select(StaffUser).where(StaffUser.login == login))
+            if user is None:
+                raise _fail(f"no user {login!r}")
+            user.active = False
+    finally:
+        desk.close()
+    typer.echo(f"user {login} disabled")
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context) -> None:
+    """Every staff account."""
+    desk = Desk.open(_settings(ctx))
+    try:
+        with desk.factory() as session:
+            users = session.scalars(select(StaffUser).order_by(StaffUser.login)).all()
+            for u in users:
+                state = "active" if u.active else "disabled"
+                typer.echo(f"{u.login:<20} {u.role.value:<10} {state:<8} {u.name}"
+                           + (f" <{u.email}>" if u.email else ""))
+    finally:
+        desk.close()
+
+
+def ensure_demo_user(desk: Desk) -> tuple[str, str]:
+    """A supervisor ``demo`` with a fresh random password, for the demo desk only."""
+    password = secrets.token_urlsafe(12)
+    with desk.factory() as session:
+        exists = session.scalar(select(StaffUser.id).where(StaffUser.login == DEMO_LOGIN))
+    set_password(desk, DEMO_LOGIN, password, name="デモ 担当者", role=Role.SUPERVISOR,
+                 create=exists is None)
+    return DEMO_LOGIN, password
+
+
+def web_command(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen here (default: [web] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="And on this port (default: [web] port).")]
+    = None,
+    demo_user: Annotated[bool, typer.Option(
+        "--demo-user", help="Create or reset the demo supervisor and print its password."
+    )] = False,
+) -> None:
+    """Serve the staff web desk until interrupted."""
+    from madoguchi.web.app import web_settings
+    from madoguchi.web.server import serve
+
+    settings = _settings(ctx)
+    web = web_settings(settings)
+    if demo_user:
+        desk = Desk.open(settings)
+        try:
+            login, password = ensure_demo_user(desk)
+        finally:
+            desk.close()
+    shown = host or web.host
+    typer.echo(f"web desk: http://{'127.0.0.1' if shown in ('0.0.0.0', '') else shown}:"
+               f"{port or web.port}/")
+    if demo_user:
+        typer.echo(f"demo login: {login}  password: {password}")
+    typer.echo("stop with Ctrl+C")
+    serve(settings, host=host, port=port)

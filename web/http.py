@@ -1,0 +1,269 @@
+"""The plumbing every page shares: sign-in check, CSRF, security headers, rendering.
+
+Handlers are plain functions of a ``Ctx`` (request, database session, staff
+user, form); ``endpoint`` runs them in a worker thread (SQLAlchemy sessions
+block), after it has read the form, checked the CSRF token of every POST and
+found the signed-in user. A GET without a session is sent to the sign-in
+page; a POST without a valid token is refused with 403 before anything is
+read from the database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from madoguchi.app import Desk
+from madoguchi.config import Settings
+from madoguchi.config.web import WebSettings
+from madoguchi.ticketing.models import Role, StaffUser
+from madoguchi.web.auth import LoginThrottle, password_fingerprint
+from madoguchi.web.templating import sla_state
+
+log = logging.getLogger("madoguchi.web")
+
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+)
+# For what staff open but the desk did not write (mail HTML, attachments):
+# nothing runs, nothing is fetched, and it is its own opaque origin.
+SANDBOX_CSP = "default-src 'none'; sandbox; frame-ancestors 'self'; base-uri 'none'"
+_HEADERS = {
+    b"content-security-policy": PAGE_CSP.encode(),
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+    # every POST, and the origin check could not tell our forms from a sandboxed frame.
+    b"referrer-policy": b"same-origin",
+    b"cross-origin-opener-policy": b"same-origin",
+    b"cross-origin-resource-policy": b"same-origin",
+    b"permissions-policy": b"camera=(), microphone=(), geolocation=(), payment=()",
+}
+
+
+class SecurityHeaders:
+    """Adds the desk's security headers to every response that has not set its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in _HEADERS.items():
+                    if name not in present:
+                        headers.append((name, value))
+                if b"cache-control" not in present and not static:
+                    # Pages carry customers' data: no copy on disk or in a proxy.
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+@dataclass
+class DeskWeb:
+    """What the web desk needs at hand, built once by create_app."""
+
+    settings: Settings
+    web: WebSettings
+    desk: Desk
+    templates: jinja2.Environment
+    secret: bytes
+    throttle: LoginThrottle
+    on_reply: Callable[[], None] | None = None
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def _same_origin(request: Request) -> bool:
+    # Browsers send Origin with every POST; a form posted from a sandboxed
+    # frame (an HTML mail) says "null" and is refused.
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc == host
+
+
+def csrf_ok(request: Request, form: FormData) -> bool:
+    expected = request.session.get("csrf")
+    given = form.get("csrf")
+    if not isinstance(expected, str) or not isinstance(given, str) or not expected:
+        return False
+    return hmac.compare_digest(expected, given) and _same_origin(request)
+
+
+def current_user(request: Request, db: Session, state: DeskWeb) -> StaffUser | None:
+    """The signed-in staff user, or None (and the session is ended) if it has run out."""
+    session = request.session
+    uid = session.get("uid")
+    if not isinstance(uid, int):
+        return None
+    now = time.time()
+    signed_in, seen = session.get("iat", 0), session.get("seen", 0)
+    if (now - signed_in > state.web.session_max_hours * 3600
+            or now - seen > state.web.session_idle_minutes * 60):
+        session.clear()
+        return None
+    user = db.get(StaffUser, uid)
+    if (user is None or not user.active
+            or session.get("pwf") != password_fingerprint(state.secret, user)):
+        session.clear()
+        return None
+    session["seen"] = int(now)  # sliding: the cookie is re-signed with this request's time
+    return user
+
+
+def start_session(request: Request, user: StaffUser, state: DeskWeb) -> None:
+    """A new session for a user who just signed in (never the anonymous one continued)."""
+    flashes = request.session.get("flash", [])
+    request.session.clear()
+    now = int(time.time())
+    request.session.update({
+        "uid": user.id,
+        "pwf": password_fingerprint(state.secret, user),
+        "iat": now,
+        "seen": now,
+        "csrf": secrets.token_urlsafe(32),
+        "flash": flashes,
+    })
+
+
+@dataclass
+class Ctx:
+    request: Request
+    db: Session
+    state: DeskWeb
+    user: StaffUser | None
+    form: FormData | None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def web(self) -> WebSettings:
+        return self.state.web
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, str) else default
+
+    def upload(self, name: str) -> UploadFile | None:
+        value = self.form.get(name) if self.form is not None else None
+        return value if isinstance(value, UploadFile) else None
+
+    def param(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default)
+
+    def flash(self, text: str, kind: str = "ok") -> None:
+        self.request.session["flash"] = [*self.request.session.get("flash", []), [kind, text]]
+
+    def redirect(self, url: str, *, ok: str | None = None, error: str | None = None) -> Response:
+        if ok:
+            self.flash(ok, "ok")
+        if error:
+            self.flash(error, "error")
+        return RedirectResponse(url, status_code=303)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        flashes = self.request.session.pop("flash", [])
+        soon = timedelta(minutes=self.web.due_soon_minutes)
+        html = self.state.templates.get_template(template).render(
+            user=self.user,
+            csrf=csrf_token(self.request),
+            flashes=flashes,
+            now=self.now,
+            today=self.now.astimezone(self.settings.tz).date(),
+            sla=lambda t: sla_state(t, self.now, soon),
+            nav=context.pop("nav", ""),
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+
+Handler = Callable[[Ctx], Response]
+
+
+def error_page(state: DeskWeb, request: Request, status: int, message: str) -> HTMLResponse:
+    html = state.templates.get_template("error.html").render(
+        user=None, csrf="", flashes=[], nav="", status=status, message=message
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def _run(fn: Handler, request: Request, form: FormData | None, state: DeskWeb,
+         auth: bool, role: Role | None) -> Response:
+    with state.desk.factory() as db:
+        user = current_user(request, db, state) if auth else None
+        if auth and user is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if request.method != "GET":
+                target = "/queue"
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        if role is not None and user is not None and user.role != role:
+            return error_page(state, request, 403, "この操作には管理者の権限が必要です。")
+        return fn(Ctx(request, db, state, user, form))
+
+
+def endpoint(*, auth: bool = True,
+             role: Role | None = None) -> Callable[[Handler], Callable[[Request],
+                                                                         Awaitable[Response]]]:
+    def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            state: DeskWeb = request.app.state.desk
+            form: FormData | None = None
+            if request.method == "POST":
+                try:
+                    form = await request.form(max_files=1, max_fields=100,
+                                              max_part_size=state.web.max_upload_bytes)
+                except MultiPartException:
+                    return error_page(state, request, 400, "送信された内容を読めませんでした。")
+                if not csrf_ok(request, form):
+                    log.warning("refused a POST to %s without a valid CSRF token",
+                                request.url.path)
+                    return error_page(state, request, 403,
+                                      "フォームの有効期限が切れました。ページを開き直してください。")
+            try:
+                return await run_in_threadpool(_run, fn, request, form, state, auth, role)
+            finally:
+                if form is not None:
+                    await form.close()
+
+        handler.__name__ = fn.__name__
+        return handler
+
+    return wrap

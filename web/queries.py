@@ -1,0 +1,477 @@
+"""What the web desk reads: the queue, a ticket, search, triage, customers.
+
+The queue pages by keyset — (first_response_due, id) after or before a
+cursor — never by OFFSET, so page 2,000 costs what page 1 costs. Tickets with
+no due time come after all others, ordered by id. The "not closed" test is
+written as a literal (``ACTIVE``), the same text as the partial index
+``ix_tickets_active_due`` of migration 0002, so that SQLite and PostgreSQL
+both match the query to that index.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, literal, or_, select, text, tuple_
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from madoguchi.ticketing.models import (
+    Attachment,
+    Channel,
+    Contact,
+    Contract,
+    Customer,
+    Flag,
+    Message,
+    StaffUser,
+    Ticket,
+    TicketFlag,
+)
+
+ACTIVE = text("tickets.status <> 'closed'")
+_STATUS_ONLY = {
+    "open": text("tickets.status = 'open'"),
+    "pending": text("tickets.status = 'pending'"),
+}
+STATUS_CHOICES = ("active", "open", "pending", "closed", "all")
+MIN_TERM = 2
+MAX_TERMS = 5
+_TICKET_NUMBER = re.compile(r"^[A-Z]{1,5}-\d{4}-\d{6}$")
+
+
+# -- the queue ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: str = "active"
+    channel: str = ""
+    flag: str = ""
+    assignee: str = ""  # "", "me", "none" or a staff id
+    customer: str = ""  # part of a company name
+    customer_id: int | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> QueueFilters:
+        """Filters from a query string; values that mean nothing are ignored."""
+        status = params.get("status", "active")
+        channel = params.get("channel", "")
+        flag = params.get("flag", "")
+        assignee = params.get("assignee", "")
+        cid = params.get("customer_id", "")
+        return cls(
+            status=status if status in STATUS_CHOICES else "active",
+            channel=channel if channel in {c.value for c in Channel} else "",
+            flag=flag if flag in {f.value for f in Flag} else "",
+            assignee=assignee if assignee in ("me", "none") or assignee.isdigit() else "",
+            customer=params.get("customer", "").strip()[:200],
+            customer_id=int(cid) if cid.isdigit() else None,
+        )
+
+    def params(self) -> dict[str, str]:
+        """The non-default filters, for links that keep them."""
+        out = {
+            "status": self.status if self.status != "active" else "",
+            "channel": self.channel,
+            "flag": self.flag,
+            "assignee": self.assignee,
+            "customer": self.customer,
+            "customer_id": str(self.customer_id) if self.customer_id else "",
+        }
+        return {k: v for k, v in out.items() if v}
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the queue: a ticket's due time (None sorts last) and id."""
+
+    due: datetime | None
+    id: int
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> Cursor:
+        return cls(ticket.first_response_due, ticket.id)
+
+    def encode(self) -> str:
+        if self.due is None:
+            return f"n.{self.id}"
+        micros = round(self.due.timestamp() * 1_000_000)
+        return f"{micros}.{self.id}"
+
+    @classmethod
+    def decode(cls, token: str | None) -> Cursor | None:
+        match = re.fullmatch(r"(n|-?\d{1,20})\.(\d{1,18})", token or "")
+        if not match:
+            return None
+        due = None
+        if match.group(1) != "n":
+            try:
+                due = datetime.fromtimestamp(int(match.group(1)) / 1_000_000, UTC)
+            except (OverflowError, ValueError, OSError):
+                return None
+        return cls(due, int(match.group(2)))
+
+
+@dataclass
+class QueuePage:
+    tickets: list[Ticket]
+    next: Cursor | None = None
+    prev: Cursor | None = None
+
+
+def _filtered(query: Select[Any], f: QueueFilters, user_id: int | None) -> Select[Any]:
+    if f.status == "closed":
+        query = query.where(text("tickets.status = 'closed'"))
+    elif f.status != "all":
+        query = query.where(ACTIVE)
+        if f.status in _STATUS_ONLY:
+            query = query.where(_STATUS_ONLY[f.status])
+    if f.channel:
+        query = query.where(Ticket.channel == Channel(f.channel))
+    if f.flag:
+        query = query.where(
+            exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag == Flag(f.flag))
+        )
+    if f.assignee == "me":
+        query = query.where(Ticket.assignee_id == user_id)
+    elif f.assignee == "none":
+        query = query.where(Ticket.assignee_id.is_(None))
+    elif f.assignee:
+        query = query.where(Ticket.assignee_id == int(f.assignee))
+    if f.customer_id:
+        query = query.where(Ticket.customer_id == f.customer_id)
+    if f.customer:
+        query = query.where(Ticket.customer_id.in_(
+            select(Customer.id).where(Customer.company.contains(f.customer, autoescape=True))
+        ))
+    return query
+
+
+def queue_page(
+    session: Session,
+    f: QueueFilters,
+    *,
+    user_id: int | None,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    limit: int = 50,
+) -> QueuePage:
+    """One page of the queue, soonest first-response due first."""
+    if session.get_bind().dialect.name == "postgresql":
+        # A page is a few dozen rows found through an index: starting parallel
+        # workers would cost more (tens of milliseconds) than the scan they share.
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    base = _filtered(
+        select(Ticket).options(joinedload(Ticket.customer), joinedload(Ticket.assignee),
+                               selectinload(Ticket.flags)),
+        f, user_id,
+    )
+    due, tid = Ticket.first_response_due, Ticket.id
+    rows: list[Ticket] = []
+    if before is None:
+        if after is None or after.due is not None:
+            q = base.where(due.is_not(None))
+            if after is not None:
+                q = q.where(tuple_(due, tid) > tuple_(_due_param(after.due), after.id))
+            rows = list(session.scalars(q.order_by(due, tid).limit(limit + 1)))
+        if len(rows) <= limit:
+            q = base.where(due.is_(None))
+            if after is not None and after.due is None:
+                q = q.where(tid > after.id)
+            rows += session.scalars(q.order_by(tid).limit(limit + 1 - len(rows)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return QueuePage(
+            rows,
+            next=Cursor.of(rows[-1]) if more else None,
+            prev=Cursor.of(rows[0]) if after is not None and rows else None,
+        )
+    if before.due is None:
+        q = base.where(due.is_(None), tid < before.id)
+        rows = list(session.scalars(q.order_by(tid.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        q = base.where(due.is_not(None))
+        if before.due is not None:
+            q = q.where(tuple_(due, tid) < tuple_(_due_param(before.due), before.id))
+        rows += session.scalars(q.order_by(due.desc(), tid.desc()).limit(limit + 1 - len(rows)))
+    more = len(rows) > limit
+    rows = rows[:limit][::-1]
+    return QueuePage(
+        rows,
+        next=Cursor.of(rows[-1]) if rows else None,
+        prev=Cursor.of(rows[0]) if more else None,
+    )
+
+
+def _due_param(value: datetime | None) -> Any:
+    return literal(value, Ticket.__table__.c.first_response_due.type)
+
+
+# -- one ticket --------------------------------------------------------------
+
+
+@dataclass
+class TicketView:
+    ticket: Ticket
+    merged_into: Ticket | None
+    merged_from: list[str]
+    followups: list[str]
+    authors: dict[int, StaffUser]
+
+
+def ticket_view(session: Session, number: str) -> TicketView | None:
+    ticket = session.scalar(
+        select(Ticket)
+        .where(Ticket.number == number)
+        .options(
+            selectinload(Ticket.customer),
+            selectinload(Ticket.flags),
+            selectinload(Ticket.contract),
+            selectinload(Ticket.contact).selectinload(Contact.emails),
+            selectinload(Ticket.assignee),
+            selectinload(Ticket.linked_ticket),
+            selectinload(Ticket.messages).selectinload(Message.attachments),
+        )
+    )
+    if ticket is None:
+        return None
+    merged_into = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    merged_from = list(session.scalars(
+        select(Ticket.number).where(Ticket.merged_into_id == ticket.id).order_by(Ticket.id)
+    ))
+    followups = list(session.scalars(
+        select(Ticket.number).where(Ticket.linked_ticket_id == ticket.id).order_by(Ticket.id)
+    ))
+    author_ids = {m.author_id for m in ticket.messages if m.author_id}
+    authors = {
+        u.id: u for u in session.scalars(select(StaffUser).where(StaffUser.id.in_(author_ids)))
+    } if author_ids else {}
+    return TicketView(ticket, merged_into, merged_from, followups, authors)
+
+
+def ticket_for_update(session: Session, number: str) -> Ticket | None:
+    return session.scalar(select(Ticket).where(Ticket.number == number))
+
+
+def active_staff(session: Session) -> list[StaffUser]:
+    return list(session.scalars(
+        select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.name)
+    ))
+
+
+def contract_choices(session: Session, limit: int = 1000) -> list[tuple[str, str, str]]:
+    """(support number digits, company, product) for the pickers, by company."""
+    rows = session.execute(
+        select(Contract.support_number, Customer.company, Contract.product)
+        .join(Customer, Contract.customer_id == Customer.id)
+        .order_by(Customer.company, Contract.support_number)
+        .limit(limit)
+    )
+    return [(n, c, p) for n, c, p in rows]
+
+
+# -- search ------------------------------------------------------------------
+
+
+@dataclass
+class SearchHit:
+    message: Message
+    ticket: Ticket
+    snippet: tuple[str, str, str]  # before, the match, after
+
+
+@dataclass
+class SearchResult:
+    terms: list[str]
+    hits: list[SearchHit] = field(default_factory=list)
+    next_before: int | None = None
+    problem: str | None = None
+
+
+def search_terms(query: str) -> tuple[list[str], str | None]:
+    """Whitespace-separated terms (all must occur); each at least two characters."""
+    terms = list(dict.fromkeys(query.split()))
+    if not terms:
+        return [], None
+    if len(terms) > MAX_TERMS:
+        return [], f"検索語は{MAX_TERMS}個までです"
+    if any(len(t) < MIN_TERM for t in terms):
+        return [], f"検索語はそれぞれ{MIN_TERM}文字以上にしてください"
+    return terms, None
+
+
+def ticket_number_in(query: str) -> str | None:
+    q = query.strip().upper()
+    return q if _TICKET_NUMBER.match(q) else None
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _matching_ids(session: Session, terms: Sequence[str], before: int | None,
+                  limit: int) -> list[int]:
+    """Ids of messages whose subject or text contains every term, newest first."""
+    if session.get_bind().dialect.name == "sqlite":
+        return _matching_ids_sqlite(session, terms, before, limit)
+    query = select(Message.id).where(and_(*(
+        or_(Message.text.ilike(_like(t), escape="\\"),
+            Message.subject.ilike(_like(t), escape="\\"))
+        for t in terms
+    )))
+    if before is not None:
+        query = query.where(Message.id < before)
+    return list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))
+
+
+def _matching_ids_sqlite(session: Session, terms: Sequence[str], before: int | None,
+                         limit: int) -> list[int]:
+    # The trigram index answers terms of three characters or more; a shorter
+    # term has no trigram and is checked with LIKE on the rows found (or, if
+    # every term is short, by scanning the messages newest first).
+    long_terms = [t for t in terms if len(t) >= 3]
+    short_terms = [t for t in terms if len(t) < 3]
+    params: dict[str, Any] = {"limit": limit, "before": before if before is not None else -1}
+    likes = []
+    for i, t in enumerate(short_terms):
+        params[f"like{i}"] = _like(t)
+        likes.append(f"(m.text LIKE :like{i} ESCAPE '\\' OR m.subject LIKE :like{i} ESCAPE '\\')")
+    if long_terms:
+        params["match"] = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+        where = ["messages_fts MATCH :match", "(:before < 0 OR f.rowid < :before)", *likes]
+        sql = (
+            "SELECT f.rowid FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid "
+            f"WHERE {' AND '.join(where)} ORDER BY f.rowid DESC LIMIT :limit"
+        )
+    else:
+        where = ["(:before < 0 OR m.id < :before)", *likes]
+        sql = f"SELECT m.id FROM messages AS m WHERE {' AND '.join(where)} " \
+              "ORDER BY m.id DESC LIMIT :limit"
+    return [row[0] for row in session.execute(text(sql), params)]
+
+
+def _snippet(message: Message, terms: Sequence[str], width: int = 48) -> tuple[str, str, str]:
+    for source in (message.text, message.subject):
+        flat = " ".join(source.split())
+        lowered = flat.lower()
+        for term in terms:
+            at = lowered.find(term.lower())
+            if at >= 0:
+                start = max(0, at - width)
+                end = at + len(term)
+                return (
+                    ("…" if start else "") + flat[start:at],
+                    flat[at:end],
+                    flat[end:end + width * 2] + ("…" if end + width * 2 < len(flat) else ""),
+                )
+    flat = " ".join(message.text.split())
+    return ("", "", flat[: width * 2])
+
+
+def search(session: Session, query: str, *, before: int | None = None,
+           limit: int = 50) -> SearchResult:
+    terms, problem = search_terms(query)
+    result = SearchResult(terms, problem=problem)
+    if not terms:
+        return result
+    ids = _matching_ids(session, terms, before, limit + 1)
+    if len(ids) > limit:
+        ids = ids[:limit]
+        result.next_before = ids[-1]
+    if not ids:
+        return result
+    rows = session.execute(
+        select(Message, Ticket)
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .where(Message.id.in_(ids))
+        .order_by(Message.id.desc())
+    ).all()
+    result.hits = [SearchHit(m, t, _snippet(m, terms)) for m, t in rows]
+    return result
+
+
+# -- triage ------------------------------------------------------------------
+
+REVIEW_FLAGS = (Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.UNKNOWN_SUPPORT_NUMBER)
+
+
+@dataclass
+class FaxTriageItem:
+    ticket: Ticket
+    message: Message | None
+    pages: list[Attachment]
+
+
+def _flagged(flags: Sequence[Flag]) -> Any:
+    return exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag.in_(list(flags)))
+
+
+def fax_triage(session: Session, limit: int = 50) -> list[FaxTriageItem]:
+    """Open FAX tickets whose support number could not be read, oldest first."""
+    tickets = session.scalars(
+        select(Ticket)
+        .where(ACTIVE, _flagged([Flag.UNREADABLE_FAX]))
+        .options(selectinload(Ticket.messages).selectinload(Message.attachments),
+                 selectinload(Ticket.flags))
+        .order_by(Ticket.received_at, Ticket.id)
+        .limit(limit)
+    ).all()
+    items = []
+    for t in tickets:
+        fax = next((m for m in t.messages if m.channel == Channel.FAX), None)
+        pages = [a for m in t.messages for a in m.attachments if a.content_type == "image/png"]
+        items.append(FaxTriageItem(t, fax, pages))
+    return items
+
+
+def mail_triage(session: Session, limit: int = 50) -> list[Ticket]:
+    """Open tickets flagged for staff to decide: stranger, expired contract, unknown number."""
+    return list(session.scalars(
+        select(Ticket)
+        .where(ACTIVE, _flagged(REVIEW_FLAGS), ~_flagged([Flag.UNREADABLE_FAX]))
+        .options(selectinload(Ticket.messages), selectinload(Ticket.customer),
+                 selectinload(Ticket.flags))
+        .order_by(Ticket.received_at, Ticket.id)
+        .limit(limit)
+    ))
+
+
+# -- customers ---------------------------------------------------------------
+
+
+def customers_page(session: Session, q: str, page: int,
+                   size: int = 50) -> tuple[list[Customer], bool]:
+    query = select(Customer).options(selectinload(Customer.contracts))
+    if q:
+        digits = re.sub(r"\D", "", q)
+        by_name = Customer.company.contains(q, autoescape=True)
+        query = query.where(or_(by_name, Customer.id.in_(
+            select(Contract.customer_id).where(Contract.support_number == digits)
+        )) if digits else by_name)
+    rows = list(session.scalars(
+        query.order_by(Customer.company, Customer.id).offset(page * size).limit(size + 1)
+    ))
+    return rows[:size], len(rows) > size
+
+
+def customer_detail(session: Session, customer_id: int) -> Customer | None:
+    return session.scalar(
+        select(Customer)
+        .where(Customer.id == customer_id)
+        .options(
+            selectinload(Customer.contracts).selectinload(Contract.contacts),
+            selectinload(Customer.contacts).selectinload(Contact.emails),
+            selectinload(Customer.contacts).selectinload(Contact.contracts),
+        )
+    )
+
+
+def customer_tickets(session: Session, customer_id: int, limit: int = 20) -> list[Ticket]:
+    return list(session.scalars(
+        select(Ticket).where(Ticket.customer_id == customer_id)
+        .order_by(Ticket.received_at.desc(), Ticket.id.desc()).limit(limit)
+    ))

@@ -1,0 +1,566 @@
+"""The web desk's pages and actions: thin handlers over queries, actions and replies."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from madoguchi.ingest.htmltext import sanitize_html
+from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
+from madoguchi.ticketing.models import (
+    Attachment,
+    Contact,
+    Contract,
+    Customer,
+    Message,
+    Role,
+    Ticket,
+    TicketStatus,
+)
+from madoguchi.web import actions, queries, replies
+from madoguchi.web.actions import ActionError
+from madoguchi.web.auth import authenticate
+from madoguchi.web.http import SANDBOX_CSP, Ctx, current_user, endpoint, error_page, start_session
+
+log = logging.getLogger("madoguchi.web")
+
+STATIC = Path(__file__).resolve().parent / "static"
+_INLINE_IMAGES = {
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff",
+    "image/gif": b"GIF8",
+}
+_SAFE_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+_BACK = {"triage": "/triage"}
+
+
+def _not_found(ctx: Ctx, what: str = "ページ") -> Response:
+    return error_page(ctx.state, ctx.request, 404, f"{what}が見つかりません。")
+
+
+def _safe_next(target: str) -> str:
+    # Only a path on this site: never "//host" or "https://host".
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/queue"
+
+
+# -- sign-in -----------------------------------------------------------------
+
+
+@endpoint(auth=False)
+def login_form(ctx: Ctx) -> Response:
+    if current_user(ctx.request, ctx.db, ctx.state) is not None:
+        return RedirectResponse(_safe_next(ctx.param("next")), status_code=303)
+    return ctx.render("login.html", next=_safe_next(ctx.param("next")), login="", error="")
+
+
+@endpoint(auth=False)
+def login(ctx: Ctx) -> Response:
+    name = ctx.field("login").strip()[:100]
+    password = ctx.field("password")
+    target = _safe_next(ctx.field("next"))
+    client = ctx.request.client.host if ctx.request.client else "-"
+    keys = (f"login:{name.lower()}", f"ip:{client}")
+    throttle = ctx.state.throttle
+    if throttle.blocked(*keys):
+        log.warning("sign-in of %r from %s refused: too many failures", name, client)
+        return ctx.render("login.html", 429, next=target, login=name,
+                          error="失敗が続いたため、しばらく時間をおいてからお試しください。")
+    user = authenticate(ctx.db, name, password) if name and password else None
+    if user is None:
+        throttle.failed(*keys)
+        log.info("failed sign-in for %r from %s", name, client)
+        return ctx.render("login.html", 401, next=target, login=name,
+                          error="ログイン名またはパスワードが正しくありません。")
+    ctx.db.commit()  # a rehashed password
+    throttle.succeeded(*keys)
+    start_session(ctx.request, user, ctx.state)
+    log.info("%s signed in from %s", user.login, client)
+    return RedirectResponse(target, status_code=303)
+
+
+@endpoint()
+def logout(ctx: Ctx) -> Response:
+    ctx.request.session.clear()
+    ctx.flash("ログアウトしました。")
+    return RedirectResponse("/login", status_code=303)
+
+
+@endpoint()
+def home(ctx: Ctx) -> Response:
+    return RedirectResponse("/queue", status_code=303)
+
+
+# -- the queue ---------------------------------------------------------------
+
+
+def _url(path: str, params: dict[str, str]) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+@endpoint()
+def queue(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    filters = queries.QueueFilters.from_params(ctx.request.query_params)
+    after = queries.Cursor.decode(ctx.param("after"))
+    before = queries.Cursor.decode(ctx.param("before")) if after is None else None
+    page = queries.queue_page(ctx.db, filters, user_id=ctx.user.id, after=after, before=before,
+                              limit=ctx.web.page_size)
+    kept = filters.params()
+    return ctx.render(
+        "queue.html", nav="queue", page=page, filters=filters,
+        staff=queries.active_staff(ctx.db), statuses=queries.STATUS_CHOICES,
+        first_url=_url("/queue", kept),
+        next_url=_url("/queue", {**kept, "after": page.next.encode()}) if page.next else None,
+        prev_url=_url("/queue", {**kept, "before": page.prev.encode()}) if page.prev else None,
+    )
+
+
+# -- one ticket --------------------------------------------------------------
+
+
+@endpoint()
+def ticket(ctx: Ctx) -> Response:
+    view = queries.ticket_view(ctx.db, ctx.request.path_params["number"])
+    if view is None:
+        return _not_found(ctx, "チケット")
+    t = view.ticket
+    wanted = ctx.param("reply_to")
+    target = next((m for m in t.messages if str(m.id) == wanted), None) if wanted else None
+    target = target or replies.default_reply_target(t)
+    return ctx.render(
+        "ticket.html", nav="queue", view=view, t=t, staff=queries.active_staff(ctx.db),
+        reply_target=target, reply_to=replies.default_recipient(t, target),
+        reply_subject=replies.reply_subject(t, target.subject if target else t.subject),
+        fax_to=t.contact.fax if t.contact else "",
+        fax_name=t.customer.company if t.customer else "",
+        idempotency_key=secrets.token_hex(16),
+        statuses=[s.value for s in TicketStatus],
+    )
+
+
+def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
+    number = ctx.request.path_params["number"]
+    back = _BACK.get(ctx.field("back"), f"/tickets/{quote(number)}")
+    t = queries.ticket_for_update(ctx.db, number)
+    if t is None:
+        return _not_found(ctx, "チケット")
+    try:
+        done = action(t)
+    except ActionError as exc:
+        ctx.db.rollback()
+        return ctx.redirect(back, error=str(exc))
+    ctx.db.commit()
+    return ctx.redirect(back, ok=done)
+
+
+@endpoint()
+def add_note(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+
+    def act(t: Ticket) -> str:
+        actions.add_note(ctx.db, t, user, ctx.field("text"), ctx.now)
+        return "社内メモを追加しました。"
+
+    return _ticket_action(ctx, act)
+
+
+@endpoint()
+def log_phone(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+
+    def act(t: Ticket) -> str:
+        actions.log_phone_call(ctx.db, t, user, ctx.field("text"), ctx.field("phone"), ctx.now)
+        _then_status(ctx, t)
+        return "電話対応を記録しました。"
+
+    return _ticket_action(ctx, act)
+
+
+def _then_status(ctx: Ctx, t: Ticket) -> None:
+    status = ctx.field("then_status")
+    if status:
+        actions.set_status(t, status, ctx.now)
+
+
+@endpoint()
+def reply_mail(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+    outcome: dict[str, bool] = {}
+
+    def act(t: Ticket) -> str:
+        original = None
+        wanted = ctx.field("reply_to")
+        if wanted.isdigit():
+            original = ctx.db.get(Message, int(wanted))
+            if original is None or original.ticket_id != t.id:
+                raise ActionError("返信元のメッセージが見つかりません")
+        reply = replies.MailReply(
+            to=ctx.field("to"), cc=ctx.field("cc"), body=ctx.field("body"),
+            include_quote=ctx.field("quote") == "1",
+            idempotency_key=ctx.field("idempotency_key"),
+        )
+        message = replies.send_mail_reply(ctx.db, t, original, user, reply, ctx.settings,
+                                          ctx.now)
+        if message is None:
+            return "この返信は送信済みです（二重送信は行いません）。"
+        _then_status(ctx, t)
+        outcome["queued"] = True
+        return "返信メールを送信キューに入れました。"
+
+    response = _ticket_action(ctx, act)
+    if outcome.get("queued") and ctx.state.on_reply is not None:
+        response.background = BackgroundTask(ctx.state.on_reply)
+    return response
+
+
+@endpoint()
+def reply_fax(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+    written: list[Path] = []
+
+    def act(t: Ticket) -> str:
+        # Everything that may refuse comes before the files are written.
+        _then_status(ctx, t)
+        reply = replies.FaxReply(fax_number=ctx.field("fax_number"),
+                                 to_name=ctx.field("to_name"), body=ctx.field("body"))
+        _message, files = replies.send_fax_reply(ctx.db, t, user, reply, ctx.settings,
+                                                 ctx.web, ctx.state.desk.blobs, ctx.now)
+        written.extend(files)
+        return "FAXの送信原稿を送信フォルダーに置きました。"
+
+    try:
+        return _ticket_action(ctx, act)
+    except BaseException:
+        # Not recorded, so not sent: take the files back from the gateway's folder.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+@endpoint()
+def set_status(ctx: Ctx) -> Response:
+    def act(t: Ticket) -> str:
+        actions.set_status(t, ctx.field("status"), ctx.now)
+        return "ステータスを変更しました。"
+
+    return _ticket_action(ctx, act)
+
+
+@endpoint()
+def assign(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    me = ctx.user
+
+    def act(t: Ticket) -> str:
+        value = ctx.field("assignee")
+        who = actions.assign(ctx.db, t, str(me.id) if value == "me" else value)
+        return f"担当者を {who.name} にしました。" if who else "担当者を外しました。"
+
+    return _ticket_action(ctx, act)
+
+
+@endpoint()
+def merge(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+    number = ctx.request.path_params["number"]
+    t = queries.ticket_for_update(ctx.db, number)
+    if t is None:
+        return _not_found(ctx, "チケット")
+    try:
+        target = actions.merge(ctx.db, t, ctx.field("target"), user, ctx.now)
+    except ActionError as exc:
+        ctx.db.rollback()
+        return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
+    ctx.db.commit()
+    return ctx.redirect(f"/tickets/{quote(target.number)}",
+                        ok=f"{number} を {target.number} に統合しました。")
+
+
+@endpoint()
+def triage_number(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+
+    def act(t: Ticket) -> str:
+        actions.assign_fax_number(ctx.db, t, ctx.field("support_number"), user, ctx.settings,
+                                  ctx.now)
+        return f"{t.number} にサポートサービス番号を設定しました。"
+
+    return _ticket_action(ctx, act)
+
+
+@endpoint()
+def triage_accept(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+
+    def act(t: Ticket) -> str:
+        contract = actions.accept_as_customer(
+            ctx.db, t, ctx.field("support_number"), ctx.field("register_sender") == "1", user,
+            ctx.settings, ctx.now,
+        )
+        return f"{t.number} を {contract.customer.company} のお問い合わせとして受け付けました。"
+
+    return _ticket_action(ctx, act)
+
+
+@endpoint()
+def triage_out_of_scope(ctx: Ctx) -> Response:
+    assert ctx.user is not None
+    user = ctx.user
+
+    def act(t: Ticket) -> str:
+        actions.mark_out_of_scope(ctx.db, t, ctx.field("reason"), user, ctx.now)
+        return f"{t.number} を対象外として完了しました。"
+
+    return _ticket_action(ctx, act)
+
+
+@endpoint()
+def triage(ctx: Ctx) -> Response:
+    return ctx.render(
+        "triage.html", nav="triage", faxes=queries.fax_triage(ctx.db),
+        mails=queries.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
+    )
+
+
+# -- what customers sent: HTML, attachments ----------------------------------
+
+
+@endpoint()
+def message_html(ctx: Ctx) -> Response:
+    message = ctx.db.get(Message, ctx.request.path_params["id"])
+    if message is None or not message.html:
+        return _not_found(ctx, "HTML本文")
+    # Sanitised at ingest; again here in case a row came from elsewhere. It is
+    # shown in a sandboxed frame: no script runs, nothing is fetched, its
+    # styles stay inside the frame.
+    body = sanitize_html(message.html)
+    document = (
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">"
+        "<style>body{font-family:sans-serif;font-size:14px;line-height:1.6;margin:8px;"
+        "overflow-wrap:anywhere}img{max-width:100%}</style></head><body>"
+        f"{body}</body></html>"
+    )
+    return Response(document, media_type="text/html; charset=utf-8", headers={
+        "Content-Security-Policy":
+            "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox; "
+            "frame-ancestors 'self'; base-uri 'none'; form-action 'none'",
+        "X-Frame-Options": "SAMEORIGIN",
+    })
+
+
+def _content_disposition(kind: str, filename: str) -> str:
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_"
+                       for c in filename) or "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _attachment(ctx: Ctx) -> tuple[Attachment, Path] | None:
+    a = ctx.db.get(Attachment, ctx.request.path_params["id"])
+    if a is None:
+        return None
+    path = ctx.state.desk.blobs.path_for(a.sha256)
+    return (a, path) if path.is_file() else None
+
+
+@endpoint()
+def download(ctx: Ctx) -> Response:
+    found = _attachment(ctx)
+    if found is None:
+        return _not_found(ctx, "添付ファイル")
+    a, path = found
+    media = a.content_type.lower() if _SAFE_TYPE.match(a.content_type.lower()) else \
+        "application/octet-stream"
+    return FileResponse(path, media_type=media, headers={
+        "Content-Disposition": _content_disposition("attachment", a.filename),
+        "Content-Security-Policy": SANDBOX_CSP,
+    })
+
+
+@endpoint()
+def view_image(ctx: Ctx) -> Response:
+    found = _attachment(ctx)
+    if found is None:
+        return _not_found(ctx, "画像")
+    a, path = found
+    magic = _INLINE_IMAGES.get(a.content_type.lower())
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if magic is None or not head.startswith(magic):
+        return _not_found(ctx, "画像")
+    return FileResponse(path, media_type=a.content_type.lower(), headers={
+        "Content-Disposition": _content_disposition("inline", a.filename),
+        "Content-Security-Policy": SANDBOX_CSP,
+        "Cache-Control": "private, max-age=3600",
+    })
+
+
+# -- search ------------------------------------------------------------------
+
+
+@endpoint()
+def search(ctx: Ctx) -> Response:
+    q = ctx.param("q").strip()[:200]
+    number = queries.ticket_number_in(q)
+    if number and queries.ticket_for_update(ctx.db, number) is not None:
+        return RedirectResponse(f"/tickets/{quote(number)}", status_code=303)
+    before = ctx.param("before")
+    result = queries.search(ctx.db, q, before=int(before) if before.isdigit() else None) \
+        if q else None
+    next_url = _url("/search", {"q": q, "before": str(result.next_before)}) \
+        if result and result.next_before else None
+    return ctx.render("search.html", nav="search", q=q, result=result, next_url=next_url)
+
+
+# -- customers, contracts, contacts ------------------------------------------
+
+
+@endpoint()
+def customers(ctx: Ctx) -> Response:
+    q = ctx.param("q").strip()[:200]
+    page = int(ctx.param("page")) if ctx.param("page").isdigit() else 0
+    rows, more = queries.customers_page(ctx.db, q, page)
+    return ctx.render(
+        "customers.html", nav="customers", customers=rows, q=q,
+        next_url=_url("/customers", {"q": q, "page": str(page + 1)} if q else
+                      {"page": str(page + 1)}) if more else None,
+        prev_url=_url("/customers", {"q": q, "page": str(page - 1)} if q else
+                      {"page": str(page - 1)}) if page else None,
+    )
+
+
+@endpoint()
+def customer(ctx: Ctx) -> Response:
+    c = queries.customer_detail(ctx.db, ctx.request.path_params["id"])
+    if c is None:
+        return _not_found(ctx, "顧客")
+    return ctx.render("customer.html", nav="customers", c=c,
+                      tickets=queries.customer_tickets(ctx.db, c.id))
+
+
+def _edit(ctx: Ctx, model: type[Customer | Contract | Contact], template: str,
+          apply: Callable[[Customer | Contract | Contact], None],
+          customer_id: Callable[[Customer | Contract | Contact], int]) -> Response:
+    row = ctx.db.get(model, ctx.request.path_params["id"])
+    if row is None:
+        return _not_found(ctx)
+    if ctx.request.method == "GET":
+        return ctx.render(template, nav="customers", row=row, error="")
+    try:
+        apply(row)
+    except ActionError as exc:
+        ctx.db.rollback()
+        row = ctx.db.get_one(model, ctx.request.path_params["id"])
+        return ctx.render(template, 400, nav="customers", row=row, error=str(exc))
+    ctx.db.commit()
+    return ctx.redirect(f"/customers/{customer_id(row)}", ok="保存しました。")
+
+
+@endpoint(role=Role.SUPERVISOR)
+def edit_customer(ctx: Ctx) -> Response:
+    return _edit(ctx, Customer, "customer_edit.html", lambda c: actions.update_customer(
+        ctx.db, c, company=ctx.field("company"), department=ctx.field("department"),
+        address=ctx.field("address"),
+    ), lambda c: c.id)
+
+
+@endpoint(role=Role.SUPERVISOR)
+def edit_contract(ctx: Ctx) -> Response:
+    return _edit(ctx, Contract, "contract_edit.html", lambda k: actions.update_contract(
+        k, product=ctx.field("product"), environment=ctx.field("environment"),
+        period_start=ctx.field("period_start"), period_end=ctx.field("period_end"),
+    ), lambda k: k.customer_id)
+
+
+@endpoint(role=Role.SUPERVISOR)
+def edit_contact(ctx: Ctx) -> Response:
+    return _edit(ctx, Contact, "contact_edit.html", lambda p: actions.update_contact(
+        ctx.db, p, name=ctx.field("name"), phone=ctx.field("phone"), fax=ctx.field("fax"),
+        emails=ctx.field("emails"),
+    ), lambda p: p.customer_id)
+
+
+@endpoint(role=Role.SUPERVISOR)
+def import_customers(ctx: Ctx) -> Response:
+    if ctx.request.method == "GET":
+        return ctx.render("import.html", nav="customers", errors=[], report=None)
+    upload = ctx.upload("file")
+    if upload is None or not upload.filename:
+        return ctx.render("import.html", 400, nav="customers", report=None,
+                          errors=[(0, "CSVファイルを選んでください")])
+    data = upload.file.read(ctx.web.max_upload_bytes + 1)
+    if len(data) > ctx.web.max_upload_bytes:
+        return ctx.render("import.html", 400, nav="customers", report=None,
+                          errors=[(0, "ファイルが大きすぎます")])
+    try:
+        rows = read_rows(data.decode("utf-8-sig"), ctx.settings.support_number)
+        report = import_rows(ctx.db, rows)
+    except UnicodeDecodeError:
+        return ctx.render("import.html", 400, nav="customers", report=None,
+                          errors=[(0, "UTF-8 のCSVファイルを選んでください")])
+    except CsvImportError as exc:
+        ctx.db.rollback()
+        return ctx.render("import.html", 400, nav="customers", report=None, errors=exc.errors)
+    ctx.db.commit()
+    log.info("%s imported %s customer rows", ctx.user.login if ctx.user else "-", report.rows)
+    return ctx.render("import.html", nav="customers", errors=[], report=report)
+
+
+# -- the rest ----------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def routes() -> list[BaseRoute]:
+    post = ["POST"]
+    return [
+        Route("/", home),
+        Route("/healthz", healthz),
+        Route("/login", login_form),
+        Route("/login", login, methods=post),
+        Route("/logout", logout, methods=post),
+        Route("/queue", queue),
+        Route("/triage", triage),
+        Route("/search", search),
+        Route("/tickets/{number}", ticket),
+        Route("/tickets/{number}/note", add_note, methods=post),
+        Route("/tickets/{number}/phone", log_phone, methods=post),
+        Route("/tickets/{number}/reply", reply_mail, methods=post),
+        Route("/tickets/{number}/fax", reply_fax, methods=post),
+        Route("/tickets/{number}/status", set_status, methods=post),
+        Route("/tickets/{number}/assign", assign, methods=post),
+        Route("/tickets/{number}/merge", merge, methods=post),
+        Route("/tickets/{number}/support-number", triage_number, methods=post),
+        Route("/tickets/{number}/accept", triage_accept, methods=post),
+        Route("/tickets/{number}/out-of-scope", triage_out_of_scope, methods=post),
+        Route("/messages/{id:int}/html", message_html),
+        Route("/attachments/{id:int}", download),
+        Route("/attachments/{id:int}/view", view_image),
+        Route("/customers", customers),
+        Route("/customers/import", import_customers, methods=["GET", "POST"]),
+        Route("/customers/{id:int}", customer),
+        Route("/customers/{id:int}/edit", edit_customer, methods=["GET", "POST"]),
+        Route("/contracts/{id:int}/edit", edit_contract, methods=["GET", "POST"]),
+        Route("/contacts/{id:int}/edit", edit_contact, methods=["GET", "POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]

@@ -1,0 +1,81 @@
+"""Serving the web desk with uvicorn: in the foreground (``madoguchi web``) or in a thread.
+
+``WebServer`` runs uvicorn in a background thread of the calling process —
+the daemon when ``[web] serve_in_daemon`` is set, and the browser tests.
+uvicorn installs no signal handlers off the main thread; the owner stops it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+
+from madoguchi.app import Desk
+from madoguchi.config import Settings
+from madoguchi.config.web import WebSettings
+from madoguchi.web.app import create_app, web_settings
+
+
+def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # Request lines only: paths and status codes, never form bodies.
+        access_log=True,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+    )
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve in the foreground until interrupted (SIGINT/SIGTERM)."""
+    web = web_settings(settings)
+    app = create_app(settings)
+    uvicorn.Server(_config(app, host or web.host, port or web.port)).run()
+
+
+class WebServer:
+    """The web desk on ``host:port`` in a thread of this process (port 0: any free one)."""
+
+    def __init__(self, settings: Settings, *, desk: Desk | None = None,
+                 web: WebSettings | None = None, host: str | None = None,
+                 port: int | None = None) -> None:
+        web = web or web_settings(settings)
+        self.app = create_app(settings, desk=desk, web=web)
+        self._server = uvicorn.Server(
+            _config(self.app, host or web.host, web.port if port is None else port)
+        )
+        self._thread = threading.Thread(target=self._server.run, name="madoguchi-web",
+                                        daemon=True)
+
+    def start(self, timeout: float = 15) -> WebServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the web desk did not start (is the port in use?)")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def url(self) -> str:
+        sockets = [s for server in self._server.servers for s in server.sockets]
+        host, port = sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self, timeout: float = 10) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+
+def start_for_daemon(desk: Desk) -> WebServer | None:
+    """The web desk in the daemon's process, when ``[web] serve_in_daemon`` is set."""
+    if not web_settings(desk.settings).serve_in_daemon:
+        return None
+    return WebServer(desk.settings, desk=desk).start()

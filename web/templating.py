@@ -1,0 +1,87 @@
+"""The Jinja2 environment of the web desk: autoescaped HTML, Japanese labels and times."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from madoguchi.config import SupportNumberSettings
+from madoguchi.ticketing.support_number import format_number
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_WEEKDAYS = "月火水木金土日"
+
+STATUS_LABELS = {"open": "対応中", "pending": "保留", "closed": "完了"}
+CHANNEL_LABELS = {"email": "メール", "fax": "FAX", "phone": "電話", "note": "メモ"}
+FLAG_LABELS = {
+    "unregistered_sender": "未登録の送信者",
+    "contract_expired": "契約期間外",
+    "unknown_support_number": "不明なサポート番号",
+    "unreadable_fax": "番号読取不可",
+}
+DIRECTION_LABELS = {"in": "受信", "out": "送信", "note": "社内メモ"}
+ROLE_LABELS = {"agent": "担当者", "supervisor": "管理者"}
+
+
+def sla_state(ticket: object, now: datetime, soon: timedelta) -> str:
+    """"responded", "overdue", "soon", "ok" or "none", for the first response."""
+    if getattr(ticket, "first_responded_at", None) is not None:
+        return "responded"
+    due = getattr(ticket, "first_response_due", None)
+    if due is None or getattr(ticket, "status", None) == "closed":
+        return "none"
+    if due < now:
+        return "overdue"
+    if due < now + soon:
+        return "soon"
+    return "ok"
+
+
+def is_fax_page(attachment: object) -> bool:
+    """A page image the FAX reader stored (shown inline), not a customer's file."""
+    return getattr(attachment, "content_type", "") == "image/png" and str(
+        getattr(attachment, "filename", "")).startswith("fax-page-")
+
+
+def _moment(value: datetime | None, tz: ZoneInfo, *, year: bool = True) -> str:
+    if value is None:
+        return "—"
+    local = value.astimezone(tz)
+    day = f"{local.month}月{local.day}日({_WEEKDAYS[local.weekday()]}) {local:%H:%M}"
+    return f"{local.year}年{day}" if year else day
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        # Every value is escaped unless a template says otherwise (none does).
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["moment"] = partial(_moment, tz=tz)
+    env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
+    env.filters["size"] = _size
+    env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
+    env.tests["fax_page"] = is_fax_page
+    env.globals.update(
+        STATUS_LABELS=STATUS_LABELS,
+        CHANNEL_LABELS=CHANNEL_LABELS,
+        FLAG_LABELS=FLAG_LABELS,
+        DIRECTION_LABELS=DIRECTION_LABELS,
+        ROLE_LABELS=ROLE_LABELS,
+    )
+    return env
