@@ -30,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -282,9 +283,12 @@ class ImapPoller:
             if new:
                 log.info("%s: %d new message(s) in %s after UID %d",
                          self.source.name, len(new), self.source.folder, last_uid)
-            for chunk in _chunks(new, self.batch_size):
-                for batch in self._plan(mailbox.sizes(chunk)):
-                    self._take_batch(mailbox, batch, report)
+            batches = [
+                batch
+                for chunk in _chunks(new, self.batch_size)
+                for batch in self._plan(mailbox.sizes(chunk))
+            ]
+            self._take_batches(mailbox, batches, report)
         finally:
             mailbox.close()
         elapsed = self._clock() - started
@@ -349,14 +353,44 @@ class ImapPoller:
         if batch:
             yield batch
 
-    def _take_batch(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
-        fetched = mailbox.fetch(uids)
+    def _take_batches(
+        self, mailbox: _Mailbox, batches: list[list[int]], report: PollReport
+    ) -> None:
+        """Fetch, store and mark batch after batch, fetching the next during the store.
+
+        The connection is used by one thread at a time: while the pipeline
+        stores batch k (database work), a helper thread fetches batch k+1;
+        batch k is marked once that fetch is back. Its marks are owed in the
+        database from its commit on, so a failure anywhere loses nothing.
+        """
+        if not batches:
+            return
+        marking = self.source.after_commit != "none"
+        with ThreadPoolExecutor(1, thread_name_prefix="imap-prefetch") as prefetch:
+            fetched = mailbox.fetch(batches[0])
+            for i, uids in enumerate(batches):
+                ahead = (
+                    prefetch.submit(mailbox.fetch, batches[i + 1]) if i + 1 < len(batches)
+                    else None
+                )
+                try:
+                    taken = self._store_batch(mailbox, uids, fetched, report)
+                finally:
+                    # Never leave the helper thread on the connection.
+                    fetched = ahead.result() if ahead is not None else []
+                if marking and taken:
+                    self._finish_marks(mailbox, taken, report)
+
+    def _store_batch(
+        self, mailbox: _Mailbox, uids: list[int], fetched: list[_Fetched], report: PollReport
+    ) -> list[int]:
+        """Hand one fetched batch to the pipeline; the UIDs committed."""
         if len(fetched) < len(uids):
             gone = sorted(set(uids) - {item.uid for item in fetched})
             log.warning("%s: UIDs %s vanished before they could be fetched",
                         self.source.name, _uid_set(gone))
         if not fetched:
-            return
+            return []
         name, folder = self._key()
         validity = mailbox.uidvalidity
         marking = self.source.after_commit != "none"
@@ -385,8 +419,7 @@ class ImapPoller:
         report.fetched += len(items)
         report.count(outcomes)
         log.debug("%s: committed UIDs %d..%d", name, taken[0], taken[-1])
-        if marking:
-            self._finish_marks(mailbox, taken, report)
+        return taken
 
     def _finish_marks(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
         """Mark the committed ``uids`` on the server, then forget they were owed.
