@@ -275,3 +275,28 @@ def test_escalation_job_survives_a_restart_and_fires_at_the_due_time(
     with desk.factory() as s:
         assert s.scalars(select(Ticket)).one().escalated_at is not None
     desk.close()
+
+
+def test_reminder_goes_to_the_assignee_when_there_is_one(
+    setup: tuple[Path, DovecotAccount, SmtpTestServer],
+) -> None:
+    from madoguchi.ticketing.escalation import remind
+    from madoguchi.ticketing.models import Role, StaffUser
+
+    config, imap, smtp = setup
+    imap.append(make_mail(from_=CONTACT, message_id="r1@x"))
+    desk = Desk.open(load_settings(config))
+    try:
+        daemon = Daemon(desk)
+        for name in daemon.pollers:
+            daemon.poll(name)
+        with transaction(desk.factory) as s:
+            ticket = s.scalars(select(Ticket)).one()
+            ticket.assignee = StaffUser(login="sato", name="佐藤", email="sato@example.co.jp",
+                                        password_hash="x", role=Role.AGENT)
+            s.flush()
+            assert remind(s, ticket, desk.settings, datetime.now(UTC))
+            rcpts = [o.rcpt_to for o in s.scalars(select(OutboxMessage)) if o.kind == "reminder"]
+        assert rcpts == [["sato@example.co.jp"]]
+    finally:
+        desk.close()

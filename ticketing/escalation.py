@@ -67,8 +67,9 @@ def _describe(ticket: Ticket, settings: Settings) -> str:
 
 
 def remind(session: Session, ticket: Ticket, settings: Settings, now: datetime) -> bool:
-    """Queue the reminder to the team; False when not needed or already sent."""
-    to = settings.daemon.team_address
+    """Queue the reminder to the assignee (else the team); False when not needed or sent."""
+    assignee = ticket.assignee
+    to = assignee.email if assignee is not None and assignee.email else settings.daemon.team_address
     if not to or not awaiting_first_response(ticket):
         return False
     body = "一次対応の期限が近づいています。\n\n" + _describe(ticket, settings)
