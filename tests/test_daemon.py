@@ -283,7 +283,7 @@ def test_reminder_goes_to_the_assignee_when_there_is_one(
     from madoguchi.ticketing.escalation import remind
     from madoguchi.ticketing.models import Role, StaffUser
 
-    config, imap, smtp = setup
+    config, imap, _ = setup
     imap.append(make_mail(from_=CONTACT, message_id="r1@x"))
     desk = Desk.open(load_settings(config))
     try:
