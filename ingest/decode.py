@@ -296,7 +296,7 @@ def decode_eucjp(data: bytes) -> str | None:
 
 # RFC 2047 encoded words; the charset may carry an RFC 2231 language (*ja).
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
-_FOLD = re.compile(r"[ \t]*\r?\n[ \t]*")
+_LINE_BREAK = re.compile(r"\r?\n")
 
 
 def decode_header_value(value: str) -> str:
@@ -307,7 +307,7 @@ def decode_header_value(value: str) -> str:
     bytes before decoding, so a character split across two words survives.
     """
     if "\n" in value:
-        value = _FOLD.sub(" ", value)
+        value = unfold(value)
     if "=?" not in value:
         return _raw_text(value)
     pieces: list[str] = []
@@ -331,6 +331,17 @@ def decode_header_value(value: str) -> str:
         pieces.append(decode_bytes(bytes(pending), pending_charset))
     pieces.append(_raw_text(value[previous_end or 0 :]))
     return "".join(pieces)
+
+
+def unfold(value: str) -> str:
+    """A folded header value on one line: each line break and the blanks around it
+    become one space. Line by line: a pattern with blanks on both sides of the
+    break took quadratic time on a long run of blanks."""
+    lines = _LINE_BREAK.split(value)
+    if len(lines) == 1:
+        return value
+    inner = (line.strip(" \t") for line in lines[1:-1])
+    return " ".join((lines[0].rstrip(" \t"), *inner, lines[-1].lstrip(" \t")))
 
 
 def _raw_text(value: str) -> str:
@@ -385,7 +396,7 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
     quoted names, raw 8-bit bytes). The first of repeated parameters wins.
     """
     if "\n" in value:
-        value = _FOLD.sub(" ", value)
+        value = unfold(value)
     head, _, rest = value.partition(";")
     if not rest:
         return head.strip().lower(), {}

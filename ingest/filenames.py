@@ -18,19 +18,23 @@ _FORBIDDEN = re.compile(r'[<>:"|?*]')
 # Only the types' own table: the system's /etc/mime.types differs between hosts.
 _MIME = mimetypes.MimeTypes()
 _MAX_EXTENSION_BYTES = 16
+# Unicode categories never kept: controls, format characters (bidi overrides),
+# line and paragraph separators, surrogates (which cannot even be encoded).
+_DROPPED = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs"))
 
 
 def safe_filename(name: str, content_type: str) -> str:
     """A file name for an attachment, safe on Unix and Windows, Japanese kept.
 
-    Drops directory parts, control and bidi-override characters, characters
-    Windows forbids, leading dots, trailing dots and spaces; defuses Windows
-    device names; cuts to 150 UTF-8 bytes keeping the extension; falls back
-    to ``attachment.<ext>`` (from the content type) when nothing is left.
+    Drops directory parts; control, format (bidi override) and line-separator
+    characters and lone surrogates (8-bit bytes no charset could read);
+    characters Windows forbids; leading dots, trailing dots and spaces. Defuses
+    Windows device names; cuts to 150 UTF-8 bytes keeping the extension; falls
+    back to ``attachment.<ext>`` (from the content type) when nothing is left.
     """
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(char for char in name if unicodedata.category(char) not in ("Cc", "Cf"))
+    name = "".join(char for char in name if unicodedata.category(char) not in _DROPPED)
     name = _FORBIDDEN.sub("_", name).strip().lstrip(".").rstrip(". ")
     if not name:
         return "attachment" + _extension_for(content_type)

@@ -1,9 +1,20 @@
-"""HTML mail bodies: readable text for the desk, and safe HTML for the web view."""
+"""HTML mail bodies: readable text for the desk, and safe HTML for the web view.
+
+Both read the markup through one small tokenizer (``_tokens``) whose time is
+linear in its input whatever the input holds. Python's ``html.parser`` (3.11)
+and html5ever (under nh3) each take quadratic time on some hostile markup:
+25 KB of unclosed ``<b`` tags kept html.parser busy 6 s, 200 KB of nested
+``<div>`` kept html5ever 5 s, and the time grows with the square of the size.
+So the text is read from our tokens, and nh3 is handed our well-formed
+rewrite of the markup, nested at most ``MAX_NESTING`` deep and cut at
+``MAX_SANITIZED_CHARS``; what is safe to show is still nh3's decision.
+"""
 
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
+from collections.abc import Iterator
+from html import escape, unescape
 
 import nh3
 
@@ -22,6 +33,133 @@ _SPACE_RUN = re.compile(r"[ \t\r\n\f]+")
 _WIDE = r"[\u2e80-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60\uffe0-\uffe6]"
 _BREAK_BETWEEN_WIDE = re.compile(rf"(?<={_WIDE})[ \t\r\f]*\n[ \t\r\n\f]*(?={_WIDE})")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# Quote marks and list indents show this many levels at most: one per level
+# would make the text grow with the square of a hostile mail's nesting.
+_MAX_LEVELS = 20
+
+
+# -- the tokenizer ---------------------------------------------------------------
+#
+# What a browser's tokenizer sees, as far as reading and rewriting need it:
+# start and end tags with their attributes, text with its character references
+# decoded, the raw content of <script>-like elements; comments, doctypes and
+# processing instructions are dropped, and so is a tag the input ends inside.
+
+_Attrs = list[tuple[str, str | None]]
+# ("text", text) | ("raw", element, content) | ("start", name, attrs, self_closing) | ("end", name)
+_Token = tuple
+
+_TAG_REST = re.compile(r"[^\t\n\f\r />]*")
+_GAP = re.compile(r"[\t\n\f\r /]*")
+_ATTR_NAME = re.compile(r"[^\t\n\f\r />][^\t\n\f\r /=>]*")
+_EQUALS = re.compile(r"[\t\n\f\r ]*=[\t\n\f\r ]*")
+_UNQUOTED = re.compile(r"[^\t\n\f\r >]*")
+# Their content is text up to their own end tag, never markup.
+_RAW_TEXT = frozenset(("script", "style", "xmp", "iframe", "noembed", "noframes"))
+_RCDATA = frozenset(("title", "textarea"))
+_CLOSING = {
+    name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT | _RCDATA
+}
+
+
+def _tokens(html: str) -> Iterator[_Token]:
+    """The tokens of ``html``, in time linear in its length."""
+    html = html.replace("\0", "")
+    n = len(html)
+    pos = 0
+    while pos < n:
+        lt = html.find("<", pos)
+        if lt < 0:
+            lt = n
+        if lt > pos:
+            yield ("text", unescape(html[pos:lt]))
+        if lt == n:
+            return
+        following = html[lt + 1 : lt + 2]
+        if following.isascii() and following.isalpha():
+            tag = _tag(html, lt + 1)
+            if tag is None:
+                return
+            pos, name, attrs, self_closing = tag
+            yield ("start", name, attrs, self_closing)
+            if name in _CLOSING:
+                closing = _CLOSING[name].search(html, pos)
+                end = closing.start() if closing else n
+                content = html[pos:end]
+                if content:
+                    yield ("text", unescape(content)) if name in _RCDATA else (
+                        ("raw", name, content)
+                    )
+                pos = end
+            elif name == "plaintext":  # the rest of the document is its text
+                yield ("raw", name, html[pos:])
+                return
+        elif following == "/":
+            after = html[lt + 2 : lt + 3]
+            if after.isascii() and after.isalpha():
+                tag = _tag(html, lt + 2)
+                if tag is None:
+                    return
+                pos, name = tag[0], tag[1]
+                yield ("end", name)
+            else:
+                pos = _past(html, ">", lt + 2, n)  # "</>" and bogus comments
+        elif html.startswith("<!--", lt):
+            pos = _comment_end(html, lt, n)
+        elif following in ("!", "?"):
+            pos = _past(html, ">", lt + 2, n)
+        else:
+            yield ("text", "<")
+            pos = lt + 1
+
+
+def _past(html: str, mark: str, start: int, n: int) -> int:
+    found = html.find(mark, start)
+    return n if found < 0 else found + len(mark)
+
+
+def _comment_end(html: str, lt: int, n: int) -> int:
+    for abrupt in ("<!-->", "<!--->"):
+        if html.startswith(abrupt, lt):
+            return lt + len(abrupt)
+    return _past(html, "-->", lt + 4, n)
+
+
+def _tag(html: str, pos: int) -> tuple[int, str, _Attrs, bool] | None:
+    """A tag whose name starts at ``pos``: (position after it, name, attributes,
+    self-closing); None when the input ends inside it."""
+    n = len(html)
+    name_end = _TAG_REST.match(html, pos + 1).end()  # type: ignore[union-attr]
+    name = html[pos:name_end].lower()
+    attrs: _Attrs = []
+    pos = name_end
+    while True:
+        gap = _GAP.match(html, pos).end()  # type: ignore[union-attr]
+        if gap >= n:
+            return None
+        if html[gap] == ">":
+            return gap + 1, name, attrs, gap > pos and html[gap - 1] == "/"
+        attr = _ATTR_NAME.match(html, gap)
+        assert attr is not None  # html[gap] is neither a gap character nor ">"
+        pos = attr.end()
+        value: str | None = None
+        equals = _EQUALS.match(html, pos)
+        if equals:
+            pos = equals.end()
+            quote = html[pos : pos + 1]
+            if quote in ('"', "'"):
+                closing = html.find(quote, pos + 1)
+                if closing < 0:
+                    return None
+                value, pos = html[pos + 1 : closing], closing + 1
+            else:
+                unquoted = _UNQUOTED.match(html, pos)
+                assert unquoted is not None  # it matches the empty string
+                value, pos = unquoted.group(), unquoted.end()
+        attrs.append((attr.group().lower(), unescape(value) if value is not None else None))
+
+
+# -- text ------------------------------------------------------------------------
 
 
 def html_to_text(html: str) -> str:
@@ -29,17 +167,20 @@ def html_to_text(html: str) -> str:
     list items as "- " / "1. ", quotes as "> ", link targets in parentheses,
     no script/style content, entities decoded."""
     extractor = _TextExtractor()
-    try:
-        extractor.feed(html)
-        extractor.close()
-    except AssertionError:  # html.parser gives up on some malformed markup; keep what it read
-        pass
+    for token in _tokens(html):
+        if token[0] == "text":
+            extractor.data(token[1])
+        elif token[0] == "raw":
+            extractor.data(token[2])
+        elif token[0] == "start":
+            extractor.start(token[1], token[2], self_closing=token[3])
+        else:
+            extractor.end(token[1])
     return extractor.text()
 
 
-class _TextExtractor(HTMLParser):
+class _TextExtractor:
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self._lines: list[str] = []
         self._line: list[str] = []
         self._breaks = 0  # line breaks owed before the next text
@@ -48,14 +189,19 @@ class _TextExtractor(HTMLParser):
         self._quote = 0
         self._lists: list[list[int]] = []  # per open list: [next number] or [] when bulleted
         self._cell_in_row = 0
-        # The open link: (href, where its text starts in the current line).
+        # The open link: (href, index in the current line's pieces where its text starts).
         self._link: tuple[str, int] | None = None
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str, attrs: _Attrs, *, self_closing: bool = False) -> None:
+        self._start(tag, attrs)
+        if self_closing and tag not in ("br", "hr"):
+            self.end(tag)
+
+    def _start(self, tag: str, attrs: _Attrs) -> None:
         if tag == "body":
             self._hidden.clear()  # an unclosed <head> must not hide the body
         if self._hidden or tag in _HIDDEN:
-            if tag in _HIDDEN:
+            if tag in _HIDDEN and len(self._hidden) < MAX_NESTING:
                 self._hidden.append(tag)
             return
         if tag in _BLOCKS:
@@ -78,14 +224,9 @@ class _TextExtractor(HTMLParser):
             self._cell_in_row += 1
         elif tag == "a":
             href = dict(attrs).get("href") or ""
-            self._link = (href, self._written())
+            self._link = (href, len(self._line))
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in ("br", "hr"):
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
         if self._hidden:
             if tag in self._hidden:
                 del self._hidden[len(self._hidden) - 1 - self._hidden[::-1].index(tag) :]
@@ -101,7 +242,7 @@ class _TextExtractor(HTMLParser):
         elif tag == "a" and self._link:
             self._close_link(*self._link)
 
-    def handle_data(self, data: str) -> None:
+    def data(self, data: str) -> None:
         if self._hidden or not data:
             return
         if self._pre:
@@ -120,7 +261,7 @@ class _TextExtractor(HTMLParser):
         self._breaks = max(self._breaks, 1)
 
     def _list_item(self) -> None:
-        indent = "  " * max(0, len(self._lists) - 1)
+        indent = "  " * min(max(0, len(self._lists) - 1), _MAX_LEVELS)
         numbering = self._lists[-1] if self._lists else []
         if numbering:
             marker = f"{numbering[0]}. "
@@ -131,12 +272,9 @@ class _TextExtractor(HTMLParser):
 
     def _close_link(self, href: str, start: int) -> None:
         self._link = None
-        label = "".join(self._line)[start:].strip()
+        label = "".join(self._line[start:]).strip()
         if href.startswith(("http://", "https://")) and href != label:
             self._write(f" ({href})")
-
-    def _written(self) -> int:
-        return sum(map(len, self._line))
 
     def _at_line_start(self) -> bool:
         return self._breaks > 0 or not self._line
@@ -151,7 +289,7 @@ class _TextExtractor(HTMLParser):
             if self._link:
                 self._link = (self._link[0], 0)
         if not self._line and self._quote:
-            self._line.append("> " * self._quote)
+            self._line.append("> " * min(self._quote, _MAX_LEVELS))
         self._line.append(text)
 
     def text(self) -> str:
@@ -160,7 +298,20 @@ class _TextExtractor(HTMLParser):
         return _BLANK_LINES.sub("\n\n", text).strip("\n")
 
 
+# -- safe HTML --------------------------------------------------------------------
+
 _URL_SCHEMES = frozenset(("http", "https", "mailto", "tel", "cid"))
+# Deeper than any mail client nests (Outlook's tables go some 20 deep); html5ever's
+# time grows with the depth times the number of tags.
+MAX_NESTING = 100
+# Gmail clips a message's HTML at 102 KB; the text and the raw message keep the rest.
+MAX_SANITIZED_CHARS = 512 * 1024
+_VOID = frozenset(
+    ("area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta",
+     "param", "source", "track", "wbr")
+)
+_NAME = re.compile(r"[a-z][a-z0-9:_.-]*")
+_DROPPED_CONTENT = frozenset(("script", "style"))
 
 
 def sanitize_html(html: str) -> str:
@@ -168,7 +319,7 @@ def sanitize_html(html: str) -> str:
     ``javascript:`` URLs; images only from the mail itself (cid:), never fetched
     from a sender's server; links open with rel="noopener noreferrer"."""
     return nh3.clean(
-        html,
+        _well_formed(html),
         tags=nh3.ALLOWED_TAGS,
         attributes=nh3.ALLOWED_ATTRIBUTES,
         attribute_filter=_keep_attribute,
@@ -183,3 +334,62 @@ def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
     if tag == "img" and attribute == "src" and not value.strip().lower().startswith("cid:"):
         return None  # a remote image is a read receipt for the sender
     return value
+
+
+def _well_formed(html: str) -> str:
+    """``html`` rewritten from its tokens: every tag closed, every attribute quoted,
+    every text escaped, nesting at most ``MAX_NESTING`` deep (deeper tags are
+    dropped, their text kept), cut at about ``MAX_SANITIZED_CHARS``."""
+    out: list[str] = []
+    room = MAX_SANITIZED_CHARS
+    open_elements: list[str] = []
+    for token in _tokens(html):
+        kind = token[0]
+        if kind == "text" or (kind == "raw" and token[1] not in _DROPPED_CONTENT):
+            piece = _cut(escape(token[-1], quote=False), room)
+        elif kind == "start":
+            name = token[1]
+            if not _NAME.fullmatch(name) or (
+                name not in _VOID and len(open_elements) >= MAX_NESTING
+            ):
+                continue
+            piece = f"<{name}{_attributes(token[2])}>"
+            if len(piece) > room:
+                break
+            if name not in _VOID:
+                open_elements.append(name)
+        elif kind == "end" and token[1] in open_elements:
+            closed = []
+            while open_elements:
+                closed.append(open_elements.pop())
+                if closed[-1] == token[1]:
+                    break
+            piece = "".join(f"</{name}>" for name in closed)
+        else:
+            continue
+        out.append(piece)
+        room -= len(piece)
+        if room <= 0:
+            break
+    out.extend(f"</{name}>" for name in reversed(open_elements))
+    return "".join(out)
+
+
+def _attributes(attrs: _Attrs) -> str:
+    seen: set[str] = set()
+    written = []
+    for name, value in attrs:
+        if name in seen or not _NAME.fullmatch(name):
+            continue
+        seen.add(name)
+        written.append(f" {name}" if value is None else f' {name}="{escape(value)}"')
+    return "".join(written)
+
+
+def _cut(text: str, room: int) -> str:
+    """``text`` (escaped) cut to ``room`` characters, never inside a character reference."""
+    if len(text) <= room:
+        return text
+    text = text[: max(room, 0)]
+    amp = text.rfind("&")
+    return text[:amp] if amp >= 0 and ";" not in text[amp:] else text

@@ -28,6 +28,7 @@ but ``ParseError`` leaves ``parse_message``.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import re
 from dataclasses import dataclass, field
@@ -51,6 +52,24 @@ from madoguchi.ingest.htmltext import html_to_text
 from madoguchi.ingest.message import ParsedAttachment, ParsedMessage, ParseError
 
 MAX_DEPTH = 50
+# Bounds on what a message may put in the desk's columns; beyond them a value
+# is junk, not a longer real one. RFC 5321: a local part of 64 octets, "@", a
+# domain of 255. RFC 5322: a Message-ID fits on one line of 998 characters.
+# RFC 6838: a media type name is at most 127 characters.
+MAX_ADDRESS = 320
+MAX_MESSAGE_ID = 998
+MAX_NAME = 200
+MAX_CONTENT_TYPE = 127
+# Of a References header, the thread's root and the nearest ancestors (RFC 5322
+# 3.6.4); one naming a hundred thousand messages is no thread.
+MAX_REFERENCES = 100
+# The stdlib address parser takes some 3 µs a character; a longer header is
+# read only if it is a plain list of addresses.
+MAX_PARSED_ADDRESS_HEADER = 256 * 1024
+# Dates the desk can work with: an earlier or later one is a broken clock or
+# a forgery, and is taken as missing (the business calendar covers 1900-2199).
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 # A message must carry at least one of these to count as mail.
 _MAIL_HEADERS = frozenset(
@@ -61,16 +80,21 @@ _BODY_TYPES = frozenset(("text/plain", "text/html"))
 _RETURNED_MESSAGE = frozenset(("message/rfc822", "message/global"))
 _RETURNED_HEADERS = frozenset(("text/rfc822-headers", "message/global-headers"))
 
+# A boundary declaration, or a line starting "--" (whose trailing blanks are cut
+# afterwards: a lazy pattern before [ \t]* took quadratic time on a line of blanks).
 _MIME_MARK = re.compile(
-    rb'boundary\s*=\s*(?:"([^"\r\n]+)"|([^\s;"]+))|^--([^\r\n]+?)[ \t]*\r?$', re.I | re.M
+    rb'boundary\s*=\s*(?:"([^"\r\n]+)"|([^\s;"]+))|^--([^\r\n]+)(?=\r?\n|\r?\Z)', re.I | re.M
 )
 _ANGLE_ID = re.compile(r"<\s*([^<>\s]+)\s*>")
 # "addr", "Name <addr>", '"Name" <addr>' with nothing the full parser is needed for.
-_ADDR_SPEC = r"([^\s<>()\[\]\",;:\\@]+@[^\s<>()\[\]\",;:\\@]+)"
-_SIMPLE_MAILBOX = re.compile(
-    rf'\s*(?:(?:"([^"\\]*)"|([^"<>()\[\],;:\\@]*?))\s*<{_ADDR_SPEC}>|{_ADDR_SPEC})\s*'
-)
+# Each piece is matched on its own: one pattern with optional spaces on both
+# sides of a lazy name took cubic time on a header of blanks.
+_ADDR_SPEC = re.compile(r"[^\s<>()\[\]\",;:\\@]+@[^\s<>()\[\]\",;:\\@]+")
+_ANGLE_ADDR = re.compile(rf"<({_ADDR_SPEC.pattern})>")
+_QUOTED_NAME = re.compile(r'"([^"\\]*)"')
+_PLAIN_NAME = re.compile(r'[^"<>()\[\],;:\\@]*')
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
 _MESSAGE_ID_LINE = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 
@@ -98,7 +122,8 @@ def parse_message(raw: bytes, limits: Limits) -> ParsedMessage:
     except RecursionError as exc:
         raise ParseError("too_deep", "message nesting too deep for the parser") from exc
     except Exception as exc:  # a library failure must not take the worker down
-        raise ParseError("unparseable", f"parser failure: {type(exc).__name__}: {exc}") from exc
+        # repr: the message may quote the input, NUL bytes and all.
+        raise ParseError("unparseable", f"parser failure: {exc!r}") from exc
 
 
 def nesting_exceeds(raw: bytes, limit: int) -> bool:
@@ -119,6 +144,7 @@ def nesting_exceeds(raw: bytes, limit: int) -> bool:
             if len(open_boundaries) > limit:
                 return True
             continue
+        line = line.rstrip(b" \t") or line[:1]
         closing = line.endswith(b"--") and line[:-2] in open_boundaries
         boundary = line[:-2] if closing else line
         if boundary in open_boundaries:
@@ -164,7 +190,7 @@ class _Part:
         for name, value in message.raw_items():
             fields.setdefault(name.lower(), value)
         content_type, params = parse_params(fields.get("content-type", ""))
-        if content_type.count("/") != 1 or " " in content_type:
+        if len(content_type) > MAX_CONTENT_TYPE or not _MEDIA_TYPE.fullmatch(content_type):
             content_type = message.get_default_type()
         disposition, disposition_params = parse_params(fields.get("content-disposition", ""))
         ids = message_ids(fields.get("content-id", ""))
@@ -173,7 +199,7 @@ class _Part:
             content_type=content_type,
             params=params,
             disposition=disposition or None,
-            filename=disposition_params.get("filename") or params.get("name") or "",
+            filename=_no_nul(disposition_params.get("filename") or params.get("name") or ""),
             content_id=ids[0] if ids else None,
         )
 
@@ -201,13 +227,15 @@ def _parse(raw: bytes, limits: Limits) -> ParsedMessage:
         return header_values.get(name, [""])[0]
 
     # The first of repeated headers: the topmost, added by the MTA nearest to us.
-    headers = {name: decode_header_value(values[0]) for name, values in header_values.items()}
+    headers = {
+        name: _no_nul(decode_header_value(values[0])) for name, values in header_values.items()
+    }
     from_name, from_addr = _mailbox(first("from"))
     received = header_values.get("received")
     return ParsedMessage(
         message_id=next(iter(message_ids(first("message-id"))), None),
-        in_reply_to=message_ids(first("in-reply-to")),
-        references=message_ids(first("references")),
+        in_reply_to=_thread_ids(message_ids(first("in-reply-to"))),
+        references=_thread_ids(message_ids(first("references"))),
         subject=headers.get("subject", "").strip(),
         from_addr=from_addr,
         from_name=from_name,
@@ -292,7 +320,7 @@ def _text_leaf(part: _Part, kind: str, collected: _Collected) -> _Pieces:
             f"CharsetMismatch in {part.content_type}: "
             f"declared {declared}, read as {decoded.charset}"
         )
-    text = decoded.text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _no_nul(decoded.text).replace("\r\n", "\n").replace("\r", "\n")
     if kind == "html":
         if collected.html is None:
             collected.html = text
@@ -361,7 +389,22 @@ def message_ids(value: str) -> tuple[str, ...]:
     ids = _ANGLE_ID.findall(value)
     if not ids:
         ids = [token.strip("<>") for token in _ID_SEPARATORS.split(value) if "@" in token]
-    return tuple(dict.fromkeys(id_ for id_ in ids if id_))
+    return tuple(
+        dict.fromkeys(
+            id_ for id_ in ids if id_ and len(id_) <= MAX_MESSAGE_ID and id_.isprintable()
+        )
+    )
+
+
+def _thread_ids(ids: tuple[str, ...]) -> tuple[str, ...]:
+    if len(ids) <= MAX_REFERENCES:
+        return ids
+    return (ids[0], *ids[-(MAX_REFERENCES - 1) :])
+
+
+def _no_nul(text: str) -> str:
+    # No mail text means a NUL, and PostgreSQL refuses to store one.
+    return text.replace("\0", "")
 
 
 def parse_date(value: str) -> datetime | None:
@@ -371,9 +414,12 @@ def parse_date(value: str) -> datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        in_range = _EARLIEST <= parsed.astimezone(UTC) < _LATEST
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return parsed if in_range else None
 
 
 def _received_date(received: str) -> datetime | None:
@@ -386,25 +432,55 @@ def _mailbox(value: str) -> tuple[str, str]:
     """(decoded display name, lower-cased address) of a From header."""
     if not value:
         return "", ""
-    simple = _SIMPLE_MAILBOX.fullmatch(value)
-    if simple:  # the stdlib address parser is slow; most headers need none of it
-        name, address = simple.group(1) or simple.group(2) or "", simple.group(3) or simple.group(4)
+    simple = _simple_mailbox(value)  # the stdlib address parser is slow; most need none of it
+    name, address = "", ""
+    if simple:
+        name, address = simple
     else:
-        name, address = parseaddr(value)
+        if len(value) <= MAX_PARSED_ADDRESS_HEADER:
+            with contextlib.suppress(RecursionError):  # comments nested thousands deep
+                name, address = parseaddr(value)
+        # A mail client shows, and DMARC checks, the address in angle brackets: read
+        # anything else, and "yamada@customer.example <x@evil.example>" would pass for
+        # the customer. Two addresses leave the sender unknown.
+        angled = _ANGLE_ADDR.findall(value)
+        if len(angled) == 1:
+            address = angled[0]
+        elif angled or len(_addresses([value])) > 1:
+            address = ""
     address = _clean_address(address)
     if not address and not name:  # a bare name, no address at all
         name = value
-    return decode_header_value(name).strip(), address
+    name = _no_nul(decode_header_value(name)).strip()
+    return (name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"), address
+
+
+def _simple_mailbox(value: str) -> tuple[str, str] | None:
+    """(name, address) of "addr", "Name <addr>" or '"Name" <addr>'; None for anything else."""
+    value = value.strip()
+    if _ADDR_SPEC.fullmatch(value):
+        return "", value
+    name, bracket, rest = value.rpartition("<")
+    address = rest[:-1]
+    if not bracket or not rest.endswith(">") or not _ADDR_SPEC.fullmatch(address):
+        return None
+    name = name.strip()
+    quoted = _QUOTED_NAME.fullmatch(name)
+    if quoted:
+        return quoted.group(1), address
+    return (name, address) if _PLAIN_NAME.fullmatch(name) else None
 
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
-    pairs = []
+    pairs: list[str] = []
     for value in values:
-        simple = [_SIMPLE_MAILBOX.fullmatch(item) for item in value.split(",")]
+        simple = [_simple_mailbox(item) for item in value.split(",")]
         if all(simple):
-            pairs.extend((m.group(3) or m.group(4)) for m in simple if m)
-        else:
-            pairs.extend(address for _, address in getaddresses([value]))
+            pairs.extend(mailbox[1] for mailbox in simple if mailbox)
+            continue
+        if len(value) <= MAX_PARSED_ADDRESS_HEADER:
+            with contextlib.suppress(RecursionError):
+                pairs.extend(address for _, address in getaddresses([value]))
     found = (_clean_address(address) for address in pairs)
     return tuple(dict.fromkeys(address for address in found if address))
 
@@ -418,7 +494,8 @@ def _clean_address(address: str) -> str:
             return ""
         if "@" not in address:
             return ""
-    if any(char.isspace() for char in address):
+    # No address has spaces or control characters, or is longer than SMTP allows.
+    if len(address) > MAX_ADDRESS or not address.isprintable() or " " in address:
         return ""
     return address.lower()
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path, PurePath
 
@@ -87,6 +87,9 @@ from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
 from madoguchi.ticketing.support_number import find_support_number
 
 log = logging.getLogger("madoguchi.ingest.pipeline")
+
+# Clocks of relays and senders drift; more than this ahead is not believed.
+_CLOCK_SKEW = timedelta(hours=1)
 
 # Below this many messages a batch is prepared in-process: starting work in
 # the pool costs more than it saves.
@@ -426,7 +429,18 @@ class Pipeline:
     # -- identify ------------------------------------------------------------
 
     def _received_at(self, item: Inbound, msg: ParsedMessage) -> datetime:
-        return item.received_at or msg.received_date or msg.date or self.now()
+        """When the desk received it: the source's word, else the headers, else now.
+
+        Headers are the sender's (or a relay's) word: a date in the future
+        would give the ticket a due time that never comes, so it is not taken.
+        """
+        if item.received_at is not None:
+            return item.received_at
+        now = self.now()
+        for stated in (msg.received_date, msg.date):
+            if stated is not None and stated <= now + _CLOCK_SKEW:
+                return stated
+        return now
 
     def _ticket_by_refs(self, session: Session, batch: _Batch, refs: list[str]) -> Ticket | None:
         for ref in reversed(refs):  # the newest reference is the most specific

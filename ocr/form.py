@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import segno
-from madoguchi.config import SupportNumberSettings
-from madoguchi.ticketing.support_number import parse_support_number
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
+
+from madoguchi.config import SupportNumberSettings
+from madoguchi.ticketing.support_number import parse_support_number
 
 PAGE_W_MM = 210.0
 PAGE_H_MM = 297.0
@@ -93,7 +94,6 @@ TICKET_BOX_MM = Rect(78.0, 64.0, 140.0, 74.0)
 QR_MODULE_MM = 1.1
 QR_BORDER_MODULES = 2
 QR_ORIGIN_MM = (160.0, 24.0)
-QR_AREA_MM = Rect(156.0, 21.0, 194.0, 60.0)  # where the reader looks for it
 
 # Where the customer's answers go (the value cells of the table).
 _LABEL_X0, _LABEL_X1, _VALUE_X1 = 20.0, 55.0, 190.0
@@ -184,7 +184,9 @@ def qr_payload(support_digits: str, ticket_number: str | None = None) -> str:
     return payload
 
 
-QR_PAYLOAD_RE = re.compile(r"^SSN:(?P<digits>\d{6,30})(?: TKT:(?P<ticket>[A-Z]{1,5}-\d{4}-\d{6}))?$")
+QR_PAYLOAD_RE = re.compile(
+    r"^SSN:(?P<digits>\d{6,30})(?: TKT:(?P<ticket>[A-Z]{1,5}-\d{4}-\d{6}))?$"
+)
 
 
 def _rect(c: Canvas, r: Rect, *, fill: bool = False, width: float = 0.8) -> None:
@@ -291,8 +293,11 @@ def draw_form(
 
     _text(c, 20, 268, "※ご契約の窓口担当者様以外からのお問い合わせにはお答えいたしかねます。", 7)
     _text(
-        c, 20, 272.5,
-        "※FAXは24時間受け付けます。回答は営業日（平日 9:00〜12:00、13:00〜17:30）に行います。", 7,
+        c,
+        20,
+        272.5,
+        "※FAXは24時間受け付けます。回答は営業日（平日 9:00〜12:00、13:00〜17:30）に行います。",
+        7,
     )
     _text(c, 100, 285, FORM_ID, 6, DIGIT_FONT)
 
@@ -324,7 +329,9 @@ def write_form(
         raise ValueError(f"not a ticket number: {ticket_number!r}")
 
     out = os.fspath(target) if isinstance(target, str | os.PathLike) else target
-    c = Canvas(out, pagesize=(PAGE_W_MM * mm, PAGE_H_MM * mm))
+    register_fonts()
+    # Without an initial font reportlab lists Helvetica, unembedded, in every page.
+    c = Canvas(out, pagesize=(PAGE_W_MM * mm, PAGE_H_MM * mm), initialFontName=JAPANESE_FONT)
     c.setTitle(FORM_TITLE)
     c.setAuthor(vendor_name)
     draw_form(

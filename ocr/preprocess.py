@@ -74,7 +74,7 @@ def block_reduce(ink: np.ndarray, factor: int) -> np.ndarray:
 
 
 def skew_angle(ink: np.ndarray, max_angle: float = 4.0, step: float = 0.1) -> float:
-    """The page's skew in degrees (counter-clockwise positive), by projection profile.
+    """How far the page is turned counter-clockwise, in degrees, by projection profile.
 
     Text lines and table rules give sharp peaks in the row histogram only
     when the page is level; the angle whose sheared histogram is sharpest
@@ -118,7 +118,7 @@ def deskew(image: Image.Image, ink: np.ndarray | None = None) -> tuple[Image.Ima
     """The page levelled, and the angle it was turned by."""
     mask = ink_mask(image) if ink is None else ink
     angle = skew_angle(mask)
-    return rotate(image, angle), angle
+    return rotate(image, -angle), angle
 
 
 def fix_aspect(image: Image.Image, x_dpi: float, y_dpi: float) -> Image.Image:
@@ -130,3 +130,22 @@ def fix_aspect(image: Image.Image, x_dpi: float, y_dpi: float) -> Image.Image:
     out = image.resize((image.width, new_h), resample=resample)
     out.info["dpi"] = (x_dpi, x_dpi)
     return out
+
+
+def remove_streaks(image: Image.Image, ink: np.ndarray) -> tuple[Image.Image, np.ndarray]:
+    """Erase vertical streaks: a speck of dirt on the sender's scanner glass.
+
+    The scanner moves the paper past a fixed line of sensors, so dirt draws
+    one straight column down the whole page. Nothing printed is inked over
+    most of the page's height; such columns are paper.
+    """
+    streaks = ink.mean(axis=0) > 0.6
+    if not streaks.any():
+        return image, ink
+    cleaned = ink.copy()
+    cleaned[:, streaks] = False
+    gray = np.array(to_gray(image))
+    gray[:, streaks] = 255
+    out = Image.fromarray(gray)
+    out.info.update(image.info)
+    return out, cleaned

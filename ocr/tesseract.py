@@ -16,15 +16,23 @@ Quirks handled here:
 * The image goes in on stdin as PNM: no temporary files, no compression cost.
 * ``tsv`` output gives a confidence per word; the plain text is rebuilt from
   it, without the spaces Tesseract puts between Japanese words.
+* With ``tessedit_char_whitelist`` set, Tesseract 5.3 reports a word
+  confidence of 0 and garbles the per-character ones (the suppressed
+  characters' penalties leak into the beam; tesseract-ocr/tesseract#3856).
+  ``recognise(..., chars=True)`` asks for hOCR with character boxes and
+  returns each character's confidence; callers that need a trustworthy
+  confidence read without the whitelist and compare.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import unicodedata
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import cache
 
@@ -36,13 +44,19 @@ DIGITS = "0123456789"
 JAPANESE = "jpn+eng"
 ENGLISH = "eng"
 
-# Single text line / single character / uniform block of text / automatic.
+# Single text line / uniform block of text / automatic page layout.
 PSM_SINGLE_LINE = 7
-PSM_SINGLE_CHAR = 10
 PSM_BLOCK = 6
 PSM_AUTO = 3
 
 DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Char:
+    text: str
+    conf: float  # 0..100
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom
 
 
 @dataclass(frozen=True)
@@ -54,29 +68,19 @@ class Word:
     width: int
     height: int
     line_key: tuple[int, int, int]  # (block, paragraph, line)
+    chars: tuple[Char, ...] = ()  # only from hOCR (``chars=True``)
 
 
 @dataclass(frozen=True)
 class OcrResult:
     words: tuple[Word, ...]
+    # Per character, in reading order; only when asked for (hOCR output).
+    chars: tuple[Char, ...] = ()
 
     @property
     def text(self) -> str:
         """The words as lines of text, Japanese without Tesseract's inter-word spaces."""
-        lines: list[str] = []
-        current: tuple[int, int, int] | None = None
-        parts: list[str] = []
-        for w in self.words:
-            if w.line_key != current:
-                if parts:
-                    lines.append("".join(parts))
-                parts, current = [], w.line_key
-            if parts and _needs_space(parts[-1], w.text):
-                parts.append(" ")
-            parts.append(w.text)
-        if parts:
-            lines.append("".join(parts))
-        return "\n".join(lines)
+        return "\n".join(line_text(words) for words in self.lines())
 
     def lines(self) -> list[tuple[Word, ...]]:
         grouped: dict[tuple[int, int, int], list[Word]] = {}
@@ -84,9 +88,15 @@ class OcrResult:
             grouped.setdefault(w.line_key, []).append(w)
         return [tuple(ws) for ws in grouped.values()]
 
-    @property
-    def min_conf(self) -> float:
-        return min((w.conf for w in self.words), default=0.0)
+
+def line_text(words: tuple[Word, ...]) -> str:
+    """One line's words joined: a space only between two non-CJK words."""
+    parts: list[str] = []
+    for w in words:
+        if parts and _needs_space(parts[-1], w.text):
+            parts.append(" ")
+        parts.append(w.text)
+    return "".join(parts)
 
 
 def _is_wide(ch: str) -> bool:
@@ -153,6 +163,62 @@ def _parse_tsv(raw: str) -> OcrResult:
     return OcrResult(tuple(words))
 
 
+_HOCR_NS = "{http://www.w3.org/1999/xhtml}"
+_BBOX = re.compile(r"bbox (-?\d+) (-?\d+) (-?\d+) (-?\d+)")
+_WCONF = re.compile(r"x_wconf (-?[\d.]+)")
+_CONF = re.compile(r"x_conf (-?[\d.]+)")
+_CHAR_BOX = re.compile(r"x_bboxes (-?\d+) (-?\d+) (-?\d+) (-?\d+)")
+
+
+def _char_box(title: str) -> tuple[int, int, int, int]:
+    m = _CHAR_BOX.search(title)
+    if m is None:
+        return (0, 0, 0, 0)
+    left, top, right, bottom = (int(v) for v in m.groups())
+    return (left, top, right, bottom)
+
+
+def _parse_hocr(raw: str) -> OcrResult:
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as exc:
+        raise FaxDocumentError("ocr_failed", f"tesseract wrote unreadable hOCR: {exc}") from exc
+    words: list[Word] = []
+    chars: list[Char] = []
+    for line_no, line in enumerate(root.iter(f"{_HOCR_NS}span")):
+        if line.get("class") not in ("ocr_line", "ocrx_line", "ocr_textfloat", "ocr_caption"):
+            continue
+        for span in line.iter(f"{_HOCR_NS}span"):
+            if span.get("class") != "ocrx_word":
+                continue
+            title = span.get("title", "")
+            box = _BBOX.search(title)
+            wconf = _WCONF.search(title)
+            x0, y0, x1, y1 = (int(v) for v in box.groups()) if box else (0, 0, 0, 0)
+            word_chars = [
+                Char(c.text or "", max(0.0, float(m.group(1))), _char_box(c.get("title", "")))
+                for c in span.iter(f"{_HOCR_NS}span")
+                if c.get("class") == "ocrx_cinfo" and (m := _CONF.search(c.get("title", "")))
+            ]
+            text = "".join(c.text for c in word_chars) or "".join(span.itertext()).strip()
+            if not text:
+                continue
+            chars.extend(word_chars)
+            words.append(
+                Word(
+                    text=text,
+                    conf=max(0.0, float(wconf.group(1))) if wconf else 0.0,
+                    left=x0,
+                    top=y0,
+                    width=x1 - x0,
+                    height=y1 - y0,
+                    line_key=(0, 0, line_no),
+                    chars=tuple(word_chars),
+                )
+            )
+    return OcrResult(tuple(words), tuple(chars))
+
+
 def recognise(
     image: Image.Image,
     *,
@@ -161,6 +227,7 @@ def recognise(
     whitelist: str | None = None,
     dpi: int = 200,
     timeout: float = DEFAULT_TIMEOUT,
+    chars: bool = False,
 ) -> OcrResult:
     """OCR one image and return its words with confidences.
 
@@ -179,7 +246,8 @@ def recognise(
     if whitelist is not None:
         cmd += ["-c", f"tessedit_char_whitelist={whitelist}"]
     # Japanese output otherwise has a space between most characters.
-    cmd += ["-c", "preserve_interword_spaces=1", "tsv"]
+    cmd += ["-c", "preserve_interword_spaces=1"]
+    cmd += ["-c", "hocr_char_boxes=1", "hocr"] if chars else ["tsv"]
     try:
         proc = subprocess.run(
             cmd,
@@ -199,4 +267,5 @@ def recognise(
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = err[-1] if err else f"exit status {proc.returncode}"
         raise FaxDocumentError("ocr_failed", f"tesseract failed: {detail}")
-    return _parse_tsv(proc.stdout.decode("utf-8", "replace"))
+    out = proc.stdout.decode("utf-8", "replace")
+    return _parse_hocr(out) if chars else _parse_tsv(out)

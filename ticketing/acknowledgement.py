@@ -89,7 +89,13 @@ def format_due_ja(moment: datetime, tz: ZoneInfo) -> str:
 
 
 def _one_line(text: str, limit: int | None = None) -> str:
-    flat = _CONTROLS.sub(" ", text).strip()
+    """Customer text made safe for a header: one line, and no RFC 2047 syntax.
+
+    A decoded subject or name may itself spell an encoded word ("=?UTF-8?B?…?=");
+    Python's header code would decode it again, line breaks included, and
+    write them out raw. A word joiner after "=" keeps it literal text.
+    """
+    flat = _CONTROLS.sub(" ", text).replace("=?", "=\u2060?").strip()
     if limit is not None and len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     return flat

@@ -94,6 +94,10 @@ class NumberSearch:
     invalid: tuple[str, ...] = ()
 
 
+# The number stands near its label or at the start of a line; looking further
+# along a hostile megabyte-long line would only cost time.
+_MAX_PLACE = 300
+_MAX_DIGITS = 32
 _SPLIT = re.compile("[" + re.escape(_SEPARATORS) + "]")
 
 
@@ -105,12 +109,14 @@ def _candidates(line: str, cfg: SupportNumberSettings) -> list[str]:
     candidate, so a phone number beside the support number does not hide it.
     """
     found: list[str] = []
-    for run in _CANDIDATE.finditer(_fold(line)):
+    for run in _CANDIDATE.finditer(_fold(line[:_MAX_PLACE])):
         groups = _SPLIT.split(run.group(0))
         for i in range(len(groups)):
             digits = ""
             for group in groups[i:]:
                 digits += group
+                if len(digits) > _MAX_DIGITS:
+                    break
                 if re.fullmatch(cfg.digits_pattern, digits):
                     found.append(digits)
     return found

@@ -71,7 +71,9 @@ _BODY_LABEL = r"(?:お?問(?:い)?合(?:わ)?せ番号|問合番号|Inquiry\s*No
 
 def body_ticket_numbers(body: str, prefix: str) -> list[str]:
     """Ticket numbers quoted after 問合せ番号 / お問い合わせ番号 (also in quoted lines)."""
-    pattern = _BODY_LABEL + r"\s*[:：]?\s*[\[(（]?\s*(" + ticket_number_pattern(prefix) + ")"
+    # Possessive quantifiers: optional items between runs of blanks would
+    # otherwise backtrack in cubic time on a body full of spaces.
+    pattern = _BODY_LABEL + r"\s*+[:：]?+\s*+[\[(（]?+\s*+(" + ticket_number_pattern(prefix) + ")"
     return re.findall(pattern, _fold(body), flags=re.IGNORECASE)
 
 

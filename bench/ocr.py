@@ -1,0 +1,227 @@
+"""Measure the FAX reader on a seeded corpus: how often it is right, never wrong, how fast.
+
+    OMP_THREAD_LIMIT=1 .venv/bin/python bench/ocr.py [--scale 1.0] [--workers 2]
+
+Prints, per resolution and per kind of page: the exact-match rate of the
+support number, false accepts (a wrong number accepted: must be 0), the share
+sent to triage, and seconds per page on one core, both for reading the
+number (load + marks + QR + zonal, or full-page OCR when the number needs
+it) and for the full-page text that becomes the message body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+# Run as a script from anywhere: the repository root holds the bench package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import fax_corpus
+from madoguchi.ocr.errors import FaxDocumentError
+from madoguchi.ocr.pages import FaxLimits
+from madoguchi.ocr.reader import read_fax_document
+
+# Items per kind and resolution at --scale 1.
+DEFAULT_COUNTS = {
+    "form_printed": 110,
+    "form_typed": 110,
+    "freeform": 100,
+    "followup": 60,
+    "neg_missing": 30,
+    "neg_smudged": 30,
+    "neg_checkdigit": 30,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: dict[str, object]
+    number: str | None
+    ticket: str | None
+    method: str | None
+    confidence: float
+    problems: list[str]
+    error: str | None
+    number_s: float  # CPU seconds (this process and Tesseract) to load and read the number
+    text_s: float  # CPU seconds for the full-page text
+    wall_s: float  # wall seconds for the whole document
+
+
+def _make(job: tuple[str, str, str, int, str]) -> dict[str, object]:
+    kind, resolution, container, seed, out_dir = job
+    return fax_corpus.make_item(kind, resolution, container, seed, Path(out_dir)).to_json()
+
+
+def _read(item: dict[str, object]) -> Outcome:
+    path = Path(str(item["path"]))
+    data = path.read_bytes()
+    try:
+        reading = read_fax_document(data, path.name, FaxLimits())
+    except FaxDocumentError as exc:
+        return Outcome(item, None, None, None, 0.0, [], exc.reason_code, 0.0, 0.0, 0.0)
+    return Outcome(
+        item=item,
+        number=reading.support_number.digits if reading.support_number else None,
+        ticket=reading.ticket_number,
+        method=reading.method,
+        confidence=reading.confidence,
+        problems=reading.problems,
+        error=None,
+        number_s=reading.timings["load_cpu"] + reading.timings["number_cpu"],
+        text_s=reading.timings["text_cpu"],
+        wall_s=reading.timings["load"] + reading.timings["number"] + reading.timings["text"],
+    )
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:6.1f}%" if whole else "     -"
+
+
+def _row(label: str, outs: list[Outcome]) -> str:
+    n = len(outs)
+    pages = sum(int(o.item["pages"]) for o in outs)
+    positives = [o for o in outs if o.item["expected_number"]]
+    negatives = [o for o in outs if not o.item["expected_number"]]
+    exact = sum(1 for o in positives if o.number == o.item["expected_number"])
+    refused = sum(1 for o in negatives if o.number is None)
+    false_accepts = sum(
+        1 for o in outs if o.number is not None and o.number != o.item["expected_number"]
+    )
+    triage = sum(1 for o in outs if o.number is None)
+    tickets = [o for o in outs if o.item["expected_ticket"]]
+    ticket_ok = sum(1 for o in tickets if o.ticket == o.item["expected_ticket"])
+    wrong_ticket = sum(
+        1 for o in outs if o.ticket is not None and o.ticket != o.item["expected_ticket"]
+    )
+    per_page_number = [o.number_s / int(o.item["pages"]) for o in outs]
+    per_page_text = [o.text_s / int(o.item["pages"]) for o in outs]
+    per_page_wall = [o.wall_s / int(o.item["pages"]) for o in outs]
+    p95 = (
+        statistics.quantiles(per_page_number, n=20)[-1]
+        if len(per_page_number) >= 20
+        else max(per_page_number, default=0.0)
+    )
+    exact_cell = _pct(exact, len(positives)) if positives else _pct(refused, len(negatives))
+    return (
+        f"{label:<26}{n:>5}{pages:>6}  {exact_cell:>8}{false_accepts:>6}  {_pct(triage, n):>8}"
+        f"  {_pct(ticket_ok, len(tickets)) if tickets else '     -':>8}{wrong_ticket:>5}"
+        f"  {statistics.fmean(per_page_number) if outs else 0:6.2f}{p95:7.2f}"
+        f"  {statistics.fmean(per_page_text) if outs else 0:6.2f}"
+        f"  {statistics.fmean(per_page_wall) if outs else 0:6.2f}"
+    )
+
+
+def report(outs: list[Outcome], seed: int, wall: float, workers: int) -> str:
+    lines = [
+        "FAX reader benchmark (bench/ocr.py)",
+        f"seed {seed}; {len(outs)} documents, {sum(int(o.item['pages']) for o in outs)} pages; "
+        f"{workers} worker process(es), OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT')}; "
+        f"wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}",
+        "",
+        "exact = number read and equal to the truth (for neg_*: correctly refused);",
+        "FA = false accepts (a wrong number accepted); triage = sent to unreadable_fax;",
+        "ticket = 問合せ番号 read right (followup); badT = a wrong ticket number returned;",
+        "s/page number = CPU seconds per page (ours + Tesseract's) to load the file and read the",
+        "  number: marks + QR + zonal OCR, plus full-page OCR when the number needs it (free-form",
+        "  pages: their text then comes free); mean and p95. text = CPU s/page of full-page",
+        "  jpn+eng OCR for the message body; wall = wall s/page of everything (machine shared).",
+        "",
+        f"{'resolution / kind':<26}{'docs':>5}{'pages':>6}  {'exact':>8}{'FA':>6}  {'triage':>8}"
+        f"  {'ticket':>8}{'badT':>5}  {'s/page number':>13}  {'text':>6}  {'wall':>6}",
+    ]
+    by_res: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outs:
+        by_res[str(o.item["resolution"])].append(o)
+    for resolution in fax_corpus.RESOLUTIONS:
+        group = by_res.get(resolution, [])
+        if not group:
+            continue
+        lines.append(
+            f"-- {resolution} ({int(fax_corpus.FAX_X_DPI)}x"
+            f"{int(fax_corpus.RESOLUTIONS[resolution])} dpi)"
+        )
+        by_kind: dict[str, list[Outcome]] = defaultdict(list)
+        for o in group:
+            by_kind[str(o.item["kind"])].append(o)
+        for kind in fax_corpus.KINDS:
+            if by_kind.get(kind):
+                lines.append(_row(f"  {kind}", by_kind[kind]))
+        forms = [o for o in group if o.item["kind"] in fax_corpus.FORM_KINDS]
+        lines.append(_row("  all form pages", forms))
+        followup_forms = [
+            o for o in group if o.item["kind"] == "followup" and o.item["layout"] == "form"
+        ]
+        lines.append(_row("  forms incl. follow-ups", forms + followup_forms))
+        lines.append(_row("  all", group))
+    by_container: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outs:
+        by_container[str(o.item["container"])].append(o)
+    lines.append("-- by container (both resolutions)")
+    for container in fax_corpus.CONTAINERS:
+        if by_container.get(container):
+            lines.append(_row(f"  {container}", by_container[container]))
+    lines.append(_row("TOTAL", outs))
+
+    methods: dict[str, int] = defaultdict(int)
+    for o in outs:
+        methods[o.method or "(unreadable)"] += 1
+    lines += [
+        "",
+        "accepted by method: " + ", ".join(f"{k} {v}" for k, v in sorted(methods.items())),
+    ]
+    misses = [o for o in outs if o.number != o.item["expected_number"] or o.error]
+    if misses:
+        lines += ["", "misses (truth -> read; why):"]
+        for o in misses:
+            lines.append(
+                f"  {Path(str(o.item['path'])).name}: {o.item['expected_number']} -> {o.number}; "
+                f"{o.error or '; '.join(o.problems)[:150]}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=20260115)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply corpus sizes")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--corpus", type=Path, default=None, help="keep the corpus here")
+    parser.add_argument("--json", type=Path, default=None, help="write every outcome here")
+    args = parser.parse_args(argv)
+
+    counts = {k: max(1, round(v * args.scale)) for k, v in DEFAULT_COUNTS.items()}
+    with tempfile.TemporaryDirectory(prefix="fax-corpus-") as tmp:
+        out_dir = args.corpus or Path(tmp)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        jobs = [(*job, str(out_dir)) for job in fax_corpus.plan(counts, args.seed)]
+        start = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            items = list(pool.map(_make, jobs, chunksize=4))
+            made = time.perf_counter()
+            outs = list(pool.map(_read, items, chunksize=2))
+        wall = time.perf_counter() - made
+        print(f"corpus generated in {made - start:.0f} s", file=sys.stderr)
+    text = report(outs, args.seed, wall, args.workers)
+    print(text)
+    if args.json:
+        args.json.write_text(
+            json.dumps([o.__dict__ for o in outs], ensure_ascii=False, indent=1, default=str)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Reading the support number off real FAX files: Tesseract, zxing-cpp, poppler, libtiff.
+
+Every document here is made by the bench's corpus generator (reportlab
+drawing, poppler rendering, FAX degradation, Pillow's CCITT encoders), with a
+fixed seed, so each test reads the same pixels every run.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pdf2image import convert_from_bytes
+from PIL import Image
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+
+from bench import fax_corpus
+from madoguchi.ocr import form, preprocess
+from madoguchi.ocr.pages import FaxLimits, load_pages
+from madoguchi.ocr.reader import FaxReading, find_ticket_number, read_fax_document
+from madoguchi.ticketing.support_number import luhn_check_digit
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fax-corpus")
+
+
+def _read(item: fax_corpus.CorpusItem, *, full_text: bool = False) -> FaxReading:
+    return read_fax_document(
+        item.path.read_bytes(), item.path.name, FaxLimits(), full_text=full_text
+    )
+
+
+def _tiff_compression(path: Path) -> int:
+    with Image.open(path) as im:
+        return int(im.tag_v2[259])
+
+
+@pytest.mark.parametrize(
+    ("resolution", "container", "seed"),
+    [("fine", "g4", 11), ("standard", "g3-1d", 12), ("standard", "g3-2d", 13), ("fine", "pdf", 14)],
+)
+def test_preprinted_form_is_read_by_qr_and_boxes_agreeing(corpus_dir, resolution, container, seed):
+    item = fax_corpus.make_item("form_printed", resolution, container, seed, corpus_dir)
+    reading = _read(item)
+    assert reading.support_number is not None
+    assert reading.support_number.digits == item.expected_number
+    assert reading.method == "qr+zonal"
+    assert reading.confidence == 1.0
+    assert {r.method for r in reading.reads if r.value} == {"qr", "zonal"}
+    assert reading.problems == []
+
+
+def test_fax_files_are_real_class_f_tiffs(corpus_dir):
+    g3 = fax_corpus.make_item("form_printed", "standard", "g3-2d", 21, corpus_dir)
+    g4 = fax_corpus.make_item("form_printed", "fine", "g4", 22, corpus_dir)
+    assert _tiff_compression(g3.path) == 3  # CCITT T.4 (G3)
+    assert _tiff_compression(g4.path) == 4  # CCITT T.6 (G4)
+    with Image.open(g3.path) as im:
+        assert im.mode == "1" and im.width == 1728
+        assert im.info["dpi"] == (204.0, 98.0)
+        assert im.tag_v2.get(292) == 1  # T4Options: 2-D coding
+
+
+def test_standard_resolution_pages_are_stretched_to_square_pixels(corpus_dir):
+    item = fax_corpus.make_item("form_printed", "standard", "g4", 23, corpus_dir)
+    with Image.open(item.path) as raw:
+        rows = raw.height
+    page = load_pages(item.path.read_bytes(), item.path.name)[0]
+    assert page.height == round(rows * 204 / 98)
+    assert page.info["fax_resolution"] == "standard"
+    assert page.info["dpi"] == (204.0, 204.0)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "container", "seed"),
+    [("standard", "g3-1d", 31), ("fine", "g4", 32), ("standard", "pdf", 33)],
+)
+def test_blank_form_with_typed_digits_is_read_from_the_boxes(
+    corpus_dir, resolution, container, seed
+):
+    item = fax_corpus.make_item("form_typed", resolution, container, seed, corpus_dir)
+    reading = _read(item)
+    assert reading.support_number is not None
+    assert reading.support_number.digits == item.expected_number
+    assert reading.method == "zonal"
+    assert 0.5 < reading.confidence <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("resolution", "container", "seed"), [("fine", "g4", 41), ("standard", "g3-2d", 42)]
+)
+def test_free_form_page_is_read_by_full_page_ocr_and_keeps_its_text(
+    corpus_dir, resolution, container, seed
+):
+    item = fax_corpus.make_item("freeform", resolution, container, seed, corpus_dir)
+    reading = _read(item, full_text=True)
+    assert reading.support_number is not None
+    assert reading.support_number.digits == item.expected_number
+    assert reading.method == "fullpage"
+    assert "株式会社" in reading.text
+    assert "御中" in reading.text
+    assert len(reading.page_images) == reading.page_count == item.pages
+    assert all(png.startswith(b"\x89PNG") for png in reading.page_images)
+
+
+def test_follow_up_form_quotes_the_ticket_number(corpus_dir):
+    item = next(
+        it
+        for seed in range(51, 80)
+        if (it := fax_corpus.make_item("followup", "fine", "g4", seed, corpus_dir)).layout == "form"
+    )
+    reading = _read(item, full_text=True)
+    assert reading.support_number is not None
+    assert reading.support_number.digits == item.expected_number
+    assert reading.ticket_number == item.expected_ticket
+    assert any(r.field == "ticket_number" and r.method == "zonal" for r in reading.reads)
+
+
+def test_follow_up_letter_quotes_the_ticket_number(corpus_dir):
+    item = next(
+        it
+        for seed in range(81, 120)
+        if (it := fax_corpus.make_item("followup", "standard", "g3-1d", seed, corpus_dir)).layout
+        == "free"
+    )
+    reading = _read(item, full_text=True)
+    assert reading.ticket_number == item.expected_ticket
+    assert reading.support_number is not None
+    assert reading.support_number.digits == item.expected_number
+
+
+@pytest.mark.parametrize("seed", [61, 62])
+def test_wrong_check_digit_is_unreadable_never_a_guess(corpus_dir, seed):
+    item = fax_corpus.make_item("neg_checkdigit", "standard", "g4", seed, corpus_dir)
+    reading = _read(item)
+    assert reading.support_number is None
+    assert reading.method is None
+    assert any("check digit" in p for p in reading.problems)
+
+
+def test_smudged_boxes_are_unreadable_and_not_second_guessed_from_text(corpus_dir):
+    item = fax_corpus.make_item("neg_smudged", "fine", "g3-2d", 71, corpus_dir)
+    reading = _read(item)
+    assert reading.support_number is None
+    assert any("covered in ink" in p for p in reading.problems)
+    assert not any(r.method == "fullpage" for r in reading.reads)
+
+
+def test_form_without_any_number_goes_to_triage(corpus_dir):
+    item = next(
+        it
+        for seed in range(91, 130)
+        if (it := fax_corpus.make_item("neg_missing", "fine", "g4", seed, corpus_dir)).layout
+        == "form"
+    )
+    reading = _read(item)
+    assert reading.support_number is None
+    assert reading.problems == ["no support service number found"]
+
+
+def test_qr_and_printed_digits_that_disagree_are_unreadable(corpus_dir, tmp_path):
+    printed = "203112345673"
+    coded = "49150001234" + luhn_check_digit("49150001234")
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=(form.PAGE_W_MM * mm, form.PAGE_H_MM * mm))
+    form.draw_form(c, printed_digits=printed, qr_digits=coded)
+    c.showPage()
+    c.save()
+    path = tmp_path / "disagree.tif"
+    fax_corpus.fax_from_pdf(
+        buf.getvalue(),
+        path,
+        resolution="fine",
+        container="g4",
+        rng=random.Random(5),
+        nprng=np.random.default_rng(5),
+    )
+    reading = read_fax_document(path.read_bytes(), path.name, FaxLimits(), full_text=False)
+    assert reading.support_number is None
+    assert any(
+        f"QR code says {coded[:4]}-{coded[4:8]}-{coded[8:]} but the boxes read {printed}" in p
+        for p in reading.problems
+    )
+    assert {r.value for r in reading.reads if r.field == "support_number"} == {coded, printed}
+
+
+def test_blank_trailing_pages_are_kept_but_not_read(corpus_dir):
+    item = next(
+        it
+        for seed in range(140, 200)
+        if (it := fax_corpus.make_item("form_printed", "fine", "g4", seed, corpus_dir)).pages == 2
+    )
+    reading = _read(item, full_text=True)
+    assert reading.page_count == 2
+    assert len(reading.page_images) == 2
+    assert reading.support_number is not None
+    assert all(r.page == 1 for r in reading.reads)
+
+
+def test_ticket_number_is_found_through_ocr_dashes():
+    assert find_ticket_number("問合せ番号: T—2026—000123") == "T-2026-000123"
+    assert find_ticket_number("問合せ番号：丁-2026-000123") == "T-2026-000123"
+    assert find_ticket_number("ＴＥＬ 03-2026-000123") is None
+    assert find_ticket_number("AT-2026-000123") is None
+
+
+def _letter_page(dpi: int = 200) -> Image.Image:
+    buf = io.BytesIO()
+    form.write_form(buf, None)
+    return convert_from_bytes(buf.getvalue(), dpi=dpi, grayscale=True)[0]
+
+
+@pytest.mark.parametrize("angle", [-2.6, 1.4, 3.0])
+def test_projection_profile_measures_the_skew(angle):
+    turned = preprocess.rotate(_letter_page(100), angle)
+    assert preprocess.skew_angle(preprocess.ink_mask(turned)) == pytest.approx(angle, abs=0.15)
+
+
+def test_standard_resolution_is_stretched_by_the_dpi_ratio():
+    page = Image.new("1", (1728, 1145), 1)
+    fixed = preprocess.fix_aspect(page, 204, 98)
+    assert fixed.size == (1728, round(1145 * 204 / 98))
+    assert preprocess.fix_aspect(page, 204, 204) is page
+
+
+def test_despeckle_removes_isolated_specks_but_not_strokes():
+    rng = np.random.default_rng(3)
+    page = np.full((400, 400), 255, np.uint8)
+    page[100:110, 50:350] = 0  # a stroke
+    specks = rng.random(page.shape) < 0.01
+    page[specks] = 0
+    out = np.asarray(preprocess.despeckle(Image.fromarray(page)))
+    assert (out[100:110, 60:340] == 0).all()
+    outside = np.ones(page.shape, bool)
+    outside[95:115, :] = False
+    assert (out[outside] == 0).sum() < specks[outside].sum() * 0.05
