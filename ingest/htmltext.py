@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from html import escape, unescape
+from typing import Literal
 
 import nh3
 
@@ -46,8 +47,12 @@ _MAX_LEVELS = 20
 # processing instructions are dropped, and so is a tag the input ends inside.
 
 _Attrs = list[tuple[str, str | None]]
-# ("text", text) | ("raw", element, content) | ("start", name, attrs, self_closing) | ("end", name)
-_Token = tuple
+_Token = (
+    tuple[Literal["text"], str]  # text, references decoded
+    | tuple[Literal["raw"], str, str]  # element, its raw content (<script>, <style>...)
+    | tuple[Literal["start"], str, _Attrs, bool]  # name, attributes, self-closing
+    | tuple[Literal["end"], str]
+)
 
 _TAG_REST = re.compile(r"[^\t\n\f\r />]*")
 _GAP = re.compile(r"[\t\n\f\r /]*")
@@ -86,10 +91,10 @@ def _tokens(html: str) -> Iterator[_Token]:
                 closing = _CLOSING[name].search(html, pos)
                 end = closing.start() if closing else n
                 content = html[pos:end]
-                if content:
-                    yield ("text", unescape(content)) if name in _RCDATA else (
-                        ("raw", name, content)
-                    )
+                if content and name in _RCDATA:
+                    yield ("text", unescape(content))
+                elif content:
+                    yield ("raw", name, content)
                 pos = end
             elif name == "plaintext":  # the rest of the document is its text
                 yield ("raw", name, html[pos:])
@@ -113,6 +118,12 @@ def _tokens(html: str) -> Iterator[_Token]:
             pos = lt + 1
 
 
+def _end(pattern: re.Pattern[str], html: str, pos: int) -> int:
+    """Where ``pattern`` (which also matches nothing) stops matching from ``pos``."""
+    match = pattern.match(html, pos)
+    return match.end() if match else pos
+
+
 def _past(html: str, mark: str, start: int, n: int) -> int:
     found = html.find(mark, start)
     return n if found < 0 else found + len(mark)
@@ -129,12 +140,12 @@ def _tag(html: str, pos: int) -> tuple[int, str, _Attrs, bool] | None:
     """A tag whose name starts at ``pos``: (position after it, name, attributes,
     self-closing); None when the input ends inside it."""
     n = len(html)
-    name_end = _TAG_REST.match(html, pos + 1).end()  # type: ignore[union-attr]
+    name_end = _end(_TAG_REST, html, pos + 1)
     name = html[pos:name_end].lower()
     attrs: _Attrs = []
     pos = name_end
     while True:
-        gap = _GAP.match(html, pos).end()  # type: ignore[union-attr]
+        gap = _end(_GAP, html, pos)
         if gap >= n:
             return None
         if html[gap] == ">":
@@ -153,9 +164,8 @@ def _tag(html: str, pos: int) -> tuple[int, str, _Attrs, bool] | None:
                     return None
                 value, pos = html[pos + 1 : closing], closing + 1
             else:
-                unquoted = _UNQUOTED.match(html, pos)
-                assert unquoted is not None  # it matches the empty string
-                value, pos = unquoted.group(), unquoted.end()
+                value_end = _end(_UNQUOTED, html, pos)
+                value, pos = html[pos:value_end], value_end
         attrs.append((attr.group().lower(), unescape(value) if value is not None else None))
 
 

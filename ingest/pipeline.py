@@ -45,7 +45,7 @@ from madoguchi.ingest.htmltext import sanitize_html
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind
 from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import parse_message
-from madoguchi.ocr.errors import FaxDocumentError
+from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
 from madoguchi.ticketing import store
 from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket, recent_ack_counts
 from madoguchi.ticketing.blobstore import BlobStore
@@ -241,7 +241,9 @@ class Pipeline:
         for chunk, future in zip(chunks, futures, strict=True):
             try:
                 yield from future.result()
-            except Exception as exc:
+            except OcrUnavailableError:
+                raise  # the desk's fault, not the document's: retried at the next poll
+            except Exception as exc:  # a worker's failure is one input's fault
                 if isinstance(exc, BrokenProcessPool):
                     self.close()
                 yield from (self._isolate(job, cfg) for job in chunk)
@@ -267,6 +269,8 @@ class Pipeline:
         """Prepare one input of a failed chunk alone, still in a worker."""
         try:
             return self._submit(_prepare_chunk, [job], cfg).result()[0]
+        except OcrUnavailableError:
+            raise
         except Exception as exc:
             if isinstance(exc, BrokenProcessPool):
                 self.close()

@@ -46,8 +46,9 @@ from PIL import Image
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen.canvas import Canvas
 
-from madoguchi.config import Limits
-from madoguchi.ingest.inbound import Inbound, Outcome
+from madoguchi.app import Desk
+from madoguchi.config import Limits, load_settings
+from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind
 from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import (
     MAX_ADDRESS,
@@ -59,6 +60,8 @@ from madoguchi.ingest.parse import (
 )
 from madoguchi.ingest.pipeline import Pipeline
 from madoguchi.ocr.errors import ReasonCode
+from madoguchi.ticketing.customers_csv import import_rows, read_rows
+from madoguchi.ticketing.db import transaction, upgrade
 from madoguchi.ticketing.rules.autoreply import AutoKind
 
 SEED = 20261124
@@ -103,7 +106,7 @@ class HostileCase(NamedTuple):
 
 def outcome_label(outcome: Outcome) -> str:
     """"created", "threaded", "duplicate" or "quarantined:<code>"."""
-    if outcome.kind.value != "quarantined":
+    if outcome.kind is not OutcomeKind.QUARANTINED:
         return outcome.kind.value
     return f"quarantined:{(outcome.reason or '').split(':', 1)[0]}"
 
@@ -128,7 +131,6 @@ def mail(
     subject: str | bytes | None = None,
     message_id: str | bytes | None = None,
     date: str | bytes | None = DATE,
-    mime_version: bool = True,
 ) -> bytes:
     """A mail as it arrives: CRLF header lines exactly as given, a blank line, ``body``.
 
@@ -143,8 +145,7 @@ def mail(
         message_id = f"<{name.replace('/', '.')}@hostile.example>"
     if message_id:
         lines.append(b"Message-ID: " + _b(message_id))
-    if mime_version:
-        lines.append(b"MIME-Version: 1.0")
+    lines.append(b"MIME-Version: 1.0")
     if content_type is not None:
         lines.append(b"Content-Type: " + _b(content_type))
     if cte is not None:
@@ -301,9 +302,10 @@ def pdf_huge_image(pixels: int = 30000) -> bytes:
                          resources=b"/XObject << /Im0 5 0 R >> ", more=[image])
 
 
-def pdf_pages(count: int, size: tuple[float, float] = (595.0, 842.0), **canvas: object) -> bytes:
+def pdf_pages(count: int, encrypt: StandardEncryption | None = None) -> bytes:
+    """``count`` blank A4 pages, drawn by reportlab."""
     buf = io.BytesIO()
-    pdf = Canvas(buf, pagesize=size, **canvas)  # type: ignore[arg-type]
+    pdf = Canvas(buf, pagesize=(595.0, 842.0), encrypt=encrypt)
     for _ in range(count):
         pdf.showPage()
     pdf.save()
@@ -398,9 +400,9 @@ def bmp_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def _image(mode: str, size: tuple[int, int], fmt: str, colour: object) -> bytes:
+def _image(mode: str, size: tuple[int, int], fmt: str, colour: int | tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
-    Image.new(mode, size, colour).save(buf, fmt)  # type: ignore[arg-type]
+    Image.new(mode, size, colour).save(buf, fmt)
     return buf.getvalue()
 
 
@@ -1121,23 +1123,22 @@ def report_table(results: Sequence[Result], seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _report(path: Path) -> int:
-    from madoguchi.app import Desk
-    from madoguchi.config import load_settings
-    from madoguchi.ticketing.customers_csv import import_rows, read_rows
-    from madoguchi.ticketing.db import transaction, upgrade
+def register_customers(desk: Desk) -> None:
+    """The demo customers, contracts and contacts (``demo/customers.csv``)."""
+    rows = read_rows((DEMO / "customers.csv").read_text(encoding="utf-8"),
+                     desk.settings.support_number)
+    with transaction(desk.factory) as session:
+        import_rows(session, rows)
 
+
+def _report(path: Path) -> int:
     corpus = build_corpus()
     with tempfile.TemporaryDirectory(prefix="madoguchi-hostile-") as tmp:
         database = f"sqlite:///{Path(tmp) / 'desk.db'}"
         upgrade(database)
-        settings = load_settings(None, **desk_overrides(database, Path(tmp)))
-        desk = Desk.open(settings)
+        desk = Desk.open(load_settings(None, **desk_overrides(database, Path(tmp))))
         try:
-            rows = read_rows((DEMO / "customers.csv").read_text(encoding="utf-8"),
-                             settings.support_number)
-            with transaction(desk.factory) as session:
-                import_rows(session, rows)
+            register_customers(desk)
             began = time.perf_counter()
             results = run_corpus(desk.pipeline, corpus, batch_size=1, progress=lambda r: print(
                 f"{r.case.name:<55} {r.label:<34} {r.seconds:6.2f}", file=sys.stderr))

@@ -58,9 +58,9 @@ from tests.hostile import (
     outcome_label,
     outgoing_header_problems,
     parse_or_refuse,
+    register_customers,
 )
 from tests.mailfactory import make_bounce, make_mail
-from tests.test_hostile_input import register_customers
 
 # Examples per target; HYPOTHESIS_PROFILE=long runs ten times as many.
 SCALE = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
@@ -68,7 +68,7 @@ NUMBERS = SupportNumberSettings()
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
-def fuzz(examples: int):  # type: ignore[no-untyped-def]
+def fuzz(examples: int) -> settings:
     return settings(max_examples=examples * SCALE, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.large_base_example])
