@@ -126,7 +126,7 @@ def enqueue(
         "message_id": message_id,
         "mail_from": sender,
         "rcpt_to": rcpt_to,
-        "raw": message.as_bytes(policy=SMTP_POLICY),
+        "raw": _checked_bytes(message),
         "status": OutboxStatus.PENDING,
         "attempts": 0,
         "created_at": now,
@@ -148,6 +148,22 @@ def enqueue(
         log.info("outbox: %s already queued, not again", dedupe_key)
         return None
     return session.get_one(OutboxMessage, new_id)
+
+
+def _checked_bytes(message: EmailMessage) -> bytes:
+    """The bytes to send, read back: they must carry exactly the headers we set.
+
+    Python before 3.11.10 can write a header value's hidden line break out raw
+    (CVE-2024-6923); this is the last net against a header we did not mean.
+    """
+    raw = message.as_bytes(policy=SMTP_POLICY)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    written = [line.split(":", 1)[0].strip().lower()
+               for line in head.split("\r\n") if line and line[0] not in " \t"]
+    meant = [name.lower() for name, _ in message.raw_items()]
+    if sorted(written) != sorted(meant):
+        raise ValueError(f"outgoing headers {written} differ from the ones set {meant}")
+    return raw
 
 
 def lease_for(smtp: SmtpSettings) -> timedelta:
