@@ -10,10 +10,18 @@ Only one daemon per database schedules at a time: the leader holds a lock
 (a PostgreSQL advisory lock, or an ``flock`` on a file beside the SQLite
 database), which the operating system or the server frees when the process
 dies; a standby daemon retries and takes over.
+
+Scale-out on PostgreSQL: every daemon, leader or standby, also polls the
+IMAP sources on a scheduler of its own (in memory), and the daemons share
+the mail claim by claim (``ingest.sources.claims``), so adding daemons adds
+parsing, OCR and database workers. Folder sources, the outbox, the SLA jobs
+and backups stay with the leader. On SQLite, which has one writer at a
+time, the leader alone polls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -24,6 +32,8 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -33,6 +43,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from madoguchi.app import Desk
+from madoguchi.config import ImapSource
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.escalation import escalate, remind, reminder_at, tickets_awaiting
 from madoguchi.ticketing.models import Ticket
@@ -197,18 +208,51 @@ class Daemon:
         report.failed = len(sent.failed) + len(sent.interrupted)
         return report
 
+    def shared_sources(self) -> list[str]:
+        """The sources every daemon polls (scale-out), rather than the leader alone."""
+        if make_url(self.settings.database_url).get_backend_name() == "sqlite":
+            return []
+        return [s.name for s in self.settings.sources if isinstance(s, ImapSource)]
+
     def run(self, stop: threading.Event) -> int:
         """Wait for leadership, schedule, run until ``stop`` is set; exit code."""
         self.desk.pipeline.start_workers()
+        swept = self.desk.blobs.sweep_temporaries()
+        if swept:
+            log.info("removed %d temporary file(s) an earlier crash left in the store", swept)
         from madoguchi.web.server import start_for_daemon
 
         # Every daemon serves the desk when configured, leader or standby.
         web_server = start_for_daemon(self.desk)
+        pollers = self._shared_pollers()
         try:
             return self._lead(stop)
         finally:
+            if pollers is not None:
+                pollers.shutdown(wait=True)
             if web_server is not None:
                 web_server.stop()
+
+    def _shared_pollers(self) -> BackgroundScheduler | None:
+        """This daemon's own polls of the shared sources; they need no leadership."""
+        shared = self.shared_sources()
+        if not shared:
+            return None
+        by_name = {s.name: s for s in self.settings.sources}
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(shared)))},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=self.settings.tz,
+        )
+        for name in shared:
+            scheduler.add_job(
+                self.poll, IntervalTrigger(seconds=by_name[name].interval_seconds),
+                args=[name], id=f"poll:{name}", next_run_time=_now(),
+            )
+        scheduler.start()
+        log.info("polling %s alongside any other daemon", ", ".join(shared))
+        return scheduler
 
     def _lead(self, stop: threading.Event) -> int:
         global _ACTIVE
@@ -248,7 +292,13 @@ class Daemon:
 
     def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
         d = self.settings.daemon
+        shared = set(self.shared_sources())
         for source in self.settings.sources:
+            if source.name in shared:
+                # Stored by an earlier version or setup: every daemon polls it now.
+                with contextlib.suppress(JobLookupError):
+                    scheduler.remove_job(f"poll:{source.name}")
+                continue
             scheduler.add_job(
                 f"{__name__}:_run", IntervalTrigger(seconds=source.interval_seconds),
                 args=["poll", source.name], id=f"poll:{source.name}", replace_existing=True,

@@ -133,3 +133,75 @@ class PostgresDatabases:
         for name in [*self.created, self.template]:
             self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.created.clear()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL server of one's own, to stop, start and restart at will.
+
+    For the fault tests: never the shared server at 127.0.0.1:5432, which
+    other tests (and other people) are using. Created with ``initdb`` in a
+    temp dir and driven with ``pg_ctl`` as the ``postgres`` user when run as
+    root (initdb refuses root), on a free loopback port that stays the same
+    across restarts, so the desk's URL stays valid.
+    """
+
+    def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            raise RuntimeError(
+                "no /usr/lib/postgresql/15/bin/initdb: install Debian's postgresql package "
+                "(scripts/test.sh does)"
+            )
+        self.base = Path(tempfile.mkdtemp(prefix="madoguchi-pgcluster-"))
+        self.base.chmod(0o777)
+        self.data = self.base / "data"
+        self.log_file = self.base / "postgres.log"
+        self.port = _free_port()
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*self._as_user, str(PG_BIN / "initdb"), "-D", str(self.data),
+                        "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True, timeout=120)
+
+    @property
+    def admin_url(self) -> str:
+        """``postgresql://postgres@127.0.0.1:PORT``, as ``postgres_server()`` yields."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*self._as_user, str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args],
+            check=check, capture_output=True, timeout=120,
+        )
+
+    def _options(self) -> list[str]:
+        # -l: the server's output goes to a file, never to pg_ctl's pipe (which
+        # the server would otherwise hold open, and the caller wait on forever).
+        return ["-l", str(self.log_file), "-o",
+                f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"]
+
+    def start(self) -> None:
+        """Start and return once it accepts connections (``pg_ctl start -w``)."""
+        self._pg_ctl("start", "-w", *self._options())
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m MODE``: fast ends every session, rolling back its transaction."""
+        self._pg_ctl("stop", "-w", "-m", mode)
+
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart -m MODE``: down and up again on the same port."""
+        self._pg_ctl("restart", "-w", "-m", mode, *self._options())
+
+    @property
+    def running(self) -> bool:
+        return self._pg_ctl("status", check=False).returncode == 0
+
+    def close(self) -> None:
+        if self.running:
+            self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> PostgresCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +24,7 @@ from madoguchi.config import ImapSource, Settings, load_settings
 from madoguchi.ingest.inbound import Inbound, Outcome, Sink
 from madoguchi.ingest.sources.imap import ImapPoller, ImapUnavailable
 from madoguchi.ticketing.models import (
+    IngestClaim,
     MailboxState,
     Message,
     PendingMark,
@@ -68,6 +72,13 @@ def position(desk: Desk) -> tuple[int, int] | None:
     with desk.factory() as session:
         state = session.get(MailboxState, (SOURCE, "INBOX"))
         return (state.uidvalidity, state.last_uid) if state else None
+
+
+def open_claims(desk: Desk) -> list[tuple[int, int]]:
+    """UID ranges handed out but not yet stored."""
+    with desk.factory() as session:
+        return [(c.first_uid, c.last_uid) for c in session.scalars(
+            select(IngestClaim).order_by(IngestClaim.id))]
 
 
 def owed_marks(desk: Desk) -> list[int]:
@@ -213,24 +224,25 @@ def test_second_poll_takes_only_the_new_mail(dovecot: DovecotAccount, desk: Desk
     assert position(desk) == (dovecot.uidvalidity(), 3)
 
 
-def test_mail_is_fetched_in_batches_each_committed_with_its_position(
+def test_mail_is_claimed_in_batches_each_committed_with_its_claim(
     dovecot: DovecotAccount, desk: Desk
 ) -> None:
     for n in range(5):
         dovecot.append(inquiry(n))
-    positions: list[tuple[int, int] | None] = []
+    claims: list[list[tuple[int, int]]] = []
 
-    def note_position(_batch: int) -> None:
-        positions.append(position(desk))
+    def note_claims(_batch: int) -> None:
+        claims.append(open_claims(desk))
 
-    sink = SinkWrapper(desk.pipeline, after_commit=note_position)
+    sink = SinkWrapper(desk.pipeline, after_commit=note_claims)
 
     report = poller(dovecot, desk, sink=sink, batch_size=2).poll_once()
 
     assert report.created == 5
     assert [len(batch) for batch in sink.batches] == [2, 2, 1]
-    validity = dovecot.uidvalidity()
-    assert positions == [(validity, 2), (validity, 4), (validity, 5)]
+    # All five were handed out at once; each batch settled its own claim.
+    assert position(desk) == (dovecot.uidvalidity(), 5)
+    assert claims == [[(3, 4), (5, 5)], [(5, 5)], []]
 
 
 # -- idempotence ----------------------------------------------------------------
@@ -384,6 +396,135 @@ def test_crash_between_commit_and_mark_is_finished_by_the_next_poll(
     assert (report.fetched, report.marked) == (0, 2)
     assert count(desk, Message) == 2
     assert owed_marks(desk) == []
+    assert dovecot.messages() == {}
+
+
+def test_claims_of_a_poller_that_died_are_taken_over_and_stored_once(
+    dovecot: DovecotAccount, desk_on_each_database: Desk
+) -> None:
+    desk = desk_on_each_database
+    for n in range(5):
+        dovecot.append(inquiry(n))
+
+    def die_in_second_batch(batch: int) -> None:
+        if batch == 2:
+            raise SimulatedCrash
+
+    dying = SinkWrapper(desk.pipeline, before_commit=die_in_second_batch)
+    with pytest.raises(SimulatedCrash):
+        poller(dovecot, desk, sink=dying, batch_size=2).poll_once()
+    # The first batch is stored; the rest is handed out but not stored.
+    assert count(desk, Ticket) == 2
+    assert open_claims(desk) == [(3, 4), (5, 5)]
+    assert position(desk) == (dovecot.uidvalidity(), 5)
+
+    report = poller(dovecot, desk, batch_size=2).poll_once()
+
+    assert (report.fetched, report.created, report.duplicate) == (3, 3, 0)
+    assert count(desk, Message) == 5
+    assert open_claims(desk) == []
+    assert owed_marks(desk) == []
+    assert dovecot.messages() == {}
+
+
+@contextmanager
+def first_claim_held_elsewhere(desk: Desk) -> Iterator[None]:
+    """Another process (as another daemon would) holds the oldest claim while inside."""
+    with desk.factory() as session:
+        claim_id = session.scalars(select(IngestClaim.id).order_by(IngestClaim.id)).first()
+    assert claim_id is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CLAIM, desk.settings.database_url, str(claim_id)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        yield
+    finally:
+        holder.kill()  # its lock goes with it
+        holder.wait(timeout=10)
+
+
+def claim_all_and_die(dovecot: DovecotAccount, desk: Desk) -> None:
+    """A poll that hands out every new UID as claims, in batches of 2, and stores none."""
+
+    def die_at_once(_batch: int) -> None:
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        poller(dovecot, desk, sink=SinkWrapper(desk.pipeline, before_commit=die_at_once),
+               batch_size=2).poll_once()
+
+
+HOLD_CLAIM = """
+import sys
+from madoguchi.ingest.sources.claims import claim_locks
+from madoguchi.ticketing.db import make_engine
+locks = claim_locks(make_engine(sys.argv[1]))
+assert locks.try_lock(int(sys.argv[2]))
+print("held", flush=True)
+sys.stdin.read()  # until the test closes our stdin or kills us
+"""
+
+
+def test_a_claim_held_by_a_live_poller_is_skipped_until_its_holder_dies(
+    dovecot: DovecotAccount, desk_on_each_database: Desk
+) -> None:
+    desk = desk_on_each_database
+    for n in range(4):
+        dovecot.append(inquiry(n))
+
+    claim_all_and_die(dovecot, desk)
+    assert open_claims(desk) == [(1, 2), (3, 4)]
+
+    with first_claim_held_elsewhere(desk):
+        report = poller(dovecot, desk, batch_size=2).poll_once()
+        assert (report.fetched, report.created) == (2, 2)
+        assert open_claims(desk) == [(1, 2)]
+        assert sorted(dovecot.messages()) == [1, 2]
+
+    report = poller(dovecot, desk, batch_size=2).poll_once()
+
+    assert (report.fetched, report.created, report.duplicate) == (2, 2, 0)
+    assert count(desk, Message) == 4
+    assert open_claims(desk) == []
+    assert dovecot.messages() == {}
+
+
+def test_a_reply_whose_original_another_poller_holds_waits_for_it(
+    dovecot: DovecotAccount, desk_on_each_database: Desk
+) -> None:
+    desk = desk_on_each_database
+    dovecot.append(inquiry(1))
+    dovecot.append(inquiry(2))
+    dovecot.append(make_mail(
+        "Re: ライセンスについての問い合わせ 1", "追加の情報です。",
+        in_reply_to="inquiry-1@mail.customer.example.co.jp",
+        references=["inquiry-1@mail.customer.example.co.jp"],
+        message_id="reply-1@mail.customer.example.co.jp",
+    ))
+    dovecot.append(inquiry(4))
+
+    claim_all_and_die(dovecot, desk)
+    with first_claim_held_elsewhere(desk):
+        report = poller(dovecot, desk, batch_size=2).poll_once()
+        # The reply (UID 3) answers mail in the held claim: it waits; UID 4 does not.
+        assert (report.fetched, report.created) == (1, 1)
+        assert open_claims(desk) == [(1, 2), (3, 3)]
+        # A poll while the older claim is still held leaves the reply waiting.
+        assert poller(dovecot, desk, batch_size=2).poll_once().fetched == 0
+
+    report = poller(dovecot, desk, batch_size=2).poll_once()
+
+    assert (report.fetched, report.created, report.threaded) == (3, 2, 1)
+    assert open_claims(desk) == []
+    with desk.factory() as session:
+        reply = session.scalars(select(Message).where(
+            Message.message_id == "reply-1@mail.customer.example.co.jp")).one()
+        original = session.scalars(select(Message).where(
+            Message.message_id == "inquiry-1@mail.customer.example.co.jp")).one()
+        assert reply.ticket_id == original.ticket_id
+    assert count(desk, Ticket) == 3
     assert dovecot.messages() == {}
 
 

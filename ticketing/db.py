@@ -44,6 +44,15 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        @event.listens_for(engine, "savepoint")
+        def _sqlite_begin_before_savepoint(conn, _name) -> None:  # type: ignore[no-untyped-def]
+            # pysqlite begins a transaction only before INSERT/UPDATE/DELETE: a
+            # SAVEPOINT issued first would begin one itself, and its RELEASE would
+            # commit it (the careful pass would commit message by message). Begin
+            # for real; IMMEDIATE, as a savepoint is there to write.
+            if not conn.connection.dbapi_connection.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
         return engine
     return create_engine(url, pool_pre_ping=True)
 

@@ -347,7 +347,11 @@ class QuarantineEntry(Base):
 
 
 class MailboxState(Base):
-    """Where an IMAP poll left off, per source and folder."""
+    """Where IMAP polling left off, per source and folder.
+
+    ``last_uid`` is the highest UID handed out: stored, or waiting in an
+    ``IngestClaim``.
+    """
 
     __tablename__ = "mailbox_state"
 
@@ -355,6 +359,30 @@ class MailboxState(Base):
     folder: Mapped[str] = mapped_column(String(500), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IngestClaim(Base):
+    """A range of UIDs handed out for one poller to store, until it commits them.
+
+    Claims are written in the transaction that advances ``MailboxState.last_uid``
+    and deleted in the transaction that stores their messages, so every UID up
+    to ``last_uid`` is either stored or in a claim. A poller that dies leaves
+    its claim for any other (or its own next run) to take.
+    """
+
+    __tablename__ = "ingest_claims"
+    __table_args__ = (Index("ix_ingest_claims_folder", "source", "folder", "uidvalidity", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(500))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    first_uid: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Replies held back until the claims before them are stored (see
+    # ingest.sources.imap): taken only once no older claim is left.
+    deferred: Mapped[bool] = mapped_column(default=False)
 
 
 class PendingMark(Base):
@@ -374,7 +402,8 @@ class PendingMark(Base):
 
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # to be sent (again, after next_attempt_at)
-    SENDING = "sending"  # handed to SMTP; a crash here leaves it for staff, never resent
+    SENDING = "sending"  # claimed, SMTP up to RCPT; a crash here: sent again after the lease
+    DELIVERING = "delivering"  # DATA under way; a crash here leaves it for staff, never resent
     SENT = "sent"
     FAILED = "failed"  # gave up after the configured attempts, or refused for good
 

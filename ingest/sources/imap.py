@@ -1,23 +1,29 @@
 """The incremental IMAP poller: new mail from one folder into the pipeline.
 
 Per source and folder the desk remembers the folder's UIDVALIDITY and the
-highest UID it has taken (``MailboxState``). One poll:
+highest UID handed out (``MailboxState``). One poll:
 
 1. connects (ssl, starttls or plain), logs in, selects the folder;
 2. if UIDVALIDITY changed, starts again from UID 1 (the pipeline's dedupe
    on Message-ID and content hash makes the re-read harmless) and forgets
-   the marks still owed under the old UIDVALIDITY;
+   the claims and marks still owed under the old UIDVALIDITY;
 3. finishes the marks owed by an earlier poll that committed but never
    reached the server (``PendingMark`` rows);
-4. searches the UIDs above the last one taken and fetches them in batches;
-   the pipeline commits each batch once, together with the new last UID and
-   the marks owed for it;
-5. only then moves or flags the batch on the server and forgets its marks.
+4. searches the UIDs above the last one handed out and writes them as
+   claims, batches bounded by count and bytes (``IngestClaim``), in one
+   transaction with the new last UID;
+5. takes claims one by one (its own, or any left by a poller that died,
+   skipping those another live poller holds: ``ingest.sources.claims``),
+   fetches each and has the pipeline store it; the claim is deleted in the
+   same transaction as its messages and the marks owed for them;
+6. only then moves or flags the batch on the server and forgets its marks.
 
-Nothing is marked on the server before it is committed, so a crash or a
-dropped connection at any point loses nothing; it costs at most a re-read
-(deduplicated) or a mark made twice (harmless). Folder names in the
-configuration use "/" as the hierarchy separator, whatever the server's.
+Nothing is marked on the server before it is committed, and no claim is
+stored twice, so a crash or a dropped connection at any point loses
+nothing; it costs at most a re-read (deduplicated) or a mark made twice
+(harmless). Several daemons can poll one mailbox at once: they share the
+work claim by claim. Folder names in the configuration use "/" as the
+hierarchy separator, whatever the server's.
 """
 
 from __future__ import annotations
@@ -34,15 +40,21 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 from imapclient import IMAPClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config.settings import ConfigError, ImapSource
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
+from madoguchi.ingest.parse import message_ids
+from madoguchi.ingest.sources.claims import ClaimLocks, claim_locks
+from madoguchi.ticketing import store
 from madoguchi.ticketing.db import transaction
-from madoguchi.ticketing.models import MailboxState, PendingMark
+from madoguchi.ticketing.models import IngestClaim, MailboxState, PendingMark
 
 log = logging.getLogger("madoguchi.ingest.imap")
 
@@ -63,6 +75,10 @@ class ImapUnavailable(ImapSourceError):
 
 class ImapCommandFailed(ImapSourceError):
     """The server refused something (login, SELECT, CREATE...): likely configuration."""
+
+
+class ClaimTaken(ImapSourceError):
+    """Another poller stored this claim first (it took over after our lock was lost)."""
 
 
 @contextmanager
@@ -189,6 +205,15 @@ class _Mailbox:
         return {uid: int(data[b"RFC822.SIZE"]) for uid, data in fetched.items()
                 if b"RFC822.SIZE" in data}
 
+    def fetch_range(self, first: int, last: int) -> list[_Fetched]:
+        """Fetch the messages still in the folder with UIDs ``first``..``last``."""
+        assert self.client is not None
+        with _imap_errors(f"search UIDs {first}:{last}"):
+            found = self.client.search(["UID", f"{first}:{last}"])
+        # "N:M" matches the highest UID when it is below N, like "N:*".
+        uids = sorted(uid for uid in found if first <= uid <= last)
+        return self.fetch(uids) if uids else []
+
     def fetch(self, uids: Sequence[int]) -> list[_Fetched]:
         assert self.client is not None
         with _imap_errors(f"fetch UIDs {_uid_set(uids)}"):
@@ -224,6 +249,16 @@ class _Mailbox:
                             src.name)
 
 
+def _headers(raw: bytes) -> Message:
+    return BytesHeaderParser(policy=compat32).parsebytes(raw)
+
+
+def _thread_refs(head: Message) -> set[str]:
+    """The Message-IDs a mail replies to."""
+    return {ref for name in ("in-reply-to", "references")
+            for ref in message_ids(str(head.get(name, "")))}
+
+
 def _uid_set(uids: Sequence[int]) -> str:
     return ",".join(str(uid) for uid in uids)
 
@@ -249,6 +284,7 @@ class ImapPoller:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
+        locks: ClaimLocks | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -266,6 +302,7 @@ class ImapPoller:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.locks = locks if locks is not None else claim_locks(session_factory.kw["bind"])
 
     # -- one poll ---------------------------------------------------------
 
@@ -283,12 +320,13 @@ class ImapPoller:
             if new:
                 log.info("%s: %d new message(s) in %s after UID %d",
                          self.source.name, len(new), self.source.folder, last_uid)
-            batches = [
-                batch
-                for chunk in _chunks(new, self.batch_size)
-                for batch in self._plan(mailbox.sizes(chunk))
-            ]
-            self._take_batches(mailbox, batches, report)
+                batches = [
+                    batch
+                    for chunk in _chunks(new, self.batch_size)
+                    for batch in self._plan(mailbox.sizes(chunk))
+                ]
+                self._claim(mailbox.uidvalidity, batches)
+            self._take_claims(mailbox, report)
         finally:
             mailbox.close()
         elapsed = self._clock() - started
@@ -326,6 +364,10 @@ class ImapPoller:
                 state.last_uid = 0
                 report.uidvalidity_reset = True
             # UIDs of an older UIDVALIDITY name nothing any more.
+            session.execute(delete(IngestClaim).where(
+                IngestClaim.source == name, IngestClaim.folder == folder,
+                IngestClaim.uidvalidity != uidvalidity,
+            ))
             session.execute(delete(PendingMark).where(
                 PendingMark.source == name, PendingMark.folder == folder,
                 PendingMark.uidvalidity != uidvalidity,
@@ -353,59 +395,135 @@ class ImapPoller:
         if batch:
             yield batch
 
-    def _take_batches(
-        self, mailbox: _Mailbox, batches: list[list[int]], report: PollReport
-    ) -> None:
-        """Fetch, store and mark batch after batch, fetching the next during the store.
+    def _claim(self, uidvalidity: int, batches: list[list[int]]) -> None:
+        """Write ``batches`` as claims and advance the last UID handed out.
+
+        The state row is locked for the moment it takes (PostgreSQL), and
+        UIDs another poller claimed since this one searched are left out.
+        """
+        name, folder = self._key()
+        now = datetime.now(UTC)
+        with transaction(self.sessions) as session:
+            state = session.get(MailboxState, (name, folder), with_for_update=True)
+            if state is None or state.uidvalidity != uidvalidity:
+                raise ImapSourceError(f"{name}: mailbox state of {folder} changed under us")
+            floor = state.last_uid
+            for batch in batches:
+                uids = [uid for uid in batch if uid > floor]
+                if uids:
+                    session.add(IngestClaim(
+                        source=name, folder=folder, uidvalidity=uidvalidity,
+                        first_uid=uids[0], last_uid=uids[-1], created_at=now,
+                    ))
+            state.last_uid = max(floor, batches[-1][-1])
+
+    def _next_claim(self, mailbox: _Mailbox) -> tuple[IngestClaim, list[_Fetched]] | None:
+        """Lock the oldest claim nobody holds and fetch its messages; None when none is left."""
+        name, folder = self._key()
+        with self.sessions() as session:
+            waiting = list(session.scalars(
+                select(IngestClaim).where(
+                    IngestClaim.source == name, IngestClaim.folder == folder,
+                    IngestClaim.uidvalidity == mailbox.uidvalidity,
+                ).order_by(IngestClaim.id)
+            ))
+        for position, claim in enumerate(waiting):
+            if claim.deferred and position > 0:
+                continue  # held-back replies wait until every older claim is stored
+            if not self.locks.try_lock(claim.id):
+                continue  # a live poller is storing it
+            try:
+                with self.sessions() as session:
+                    # Stored by its holder between the look and the lock?
+                    still_there = session.get(IngestClaim, claim.id) is not None
+                if still_there:
+                    return claim, mailbox.fetch_range(claim.first_uid, claim.last_uid)
+            except BaseException:
+                self.locks.unlock(claim.id)
+                raise
+            self.locks.unlock(claim.id)
+        return None
+
+    def _take_claims(self, mailbox: _Mailbox, report: PollReport) -> None:
+        """Fetch, store and mark claim after claim, fetching the next during the store.
 
         The connection is used by one thread at a time: while the pipeline
-        stores batch k (database work), a helper thread fetches batch k+1;
-        batch k is marked once that fetch is back. Its marks are owed in the
-        database from its commit on, so a failure anywhere loses nothing.
+        stores claim k (database work), a helper thread locks and fetches the
+        next one; claim k is marked once that fetch is back. Its marks are
+        owed in the database from its commit on, so a failure anywhere loses
+        nothing.
         """
-        if not batches:
-            return
         marking = self.source.after_commit != "none"
         with ThreadPoolExecutor(1, thread_name_prefix="imap-prefetch") as prefetch:
-            fetched = mailbox.fetch(batches[0])
-            for i, uids in enumerate(batches):
-                ahead = (
-                    prefetch.submit(mailbox.fetch, batches[i + 1]) if i + 1 < len(batches)
-                    else None
-                )
+            current = self._next_claim(mailbox)
+            while current is not None:
+                claim, fetched = current
+                ahead = prefetch.submit(self._next_claim, mailbox)
                 try:
-                    taken = self._store_batch(mailbox, uids, fetched, report)
+                    taken = self._store_claim(mailbox, claim, fetched, report)
+                except BaseException:
+                    # Never leave the helper thread on the connection, nor its lock held.
+                    with suppress(Exception):
+                        following = ahead.result()
+                        if following is not None:
+                            self.locks.unlock(following[0].id)
+                    raise
                 finally:
-                    # Never leave the helper thread on the connection.
-                    fetched = ahead.result() if ahead is not None else []
+                    self.locks.unlock(claim.id)
+                # The look-ahead ran before this claim was stored: replies held
+                # back behind it may be free to take now.
+                current = ahead.result() or self._next_claim(mailbox)
                 if marking and taken:
-                    self._finish_marks(mailbox, taken, report)
+                    try:
+                        self._finish_marks(mailbox, taken, report)
+                    except BaseException:
+                        # The claim fetched ahead is not stored now: free it, or this
+                        # poller would skip it as held by a live poller until it restarts.
+                        if current is not None:
+                            self.locks.unlock(current[0].id)
+                        raise
 
-    def _store_batch(
-        self, mailbox: _Mailbox, uids: list[int], fetched: list[_Fetched], report: PollReport
+    def _store_claim(
+        self, mailbox: _Mailbox, claim: IngestClaim, fetched: list[_Fetched], report: PollReport
     ) -> list[int]:
-        """Hand one fetched batch to the pipeline; the UIDs committed."""
-        if len(fetched) < len(uids):
-            gone = sorted(set(uids) - {item.uid for item in fetched})
-            log.warning("%s: UIDs %s vanished before they could be fetched",
-                        self.source.name, _uid_set(gone))
-        if not fetched:
-            return []
+        """Hand one claim's messages to the pipeline; the UIDs committed."""
         name, folder = self._key()
         validity = mailbox.uidvalidity
         marking = self.source.after_commit != "none"
+        held = self._replies_to_hold(claim, fetched)
+        if held:
+            log.info("%s: UIDs %s reply to mail not stored yet: held until the older "
+                     "claims are stored", name, _uid_set(held))
+            fetched = [item for item in fetched if item.uid not in held]
         taken = [item.uid for item in fetched]
+        now = datetime.now(UTC)
 
-        def record_position(session: Session) -> None:
-            state = session.get(MailboxState, (name, folder))
-            if state is None or state.uidvalidity != validity:
-                # Another poller of the same source reset it meanwhile.
-                raise ImapSourceError(f"{name}: mailbox state of {folder} changed under us")
-            state.last_uid = max(state.last_uid, taken[-1])
-            if marking:
-                session.add_all(PendingMark(source=name, folder=folder,
-                                            uidvalidity=validity, uid=uid) for uid in taken)
+        def settle_claim(session: Session) -> None:
+            # Deleting the claim is what makes the store happen once: a
+            # second poller storing it too finds it gone and rolls back.
+            gone = session.execute(delete(IngestClaim).where(IngestClaim.id == claim.id))
+            if gone.rowcount != 1:
+                raise ClaimTaken(f"{name}: UIDs {claim.first_uid}:{claim.last_uid} "
+                                 "were stored by another poller")
+            session.add_all(
+                IngestClaim(source=name, folder=folder, uidvalidity=validity, first_uid=uid,
+                            last_uid=uid, created_at=now, deferred=True)
+                for uid in held
+            )
+            if marking and taken:
+                # Core, not ORM objects: a claim may owe hundreds of marks.
+                session.execute(insert(PendingMark), [
+                    {"source": name, "folder": folder, "uidvalidity": validity, "uid": uid}
+                    for uid in taken
+                ])
 
+        if not fetched:
+            if not held:
+                log.warning("%s: UIDs %d:%d vanished before they could be fetched",
+                            name, claim.first_uid, claim.last_uid)
+            with transaction(self.sessions) as session:
+                settle_claim(session)
+            return []
         items = [
             Inbound(
                 raw=item.raw,
@@ -415,11 +533,48 @@ class ImapPoller:
             )
             for item in fetched
         ]
-        outcomes = self.sink.ingest_batch(items, in_transaction=record_position)
+        outcomes = self.sink.ingest_batch(items, in_transaction=settle_claim)
         report.fetched += len(items)
         report.count(outcomes)
         log.debug("%s: committed UIDs %d..%d", name, taken[0], taken[-1])
         return taken
+
+    def _replies_to_hold(self, claim: IngestClaim, fetched: list[_Fetched]) -> list[int]:
+        """UIDs of replies whose original may be in an older claim another poller holds.
+
+        With several pollers, claim k+1 can be stored while claim k still is
+        being stored elsewhere; a reply in k+1 to a mail in k would then open
+        a ticket of its own (and be acknowledged). Such a reply is held back in
+        a deferred claim, taken once every older claim is stored; by then its
+        original is in the desk, or never will be. One poller alone takes the
+        claims in order and never holds anything back.
+        """
+        if claim.deferred or not fetched:
+            return []
+        name, folder = self._key()
+        with self.sessions() as session:
+            older = session.scalar(select(IngestClaim.id).where(
+                IngestClaim.source == name, IngestClaim.folder == folder,
+                IngestClaim.uidvalidity == claim.uidvalidity, IngestClaim.id < claim.id,
+            ).limit(1))
+            if older is None:
+                return []
+            heads = {item.uid: _headers(item.raw) for item in fetched}
+            own = {uid: set(message_ids(str(h.get("message-id", "")))) for uid, h in heads.items()}
+            refs = {uid: _thread_refs(h) for uid, h in heads.items()}
+            in_batch = set().union(*own.values())
+            held = {
+                uid for uid, ids in refs.items()
+                if ids and not ids & in_batch
+                and store.ticket_by_message_ids(session, sorted(ids)) is None
+            }
+        # A reply to a reply held back waits with it.
+        while True:
+            waiting = set().union(*(own[uid] for uid in held)) if held else set()
+            more = {uid for uid, ids in refs.items() if uid not in held and ids & waiting}
+            if not more:
+                return sorted(held)
+            held |= more
 
     def _finish_marks(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
         """Mark the committed ``uids`` on the server, then forget they were owed.
