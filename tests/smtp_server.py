@@ -4,8 +4,10 @@ Each fixture starts a server of its own on a free port (the OS picks it, so
 no two tests collide) and stops it afterwards. A server records what it
 accepted — envelope and raw bytes — and can be told, while running, to
 refuse (``refuse(451)``, ``refuse(550, at="data")``), to drop the connection
-after the message's data without answering (``drop()``), or to accept again
-(``accept()``).
+after the message's data without answering (``drop()``), to stall a
+session at RCPT or after the message's data, unanswered until ``accept()``
+(``stall("rcpt")``, ``stall("data")``; ``wait_stalled()`` says when a
+session got there), or to accept again (``accept()``).
 
 Fixtures: ``smtp_server`` (accepts), ``smtp_tempfail_server`` (451 at RCPT),
 ``smtp_permfail_server`` (550 at RCPT), ``smtp_dropping_server`` (drops after
@@ -50,6 +52,16 @@ class _RecordingHandler:
         self.refusal: tuple[int, str] | None = None
         self.dropping = False
         self._lock = threading.Lock()
+        self.stall_at: Literal["rcpt", "data"] | None = None
+        self.stalled = threading.Event()  # a session is held at stall_at
+        self.released = threading.Event()
+
+    async def _stall(self) -> None:
+        self.stalled.set()
+        # Polled, not awaited in a thread: a session whose client died is
+        # cancelled by aiosmtpd, and stopping the server never hangs on it.
+        while not self.released.is_set():
+            await asyncio.sleep(0.01)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -57,6 +69,8 @@ class _RecordingHandler:
     ) -> str:
         if self.refusal and self.refusal[1] == "rcpt":
             return _refusal_reply(self.refusal[0])
+        if self.stall_at == "rcpt":
+            await self._stall()
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -74,6 +88,9 @@ class _RecordingHandler:
                 ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), raw,
                              bool(session.authenticated))
             )
+        if self.stall_at == "data":
+            # Kept, as a server that queued it and then hung before answering.
+            await self._stall()
         return "250 2.0.0 OK queued"
 
 
@@ -129,6 +146,7 @@ class SmtpTestServer:
         return self
 
     def stop(self) -> None:
+        self._handler.released.set()
         self._controller.stop()
 
     @property
@@ -138,12 +156,24 @@ class SmtpTestServer:
     def accept(self) -> None:
         self._handler.refusal = None
         self._handler.dropping = False
+        self._handler.stall_at = None
+        self._handler.released.set()
 
     def refuse(self, code: int, at: Literal["rcpt", "data"] = "rcpt") -> None:
         self._handler.refusal = (code, at)
 
     def drop(self) -> None:
         self._handler.dropping = True
+
+    def stall(self, at: Literal["rcpt", "data"]) -> None:
+        """Hold every session at ``at`` (after keeping the message, for "data")."""
+        self._handler.stalled.clear()
+        self._handler.released.clear()
+        self._handler.stall_at = at
+
+    def wait_stalled(self, timeout: float) -> bool:
+        """Whether a session reached the stall within ``timeout`` seconds."""
+        return self._handler.stalled.wait(timeout)
 
     def smtp_settings(self, **overrides: object) -> dict[str, object]:
         """The ``smtp`` section of Settings for sending to this server."""

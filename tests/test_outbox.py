@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
+import signal
 import smtplib
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +34,7 @@ from madoguchi.ticketing.models import (
 )
 from madoguchi.ticketing.outbox import (
     INTERRUPTED,
+    STOPPED_BEFORE_DATA,
     OutboxSender,
     SendReport,
     backoff_delay,
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 
 # The SMTP server fixtures (imported here, not above, so pytest loads the
 
+ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 24, 13, 15, tzinfo=UTC)  # 22:15 in Tokyo, a Tuesday
 CUSTOMER = "yamada@sakura.example.jp"
 
@@ -375,17 +381,17 @@ class ProcessDied(BaseException):
 
 
 def crash_after_delivery(smtp: SmtpSettings) -> smtplib.SMTP:
-    conn = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds)
+    conn = open_smtp(smtp)
 
-    def sendmail(*args: object, **kwargs: object) -> dict[str, tuple[int, bytes]]:
-        smtplib.SMTP.sendmail(conn, *args, **kwargs)  # type: ignore[arg-type]
+    def data(msg: bytes) -> tuple[int, bytes]:
+        smtplib.SMTP.data(conn, msg)
         raise ProcessDied  # the server has it; we die before writing "sent"
 
-    conn.sendmail = sendmail  # type: ignore[method-assign]
+    conn.data = data  # type: ignore[method-assign]
     return conn
 
 
-def test_row_left_sending_by_a_crash_is_marked_failed_and_never_resent(
+def test_row_left_delivering_by_a_crash_is_marked_failed_and_never_resent(
     db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
 ) -> None:
     row_id = queue(db)
@@ -393,11 +399,15 @@ def test_row_left_sending_by_a_crash_is_marked_failed_and_never_resent(
     clock = Clock()
     with pytest.raises(ProcessDied):
         sender(settings, db, clock, smtp_factory=crash_after_delivery).send_due()
-    assert db.row(row_id).status is OutboxStatus.SENDING
+    assert db.row(row_id).status is OutboxStatus.DELIVERING
     assert len(smtp_server.messages) == 1
 
-    # The restarted sender, once the dead one's lease is over.
-    clock.now = T0 + lease_for(settings.smtp)
+    # The restarted sender: nothing within the short lease of `delivering`...
+    clock.now = T0 + lease_for(settings.smtp, OutboxStatus.DELIVERING) - timedelta(seconds=1)
+    assert sender(settings, db, clock).send_due() == SendReport()
+    assert db.row(row_id).status is OutboxStatus.DELIVERING
+    # ... and once it is over.
+    clock.now = T0 + lease_for(settings.smtp, OutboxStatus.DELIVERING)
     restarted = sender(settings, db, clock)
     report = restarted.send_due()
     assert report.interrupted == [row_id]
@@ -421,6 +431,214 @@ def test_row_another_worker_is_sending_within_its_lease_is_left_alone(
     assert sender(settings, db, clock).send_due() == SendReport()
     assert db.row(row_id).status is OutboxStatus.SENDING
     assert smtp_server.messages == []
+
+
+def test_delivering_lease_is_a_few_timeouts_and_sending_lease_much_longer() -> None:
+    smtp = SmtpSettings(timeout_seconds=30)
+    assert lease_for(smtp, OutboxStatus.DELIVERING) == timedelta(seconds=150)
+    assert lease_for(smtp) == lease_for(smtp, OutboxStatus.SENDING) == timedelta(seconds=600)
+
+
+def crash_at_rcpt(smtp: SmtpSettings) -> smtplib.SMTP:
+    conn = open_smtp(smtp)
+
+    def rcpt(*args: object, **kwargs: object) -> tuple[int, bytes]:
+        raise ProcessDied  # before the server could hold anything
+
+    conn.rcpt = rcpt  # type: ignore[method-assign]
+    return conn
+
+
+def test_row_left_sending_by_a_crash_is_sent_again_after_the_lease_once(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    row_id = queue(db)
+    settings = server_settings(db, tmp_path, smtp_server)
+    clock = Clock()
+    with pytest.raises(ProcessDied):
+        sender(settings, db, clock, smtp_factory=crash_at_rcpt).send_due()
+    assert db.row(row_id).status is OutboxStatus.SENDING
+
+    clock.now = T0 + lease_for(settings.smtp) - timedelta(seconds=1)
+    assert sender(settings, db, clock).send_due() == SendReport()
+    assert smtp_server.messages == []
+
+    clock.now = T0 + lease_for(settings.smtp)
+    restarted = sender(settings, db, clock)
+    report = restarted.send_due()
+    assert report.requeued == [row_id]
+    assert report.sent == [row_id]
+    assert report.interrupted == report.failed == []
+    row = db.row(row_id)
+    assert row.status is OutboxStatus.SENT
+    assert row.attempts == 2  # the interrupted attempt counts
+    assert row.last_error is None
+    clock.advance(days=1)
+    assert restarted.send_due() == SendReport()
+    assert len(smtp_server.messages) == 1
+
+
+def test_row_left_sending_with_its_attempts_used_up_fails(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    row_id = queue(db)
+    settings = server_settings(db, tmp_path, smtp_server, max_attempts=1)
+    clock = Clock()
+    with pytest.raises(ProcessDied):
+        sender(settings, db, clock, smtp_factory=crash_at_rcpt).send_due()
+    clock.now = T0 + lease_for(settings.smtp)
+    report = sender(settings, db, clock).send_due()
+    assert (report.failed, report.requeued, report.sent) == ([row_id], [], [])
+    row = db.row(row_id)
+    assert row.status is OutboxStatus.FAILED
+    assert row.last_error == f"gave up after 1 attempts: {STOPPED_BEFORE_DATA}"
+    assert smtp_server.messages == []
+
+
+def test_sender_overtaken_before_data_sends_nothing(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    """A live sender slower than its lease: the row was sent by another; no duplicate."""
+    row_id = queue(db)
+    settings = server_settings(db, tmp_path, smtp_server)
+    late = Clock(T0 + lease_for(settings.smtp))
+    others: list[SendReport] = []
+
+    def slow_at_rcpt(smtp: SmtpSettings) -> smtplib.SMTP:
+        conn = open_smtp(smtp)
+
+        def rcpt(*args: object, **kwargs: object) -> tuple[int, bytes]:
+            reply = smtplib.SMTP.rcpt(conn, *args, **kwargs)  # type: ignore[arg-type]
+            others.append(sender(settings, db, late).send_due())  # meanwhile, elsewhere
+            return reply
+
+        conn.rcpt = rcpt  # type: ignore[method-assign]
+        return conn
+
+    slow = sender(settings, db, Clock(), smtp_factory=slow_at_rcpt).send_due()
+
+    assert slow == SendReport()
+    assert others == [SendReport(sent=[row_id], requeued=[row_id])]
+    row = db.row(row_id)
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
+    assert len(smtp_server.messages) == 1
+
+
+def test_desk_status_counts_a_delivering_row_as_sending(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    from madoguchi.health import desk_status
+
+    queue(db)
+    with pytest.raises(ProcessDied):
+        sender(server_settings(db, tmp_path, smtp_server), db, Clock(),
+               smtp_factory=crash_after_delivery).send_due()
+    queue(db, "ack:T-2026-000002", message=mail(n=2))
+    with db.sessions() as s:
+        status = desk_status(settings_for(db, tmp_path), s, T0, history=False)
+    assert status.outbox == {"pending": 1, "sending": 1, "failed": 0}
+
+
+# --- crashes of a real sender process --------------------------------------------------
+
+# A sender process: the database, the storage dir and the smtp section in argv[1].
+SENDER_PROCESS = """
+import json, sys
+from madoguchi.config import load_settings
+from madoguchi.ticketing.db import make_engine, session_factory
+from madoguchi.ticketing.outbox import OutboxSender
+
+args = json.loads(sys.argv[1])
+settings = load_settings(None, database_url=args["url"], storage_dir=args["storage"],
+                         sources=[], smtp=args["smtp"])
+print(OutboxSender(settings, session_factory(make_engine(args["url"]))).send_due(), flush=True)
+"""
+# The killed sender must still be waiting for the stalled reply when it dies.
+PROCESS_SMTP_TIMEOUT = 5
+
+
+def start_sender_process(db: OutboxDb, tmp_path: Path,
+                         server: SmtpTestServer) -> subprocess.Popen[bytes]:
+    args = {"url": db.url, "storage": str(tmp_path / "storage"),
+            "smtp": server.smtp_settings(timeout_seconds=PROCESS_SMTP_TIMEOUT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", SENDER_PROCESS, json.dumps(args, default=str)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+
+
+def kill_when_stalled(proc: subprocess.Popen[bytes], server: SmtpTestServer) -> None:
+    try:
+        stalled = server.wait_stalled(timeout=60)
+    finally:
+        proc.kill()  # SIGKILL: no chance to clean up
+        out, _ = proc.communicate(timeout=30)
+    assert stalled, f"the sender never reached the stall: {out.decode(errors='replace')}"
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_sender_process_killed_before_data_is_sent_again_exactly_once(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    row_id = queue(db, now=datetime.now(UTC) - timedelta(seconds=1))
+    smtp_server.stall("rcpt")
+    proc = start_sender_process(db, tmp_path, smtp_server)
+    kill_when_stalled(proc, smtp_server)
+    smtp_server.accept()
+
+    dead = db.row(row_id)
+    assert (dead.status, dead.attempts) == (OutboxStatus.SENDING, 1)
+    assert smtp_server.messages == []
+
+    settings = server_settings(db, tmp_path, smtp_server,
+                               timeout_seconds=PROCESS_SMTP_TIMEOUT)
+    # Its lease protects it from the others while it could still be alive...
+    clock = Clock(dead.next_attempt_at - timedelta(seconds=1))
+    assert sender(settings, db, clock).send_due() == SendReport()
+    assert db.row(row_id).status is OutboxStatus.SENDING
+    # ... and once over, the row goes again: the server never had it.
+    clock.now = dead.next_attempt_at
+    report = sender(settings, db, clock).send_due()
+    assert (report.requeued, report.sent) == ([row_id], [row_id])
+    assert report.interrupted == report.failed == []
+    clock.advance(days=1)
+    assert sender(settings, db, clock).send_due() == SendReport()
+
+    row = db.row(row_id)
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
+    [got] = smtp_server.messages
+    assert got.raw == row.raw
+
+
+def test_sender_process_killed_during_data_is_interrupted_and_never_resent(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    row_id = queue(db, now=datetime.now(UTC) - timedelta(seconds=1))
+    smtp_server.stall("data")
+    proc = start_sender_process(db, tmp_path, smtp_server)
+    kill_when_stalled(proc, smtp_server)
+    killed_at = datetime.now(UTC)
+    smtp_server.accept()
+
+    # The server has the content, unanswered: nobody can tell whether it delivers it.
+    assert len(smtp_server.messages) == 1
+    dead = db.row(row_id)
+    assert (dead.status, dead.attempts) == (OutboxStatus.DELIVERING, 1)
+    settings = server_settings(db, tmp_path, smtp_server,
+                               timeout_seconds=PROCESS_SMTP_TIMEOUT)
+    assert dead.next_attempt_at <= killed_at + lease_for(settings.smtp, OutboxStatus.DELIVERING)
+
+    clock = Clock(dead.next_attempt_at - timedelta(seconds=1))
+    assert sender(settings, db, clock).send_due() == SendReport()
+    assert db.row(row_id).status is OutboxStatus.DELIVERING
+    clock.now = dead.next_attempt_at
+    assert sender(settings, db, clock).send_due() == SendReport(interrupted=[row_id])
+    clock.advance(days=1)
+    assert sender(settings, db, clock).send_due() == SendReport()
+
+    row = db.row(row_id)
+    assert (row.status, row.last_error) == (OutboxStatus.FAILED, INTERRUPTED)
+    assert len(smtp_server.messages) == 1
 
 
 # --- TLS and login ---------------------------------------------------------------------

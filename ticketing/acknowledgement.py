@@ -29,8 +29,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -101,7 +102,34 @@ def _one_line(text: str, limit: int | None = None) -> str:
     return flat
 
 
+class AckTicket(Protocol):
+    """What the acknowledgement reads of a ticket (a ``Ticket``, or one the pipeline opens)."""
+
+    id: int | None
+    number: str
+    work_starts_at: datetime | None
+    first_response_due: datetime | None
+
+    @property
+    def flag_names(self) -> list[str]: ...
+
+
+class AckInbound(Protocol):
+    """What it reads of the ticket's first message (a ``Message``, or the pipeline's row)."""
+
+    channel: Channel
+    auto_kind: str | None
+    sender: str
+    sender_name: str
+    subject: str
+    message_id: str | None
+    references: list[str]
+    received_at: datetime
+
+
+@lru_cache(maxsize=4096)
 def _usable_address(addr: str) -> bool:
+    # Cached: the header parser is slow, and the same senders write again and again.
     if not addr or not addr.isascii() or addr.count("@") != 1 or _CONTROLS.search(addr):
         return False
     try:
@@ -121,7 +149,7 @@ def _msg_ids(ids: list[str]) -> list[str]:
 
 
 def should_acknowledge(
-    ticket: Ticket, inbound: Message, settings: Settings, recent_acks_to_sender: int
+    ticket: AckTicket, inbound: AckInbound, settings: Settings, recent_acks_to_sender: int
 ) -> tuple[bool, str]:
     """Whether a new ticket's first mail gets an acknowledgement, and why (not)."""
     ack = settings.acknowledgement
@@ -166,31 +194,40 @@ def _template(path: Path) -> jinja2.Template:
     return _environment(path.parent).get_template(path.name)
 
 
+def _company(ticket: AckTicket) -> str:
+    customer = getattr(ticket, "customer", None)  # a Ticket's; else the caller says
+    return customer.company if customer is not None else ""
+
+
 def build_acknowledgement(
-    ticket: Ticket,
-    inbound: Message,
+    ticket: AckTicket,
+    inbound: AckInbound,
     settings: Settings,
     *,
     due_at: datetime | None,
     now: datetime,
+    company: str | None = None,
 ) -> EmailMessage:
     """The acknowledgement of ``ticket``, answering its first mail ``inbound``.
 
+    ``company`` is the customer's, by default ``ticket.customer.company``.
     Everything taken from the customer's mail (subject, name, address,
     message ids) is reduced to one line or checked before it reaches a header.
     Raises jinja2.TemplateError when the desk's template is broken.
     """
     return _build(ticket, inbound, settings, due_at, now,
-                  settings.acknowledgement.template or SHIPPED_TEMPLATE)
+                  settings.acknowledgement.template or SHIPPED_TEMPLATE,
+                  _company(ticket) if company is None else company)
 
 
 def _build(
-    ticket: Ticket,
-    inbound: Message,
+    ticket: AckTicket,
+    inbound: AckInbound,
     settings: Settings,
     due_at: datetime | None,
     now: datetime,
     template: Path,
+    company: str,
 ) -> EmailMessage:
     tz = settings.tz
     ack = settings.acknowledgement
@@ -200,7 +237,7 @@ def _build(
     desk_domain = settings.desk_address.rpartition("@")[2]
     work_starts = ticket.work_starts_at
     body = _template(template).render(
-        company=ticket.customer.company if ticket.customer else "",
+        company=company,
         sender_name=sender_name,
         ticket_number=ticket.number,
         tag=tag,
@@ -253,12 +290,13 @@ def recent_ack_counts(session: Session, now: datetime) -> Counter[str]:
 
 def acknowledge_new_ticket(
     session: Session,
-    ticket: Ticket,
-    inbound: Message,
+    ticket: AckTicket,
+    inbound: AckInbound,
     settings: Settings,
     *,
     now: datetime,
     recent_acks: int | None = None,
+    company: str | None = None,
 ) -> OutboxMessage | None:
     """Queue the acknowledgement of a new ticket in the caller's transaction, if one is due.
 
@@ -266,6 +304,7 @@ def acknowledge_new_ticket(
     acknowledged already (``ack:<number>`` is queued at most once).
     ``recent_acks`` (acknowledgements to this sender in the last hour) may be
     given by a caller that counts for a whole batch; else it is queried.
+    ``company`` as for ``build_acknowledgement``. The ticket must have its id.
     """
     recent = (
         recent_acks
@@ -276,9 +315,10 @@ def acknowledge_new_ticket(
     if not ok:
         log.info("%s: no acknowledgement: %s", ticket.number, reason)
         return None
+    company = _company(ticket) if company is None else company
     try:
         message = build_acknowledgement(
-            ticket, inbound, settings, due_at=ticket.first_response_due, now=now
+            ticket, inbound, settings, due_at=ticket.first_response_due, now=now, company=company
         )
     except jinja2.TemplateError:
         if settings.acknowledgement.template is None:
@@ -288,12 +328,12 @@ def acknowledge_new_ticket(
         log.exception("%s: acknowledgement template %s is broken; using the shipped one",
                       ticket.number, settings.acknowledgement.template)
         message = _build(ticket, inbound, settings, ticket.first_response_due, now,
-                         SHIPPED_TEMPLATE)
+                         SHIPPED_TEMPLATE, company)
     return enqueue(
         session,
         kind=ACK_KIND,
         dedupe_key=f"{ACK_KIND}:{ticket.number}",
-        ticket=ticket,
+        ticket=ticket,  # type: ignore[arg-type]  # only its id is read
         message=message,
         now=now,
     )

@@ -7,23 +7,35 @@ rolled-back change never sends anything, a committed one is always sent.
 
 The life of a row::
 
-    pending ──claim, commit──▶ sending ──SMTP accepted──▶ sent
-       ▲                          │
-       └── temporary failure ─────┤ (connection refused or dropped, 4xx):
-           attempts < max,        │  next_attempt_at = now + backoff with jitter
-           with backoff           └── permanent refusal (5xx) or attempts used up ──▶ failed
+    pending ──claim──▶ sending ──MAIL, RCPT accepted──▶ delivering ──DATA accepted──▶ sent
+     ▲  ▲                 │                                 │
+     │  └── lease over ───┘ (died before DATA:              └── lease over ──▶ failed, INTERRUPTED
+     │                       the server has nothing)
+     └── temporary failure in sending or delivering (refused, dropped, 4xx), attempts < max:
+         next_attempt_at = now + backoff with jitter.
+         Permanent refusal (5xx) or attempts used up ──▶ failed
 
-Never sent twice after a crash: a row is marked ``sending`` and that is
-COMMITTED before the SMTP conversation starts, and marked ``sent`` in a new
-transaction after the server accepted it. A process that dies in between
-leaves the row in ``sending``, and nobody can tell whether the server took
-the message. Such a row is never sent again automatically: while a row is
-``sending`` its ``next_attempt_at`` holds the end of a lease (longer than
-any SMTP conversation can take, see ``lease_for``), and a row still
-``sending`` after its lease is marked ``failed`` with the message
-``INTERRUPTED`` for staff, who check the recipient's mailbox before they
-resend. The lease keeps a sender from failing a row that another, live
-sender is delivering right now.
+Never lost and never sent twice after a crash. Each status is COMMITTED
+before the SMTP step it allows, and while a row is ``sending`` or
+``delivering`` its ``next_attempt_at`` holds the end of its sender's lease
+(``lease_for``):
+
+- ``sending``, before connecting. Until DATA the server holds nothing it
+  could deliver, so a row still ``sending`` after its lease goes back to
+  ``pending``, due at once, its attempt counted. The lease is long (every
+  step up to RCPT may take a timeout) so a live sender is not overtaken.
+- ``delivering``, right before the DATA command, in its own short
+  transaction, and only while the row is still this sender's: ``sending``
+  with the attempt number of its claim. A sender that was overtaken anyway
+  finds the row changed, resets the SMTP transaction and sends nothing.
+  From DATA on the server may have the message and nobody can tell: a row
+  still ``delivering`` after its lease (a few timeouts: DATA, the content,
+  the reply) is marked ``failed`` with ``INTERRUPTED`` for staff, who check
+  the recipient's mailbox before they resend.
+- ``sent``, in a new transaction after the server accepted.
+
+A reply refusing the DATA, or a connection dropped before the reply, is a
+failure like any other: by SMTP's rules the server has not taken the message.
 
 Several senders may run at once: on PostgreSQL a row is claimed with
 ``SELECT ... FOR UPDATE SKIP LOCKED``, so two workers never take the same row
@@ -37,6 +49,7 @@ next round rather than each spending an attempt on it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import smtplib
@@ -47,6 +60,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import getaddresses, parseaddr
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -58,6 +72,7 @@ from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket
 
 __all__ = [
     "INTERRUPTED",
+    "STOPPED_BEFORE_DATA",
     "OutboxSender",
     "SendReport",
     "backoff_delay",
@@ -73,9 +88,16 @@ INTERRUPTED = (
     "delivery state unknown after a crash; check the recipient's mailbox before resending"
 )
 
-# A row stays claimed for this many SMTP timeouts: connect, EHLO, STARTTLS,
-# EHLO, AUTH, MAIL, RCPT, DATA and the end of data each wait at most one.
-_LEASE_TIMEOUTS = 20
+# Leases in SMTP timeouts. `sending`: connect, EHLO, STARTTLS, EHLO, AUTH,
+# MAIL and each RCPT wait at most one; generous, as overtaking a live sender
+# costs an attempt (never a duplicate: see _start_delivering).
+_SENDING_TIMEOUTS = 20
+# `delivering`: the DATA command, the content and the final reply wait at most
+# one each; the rest is margin for committing `sent`.
+_DELIVERING_TIMEOUTS = 5
+
+# Why a row left `sending` by a dead sender went back to pending.
+STOPPED_BEFORE_DATA = "the sender stopped before DATA; nothing was sent"
 
 
 def enqueue(
@@ -166,9 +188,10 @@ def _checked_bytes(message: EmailMessage) -> bytes:
     return raw
 
 
-def lease_for(smtp: SmtpSettings) -> timedelta:
-    """How long a claimed row may stay ``sending`` before it counts as interrupted."""
-    return timedelta(seconds=smtp.timeout_seconds * _LEASE_TIMEOUTS)
+def lease_for(smtp: SmtpSettings, status: OutboxStatus = OutboxStatus.SENDING) -> timedelta:
+    """How long a row may stay ``sending`` (or ``delivering``) before its sender counts as dead."""
+    timeouts = _DELIVERING_TIMEOUTS if status is OutboxStatus.DELIVERING else _SENDING_TIMEOUTS
+    return timedelta(seconds=smtp.timeout_seconds * timeouts)
 
 
 def backoff_delay(attempts: int, smtp: SmtpSettings, rng: random.Random) -> timedelta:
@@ -180,6 +203,17 @@ def backoff_delay(attempts: int, smtp: SmtpSettings, rng: random.Random) -> time
     exponent = min(max(attempts - 1, 0), 32)
     ceiling = min(smtp.backoff_max_seconds, smtp.backoff_base_seconds * 2**exponent)
     return timedelta(seconds=ceiling * (0.5 + 0.5 * rng.random()))
+
+
+def _ticket_numbers(session: Session, row_ids: list[int]) -> dict[int, str]:
+    """The ticket numbers of outbox rows (those that have a ticket), for their log lines."""
+    if not row_ids:
+        return {}
+    return dict(session.execute(
+        select(OutboxMessage.id, Ticket.number)
+        .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+        .where(OutboxMessage.id.in_(row_ids))
+    ).all())
 
 
 def claim_next(session: Session, *, now: datetime, lease: timedelta) -> OutboxMessage | None:
@@ -256,8 +290,10 @@ class SendReport:
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-    # Found still ``sending`` after their lease: marked failed, not resent.
+    # Found still ``delivering`` after their lease: marked failed, not resent.
     interrupted: list[int] = field(default_factory=list)
+    # Found still ``sending`` after their lease: nothing was sent, pending again.
+    requeued: list[int] = field(default_factory=list)
 
 
 class _Failure(Exception):
@@ -298,9 +334,55 @@ def _classify(exc: Exception) -> _Failure:
         # Refused, timed out, reset, TLS errors, STARTTLS not offered.
         return _Failure(f"connection: {type(exc).__name__}: {exc}", permanent=False,
                         connection=True)
-    # Anything else is a bug: the row stays `sending` and ends as interrupted,
-    # never resent on a guess.
+    # Anything else is a bug: the row stays as it is and its lease decides
+    # (sent again if DATA had not begun, else left for staff).
     raise exc
+
+
+def _transact(
+    conn: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes,
+    before_data: Callable[[], bool],
+) -> dict[str, tuple[int, bytes]] | None:
+    """``conn.sendmail`` in its steps, asking ``before_data`` before the DATA command.
+
+    Returns the refused recipients, as ``sendmail`` does, or None when
+    ``before_data`` said no (the SMTP transaction is then still open: the
+    caller resets it). Raises as ``sendmail`` does.
+    """
+    conn.ehlo_or_helo_if_needed()
+    options = [f"size={len(raw)}"] if conn.does_esmtp and conn.has_extn("size") else []
+    code, reply = conn.mail(mail_from, options)
+    if code != 250:
+        _abandon(conn, code)
+        raise smtplib.SMTPSenderRefused(code, reply, mail_from)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for addr in rcpt_to:
+        code, reply = conn.rcpt(addr)
+        if code not in (250, 251):
+            refused[addr] = (code, reply)
+        if code == 421:
+            conn.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(rcpt_to):
+        _abandon(conn, 0)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if not before_data():
+        return None
+    code, reply = conn.data(raw)
+    if code != 250:
+        _abandon(conn, code)
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def _abandon(conn: smtplib.SMTP, code: int) -> None:
+    """End the SMTP transaction after a refusal, as ``sendmail`` does (421: the server left)."""
+    if code == 421:
+        conn.close()
+        return
+    # Disconnected: the next use of the connection will say so.
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        conn.rset()
 
 
 class OutboxSender:
@@ -322,8 +404,9 @@ class OutboxSender:
         self._rng = rng or random.Random()
 
     def send_due(self, limit: int = 100) -> SendReport:
-        """Fail interrupted rows, then deliver up to ``limit`` due rows, one at a time."""
-        report = SendReport(interrupted=self.fail_interrupted())
+        """Recover rows of dead senders, then deliver up to ``limit`` due rows, one at a time."""
+        report = SendReport()
+        self.recover_expired(report)
         conn: smtplib.SMTP | None = None
         try:
             for _ in range(limit):
@@ -331,20 +414,31 @@ class OutboxSender:
                     row = claim_next(session, now=self._now(), lease=lease_for(self.smtp))
                     if row is None:
                         break
-                    row_id, mail_from, rcpt_to, raw = row.id, row.mail_from, row.rcpt_to, row.raw
-                # The row is committed as `sending`: from here a crash leaves it for staff.
+                    row_id, attempt = row.id, row.attempts
+                    mail_from, rcpt_to, raw = row.mail_from, row.rcpt_to, row.raw
+                # Committed as `sending`: until DATA a crash only delays the row.
                 try:
                     if conn is None:
                         conn = self._smtp_factory(self.smtp)
-                    refused = conn.sendmail(mail_from, rcpt_to, raw)
+                    refused = _transact(conn, mail_from, rcpt_to, raw,
+                                        partial(self._start_delivering, row_id, attempt))
                 except Exception as exc:
                     failure = _classify(exc)
-                    self._record_failure(row_id, failure, report)
+                    self._record_failure(row_id, attempt, failure, report)
                     if failure.connection:
                         if conn is not None:
                             conn.close()
                         conn = None
                         break
+                    continue
+                if refused is None:
+                    log.warning("outbox %s: taken back from this sender before DATA; "
+                                "not sent by it", row_id, extra={"outbox_id": row_id})
+                    try:
+                        conn.rset()
+                    except (OSError, smtplib.SMTPException):
+                        conn.close()
+                        conn = None
                     continue
                 self._record_sent(row_id, refused, report)
         finally:
@@ -355,32 +449,82 @@ class OutboxSender:
                     conn.close()
         return report
 
-    def fail_interrupted(self) -> list[int]:
-        """Mark rows left ``sending`` beyond their lease as failed; never resend them."""
+    def recover_expired(self, report: SendReport) -> None:
+        """Rows whose sender's lease is over: sent again if DATA had not begun, else failed.
+
+        A row still ``sending`` goes back to ``pending``, due now (or fails when
+        its attempts are used up: a row that kills its sender must not loop);
+        one still ``delivering`` is failed with ``INTERRUPTED``, never resent.
+        """
+        now = self._now()
         with self._sessions() as session, session.begin():
-            ids = list(
-                session.scalars(
-                    select(OutboxMessage.id)
-                    .where(
-                        OutboxMessage.status == OutboxStatus.SENDING,
-                        OutboxMessage.next_attempt_at <= self._now(),
-                    )
-                    .with_for_update(skip_locked=True)
+            expired = session.execute(
+                select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts)
+                .where(
+                    OutboxMessage.status.in_([OutboxStatus.SENDING, OutboxStatus.DELIVERING]),
+                    OutboxMessage.next_attempt_at <= now,
                 )
-            )
-            if ids:
-                session.execute(
+                .order_by(OutboxMessage.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+            outcomes: list[tuple[int, str]] = []
+            for row_id, status, attempts in expired:
+                if status == OutboxStatus.DELIVERING:
+                    values: dict[str, object] = {"status": OutboxStatus.FAILED,
+                                                 "last_error": INTERRUPTED}
+                    outcome = "interrupted"
+                elif attempts >= self.smtp.max_attempts:
+                    values = {"status": OutboxStatus.FAILED, "last_error":
+                              f"gave up after {attempts} attempts: {STOPPED_BEFORE_DATA}"}
+                    outcome = "failed"
+                else:
+                    values = {"status": OutboxStatus.PENDING, "next_attempt_at": now,
+                              "last_error": STOPPED_BEFORE_DATA}
+                    outcome = "requeued"
+                # Only as read: SQLite has no row locks, another sender may have
+                # recovered it, or its live sender moved on, meanwhile.
+                done = session.execute(
                     update(OutboxMessage)
-                    .where(
-                        OutboxMessage.id.in_(ids),
-                        OutboxMessage.status == OutboxStatus.SENDING,
-                    )
-                    .values(status=OutboxStatus.FAILED, last_error=INTERRUPTED)
+                    .where(OutboxMessage.id == row_id, OutboxMessage.status == status,
+                           OutboxMessage.attempts == attempts,
+                           OutboxMessage.next_attempt_at <= now)
+                    .values(values)
                     .execution_options(synchronize_session=False)
                 )
-        for row_id in ids:
-            log.error("outbox %s: %s", row_id, INTERRUPTED)
-        return ids
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    outcomes.append((row_id, outcome))
+            numbers = _ticket_numbers(session, [row_id for row_id, _ in outcomes])
+        for row_id, outcome in outcomes:
+            extra = {"ticket": numbers.get(row_id), "outbox_id": row_id}
+            if outcome == "requeued":
+                report.requeued.append(row_id)
+                log.warning("outbox %s: %s; sending it again", row_id, STOPPED_BEFORE_DATA,
+                            extra=extra)
+            elif outcome == "failed":
+                report.failed.append(row_id)
+                log.error("outbox %s: failed: gave up, %s", row_id, STOPPED_BEFORE_DATA,
+                          extra=extra)
+            else:
+                report.interrupted.append(row_id)
+                log.error("outbox %s: %s", row_id, INTERRUPTED, extra=extra)
+
+    def _start_delivering(self, row_id: int, attempt: int) -> bool:
+        """Commit ``delivering`` before DATA; False when the row is no longer this sender's.
+
+        The attempt number is the fence: a row taken back after the lease and
+        claimed again carries a higher one.
+        """
+        with self._sessions() as session, session.begin():
+            done = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.SENDING,
+                       OutboxMessage.attempts == attempt)
+                .values(status=OutboxStatus.DELIVERING,
+                        next_attempt_at=self._now() + lease_for(self.smtp,
+                                                                OutboxStatus.DELIVERING))
+                .execution_options(synchronize_session=False)
+            )
+        return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
     def _record_sent(self, row_id: int, refused: dict[str, tuple[int, bytes]],
                      report: SendReport) -> None:
@@ -400,26 +544,32 @@ class OutboxSender:
                 .values(status=OutboxStatus.SENT, sent_at=self._now(), last_error=note)
                 .execution_options(synchronize_session=False)
             )
+            number = _ticket_numbers(session, [row_id]).get(row_id)
         report.sent.append(row_id)
-        log.info("outbox %s: sent%s", row_id, f" ({note})" if note else "")
+        log.info("outbox %s: sent%s", row_id, f" ({note})" if note else "",
+                 extra={"ticket": number, "outbox_id": row_id})
 
-    def _record_failure(self, row_id: int, failure: _Failure, report: SendReport) -> None:
+    def _record_failure(self, row_id: int, attempt: int, failure: _Failure,
+                        report: SendReport) -> None:
         now = self._now()
         with self._sessions() as session, session.begin():
-            row = session.get_one(OutboxMessage, row_id, populate_existing=True)
-            if row.status != OutboxStatus.SENDING:
-                return  # taken for interrupted meanwhile; that verdict stands
+            row = session.get_one(OutboxMessage, row_id, populate_existing=True,
+                                  with_for_update=True)
+            if (row.status not in (OutboxStatus.SENDING, OutboxStatus.DELIVERING)
+                    or row.attempts != attempt):
+                return  # recovered after the lease meanwhile; that verdict stands
             row.last_error = str(failure)
+            extra = {"ticket": _ticket_numbers(session, [row_id]).get(row_id), "outbox_id": row_id}
             if failure.permanent or row.attempts >= self.smtp.max_attempts:
                 row.status = OutboxStatus.FAILED
                 if not failure.permanent:
                     row.last_error = f"gave up after {row.attempts} attempts: {failure}"
                 report.failed.append(row_id)
-                log.error("outbox %s: failed: %s", row_id, row.last_error)
+                log.error("outbox %s: failed: %s", row_id, row.last_error, extra=extra)
             else:
                 row.status = OutboxStatus.PENDING
                 row.next_attempt_at = now + backoff_delay(row.attempts, self.smtp, self._rng)
                 report.retrying.append(row_id)
                 log.warning("outbox %s: attempt %s failed, retry at %s: %s",
-                            row_id, row.attempts, row.next_attempt_at, failure)
+                            row_id, row.attempts, row.next_attempt_at, failure, extra=extra)
 
