@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     desk_address: str = "support@example.co.jp"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one JSON object per line (madoguchi/logs.py), for a log shipper.
+    log_format: Literal["text", "json"] = "text"
     # authserv-ids of the desk's own mail servers: their Authentication-Results
     # header is believed (a DMARC or SPF failure makes the sender untrusted).
     trusted_authserv_ids: list[str] = []

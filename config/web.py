@@ -18,12 +18,17 @@ TOML, all keys optional::
     login_max_failures = 5      # failed sign-ins per login name or address before a pause
     login_lockout_seconds = 300
     max_upload_bytes = 10485760 # the largest CSV the import page takes
+    # metrics_token_env = "MADOGUCHI_METRICS_TOKEN"   # /metrics wants "Authorization: Bearer …"
+    # metrics_token_file = "/etc/madoguchi/metrics-token"
+    #                           # neither set: /metrics answers loopback clients only
 
-The secret that signs session cookies lives in a file, never in the TOML.
+The secret that signs session cookies lives in a file, never in the TOML;
+so does the metrics token (or it is in the environment).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +53,35 @@ class WebSettings(BaseModel):
     login_max_failures: int = Field(5, gt=0)
     login_lockout_seconds: int = Field(300, ge=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    # The bearer token Prometheus sends to /metrics, from the environment or
+    # a file (never the TOML). Neither set: only loopback clients may scrape.
+    metrics_token_env: str | None = None
+    metrics_token_file: Path | None = None
 
     def secret_path(self, storage_dir: Path) -> Path:
         return self.secret_key_file or Path(storage_dir) / "web-secret"
+
+    def metrics_token(self) -> str | None:
+        """The /metrics token, read at each scrape (a rotated file needs no restart).
+
+        None when none is configured; ConfigError when one is configured but
+        cannot be had, so that /metrics is refused rather than left open.
+        """
+        # Imported here: config.settings imports this module.
+        from madoguchi.config.settings import ConfigError
+
+        if self.metrics_token_env:
+            value = os.environ.get(self.metrics_token_env, "").strip()
+            if not value:
+                raise ConfigError(f"web.metrics_token_env: environment variable "
+                                  f"{self.metrics_token_env} is not set or empty")
+            return value
+        if self.metrics_token_file:
+            try:
+                value = self.metrics_token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"web.metrics_token_file: {exc}") from exc
+            if not value:
+                raise ConfigError(f"web.metrics_token_file: {self.metrics_token_file} is empty")
+            return value
+        return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 
 from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
+from madoguchi.logs import configure_logging
 from madoguchi.web.cli import users_app, web_command
 
 app = typer.Typer(help="Madoguchi (窓口): support mail and FAX to threaded tickets.",
@@ -48,11 +48,7 @@ def main(ctx: typer.Context, config: ConfigOption = None) -> None:
     except ConfigError as exc:
         typer.echo(f"madoguchi: {exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
 
 
@@ -204,6 +200,32 @@ def quarantine_list(
 
 
 @app.command()
+def status(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Sources, queue, triage, quarantine and outbox at a glance, from the database."""
+    from datetime import UTC, datetime
+
+    from madoguchi.health import desk_status, render_status, status_record
+
+    if format not in ("text", "json"):
+        typer.echo("madoguchi: --format is text or json", err=True)
+        raise typer.Exit(2)
+    desk = _desk(ctx)
+    try:
+        with desk.factory() as session:
+            found = desk_status(desk.settings, session, datetime.now(UTC))
+    finally:
+        desk.close()
+    tz = desk.settings.tz
+    if format == "json":
+        typer.echo(json.dumps(status_record(found, tz), ensure_ascii=False))
+    else:
+        typer.echo(render_status(found, tz))
+
+
+@app.command()
 def daemon(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="One pass of everything due, then exit.")]
@@ -278,7 +300,7 @@ def sla_due(
 
     from madoguchi.ticketing.calendar import BusinessCalendar
     from madoguchi.ticketing.models import Contract
-    from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
+    from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
     from madoguchi.ticketing.support_number import parse_support_number
 
     settings = _settings(ctx)
@@ -305,7 +327,7 @@ def sla_due(
         if contract is None:
             typer.echo(f"madoguchi: no contract {number.display}", err=True)
             raise typer.Exit(1)
-        policy = FirstResponsePolicy.from_override(contract.sla_override, policy)
+        policy = contract_policy(policy, contract.sla_override, contract=number.display)
     calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
     deadline = first_response_due(received, calendar, policy)
     if format == "json":

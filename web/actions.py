@@ -30,7 +30,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
+from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 
 MAX_TEXT = 20_000
@@ -191,9 +191,8 @@ def assign_fax_number(session: Session, ticket: Ticket, written: str, user: Staf
 def _recompute_due(ticket: Ticket, contract: Contract, settings: Settings) -> None:
     if ticket.first_responded_at is not None:
         return
-    policy = FirstResponsePolicy.from_settings(settings.sla)
-    if contract.sla_override:
-        policy = FirstResponsePolicy.from_override(contract.sla_override, policy)
+    policy = contract_policy(FirstResponsePolicy.from_settings(settings.sla),
+                             contract.sla_override, contract=contract.support_number)
     calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
     deadline = first_response_due(ticket.received_at, calendar, policy)
     ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at

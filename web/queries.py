@@ -410,11 +410,16 @@ def _flagged(flags: Sequence[Flag]) -> Any:
     return exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag.in_(list(flags)))
 
 
+# What puts a ticket in each triage queue (also counted by madoguchi status).
+FAX_TRIAGE = (ACTIVE, _flagged([Flag.UNREADABLE_FAX]))
+MAIL_TRIAGE = (ACTIVE, _flagged(REVIEW_FLAGS), ~_flagged([Flag.UNREADABLE_FAX]))
+
+
 def fax_triage(session: Session, limit: int = 50) -> list[FaxTriageItem]:
     """Open FAX tickets whose support number could not be read, oldest first."""
     tickets = session.scalars(
         select(Ticket)
-        .where(ACTIVE, _flagged([Flag.UNREADABLE_FAX]))
+        .where(*FAX_TRIAGE)
         .options(selectinload(Ticket.messages).selectinload(Message.attachments),
                  selectinload(Ticket.flags))
         .order_by(Ticket.received_at, Ticket.id)
@@ -432,7 +437,7 @@ def mail_triage(session: Session, limit: int = 50) -> list[Ticket]:
     """Open tickets flagged for staff to decide: stranger, expired contract, unknown number."""
     return list(session.scalars(
         select(Ticket)
-        .where(ACTIVE, _flagged(REVIEW_FLAGS), ~_flagged([Flag.UNREADABLE_FAX]))
+        .where(*MAIL_TRIAGE)
         .options(selectinload(Ticket.messages), selectinload(Ticket.customer),
                  selectinload(Ticket.flags))
         .order_by(Ticket.received_at, Ticket.id)

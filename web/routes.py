@@ -31,6 +31,7 @@ from madoguchi.web import actions, queries, replies
 from madoguchi.web.actions import ActionError
 from madoguchi.web.auth import authenticate
 from madoguchi.web.http import SANDBOX_CSP, Ctx, current_user, endpoint, error_page, start_session
+from madoguchi.web.metrics import metrics
 
 log = logging.getLogger("madoguchi.web")
 
@@ -536,6 +537,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/", home),
         Route("/healthz", healthz),
+        # No session: Prometheus sends a bearer token, or scrapes over loopback.
+        Route("/metrics", metrics),
         Route("/login", login_form),
         Route("/login", login, methods=post),
         Route("/logout", logout, methods=post),
