@@ -5,12 +5,18 @@ them, keeps the raw bytes in the blob store, asks the rules in
 ``ticketing.rules`` what to do, and writes tickets and messages — all of a
 batch in one transaction together with the source's own bookkeeping.
 
-Speed: a batch is written with a single flush at its end (the ORM then
-batches the INSERTs per table); what the rules need to know about messages
-of the same batch comes from the in-memory ``_Batch``, not from queries.
+Speed: new tickets and messages are kept in the in-memory ``_Batch`` as
+plain rows and written chunk by chunk (50 messages), in the batch's
+transaction, with one multi-row INSERT per table (SQLAlchemy Core: the ORM's
+unit of work cost more main-process CPU than all the rules together). What
+the rules need to know about messages of the same batch comes from the
+``_Batch``; what they need from the database (known dedupe keys, the tickets
+that References name, their participants) is read once per chunk, not once
+per message.
 Safety: if anything goes wrong in that fast path, the transaction is rolled
-back and the batch is run again message by message, each in a savepoint, so
-one bad message is quarantined with its error and the rest are stored.
+back and the batch is run again message by message, each in a savepoint
+(its rows written within it), so one bad message is quarantined with its
+error and the rest are stored.
 """
 
 from __future__ import annotations
@@ -19,15 +25,18 @@ import hashlib
 import logging
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path, PurePath
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config import Limits, Settings
@@ -48,7 +57,7 @@ from madoguchi.ingest.parse import parse_message
 from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
 from madoguchi.ticketing import store
 from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket, recent_ack_counts
-from madoguchi.ticketing.blobstore import BlobStore
+from madoguchi.ticketing.blobstore import BlobStore, StorageUnavailableError
 from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.models import (
     Attachment,
@@ -62,6 +71,7 @@ from madoguchi.ticketing.models import (
     RawMessage,
     Ticket,
     TicketCounter,
+    TicketFlag,
     TicketStatus,
 )
 from madoguchi.ticketing.rules.authenticity import sender_fails_authentication
@@ -83,13 +93,19 @@ from madoguchi.ticketing.rules.threading import (
     decide_thread,
     subject_ticket_tags,
 )
-from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
+from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
 from madoguchi.ticketing.support_number import find_support_number
 
 log = logging.getLogger("madoguchi.ingest.pipeline")
 
 # Clocks of relays and senders drift; more than this ahead is not believed.
 _CLOCK_SKEW = timedelta(hours=1)
+
+# The desk's faults, not a document's (OCR missing, disk full): the batch is
+# left at its source for the next poll, never quarantined.
+_DESK_FAULTS = (OcrUnavailableError, StorageUnavailableError)
+# The database's (locked, connection lost): never a reason to quarantine a message.
+_DATABASE_FAULTS = (OperationalError, InterfaceError)
 
 # Below this many messages a batch is prepared in-process: starting work in
 # the pool costs more than it saves.
@@ -126,7 +142,8 @@ class _Parsed:
     """A message made ready for the store: parsed, keyed, and its bytes on disk.
 
     Attachment payloads are dropped once written to the blob store (their
-    sha256 and size are kept), so little crosses back from a worker process.
+    sha256 and size are kept), so little crosses back from a worker process;
+    the HTML part is sanitised there too (``html``; ``message.html`` is None).
     """
 
     digest: str  # sha256 of the raw bytes, already in the blob store
@@ -135,6 +152,7 @@ class _Parsed:
     key: str | None = None
     attachment_blobs: tuple[tuple[str, int], ...] = ()  # (sha256, size) per attachment
     fax: FaxPrepared | None = None  # a FAX document, or a gateway mail's FAX
+    html: str | None = None  # the message's HTML part, sanitised
 
 
 @dataclass(frozen=True)
@@ -153,14 +171,22 @@ def _prepare_chunk(
     return [_prepare(raw, kind, name, cfg) for raw, kind, name in jobs]
 
 
+@lru_cache(maxsize=8)
+def _blob_store(root: str) -> BlobStore:
+    # One per process and root: making one creates its tmp/ folder, a
+    # system call that costs as much as parsing a short mail.
+    return BlobStore(Path(root))
+
+
 def _prepare(raw: bytes, kind: str | None, name: str, cfg: _Prepare) -> _Parsed:
     """Parse and store the bytes of one message; runs in a worker process."""
-    blobs = BlobStore(Path(cfg.blob_root))
+    blobs = _blob_store(cfg.blob_root)
     digest = blobs.put(raw, durable=False)
     try:
         if kind == "fax":
             fax = read_document(raw, name, cfg.fax, blobs)
-            return _Parsed(digest, None, None, f"fax:{digest}", fax=fax)
+            # A FAX document is its bytes: their sha256 is its dedupe key.
+            return _Parsed(digest, None, None, digest, fax=fax)
         msg = parse_message(raw, cfg.limits)
         fax = read_gateway_mail(msg, cfg.fax, blobs)
     except ParseError as exc:
@@ -168,18 +194,119 @@ def _prepare(raw: bytes, kind: str | None, name: str, cfg: _Prepare) -> _Parsed:
     except FaxDocumentError as exc:
         return _Parsed(digest, None, ParseError(exc.reason_code, exc.reason))
     stored = tuple((blobs.put(a.payload, durable=False), len(a.payload)) for a in msg.attachments)
-    light = replace(msg, attachments=tuple(replace(a, payload=b"") for a in msg.attachments))
-    return _Parsed(digest, light, None, dedupe_key(msg, raw), stored, fax)
+    html = sanitize_html(msg.html) if msg.html else None
+    light = replace(
+        msg, html=None, attachments=tuple(replace(a, payload=b"") for a in msg.attachments)
+    )
+    return _Parsed(digest, light, None, dedupe_key(msg, raw), stored, fax, html)
+
+
+@dataclass(eq=False)
+class _NewTicket:
+    """A ticket the batch opens, read like a ``Ticket`` by the rules and the acknowledgement.
+
+    Its row is written by ``Pipeline._write_rows`` (with its chunk, or in its
+    message's savepoint in the careful pass), which sets ``id``.
+    """
+
+    number: str
+    channel: Channel
+    subject: str
+    support_number: str | None
+    customer_id: int | None
+    contract_id: int | None
+    contact_id: int | None
+    received_at: datetime
+    work_starts_at: datetime | None
+    first_response_due: datetime | None
+    company: str  # of its customer, "" when none: the acknowledgement names it
+    flags: set[Flag] = field(default_factory=set)
+    linked_ticket: Ticket | _NewTicket | None = None
+    id: int | None = None
+    status: TicketStatus = TicketStatus.OPEN
+    closed_at: datetime | None = None
+
+    @property
+    def flag_names(self) -> list[str]:
+        return sorted(f.value for f in self.flags)
+
+    def row(self) -> dict[str, object]:
+        linked = self.linked_ticket
+        return {
+            "number": self.number,
+            "status": self.status,
+            "channel": self.channel,
+            "subject": self.subject,
+            "support_number": self.support_number,
+            "customer_id": self.customer_id,
+            "contract_id": self.contract_id,
+            "contact_id": self.contact_id,
+            "received_at": self.received_at,
+            "work_starts_at": self.work_starts_at,
+            "first_response_due": self.first_response_due,
+            "first_responded_at": None,
+            "closed_at": self.closed_at,
+            "escalated_at": None,
+            "assignee_id": None,
+            "merged_into_id": None,
+            # A ticket of the same statement has no id yet: set just after.
+            "linked_ticket_id": linked.id if linked is not None else None,
+        }
+
+
+@dataclass(eq=False)
+class _NewMessage:
+    """An inbound message the batch stores: its row, its raw bytes' row, its attachments'.
+
+    Read like a ``Message`` by the acknowledgement (sender, subject, ...).
+    """
+
+    ticket: Ticket | _NewTicket
+    values: dict[str, object]  # the messages row, but ticket_id and raw_id
+    raw: dict[str, object]  # its raw_messages row
+    attachments: list[dict[str, object]]  # attachments rows, but message_id
+
+    @property
+    def channel(self) -> Channel:
+        return self.values["channel"]  # type: ignore[return-value]
+
+    @property
+    def auto_kind(self) -> str | None:
+        return self.values["auto_kind"]  # type: ignore[return-value]
+
+    @property
+    def sender(self) -> str:
+        return self.values["sender"]  # type: ignore[return-value]
+
+    @property
+    def sender_name(self) -> str:
+        return self.values["sender_name"]  # type: ignore[return-value]
+
+    @property
+    def subject(self) -> str:
+        return self.values["subject"]  # type: ignore[return-value]
+
+    @property
+    def message_id(self) -> str | None:
+        return self.values["message_id"]  # type: ignore[return-value]
+
+    @property
+    def references(self) -> list[str]:
+        return self.values["references"]  # type: ignore[return-value]
+
+    @property
+    def received_at(self) -> datetime:
+        return self.values["received_at"]  # type: ignore[return-value]
 
 
 @dataclass
 class _Batch:
-    """What the batch has written so far but not yet flushed, and look-up caches."""
+    """What the batch has stored so far, the rows not yet written, and look-up caches."""
 
-    known_keys: set[str] = field(default_factory=set)  # written by this batch
+    known_keys: set[str] = field(default_factory=set)  # stored by this batch
     stored_keys: set[str] = field(default_factory=set)  # found in the database
-    by_message_id: dict[str, Ticket] = field(default_factory=dict)
-    by_number: dict[str, Ticket] = field(default_factory=dict)
+    by_message_id: dict[str, Ticket | _NewTicket] = field(default_factory=dict)
+    by_number: dict[str, Ticket | _NewTicket] = field(default_factory=dict)
     participants: dict[str, set[str]] = field(default_factory=dict)  # ticket number → addrs
     contacts: dict[str, tuple[ContactFacts, ...]] = field(default_factory=dict)
     contracts: dict[str, ContractFacts | None] = field(default_factory=dict)
@@ -187,7 +314,23 @@ class _Batch:
     contact_emails: dict[int | None, frozenset[str]] = field(default_factory=dict)
     counters: dict[int, int] = field(default_factory=dict)  # year → last number handed out
     quarantined: set[tuple[str, str]] = field(default_factory=set)
-    new_tickets: list[tuple[Ticket, Message]] = field(default_factory=list)
+    new_tickets: list[tuple[_NewTicket, _NewMessage]] = field(default_factory=list)
+    # Rows not yet written (``Pipeline._write_rows``), in the order they were made.
+    tickets: list[_NewTicket] = field(default_factory=list)
+    messages: list[_NewMessage] = field(default_factory=list)
+    # Read from the database once per chunk of messages (``Pipeline._read_ahead``):
+    # a Message-ID → (id of the newest stored message, or outbox row, with it;
+    # its ticket id), None when there is none.
+    stored_refs: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    outbox_refs: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    tickets_by_id: dict[int, Ticket] = field(default_factory=dict)  # held: the map is weak
+    stored_participants: dict[int, frozenset[str]] = field(default_factory=dict)
+    companies: dict[int, str] = field(default_factory=dict)  # customer id → company
+    # Acknowledgements: how many of new_tickets were dealt with, and the
+    # batch's count per sender (from the outbox, then counted on) at its time.
+    acknowledged: int = 0
+    ack_counts: Counter[str] | None = None
+    ack_now: datetime | None = None
 
 
 class Pipeline:
@@ -241,7 +384,7 @@ class Pipeline:
         for chunk, future in zip(chunks, futures, strict=True):
             try:
                 yield from future.result()
-            except OcrUnavailableError:
+            except _DESK_FAULTS:
                 raise  # the desk's fault, not the document's: retried at the next poll
             except Exception as exc:  # a worker's failure is one input's fault
                 if isinstance(exc, BrokenProcessPool):
@@ -253,10 +396,16 @@ class Pipeline:
 
         A worker takes about a second to start (it imports the parsers and
         the OCR stack); a long-running daemon pays that once, at start-up.
+        So is this year's business calendar built (national holidays are
+        computed day by day, about 0.1 s) rather than by the first ticket.
         """
-        if self._workers >= 1:
-            for future in [self._submit(_prepare_chunk, [], None) for _ in range(self._workers)]:
-                future.result()
+        futures = (
+            [self._submit(_prepare_chunk, [], None) for _ in range(self._workers)]
+            if self._workers >= 1 else []
+        )
+        self.calendar.window(self.now())
+        for future in futures:
+            future.result()
 
     def _submit(self, fn: Callable[..., list[_Parsed]], *args: object) -> Future[list[_Parsed]]:
         if self._pool is None:
@@ -269,7 +418,7 @@ class Pipeline:
         """Prepare one input of a failed chunk alone, still in a worker."""
         try:
             return self._submit(_prepare_chunk, [job], cfg).result()[0]
-        except OcrUnavailableError:
+        except _DESK_FAULTS:
             raise
         except Exception as exc:
             if isinstance(exc, BrokenProcessPool):
@@ -290,19 +439,25 @@ class Pipeline:
         stream = self._prepared(items)
         try:
             outcomes = self._write(items, parsed, stream, in_transaction, careful=False)
+        except _DESK_FAULTS:
+            raise  # it ended the stream too: no careful pass could read the rest
         except Exception:
             # The careful pass finds the culprit and stores the rest.
             log.warning("batch of %d failed in the fast path; retrying one by one", len(items),
                         exc_info=True)
             parsed.extend(stream)  # whatever the fast path had not read yet
             outcomes = self._write(items, [], iter(parsed), in_transaction, careful=True)
-        for item, outcome in zip(items, outcomes, strict=True):
+        for item, result, outcome in zip(items, parsed, outcomes, strict=True):
             log.info(
                 "%s %s: %s%s",
                 item.source,
                 item.source_ref,
                 outcome.kind.value,
                 f" {outcome.ticket_number}" if outcome.ticket_number else "",
+                extra={"source": item.source, "source_ref": item.source_ref,
+                       "ticket": outcome.ticket_number, "outcome": outcome.kind.value,
+                       "message_id": result.message.message_id if result.message else None,
+                       "sha256": result.digest},
             )
         return outcomes
 
@@ -324,18 +479,24 @@ class Pipeline:
             batch = _Batch()
             pairs = zip(items, stream, strict=True)
             while chunk := list(islice(pairs, 50)):
-                # One query tells which of the next 50 were stored before.
                 seen.extend(r for _, r in chunk)  # kept for a careful retry, read once
+                # A few queries tell which of the next 50 were stored before,
+                # and which stored tickets their References name.
                 keys = [r.key for _, r in chunk if r.key]
                 batch.stored_keys.update(store.stored_dedupe_keys(session, keys))
+                self._read_ahead(session, batch, [r.message for _, r in chunk if r.message])
                 for item, result in chunk:
                     if careful:
                         outcomes.append(self._one_careful(session, batch, item, result))
                     else:
                         outcomes.append(self._one(session, batch, item, result))
+                # The chunk's rows (the careful pass wrote them one by one) and
+                # acknowledgements, still in the batch's transaction: written
+                # while the workers read the next chunk, not after the last.
+                self._write_rows(session, batch)
+                self._acknowledge(session, batch, careful=careful)
             self._save_counters(session, batch)
-            session.flush()
-            self._acknowledge(session, batch, careful=careful)
+            session.flush()  # what the ORM holds: quarantine entries, reopened tickets
             if in_transaction is not None:
                 in_transaction(session)
             # Raw bytes and attachments reach the disk before the rows that
@@ -343,23 +504,83 @@ class Pipeline:
             self.blobs.sync()
         return outcomes
 
+    def _write_rows(self, session: Session, batch: _Batch) -> None:
+        """Write the tickets and messages made since the last call: an INSERT per table.
+
+        That is a chunk's in the fast path, one message's (in its savepoint)
+        in the careful pass. Tickets first (messages name them), then their
+        flags, the raw bytes' rows, the messages and their attachments. New
+        ids come back with RETURNING, matched by the ticket number and the
+        dedupe key (unique: multi-row INSERTs need not keep their order). A
+        ticket linked to one of the same statement gets its link just after.
+        """
+        tickets, messages = batch.tickets, batch.messages
+        if not tickets and not messages:
+            return
+        ids = store.insert_rows(
+            session, Ticket.__table__, [t.row() for t in tickets], key="number"
+        )
+        for ticket, ticket_id in zip(tickets, ids, strict=True):
+            ticket.id = ticket_id
+        late_links = [
+            {"b_id": t.id, "b_linked": t.linked_ticket.id}
+            for t in tickets
+            if isinstance(t.linked_ticket, _NewTicket) and t.linked_ticket in tickets
+        ]
+        if late_links:
+            table = Ticket.__table__
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values(linked_ticket_id=bindparam("b_linked")),
+                late_links,
+            )
+        store.insert_rows(session, TicketFlag.__table__, [
+            {"ticket_id": t.id, "flag": flag} for t in tickets for flag in sorted(t.flags)
+        ])
+        raw_ids = store.insert_rows(
+            session, RawMessage.__table__, [m.raw for m in messages], key="sha256"
+        )
+        message_ids = store.insert_rows(
+            session,
+            Message.__table__,
+            [
+                {**m.values, "ticket_id": m.ticket.id, "raw_id": raw_id}
+                for m, raw_id in zip(messages, raw_ids, strict=True)
+            ],
+            key="dedupe_key",
+        )
+        store.insert_rows(session, Attachment.__table__, [
+            {**a, "message_id": message_id}
+            for m, message_id in zip(messages, message_ids, strict=True)
+            for a in m.attachments
+        ])
+        batch.tickets, batch.messages = [], []
+
     def _acknowledge(self, session: Session, batch: _Batch, *, careful: bool) -> None:
         """Queue the acknowledgements of the batch's new tickets in its transaction.
 
-        After the flush, because an outbox row names its ticket by id. The
+        After their rows are written, because an outbox row names its ticket
+        by id; those not queued yet, in the order the tickets were opened. The
         per-sender hourly limit is counted once for the batch. In the careful
         pass each acknowledgement has its own savepoint: a failure there costs
         the acknowledgement, never the ticket.
         """
-        if not batch.new_tickets:
+        due = batch.new_tickets[batch.acknowledged:]
+        if not due:
             return
-        now = self.now()
-        counts = recent_ack_counts(session, now)
-        for ticket, message in batch.new_tickets:
+        batch.acknowledged = len(batch.new_tickets)
+        if batch.ack_counts is None:
+            batch.ack_now = self.now()
+            batch.ack_counts = recent_ack_counts(session, batch.ack_now)
+        now, counts = batch.ack_now, batch.ack_counts
+        assert now is not None
+        for ticket, message in due:
             sender = message.sender.lower()
             if not careful:
                 queued = acknowledge_new_ticket(
-                    session, ticket, message, self.settings, now=now, recent_acks=counts[sender]
+                    session, ticket, message, self.settings, now=now, recent_acks=counts[sender],
+                    company=ticket.company,
                 )
                 counts[sender] += queued is not None
                 continue
@@ -367,11 +588,18 @@ class Pipeline:
                 with session.begin_nested():
                     queued = acknowledge_new_ticket(
                         session, ticket, message, self.settings, now=now,
-                        recent_acks=counts[sender],
+                        recent_acks=counts[sender], company=ticket.company,
                     )
                     counts[sender] += queued is not None
             except Exception:
                 log.exception("%s: acknowledgement not queued", ticket.number)
+
+    def _company(self, session: Session, batch: _Batch, customer_id: int | None) -> str:
+        if customer_id is None:
+            return ""
+        if customer_id not in batch.companies:
+            batch.companies[customer_id] = session.get_one(Customer, customer_id).company
+        return batch.companies[customer_id]
 
     def _one(self, session: Session, batch: _Batch, item: Inbound, result: _Parsed) -> Outcome:
         if result.error is not None:
@@ -391,8 +619,11 @@ class Pipeline:
         try:
             with session.begin_nested():
                 outcome = self._one(session, batch, item, result)
+                self._write_rows(session, batch)
                 session.flush()
                 return outcome
+        except _DATABASE_FAULTS:
+            raise  # the database's fault, not the message's: the batch waits for the next poll
         except Exception as exc:
             log.exception("%s %s: internal error", item.source, item.source_ref)
             _restore_batch(batch, snapshot)
@@ -446,13 +677,76 @@ class Pipeline:
                 return stated
         return now
 
-    def _ticket_by_refs(self, session: Session, batch: _Batch, refs: list[str]) -> Ticket | None:
+    @staticmethod
+    def _refs(msg: ParsedMessage) -> list[str]:
+        refs = [*msg.references, *msg.in_reply_to]
+        if msg.bounced_message_id:
+            refs.append(msg.bounced_message_id)
+        return refs
+
+    def _read_ahead(self, session: Session, batch: _Batch, messages: list[ParsedMessage]) -> None:
+        """What the next messages' References need from the database, in a few queries.
+
+        The stored messages (else the desk's own mail) their Message-IDs
+        name, those tickets, and the tickets' participants; ``_ticket_by_refs``
+        and ``_snapshot`` then find them in the batch. Ids that name a message
+        of this batch are not looked up: the batch knows them first.
+        """
+        refs = [r for m in messages for r in self._refs(m) if r not in batch.by_message_id]
+        if not refs:
+            return
+        self._look_up_refs(session, batch, refs)
+        ticket_ids = {
+            found[1]
+            for r in refs
+            for found in (batch.stored_refs.get(r), batch.outbox_refs.get(r))
+            if found is not None
+        }
+        loading = [t for t in ticket_ids if t not in batch.tickets_by_id]
+        batch.tickets_by_id.update(store.tickets_by_ids(session, loading))
+        asking = [t for t in ticket_ids if t not in batch.stored_participants]
+        batch.stored_participants.update(
+            store.participants_of(session, asking, self.settings.desk_address)
+        )
+
+    def _look_up_refs(self, session: Session, batch: _Batch, refs: list[str]) -> None:
+        new = [r for r in refs if r and r not in batch.stored_refs]
+        if new:
+            found = store.newest_by_message_id(session, new)
+            batch.stored_refs.update((r, found.get(r)) for r in new)
+        unknown = [
+            r for r in refs if r and batch.stored_refs[r] is None and r not in batch.outbox_refs
+        ]
+        if unknown:
+            found = store.newest_outbox_by_message_id(session, unknown)
+            batch.outbox_refs.update((r, found.get(r)) for r in unknown)
+
+    def _ticket_by_refs(
+        self, session: Session, batch: _Batch, refs: list[str]
+    ) -> Ticket | _NewTicket | None:
         for ref in reversed(refs):  # the newest reference is the most specific
             if ref in batch.by_message_id:
                 return batch.by_message_id[ref]
-        return store.ticket_by_message_ids(session, refs)
+        # Else the ticket of the newest stored message among them, as
+        # store.ticket_by_message_ids has it (a reply to the desk's own mail:
+        # the outbox knows its ticket), from what _read_ahead found.
+        self._look_up_refs(session, batch, refs)
+        found = [f for r in refs if r and (f := batch.stored_refs[r]) is not None]
+        if not found:
+            found = [f for r in refs if r and (f := batch.outbox_refs[r]) is not None]
+        if not found:
+            return None
+        ticket_id = max(found)[1]
+        if ticket_id not in batch.tickets_by_id:
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is None:
+                return None
+            batch.tickets_by_id[ticket_id] = ticket
+        return batch.tickets_by_id[ticket_id]
 
-    def _ticket_by_number(self, session: Session, batch: _Batch, number: str) -> Ticket | None:
+    def _ticket_by_number(
+        self, session: Session, batch: _Batch, number: str
+    ) -> Ticket | _NewTicket | None:
         if number not in batch.by_number:
             found = store.ticket_by_number(session, number)
             if found is None:
@@ -460,11 +754,17 @@ class Pipeline:
             batch.by_number[number] = found
         return batch.by_number[number]
 
-    def _snapshot(self, session: Session, batch: _Batch, ticket: Ticket) -> TicketSnapshot:
+    def _snapshot(
+        self, session: Session, batch: _Batch, ticket: Ticket | _NewTicket
+    ) -> TicketSnapshot:
         desk = self.settings.desk_address.lower()
-        stored = (
-            store.participants(session, ticket.id, desk) if ticket.id is not None else frozenset()
-        )
+        stored: frozenset[str] = frozenset()
+        if ticket.id is not None:
+            if ticket.id not in batch.stored_participants:
+                batch.stored_participants.update(
+                    store.participants_of(session, [ticket.id], self.settings.desk_address)
+                )
+            stored = batch.stored_participants[ticket.id]
         extra = batch.participants.get(ticket.number, set()) - {desk}
         if ticket.customer_id not in batch.contact_emails:
             batch.contact_emails[ticket.customer_id] = store.contact_emails(
@@ -480,11 +780,9 @@ class Pipeline:
 
     def _evidence(
         self, session: Session, batch: _Batch, msg: ParsedMessage
-    ) -> tuple[ThreadEvidence, dict[str, Ticket]]:
+    ) -> tuple[ThreadEvidence, dict[str, Ticket | _NewTicket]]:
         prefix = self.settings.threading.ticket_prefix
-        refs = [*msg.references, *msg.in_reply_to]
-        if msg.bounced_message_id:
-            refs.append(msg.bounced_message_id)
+        refs = self._refs(msg)
         by_ref = self._ticket_by_refs(session, batch, refs) if refs else None
         by_tag = by_body = None
         if by_ref is None:
@@ -503,7 +801,7 @@ class Pipeline:
 
     def _first_ticket(
         self, session: Session, batch: _Batch, numbers: Iterable[str]
-    ) -> Ticket | None:
+    ) -> Ticket | _NewTicket | None:
         for number in numbers:
             ticket = self._ticket_by_number(session, batch, number)
             if ticket is not None:
@@ -553,16 +851,17 @@ class Pipeline:
         session: Session,
         batch: _Batch,
         decision: ThreadDecision,
-        target: Ticket | None,
+        target: Ticket | _NewTicket | None,
         item: Inbound,
         prepared: _Parsed,
         received_at: datetime,
-        open_ticket: Callable[[], Ticket],
+        open_ticket: Callable[[], _NewTicket],
     ) -> Outcome:
         """Carry out a threading decision: join (or reopen) ``target``, or open a ticket."""
         if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
             assert target is not None
             if decision.action is ThreadAction.REOPEN:
+                assert isinstance(target, Ticket)  # only a stored ticket can be closed
                 store.reopen(target)
             self._add_message(session, batch, target, item, prepared, received_at, None)
             return Outcome(OutcomeKind.THREADED, target.number)
@@ -570,7 +869,7 @@ class Pipeline:
         if decision.action is ThreadAction.NEW_LINKED and target is not None:
             ticket.linked_ticket = target
         if decision.unregistered_sender:
-            store.set_flags(ticket, [Flag.UNREGISTERED_SENDER])
+            ticket.flags.add(Flag.UNREGISTERED_SENDER)
         message = self._add_message(session, batch, ticket, item, prepared, received_at, None)
         batch.new_tickets.append((ticket, message))
         return Outcome(OutcomeKind.CREATED, ticket.number)
@@ -623,7 +922,7 @@ class Pipeline:
     def _open_mail_ticket(
         self, session: Session, batch: _Batch, msg: ParsedMessage, sender: str,
         received_at: datetime,
-    ) -> Ticket:
+    ) -> _NewTicket:
         found = find_support_number(msg.subject, msg.text, self.settings.support_number)
         rights = decide_entitlement(
             support_number=found.number.digits if found.number else None,
@@ -648,7 +947,7 @@ class Pipeline:
         subject: str,
         received_at: datetime,
         channel: Channel,
-    ) -> Ticket:
+    ) -> _NewTicket:
         """A new ticket with its contract, flags, number and first-response due time.
 
         ``written_number`` is the number as the message gave it (kept even
@@ -659,11 +958,10 @@ class Pipeline:
             # No number in the message, but the contact's only contract is known.
             written_number = contract.support_number
         deadline = first_response_due(received_at, self.calendar, self._policy_for(contract))
-        ticket = Ticket(
+        ticket = _NewTicket(
             number=self._next_number(
                 session, batch, received_at.astimezone(self.settings.tz).year
             ),
-            status=TicketStatus.OPEN,
             channel=channel,
             subject=subject,
             support_number=written_number,
@@ -673,9 +971,10 @@ class Pipeline:
             received_at=received_at,
             work_starts_at=deadline.starts_at,
             first_response_due=deadline.due_at,
+            company=self._company(session, batch, rights.customer_id),
+            flags=set(rights.flags),
         )
-        session.add(ticket)
-        store.set_flags(ticket, rights.flags)
+        batch.tickets.append(ticket)
         batch.by_number[ticket.number] = ticket
         return ticket
 
@@ -702,10 +1001,12 @@ class Pipeline:
             received_at,
             self.settings.threading.reopen_days,
         )
-        def open_ticket() -> Ticket:
+        def open_ticket() -> _NewTicket:
             rights = self._fax_rights(session, batch, fax, received_at)
-            customer = session.get(Customer, rights.customer_id) if rights.customer_id else None
-            subject = fax_subject(fax, msg.subject if msg else "", customer and customer.company)
+            company = (
+                self._company(session, batch, rights.customer_id) if rights.customer_id else None
+            )
+            subject = fax_subject(fax, msg.subject if msg else "", company)
             return self._open_ticket(
                 session, batch, rights, fax.support_digits, subject, received_at, Channel.FAX
             )
@@ -740,25 +1041,21 @@ class Pipeline:
         )
 
     def _policy_for(self, contract: Contract | None) -> FirstResponsePolicy:
-        """The contract's own terms win over the desk's default."""
-        if contract is None or not contract.sla_override:
+        if contract is None:
             return self.policy
-        try:
-            return FirstResponsePolicy.from_override(contract.sla_override, self.policy)
-        except ValueError as exc:
-            log.error("contract %s: %s; the default policy applies", contract.support_number, exc)
-            return self.policy
+        return contract_policy(self.policy, contract.sla_override,
+                               contract=contract.support_number)
 
     def _add_message(
         self,
         session: Session,
         batch: _Batch,
-        ticket: Ticket,
+        ticket: Ticket | _NewTicket,
         item: Inbound,
         prepared: _Parsed,
         received_at: datetime,
         auto_kind: str | None,
-    ) -> Message:
+    ) -> _NewMessage:
         msg, fax = prepared.message, prepared.fax
         assert prepared.key is not None
         text = msg.text if msg is not None else ""
@@ -766,57 +1063,59 @@ class Pipeline:
             # The page text is what staff read and search; a gateway's own
             # covering note follows it.
             text = fax.text + (f"\n\n---\n{text}" if text.strip() else "")
-        message = Message(
-            ticket=ticket,
-            direction=Direction.IN,
-            channel=Channel.FAX if fax is not None else Channel.EMAIL,
-            dedupe_key=prepared.key,
-            message_id=msg.message_id if msg else None,
-            in_reply_to=(" ".join(msg.in_reply_to) or None) if msg else None,
-            references=list(msg.references) if msg else [],
-            sender=msg.from_addr if msg else "",
-            sender_name=msg.from_name if msg else "FAX",
-            recipients=list(msg.to) if msg else [],
-            cc=list(msg.cc) if msg else [],
-            subject=msg.subject if msg else ticket.subject,
-            date=msg.date if msg else None,
-            received_at=received_at,
-            text=text,
-            html=sanitize_html(msg.html) if msg and msg.html else None,
-            auto_kind=auto_kind,
-            fax_reading=fax.record if fax is not None else None,
-            raw=RawMessage(
-                sha256=prepared.digest,
-                size=len(item.raw),
-                source=item.source,
-                source_ref=item.source_ref[:500],
-                received_at=received_at,
-            ),
-        )
+        attachments: list[dict[str, object]] = []
         if msg is not None:
             for part, (sha256, size) in zip(
                 msg.attachments, prepared.attachment_blobs, strict=True
             ):
-                message.attachments.append(Attachment(
-                    sha256=sha256, size=size, content_type=part.content_type,
-                    filename=safe_filename(part.filename, part.content_type),
-                    original_filename=part.filename,
+                attachments.append(_attachment(
+                    sha256, size, part.content_type,
+                    safe_filename(part.filename, part.content_type), part.filename,
                 ))
         else:
             # A FAX document: the original file is its first attachment.
             name = PurePath(item.source_ref).name or "fax.pdf"
             ctype = fax_content_type(name)
-            message.attachments.append(Attachment(
-                sha256=prepared.digest, size=len(item.raw), content_type=ctype,
-                filename=safe_filename(name, ctype), original_filename=name,
+            attachments.append(_attachment(
+                prepared.digest, len(item.raw), ctype, safe_filename(name, ctype), name
             ))
         if fax is not None:
             for i, (sha256, size) in enumerate(fax.page_blobs, 1):
-                message.attachments.append(Attachment(
-                    sha256=sha256, size=size, content_type="image/png",
-                    filename=f"fax-page-{i:03d}.png", original_filename="",
+                attachments.append(_attachment(
+                    sha256, size, "image/png", f"fax-page-{i:03d}.png", ""
                 ))
-        session.add(message)
+        message = _NewMessage(
+            ticket=ticket,
+            values={
+                "direction": Direction.IN,
+                "channel": Channel.FAX if fax is not None else Channel.EMAIL,
+                "dedupe_key": prepared.key,
+                "message_id": msg.message_id if msg else None,
+                "in_reply_to": (" ".join(msg.in_reply_to) or None) if msg else None,
+                "references": list(msg.references) if msg else [],
+                "sender": msg.from_addr if msg else "",
+                "sender_name": msg.from_name if msg else "FAX",
+                "recipients": list(msg.to) if msg else [],
+                "cc": list(msg.cc) if msg else [],
+                "subject": msg.subject if msg else ticket.subject,
+                "date": msg.date if msg else None,
+                "received_at": received_at,
+                "text": text,
+                "html": prepared.html,
+                "auto_kind": auto_kind,
+                "fax_reading": fax.record if fax is not None else None,
+                "author_id": None,
+            },
+            raw={
+                "sha256": prepared.digest,
+                "size": len(item.raw),
+                "source": item.source,
+                "source_ref": item.source_ref[:500],
+                "received_at": received_at,
+            },
+            attachments=attachments,
+        )
+        batch.messages.append(message)
         batch.known_keys.add(prepared.key)
         if msg is not None and msg.message_id:
             batch.by_message_id[msg.message_id] = ticket
@@ -825,6 +1124,18 @@ class Pipeline:
                 a for a in (msg.from_addr, *msg.to, *msg.cc) if a
             )
         return message
+
+
+def _attachment(
+    sha256: str, size: int, content_type: str, filename: str, original_filename: str
+) -> dict[str, object]:
+    return {
+        "sha256": sha256,
+        "size": size,
+        "content_type": content_type,
+        "filename": filename,
+        "original_filename": original_filename,
+    }
 
 
 def _copy_batch(batch: _Batch) -> _Batch:
@@ -841,6 +1152,16 @@ def _copy_batch(batch: _Batch) -> _Batch:
         counters=dict(batch.counters),
         quarantined=set(batch.quarantined),
         new_tickets=list(batch.new_tickets),
+        tickets=list(batch.tickets),
+        messages=list(batch.messages),
+        stored_refs=dict(batch.stored_refs),
+        outbox_refs=dict(batch.outbox_refs),
+        tickets_by_id=dict(batch.tickets_by_id),
+        stored_participants=dict(batch.stored_participants),
+        companies=dict(batch.companies),
+        acknowledged=batch.acknowledged,
+        ack_counts=Counter(batch.ack_counts) if batch.ack_counts is not None else None,
+        ack_now=batch.ack_now,
     )
 
 

@@ -425,3 +425,140 @@ def test_forged_from_of_a_registered_contact_is_flagged_not_trusted(registered: 
     t = ticket(registered, out.ticket_number or "")
     assert "unregistered_sender" in t.flag_names and t.contact is None
     assert _outbox(registered) == []  # and no acknowledgement to the forger's address
+
+
+# --- the batch's own writes: rows written at its end, reads done per chunk ------------
+
+
+def _quiet_pipeline(desk: Desk):  # type: ignore[no-untyped-def]
+    """The desk's pipeline, preparing in-process (no worker pool for a test batch)."""
+    from madoguchi.ingest.pipeline import Pipeline
+
+    return Pipeline(desk.settings, desk.factory, desk.blobs, parse_workers=0)
+
+
+def test_in_one_batch_a_stranger_quoting_its_new_ticket_is_linked_to_it(
+    registered: Desk,
+) -> None:
+    stranger = mail(
+        sender="info@unknown.example.net", subject="[T-2026-000001] 進捗",
+        body="進捗を教えてください。", message_id="s1@unknown.example.net",
+    )
+    outs = _quiet_pipeline(registered).ingest_batch(
+        [Inbound(mail(), "t", "1"), Inbound(stranger, "t", "2")]
+    )
+    assert [(o.kind, o.ticket_number) for o in outs] == [
+        (OutcomeKind.CREATED, "T-2026-000001"), (OutcomeKind.CREATED, "T-2026-000002"),
+    ]
+    t = ticket(registered, "T-2026-000002")
+    assert t.flag_names == ["unknown_support_number", "unregistered_sender"]
+    assert t.linked_ticket is not None and t.linked_ticket.number == "T-2026-000001"
+
+
+def test_a_batch_is_stored_in_its_order_with_its_attachments(registered: Desk) -> None:
+    from tests.mailfactory import make_mail
+
+    raws = [
+        make_mail(
+            subject=f"質問{i}", body=f"サポートサービス番号: 2031-0001-0008\n質問{i}です。",
+            from_=("山田 太郎", "yamada@sakura-shoji.example.jp"), message_id=f"o{i}@x",
+            date=datetime(2026, 11, 24, 1, i, tzinfo=UTC),
+            attachments=[(f"log{i}-{k}.txt", "text/plain", f"ログ{i}-{k}".encode())
+                         for k in range(i % 3)],
+        )
+        for i in range(6)
+    ]
+    outs = _quiet_pipeline(registered).ingest_batch(
+        [Inbound(raw, "t", f"ref-{i}") for i, raw in enumerate(raws)]
+    )
+    assert [o.ticket_number for o in outs] == [f"T-2026-00000{i}" for i in range(1, 7)]
+    with registered.factory() as s:
+        messages = s.scalars(select(Message).order_by(Message.id)).all()
+        assert [m.message_id for m in messages] == [f"o{i}@x" for i in range(6)]
+        assert [m.ticket.number for m in messages] == [o.ticket_number for o in outs]
+        assert [m.raw.source_ref for m in messages if m.raw] == [f"ref-{i}" for i in range(6)]
+        for i, m in enumerate(messages):
+            assert m.raw is not None and registered.blobs.get(m.raw.sha256) == raws[i]
+            assert [a.original_filename for a in m.attachments] == [
+                f"log{i}-{k}.txt" for k in range(i % 3)
+            ]
+            for k, a in enumerate(m.attachments):
+                assert registered.blobs.get(a.sha256) == f"ログ{i}-{k}".encode()
+        tickets = s.scalars(select(Ticket).order_by(Ticket.id)).all()
+        assert [t.number for t in tickets] == [o.ticket_number for o in outs]
+
+
+def test_replies_in_a_later_batch_thread_without_a_query_per_message(
+    registered: Desk,
+) -> None:
+    from sqlalchemy import event
+
+    pipeline = _quiet_pipeline(registered)
+    originals = [
+        Inbound(mail(message_id=f"q{i}@x", body=f"サポートサービス番号: 2031-0001-0008\n質問{i}"),
+                "t", f"q{i}")
+        for i in range(30)
+    ]
+    first = pipeline.ingest_batch(originals)
+    replies = [
+        Inbound(mail(sender="takahashi@sakura-shoji.example.jp", message_id=f"r{i}@x",
+                     subject="Re: 質問", body=f"追加{i}",
+                     extra={"In-Reply-To": f"<q{i}@x>", "References": f"<q{i}@x>"}),
+                "t", f"r{i}")
+        for i in range(30)
+    ]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(registered.engine, "before_cursor_execute", count)
+    try:
+        outs = pipeline.ingest_batch(replies)
+    finally:
+        event.remove(registered.engine, "before_cursor_execute", count)
+    assert [(o.kind, o.ticket_number) for o in outs] == [
+        (OutcomeKind.THREADED, o.ticket_number) for o in first
+    ]
+    # Dedupe keys, the referenced messages, their tickets and participants,
+    # the customer's contacts, then one INSERT per table: not a query per reply.
+    assert len(statements) <= 10, statements
+
+
+def test_a_message_whose_rows_fail_to_write_is_quarantined_and_the_rest_stored(
+    registered: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection at the database write, after the rules have run: the
+    # careful pass writes each message in its own savepoint, so the failing
+    # one's ticket is rolled back with it and its number handed on.
+    from madoguchi.ingest import pipeline as pipeline_module
+
+    real = pipeline_module.store.insert_rows
+
+    def fail_on_bad(session, table, rows, *, key=None):  # type: ignore[no-untyped-def]
+        if table.name == "messages" and any(r["subject"] == "爆発" for r in rows):
+            raise RuntimeError("the database refused the row")
+        return real(session, table, rows, key=key)
+
+    monkeypatch.setattr(pipeline_module.store, "insert_rows", fail_on_bad)
+    items = [
+        Inbound(mail(message_id="a@x", body="一通目"), "t", "1"),
+        Inbound(mail(message_id="b@x", subject="爆発", body="二通目"), "t", "2"),
+        Inbound(mail(message_id="c@x", body="三通目",
+                     extra={"In-Reply-To": "<a@x>"}), "t", "3"),
+        Inbound(mail(message_id="d@x", body="四通目"), "t", "4"),
+    ]
+    outs = _quiet_pipeline(registered).ingest_batch(items)
+    assert [(o.kind, o.ticket_number) for o in outs] == [
+        (OutcomeKind.CREATED, "T-2026-000001"),
+        (OutcomeKind.QUARANTINED, None),
+        (OutcomeKind.THREADED, "T-2026-000001"),
+        (OutcomeKind.CREATED, "T-2026-000002"),
+    ]
+    assert "internal_error" in (outs[1].reason or "")
+    with registered.factory() as s:
+        assert sorted(s.scalars(select(Ticket.number))) == ["T-2026-000001", "T-2026-000002"]
+        assert sorted(s.scalars(select(Message.message_id))) == ["a@x", "c@x", "d@x"]
+        assert len(s.scalars(select(RawMessage)).all()) == 3
+        assert [q.reason_code for q in s.scalars(select(QuarantineEntry))] == ["internal_error"]
+    assert [k for k, _key, _to in _outbox(registered)] == ["ack", "ack"]

@@ -13,7 +13,12 @@ from pydantic import ValidationError
 from madoguchi.config import Settings
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.ticketing.calendar import BusinessCalendar
-from madoguchi.ticketing.sla import Deadline, FirstResponsePolicy, first_response_due
+from madoguchi.ticketing.sla import (
+    Deadline,
+    FirstResponsePolicy,
+    contract_policy,
+    first_response_due,
+)
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -229,3 +234,18 @@ def test_business_hours_deadline_is_that_much_business_time_away(received, polic
         policy.business_time
     )
     assert received <= deadline.starts_at < deadline.due_at
+
+
+def test_a_contract_s_terms_win_and_a_mistyped_override_falls_back_to_the_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    default = FirstResponsePolicy.from_settings(SlaSettings())
+    two_hours = contract_policy(default, {"policy": "business_hours", "hours": 2},
+                                contract="2031-0001-0008")
+    assert (two_hours.kind, two_hours.business_time) == ("business_hours", timedelta(hours=2))
+    assert default.kind == "next_business_day_close"
+    assert contract_policy(default, None) is default
+    assert contract_policy(default, {}) is default
+
+    assert contract_policy(default, {"hour": 4}, contract="2031-0002-0007") is default
+    assert "contract 2031-0002-0007: sla_override: unknown key 'hour'" in caplog.text

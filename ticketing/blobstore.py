@@ -4,13 +4,31 @@ A blob is written to a temporary name, flushed to disk, and renamed into
 place, so a crash leaves either the whole file or none (a stray temporary
 file at worst, which ``sweep_temporaries`` removes). Blobs are never
 altered: the same bytes always have the same name.
+
+A disk that is full (or over quota, or turned read-only after an error)
+raises ``StorageUnavailableError``: the desk's fault, not the document's, so
+callers retry the input later instead of quarantining it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import time
+from contextlib import suppress
 from pathlib import Path
+
+# What makes a write fail whatever is written: the storage, not the data.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+class StorageUnavailableError(OSError):
+    """The blob store cannot take data now (disk full, quota, read-only): retry later.
+
+    An ``OSError`` with the original ``errno``, so it survives the trip back
+    from a worker process (exceptions cross it pickled, as ``cls(*args)``).
+    """
 
 
 class BlobStore:
@@ -34,14 +52,25 @@ class BlobStore:
         final = self.path_for(digest)
         if final.exists():
             return digest
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{digest}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            if exc.errno not in _STORAGE_ERRNOS:
+                raise
+            # A half-written temporary would only take more of the space that is missing.
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise StorageUnavailableError(
+                exc.errno, f"cannot store {len(data)} bytes in {self.root}: {exc.strerror}",
+                str(final),
+            ) from exc
         return digest
 
     def sync(self) -> None:
@@ -54,9 +83,17 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()
 
-    def sweep_temporaries(self) -> int:
+    def sweep_temporaries(self, older_than: float = 3600.0) -> int:
+        """Remove temporaries a crash left behind; the number removed.
+
+        Only those untouched for ``older_than`` seconds: another process
+        sharing the store may be writing a younger one right now.
+        """
         removed = 0
+        cutoff = time.time() - older_than
         for tmp in self._tmp.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
+            with suppress(OSError):  # gone meanwhile: renamed into place
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
         return removed

@@ -18,6 +18,7 @@ see ``FirstResponsePolicy.from_override`` for its shape.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -26,6 +27,8 @@ from typing import Literal, NamedTuple
 
 from madoguchi.config.business import SlaSettings, parse_clock
 from madoguchi.ticketing.calendar import BusinessCalendar
+
+log = logging.getLogger("madoguchi.sla")
 
 __all__ = ["Deadline", "FirstResponsePolicy", "first_response_due"]
 
@@ -136,6 +139,23 @@ class FirstResponsePolicy:
         if self.calendar == "24x7":
             return BusinessCalendar.always_open(desk.tz)
         return desk
+
+
+def contract_policy(
+    default: FirstResponsePolicy, override: Mapping[str, object] | None, *, contract: str = ""
+) -> FirstResponsePolicy:
+    """The contract's own terms (its ``sla_override``) win over the desk's default.
+
+    An override that cannot be read is logged and the default applies: a
+    ticket must get a due time even when its contract was mistyped.
+    """
+    if not override:
+        return default
+    try:
+        return FirstResponsePolicy.from_override(override, default)
+    except ValueError as exc:
+        log.error("contract %s: %s; the default policy applies", contract or "?", exc)
+        return default
 
 
 def first_response_due(

@@ -7,9 +7,10 @@ committed together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -128,6 +129,108 @@ def ticket_by_number(session: Session, number: str) -> Ticket | None:
         seen.add(ticket.id)
         ticket = session.get(Ticket, ticket.merged_into_id)
     return ticket
+
+
+# Values in one IN (...) list: well below SQLite's 32,766 and PostgreSQL's
+# 65,535 bound parameters, whatever else the statement carries.
+_IN_CHUNK = 1000
+
+
+def _chunked(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start:start + _IN_CHUNK]
+
+
+def newest_by_message_id(
+    session: Session, message_ids: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """For each of ``message_ids`` some stored message carries: (that message's id, its ticket id).
+
+    When several messages carry the same Message-ID, the newest (highest id)
+    counts, as in ``ticket_by_message_ids``; this answers for many ids at once.
+    """
+    ids = sorted({m for m in message_ids if m})
+    found: dict[str, tuple[int, int]] = {}
+    for part in _chunked(ids):
+        for message_id, row_id, ticket_id in session.execute(
+            select(Message.message_id, Message.id, Message.ticket_id).where(
+                Message.message_id.in_(part)
+            )
+        ):
+            if message_id not in found or row_id > found[message_id][0]:
+                found[message_id] = (row_id, ticket_id)
+    return found
+
+
+def newest_outbox_by_message_id(
+    session: Session, message_ids: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """Like ``newest_by_message_id`` for mail the desk sent (the outbox keeps <id>)."""
+    ids = sorted({f"<{m}>" for m in message_ids if m})
+    found: dict[str, tuple[int, int]] = {}
+    for part in _chunked(ids):
+        for message_id, row_id, ticket_id in session.execute(
+            select(OutboxMessage.message_id, OutboxMessage.id, OutboxMessage.ticket_id)
+            .where(OutboxMessage.message_id.in_(part))
+            .where(OutboxMessage.ticket_id.is_not(None))
+        ):
+            key = message_id[1:-1]
+            if key not in found or row_id > found[key][0]:
+                found[key] = (row_id, ticket_id)
+    return found
+
+
+def tickets_by_ids(session: Session, ids: Iterable[int]) -> dict[int, Ticket]:
+    wanted = sorted(set(ids))
+    found: dict[int, Ticket] = {}
+    for part in _chunked(wanted):
+        found.update((t.id, t) for t in session.scalars(select(Ticket).where(Ticket.id.in_(part))))
+    return found
+
+
+def participants_of(
+    session: Session, ticket_ids: Iterable[int], desk_address: str
+) -> dict[int, frozenset[str]]:
+    """``participants`` of many tickets in one query (a ticket without messages: empty)."""
+    wanted = sorted(set(ticket_ids))
+    found: dict[int, set[str]] = {t: set() for t in wanted}
+    for part in _chunked(wanted):
+        for ticket_id, sender, recipients, cc in session.execute(
+            select(Message.ticket_id, Message.sender, Message.recipients, Message.cc).where(
+                Message.ticket_id.in_(part)
+            )
+        ):
+            seen = found[ticket_id]
+            seen.add(sender)
+            seen.update(recipients or ())
+            seen.update(cc or ())
+    desk = desk_address.lower()
+    return {t: frozenset(a for a in seen if a and a != desk) for t, seen in found.items()}
+
+
+def insert_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str | None = None
+) -> list[int]:
+    """INSERT ``rows`` (dicts with the same keys) with multi-row statements.
+
+    With ``key`` (a column whose values are unique among ``rows``), returns
+    the new ids in the order of ``rows``: the ids come back with RETURNING
+    and are matched by ``key``, which neither SQLite nor PostgreSQL needs to
+    keep in order. Rows whose ``key`` repeats are inserted one at a time.
+    """
+    if not rows:
+        return []
+    if key is None:
+        session.execute(insert(table), list(rows))
+        return []
+    pk, column = table.c.id, table.c[key]
+    values = [row[key] for row in rows]
+    if len(set(values)) < len(values):
+        return [
+            session.execute(insert(table).returning(pk), dict(row)).scalar_one() for row in rows
+        ]
+    ids = dict((k, i) for i, k in session.execute(insert(table).returning(pk, column), list(rows)))
+    return [ids[v] for v in values]
 
 
 def participants(session: Session, ticket_id: int, desk_address: str) -> frozenset[str]:

@@ -15,7 +15,7 @@ from madoguchi.config import Settings
 from madoguchi.ticketing import store
 from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.models import Contract, Flag, Message, Ticket, TicketFlag
-from madoguchi.ticketing.sla import FirstResponsePolicy, first_response_due
+from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
 from madoguchi.ticketing.support_number import parse_support_number
 
 
@@ -63,10 +63,9 @@ def assign_support_number(
         day = ticket.received_at.astimezone(settings.tz).date()
         if not contract.in_force_on(day):
             flags.add(Flag.CONTRACT_EXPIRED)
-        policy = FirstResponsePolicy.from_settings(settings.sla)
         row = session.get_one(Contract, contract.id)
-        if row.sla_override:
-            policy = FirstResponsePolicy.from_override(row.sla_override, policy)
+        policy = contract_policy(FirstResponsePolicy.from_settings(settings.sla),
+                                 row.sla_override, contract=row.support_number)
         calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
         deadline = first_response_due(ticket.received_at, calendar, policy)
         ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
