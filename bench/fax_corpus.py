@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -84,18 +85,45 @@ _FONT_FILES = {
 JAPANESE_FONTS = ("IPAGothic", "IPAPGothic", "IPAMincho", "IPAPMincho")
 # What customers type digits in (the form's own OCR face is not among them).
 DIGIT_FONTS = (*JAPANESE_FONTS, "LiberationSerif", "LiberationSans", "DejaVuSans", "DejaVuSerif")
+# More folders to find the font files in, by file name (os.pathsep between
+# them), for a machine without them installed system-wide, e.g. the files
+# of Debian's fonts-liberation unpacked somewhere.
+FONT_DIRS_ENV = "FAX_CORPUS_FONT_DIRS"
+
+
+def _font_path(name: str) -> Path | None:
+    """Where the font file is on this machine, or None."""
+    path = Path(_FONT_FILES[name])
+    if path.exists():
+        return path
+    for folder in filter(None, os.environ.get(FONT_DIRS_ENV, "").split(os.pathsep)):
+        candidate = Path(folder) / path.name
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def missing_fonts() -> list[str]:
+    """Fonts of the corpus this machine lacks.
+
+    A missing font is left out of the random choices, which then pick other
+    fonts and shift every later choice: the corpus differs from one made
+    where all fonts are present, and so do the figures measured on it.
+    """
+    return [name for name in _FONT_FILES if _font_path(name) is None]
 
 
 def _register_fonts() -> None:
     form.register_fonts()
     registered = pdfmetrics.getRegisteredFontNames()
-    for name, path in _FONT_FILES.items():
-        if name not in registered and Path(path).exists():
-            pdfmetrics.registerFont(TTFont(name, path))
+    for name in _FONT_FILES:
+        path = _font_path(name)
+        if name not in registered and path is not None:
+            pdfmetrics.registerFont(TTFont(name, str(path)))
 
 
 def _available(fonts: Sequence[str]) -> list[str]:
-    return [f for f in fonts if Path(_FONT_FILES[f]).exists()]
+    return [f for f in fonts if _font_path(f) is not None]
 
 
 # --- realistic content -----------------------------------------------------
@@ -440,7 +468,10 @@ _PIL_FONT_CACHE: dict[tuple[str, int], ImageFont.FreeTypeFont] = {}
 def _pil_font(name: str, size: int) -> ImageFont.FreeTypeFont:
     key = (name, size)
     if key not in _PIL_FONT_CACHE:
-        _PIL_FONT_CACHE[key] = ImageFont.truetype(_FONT_FILES[name], size)
+        path = _font_path(name)
+        if path is None:
+            raise FileNotFoundError(_FONT_FILES[name])
+        _PIL_FONT_CACHE[key] = ImageFont.truetype(str(path), size)
     return _PIL_FONT_CACHE[key]
 
 

@@ -123,6 +123,16 @@ def _row(label: str, outs: list[Outcome]) -> str:
     )
 
 
+def _fonts_line() -> str:
+    missing = fax_corpus.missing_fonts()
+    if not missing:
+        return f"corpus fonts: all {len(fax_corpus._FONT_FILES)} present"
+    return (
+        f"corpus fonts MISSING: {', '.join(missing)} (other fonts were drawn instead: this "
+        f"corpus differs from one made with them; see {fax_corpus.FONT_DIRS_ENV})"
+    )
+
+
 def report(outs: list[Outcome], seed: int, wall: float, workers: int) -> str:
     lines = [
         "FAX reader benchmark (bench/ocr.py)",
@@ -130,6 +140,7 @@ def report(outs: list[Outcome], seed: int, wall: float, workers: int) -> str:
         f"{workers} worker process(es), OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT')}; "
         f"wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}",
+        _fonts_line(),
         "",
         "exact = number read and equal to the truth (for neg_*: correctly refused);",
         "FA = false accepts (a wrong number accepted); triage = sent to unreadable_fax;",

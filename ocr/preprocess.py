@@ -149,3 +149,26 @@ def remove_streaks(image: Image.Image, ink: np.ndarray) -> tuple[Image.Image, np
     out = Image.fromarray(gray)
     out.info.update(image.info)
     return out, cleaned
+
+
+def close_vertically(ink: np.ndarray, rows: int = 3) -> np.ndarray:
+    """Morphological closing down the columns: rejoin strokes broken between scan lines.
+
+    A standard-resolution FAX samples every other line of a fine one; a thin
+    horizontal stroke (the middle of a 3, the bar of a 4) can fall between
+    two scan lines and reach us as two halves. A gap of up to ``rows - 1``
+    pixels in a column is filled, and nothing else grows.
+    """
+    half = rows // 2
+    if half < 1 or ink.shape[0] == 0:
+        return ink.copy()
+    h = ink.shape[0]
+    grown = np.pad(ink, ((half, half), (0, 0)), constant_values=False)
+    dilated = np.zeros_like(ink)
+    for d in range(rows):
+        dilated |= grown[d : d + h]
+    grown = np.pad(dilated, ((half, half), (0, 0)), constant_values=True)
+    closed = np.ones_like(ink)
+    for d in range(rows):
+        closed &= grown[d : d + h]
+    return closed

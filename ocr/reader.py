@@ -11,7 +11,11 @@ Three ways to read the number, strongest first:
 * ``fullpage``: Japanese OCR of the whole page (``jpn+eng``), then the same
   search the email path uses (the number at the top, or after its label);
   the digits found are read a second time from their own spot on the page
-  with the English model, and must not read differently.
+  with the English model, and must not read differently. When that first
+  look accepts nothing (full-page OCR misreads digits whose thin strokes a
+  standard-resolution FAX broke, or garbles the label), a second look reads
+  every place a number may stand again, prepared ten ways, and accepts a
+  number only when enough of those reads agree on it and none saw another.
 
 Nothing is guessed. A number is accepted only when its check digit holds and,
 when a code and printed digits were both read, when they agree; a form whose
@@ -34,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 import zxingcpp
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr import tesseract
@@ -52,6 +56,7 @@ from madoguchi.ocr.form import (
 from madoguchi.ocr.pages import Deadline, FaxLimits, load_pages
 from madoguchi.ocr.preprocess import (
     binarise,
+    close_vertically,
     deskew,
     despeckle,
     ink_mask,
@@ -530,6 +535,7 @@ class _Page:
     levelled: Image.Image | None = None
     cleaned: Image.Image | None = None
     ocr: tesseract.OcrResult | None = None
+    english: tesseract.OcrResult | None = None  # the English page read, when one was made
 
 
 def _level(page: _Page, gray: Image.Image, ink: np.ndarray) -> Image.Image:
@@ -843,9 +849,14 @@ _DISPLAY_FORMAT = re.compile(
 )
 
 
-def _search_lines(ocr: tesseract.OcrResult, page_height: int) -> list[str]:
-    """The page's lines without the sending machine's header, OCR slips at separators undone."""
-    lines: list[str] = []
+def _search_line_words(
+    ocr: tesseract.OcrResult, page_height: int
+) -> list[tuple[str, tuple[tesseract.Word, ...]]]:
+    """The page's lines without the sending machine's header, OCR slips at separators undone.
+
+    Each line comes with the words it was made of, for where it is on the page.
+    """
+    lines: list[tuple[str, tuple[tesseract.Word, ...]]] = []
     for words in ocr.lines():
         # Word by word: Tesseract sometimes runs the header into the line below.
         kept = tuple(w for w in words if w.top + w.height / 2 >= _HEADER_BAND * page_height)
@@ -859,8 +870,12 @@ def _search_lines(ocr: tesseract.OcrResult, page_height: int) -> list[str]:
             and (_PAGE_MARK.search(line) or "FAX" in line.upper())
         ):
             continue  # a header printed a little lower than usual
-        lines.append(_SEPARATOR_RUN.sub("-", line))
+        lines.append((_SEPARATOR_RUN.sub("-", line), kept))
     return lines
+
+
+def _search_lines(ocr: tesseract.OcrResult, page_height: int) -> list[str]:
+    return [line for line, _ in _search_line_words(ocr, page_height)]
 
 
 def _search_ocr(
@@ -959,15 +974,50 @@ def _decide_from_text(
     problems: list[str],
     deadline: Deadline,
 ) -> tuple[SupportNumber | None, Method | None, float]:
+    """The number from the page text: a first look, and when it fails, a second.
+
+    The first look is the email path's search over full-page OCR (see
+    ``_first_look``). Full-page Japanese OCR misreads digits whose thin
+    strokes a standard-resolution FAX broke (3 as 8 or 9, 4 as 1), or a
+    label, or a separator, so the first look finds nothing, or only a number
+    whose check digit fails, or a number its second read does not confirm.
+    Then ``_second_look`` reads every place a number may stand once more,
+    in ten differently prepared images, and accepts a number only on a clear
+    vote. Either way nothing is guessed: the check digit must hold, and a
+    FAX whose reads saw two different valid numbers goes to triage.
+    """
+    first_problems: list[str] = []
+    seen_valid: set[str] = set()
+    number, method, confidence = _first_look(
+        pages, cfg, reads, first_problems, deadline, seen_valid
+    )
+    if number is not None:
+        return number, method, confidence
+    second = _second_look(pages, cfg, reads, deadline, seen_valid)
+    if isinstance(second, tuple):
+        return second
+    problems.extend(first_problems)
+    if second:
+        problems.append(second)
+    return None, None, 0.0
+
+
+def _first_look(
+    pages: list[_Page],
+    cfg: SupportNumberSettings,
+    reads: list[MethodRead],
+    problems: list[str],
+    deadline: Deadline,
+    seen_valid: set[str],
+) -> tuple[SupportNumber | None, Method | None, float]:
     """Full-page OCR, then the email path's search: top of the page or after a label.
 
     The Japanese pass is the page text anyway. When it finds no number at
     all, an English-only pass (digits read better without the kanji model)
-    has a second look. When it finds only numbers whose check digit fails,
-    that is what the customer wrote, or what OCR misread: either way a
-    person looks, and no second pass gets a chance to "fix" it. A number
-    found is read again from its own spot on the page; if that read sees
-    other digits, the FAX goes to triage.
+    has a go. The first page with a number decides: a number found is read
+    again from its own spot on the page and accepted when that read agrees
+    (or is illegible and the first was confident). Every valid number any
+    read saw goes into ``seen_valid``, for the second look to respect.
     """
     for page in pages:
         if page.blank or page.levelled is None:
@@ -985,6 +1035,7 @@ def _decide_from_text(
                 chars=True,
                 timeout=_ocr_timeout(deadline, "a page in English"),
             )
+            page.english = source
             found, name = _search_ocr(source, height, cfg), "eng"
         for bad in found.invalid:
             reads.append(
@@ -1008,6 +1059,9 @@ def _decide_from_text(
         digits = found.number.digits
         again = _reread(_cleaned(page), source, digits, tesseract.DIGITS + "-", deadline)
         seen = "".join(ch for ch in again.constrained if ch.isdigit()) if again else ""
+        seen_valid.add(digits)
+        if parse_support_number(seen, cfg) is not None:
+            seen_valid.add(seen)
         if seen == digits:
             confidence = min(found.confidence, again.confidence) if again else 0.0
             verdict, note = "accept", f"{name}, confirmed by a second read"
@@ -1046,6 +1100,316 @@ def _decide_from_text(
         return None, None, 0.0
     problems.append("no support service number found")
     return None, None, 0.0
+
+
+# --- the second look ---------------------------------------------------------
+
+# Reads of one spot (out of len(_SECOND_LOOK_HEIGHTS) × 5 images) that must
+# give the same valid number, whitelisted and free read agreeing.
+SECOND_LOOK_MIN_AGREE = 3
+# Digit heights (px) the spot is set at; 24 reads broken strokes best, 32
+# the digits 24 blurs together.
+_SECOND_LOOK_HEIGHTS = (24, 32)
+# At most this many places a number may stand are read again per document.
+_SECOND_LOOK_MAX_SPOTS = 8
+# Letters full-page OCR puts for digits, and what it puts between groups.
+_LOOKALIKES = frozenset("OoDIl|SBZbgq")
+_RUN_SEPARATORS = frozenset(_DASHES) | frozenset(" .,:・")
+
+
+@dataclass(frozen=True)
+class _Spot:
+    """A run of about the number's count of digits in a line of page OCR."""
+
+    page: _Page
+    line: int  # index among the page's search lines
+    box: tuple[int, int, int, int]  # the run: left, top, right, bottom
+    line_box: tuple[int, int, int, int]
+    text: str  # the line as OCR read it
+    previous: str  # the line above it
+    real_digits: int  # characters of the run that are digits (not look-alikes)
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _spots(page: _Page, ocr: tesseract.OcrResult, count: int) -> list[_Spot]:
+    """Runs of ``count`` ± 1 digits (look-alike letters, odd separators allowed) on a page."""
+    assert page.levelled is not None
+    lines = _search_line_words(ocr, page.levelled.height)
+    found: list[_Spot] = []
+    for index, (text, words) in enumerate(lines):
+        chars = [c for w in words for c in w.chars]
+        folded = [unicodedata.normalize("NFKC", c.text) for c in chars]
+        i = 0
+        while i < len(chars):
+            if not (folded[i].isdigit() or folded[i] in _LOOKALIKES):
+                i += 1
+                continue
+            j, last, real, alike = i, i, 0, 0
+            while j < len(chars) and (
+                folded[j].isdigit() or folded[j] in _LOOKALIKES or folded[j] in _RUN_SEPARATORS
+            ):
+                if folded[j].isdigit():
+                    real, last = real + 1, j
+                elif folded[j] in _LOOKALIKES:
+                    alike, last = alike + 1, j
+                j += 1
+            boxes = [chars[k].box for k in range(i, last + 1)]
+            if (
+                abs(real + alike - count) <= 1
+                and real >= count - 3
+                and all(b[2] > b[0] and b[3] > b[1] for b in boxes)
+            ):
+                found.append(
+                    _Spot(
+                        page=page,
+                        line=index,
+                        box=_union(boxes),
+                        line_box=_union(
+                            [(w.left, w.top, w.left + w.width, w.top + w.height) for w in words]
+                        ),
+                        text=text,
+                        previous=lines[index - 1][0] if index else "",
+                        real_digits=real,
+                    )
+                )
+            i = j
+    return found
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w > 0 and h > 0 and w * h > 0.5 * smaller
+
+
+def _label_pattern(cfg: SupportNumberSettings) -> re.Pattern[str]:
+    return re.compile(
+        "|".join(re.escape(unicodedata.normalize("NFKC", label)) for label in cfg.labels),
+        re.IGNORECASE,
+    )
+
+
+def _labelled(text: str, cfg: SupportNumberSettings, digits_after: int) -> bool:
+    """Whether ``text`` carries a label (OCR slips undone) with digits after it."""
+    line = unicodedata.normalize("NFKC", _canonical_labels(text, cfg))
+    m = _label_pattern(cfg).search(line)
+    return m is not None and sum(ch.isdigit() for ch in line[m.end() :]) >= digits_after
+
+
+def _spot_images(gray: Image.Image, box: tuple[int, int, int, int]) -> list[Image.Image]:
+    """The spot prepared five ways, each at every height of ``_SECOND_LOOK_HEIGHTS``.
+
+    As sent, closed down the columns (strokes broken between scan lines
+    rejoined), and blurred then thresholded three ways (thin strokes made
+    thicker, gaps bridged). No one way reads every FAX best: each fixes
+    what another breaks, so they vote.
+    """
+    left, top, right, bottom = box
+    h = max(1, bottom - top)
+    crop = gray.crop((left - h // 2 - 2, top - h // 3 - 2, right + h // 2 + 2, bottom + h // 3 + 2))
+    ink = np.asarray(crop) < 128
+    blurred = np.asarray(crop.filter(ImageFilter.GaussianBlur(1.2)))
+    lightly = np.asarray(crop.filter(ImageFilter.GaussianBlur(0.8)))
+    masks = [ink, close_vertically(ink, 3), blurred < 170, blurred < 200, lightly < 160]
+    images = []
+    for height in _SECOND_LOOK_HEIGHTS:
+        scale = height / h
+        size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+        for mask in masks:
+            image = Image.fromarray(np.where(mask, 0, 255).astype(np.uint8))
+            images.append(image.resize(size, Image.Resampling.LANCZOS))
+    return images
+
+
+def _sheet(images: list[Image.Image], gap: int = 20) -> tuple[Image.Image, list[tuple[int, int]]]:
+    """The images one below the other on white, and the rows each one covers.
+
+    One Tesseract run reads them all as a block of lines: a tenth of the
+    cost of one run per image, and each line is still read on its own.
+    """
+    width = max(im.width for im in images) + 2 * gap
+    height = sum(im.height for im in images) + gap * (len(images) + 1)
+    sheet = Image.new("L", (width, height), 255)
+    rows: list[tuple[int, int]] = []
+    y = gap
+    for im in images:
+        sheet.paste(im, (gap, y))
+        rows.append((y, y + im.height))
+        y += im.height + gap
+    return sheet, rows
+
+
+@dataclass(frozen=True)
+class _Vote:
+    reads: tuple[tuple[str, str, float], ...]  # (whitelisted, free, lowest char confidence)
+
+    def digits(self, i: int) -> str:
+        return "".join(ch for ch in self.reads[i][0] if ch.isdigit())
+
+    def agreeing(self, digits: str) -> list[int]:
+        """The images whose whitelisted and free reads both spell ``digits``."""
+        return [
+            i
+            for i, (_, free, _) in enumerate(self.reads)
+            if self.digits(i) == digits and "".join(ch for ch in free if ch.isdigit()) == digits
+        ]
+
+    def valid_numbers(self, cfg: SupportNumberSettings) -> set[str]:
+        """Every valid number any read, whitelisted or free, spelled."""
+        spelled = {self.digits(i) for i in range(len(self.reads))}
+        spelled |= {"".join(ch for ch in free if ch.isdigit()) for _, free, _ in self.reads}
+        return {d for d in spelled if parse_support_number(d, cfg) is not None}
+
+
+def _vote(page: _Page, spot: _Spot, deadline: Deadline) -> _Vote:
+    assert page.levelled is not None
+    sheet, rows = _sheet(_spot_images(to_gray(page.levelled), spot.box))
+    common = {"lang": tesseract.ENGLISH, "psm": tesseract.PSM_BLOCK, "dpi": 200}
+    what = "a number on the page a second time"
+    constrained = tesseract.recognise(
+        sheet, whitelist=tesseract.DIGITS + "-", timeout=_ocr_timeout(deadline, what), **common
+    )
+    free = tesseract.recognise(sheet, chars=True, timeout=_ocr_timeout(deadline, what), **common)
+
+    def within(words: tuple[tesseract.Word, ...], top: int, bottom: int) -> list[tesseract.Word]:
+        return [w for w in words if top - 5 <= w.top + w.height / 2 <= bottom + 5]
+
+    reads = []
+    for top, bottom in rows:
+        free_words = within(free.words, top, bottom)
+        confs = [c.conf for w in free_words for c in w.chars if c.text.strip()]
+        reads.append(
+            (
+                "".join(w.text for w in within(constrained.words, top, bottom)),
+                "".join(w.text for w in free_words),
+                min(confs, default=0.0) / 100.0,
+            )
+        )
+    return _Vote(tuple(reads))
+
+
+def _second_look(
+    pages: list[_Page],
+    cfg: SupportNumberSettings,
+    reads: list[MethodRead],
+    deadline: Deadline,
+    seen_valid: set[str],
+) -> tuple[SupportNumber, Method, float] | str | None:
+    """Read every place a number may stand again, ten ways, and let the reads vote.
+
+    The places are runs of about twelve digits in the page OCR (letters
+    OCR puts for digits, and any separators, allowed) where the email path
+    would look: in the top lines, or after a label; a label OCR garbled in
+    the page read is looked for again in a read of its line alone. Each
+    place is read in ten images (``_spot_images``); a number wins the place
+    when it passes its check digit and at least SECOND_LOOK_MIN_AGREE images
+    read it the same with and without the digit whitelist, and no read of
+    the place, nor any read of the first look, saw another valid number.
+    The document's number is the one the places agree on; when two valid
+    numbers were seen anywhere, the FAX goes to triage.
+
+    Returns the accepted number, or a problem to add (None: nothing found).
+    """
+    count = sum(cfg.display_groups)
+    spots: list[_Spot] = []
+    for page in pages:
+        if page.blank or page.levelled is None:
+            continue
+        _full_text(page, deadline)
+        for ocr in (page.ocr, page.english):
+            if ocr is None:
+                continue
+            for spot in _spots(page, ocr, count):
+                if not any(s.page is page and _overlaps(s.box, spot.box) for s in spots):
+                    spots.append(spot)
+
+    winners: dict[str, float] = {}
+    conflicts: set[str] = set()
+    examined = 0
+    for spot in spots:
+        page = spot.page
+        assert page.levelled is not None
+        if spot.line < cfg.top_lines:
+            place = "top of the page"
+        elif _labelled(spot.text, cfg, count - 3) or _labelled(spot.previous, cfg, 0):
+            place = "after its label"
+        elif spot.real_digits >= count - 1 and _labelled(
+            _line_again(page, spot.line_box, deadline), cfg, count - 3
+        ):
+            place = "after its label (read again)"
+        else:
+            continue
+        if examined == _SECOND_LOOK_MAX_SPOTS:
+            break
+        examined += 1
+        vote = _vote(page, spot, deadline)
+        valid = vote.valid_numbers(cfg)
+        tally = {d: vote.agreeing(d) for d in valid}
+        best = max(tally, key=lambda d: len(tally[d]), default=None)
+        agree = tally[best] if best else []
+        raw = max(
+            (vote.reads[i][0] for i in range(len(vote.reads))),
+            key=lambda r: sum(v[0] == r for v in vote.reads),
+        )
+        if best is None or len(agree) < SECOND_LOOK_MIN_AGREE:
+            note = "no valid number read the same by enough of the images"
+            best = None
+        elif len(valid) > 1 or (seen_valid - {best}):
+            others = sorted((valid | seen_valid) - {best})
+            note = f"{best} read, but also {', '.join(others)}"
+            conflicts |= {best, *others}
+            best = None
+        else:
+            note = f"{len(agree)} of {len(vote.reads)} images agree"
+        confidence = float(np.median([vote.reads[i][2] for i in agree])) if agree else 0.0
+        reads.append(
+            MethodRead(
+                "fullpage",
+                "support_number",
+                page.number,
+                raw,
+                best,
+                confidence if best else 0.0,
+                f"second look, {place}: {note}",
+            )
+        )
+        if best is not None:
+            winners[best] = max(winners.get(best, 0.0), confidence)
+    if len(winners | dict.fromkeys(conflicts, 0.0)) > 1:
+        seen = ", ".join(sorted(set(winners) | conflicts))
+        return f"second look: reads saw different valid numbers: {seen}"
+    if not winners:
+        return None
+    digits, confidence = winners.popitem()
+    number = parse_support_number(digits, cfg)
+    assert number is not None
+    return number, "fullpage", confidence
+
+
+def _line_again(page: _Page, line_box: tuple[int, int, int, int], deadline: Deadline) -> str:
+    """One line of the page read on its own (Japanese): a label the page read garbled."""
+    assert page.levelled is not None
+    left, top, right, bottom = line_box
+    h = max(1, bottom - top)
+    crop = to_gray(page.levelled).crop(
+        (max(0, left - h), max(0, top - h // 2), right + h, bottom + h // 2)
+    )
+    return tesseract.recognise(
+        crop,
+        lang=tesseract.JAPANESE_ONLY,
+        psm=tesseract.PSM_SINGLE_LINE,
+        dpi=_page_dpi(page.levelled),
+        timeout=_ocr_timeout(deadline, "a line again"),
+    ).text
 
 
 def _decide_ticket(

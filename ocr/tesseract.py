@@ -42,6 +42,7 @@ from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
 
 DIGITS = "0123456789"
 JAPANESE = "jpn+eng"
+JAPANESE_ONLY = "jpn"  # a line of Japanese text: the eng model only adds misreadings
 ENGLISH = "eng"
 
 # Single text line / uniform block of text / automatic page layout.

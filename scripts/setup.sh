@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 packages=(python3 python3-venv python3-dev gcc tesseract-ocr tesseract-ocr-jpn
           poppler-utils fonts-noto-cjk fonts-ipafont fonts-dejavu-core libtiff-tools)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(dovecot-imapd postgresql chromium)
+    # fonts-liberation: the FAX corpus types digits in it (bench/fax_corpus.py);
+    # without it the generated pages, and what the tests read off them, differ.
+    packages+=(dovecot-imapd postgresql chromium fonts-liberation)
 fi
 
 missing=()

@@ -34,8 +34,9 @@ LETTER = [
 
 
 @pytest.fixture
-def fax_desk(sqlite_url: str, tmp_path: Path) -> Desk:
-    settings = make_settings(sqlite_url, tmp_path, fax={"gateway_addresses": ["fax@gw.example.jp"]})
+def fax_desk(database_url: str, tmp_path: Path) -> Desk:
+    settings = make_settings(database_url, tmp_path,
+                             fax={"gateway_addresses": ["fax@gw.example.jp"]})
     desk = Desk.open(settings)
     rows = read_rows((DEMO / "customers.csv").read_text(encoding="utf-8"),
                      settings.support_number)
