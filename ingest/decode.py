@@ -68,6 +68,9 @@ _JIS_BYTES = bytes(range(0x21, 0x7F))
 _KANA_BYTES = bytes(range(0x21, 0x60))
 _C1 = re.compile("[\x80-\x9f]")
 _HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]")
+# UTF-7 (and only it, of the codecs mail declares) decodes to lone surrogates
+# without complaint; such text cannot even be stored as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _jis_tables() -> tuple[bytes, bytes, bytes, bytes]:
@@ -163,9 +166,12 @@ def _strict(data: bytes, codec: str, *, guessing: bool) -> str | None:
 
 def _decode_or_none(data: bytes, codec: str, errors: str = "strict") -> str | None:
     try:
-        return data.decode(codec, errors)
+        text = data.decode(codec, errors)
     except (UnicodeError, LookupError):
         return None
+    if _SURROGATE.search(text):
+        return None if errors == "strict" else _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _sjis_or_euc(data: bytes) -> str | None:

@@ -39,9 +39,11 @@ def safe_filename(name: str, content_type: str) -> str:
     Windows device names; cuts to 150 UTF-8 bytes keeping the extension; falls
     back to ``attachment.<ext>`` (from the content type) when nothing is left.
     """
-    name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(char for char in name if unicodedata.category(char) not in _DROPPED)
+    # Composed after the drop: a control between a letter and its combining
+    # mark would otherwise leave them to compose on a second pass.
+    name = unicodedata.normalize("NFC", name)
     name = _FORBIDDEN.sub("_", name).strip(_BLANKS_AND_DOTS)
     if not name:
         return "attachment" + _extension_for(content_type)

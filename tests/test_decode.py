@@ -290,3 +290,13 @@ def test_any_bytes_with_any_label_decode_to_text(data, label):
 def test_any_header_value_or_parameters_decode_without_error(value):
     assert isinstance(decode_header_value(value), str)
     assert isinstance(parse_params("attachment; filename*0*=" + value), tuple)
+
+
+def test_utf7_lone_surrogates_are_not_text():
+    # Found by the atheris fuzzer: Python's UTF-7 codec decodes "+2pXq7Q-" to
+    # lone surrogates, which no database can store as UTF-8.
+    data = b"+ADw-script-+4ADalert(1)+ADw-/script+AD4- +2pXq7Q-"
+    text = decode_bytes(data, "utf-7")
+    text.encode("utf-8")  # raises on a lone surrogate
+    assert text == data.decode("ascii")  # not UTF-7: kept as the bytes say
+    assert decode_bytes("日本".encode("utf-7"), "utf-7") == "日本"
