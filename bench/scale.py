@@ -42,6 +42,13 @@ from tests.smtp_server import SmtpTestServer, _LoopbackController, _RecordingHan
 DB = "madoguchi_bench_scale"
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dict[str, float]:
     url = daemons.fresh_postgres(admin_url, DB)
     upgrade(url)
@@ -76,9 +83,11 @@ def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dic
             with account.client() as client:
                 client.select_folder("Staging")
                 started = time.perf_counter()
+                busy0, total0 = cpu_ticks()
                 client.move("1:*", "INBOX")
             daemons.wait_for(lambda: stored() >= len(mails), 600, "every message", step=0.02)
             elapsed = time.perf_counter() - started
+            busy1, total1 = cpu_ticks()
             load = os.getloadavg()[0]
         finally:
             for proc in procs:
@@ -95,6 +104,7 @@ def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dic
     daemons.drop_postgres(admin_url, DB)
     return {
         "elapsed": elapsed, "rate": len(mails) / elapsed, "load": load,
+        "busy": (busy1 - busy0) / max(1, total1 - total0),
         "stored": len(messages), "distinct": len(set(messages)), "claims": claims,
         "outbox": outbox, "left": left, "by_worker": by_worker,  # type: ignore[dict-item]
     }
@@ -112,16 +122,19 @@ def main() -> None:
           f"{args.batch}, {os.cpu_count()} cores, PostgreSQL; each daemon runs "
           f"{os.cpu_count()} parse workers)")
     print(f"{'daemons':>7}  {'seconds':>7}  {'msg/s':>6}  {'stored':>6}  {'twice':>5}  "
-          f"{'claims left':>11}  {'acks queued':>11}  {'left in INBOX':>13}  per daemon  load")
+          f"{'claims left':>11}  {'acks queued':>11}  {'left in INBOX':>13}  {'cpu busy':>8}  "
+          "per daemon  load")
     with postgres_server() as admin_url, tempfile.TemporaryDirectory(prefix="mado-scale-") as tmp:
         for workers in args.workers:
             r = run(workers, mails, admin_url, args.batch, Path(tmp))
             print(f"{workers:>7}  {r['elapsed']:>7.2f}  {r['rate']:>6.0f}  {r['stored']:>6}  "
                   f"{r['stored'] - r['distinct']:>5}  {r['claims']:>11}  {r['outbox']:>11}  "
-                  f"{r['left']:>13}  {r['by_worker']}  {r['load']:.2f}", flush=True)
+                  f"{r['left']:>13}  {r['busy']:>8.0%}  {r['by_worker']}  {r['load']:.2f}",
+                  flush=True)
     print("(msg/s: from the moment the mail lands in the INBOX until the last message is "
           "committed; acks queued = tickets acknowledged, one outbox row each, delivered "
-          "after the measurement)")
+          "after the measurement; cpu busy: share of all cores' time not idle while "
+          "measuring, every process on the machine counted)")
 
 
 if __name__ == "__main__":
