@@ -35,7 +35,7 @@ from functools import lru_cache
 from itertools import islice
 from pathlib import Path, PurePath
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -313,6 +313,11 @@ class _Batch:
     contract_rows: dict[int, Contract] = field(default_factory=dict)
     contact_emails: dict[int | None, frozenset[str]] = field(default_factory=dict)
     counters: dict[int, int] = field(default_factory=dict)  # year → last number handed out
+    # PostgreSQL: sequence numbers taken in transactions of their own (shared
+    # by the fast and the careful pass of one batch, so neither leaves gaps
+    # for the other), and those of them this batch's tickets use.
+    reserved: dict[int, list[int]] = field(default_factory=dict)
+    used_numbers: set[tuple[int, int]] = field(default_factory=set)
     quarantined: set[tuple[str, str]] = field(default_factory=set)
     new_tickets: list[tuple[_NewTicket, _NewMessage]] = field(default_factory=list)
     # Rows not yet written (``Pipeline._write_rows``), in the order they were made.
@@ -437,8 +442,10 @@ class Pipeline:
     ) -> list[Outcome]:
         parsed: list[_Parsed] = []
         stream = self._prepared(items)
+        reserved: dict[int, list[int]] = {}
         try:
-            outcomes = self._write(items, parsed, stream, in_transaction, careful=False)
+            outcomes = self._write(items, parsed, stream, in_transaction, reserved,
+                                   careful=False)
         except _DESK_FAULTS:
             raise  # it ended the stream too: no careful pass could read the rest
         except Exception:
@@ -446,7 +453,8 @@ class Pipeline:
             log.warning("batch of %d failed in the fast path; retrying one by one", len(items),
                         exc_info=True)
             parsed.extend(stream)  # whatever the fast path had not read yet
-            outcomes = self._write(items, [], iter(parsed), in_transaction, careful=True)
+            outcomes = self._write(items, [], iter(parsed), in_transaction, reserved,
+                                   careful=True)
         for item, result, outcome in zip(items, parsed, outcomes, strict=True):
             log.info(
                 "%s %s: %s%s",
@@ -470,13 +478,14 @@ class Pipeline:
         seen: list[_Parsed],
         stream: Iterator[_Parsed],
         in_transaction: Callable[[Session], None] | None,
+        reserved: dict[int, list[int]],
         *,
         careful: bool,
     ) -> list[Outcome]:
         """Store the batch in one transaction; ``seen`` collects what was read."""
         outcomes: list[Outcome] = []
         with self.factory() as session, session.begin(), session.no_autoflush:
-            batch = _Batch()
+            batch = _Batch(reserved=reserved)
             pairs = zip(items, stream, strict=True)
             while chunk := list(islice(pairs, 50)):
                 seen.extend(r for _, r in chunk)  # kept for a careful retry, read once
@@ -896,10 +905,25 @@ class Pipeline:
         return batch.contract_rows[contract_id]
 
     def _next_number(self, session: Session, batch: _Batch, year: int) -> str:
-        # The first number of a year in this batch takes the counter row's
-        # lock (store.next_ticket_number); the rest count on in memory and
-        # are written back once, before the batch commits.
         prefix = self.settings.threading.ticket_prefix
+        bind = session.get_bind()
+        if bind.dialect.name == "postgresql" and isinstance(bind, Engine):
+            # Taken outside the batch's transaction: holding the counter row
+            # until the batch commits would make concurrent daemons store
+            # their batches one after the other. Numbers the batch took but
+            # no longer uses (its fast pass failed, a savepoint rolled back)
+            # go to its next tickets; only a crash leaves a gap.
+            pool = batch.reserved.setdefault(year, [])
+            sequence = next((n for n in pool if (year, n) not in batch.used_numbers), None)
+            if sequence is None:
+                sequence = store.reserve_ticket_sequence(bind, year)
+                pool.append(sequence)
+            batch.used_numbers.add((year, sequence))
+            return store.format_ticket_number(prefix, year, sequence)
+        # SQLite has one writer at a time anyway: the first number of a year
+        # in this batch takes the counter row's lock (store.next_ticket_number);
+        # the rest count on in memory and are written back once, before the
+        # batch commits, so numbers never have gaps.
         if year not in batch.counters:
             number = store.next_ticket_number(session, prefix, year)
             batch.counters[year] = int(number.rsplit("-", 1)[1])
@@ -1150,6 +1174,8 @@ def _copy_batch(batch: _Batch) -> _Batch:
         contract_rows=dict(batch.contract_rows),
         contact_emails=dict(batch.contact_emails),
         counters=dict(batch.counters),
+        reserved=batch.reserved,  # shared: what was taken stays taken, and reusable
+        used_numbers=set(batch.used_numbers),
         quarantined=set(batch.quarantined),
         new_tickets=list(batch.new_tickets),
         tickets=list(batch.tickets),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Message, QuarantineEntry, RawMessage, Ticket, TicketStatus
 from madoguchi.ticketing.views import ticket_by_number
+from tests.conftest import make_settings
+from tests.postgres import PostgresDatabases
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 DESK = "support@example.co.jp"
@@ -54,13 +57,17 @@ def mail(
     )
 
 
-@pytest.fixture
-def registered(desk: Desk) -> Desk:
+def register_demo_customers(desk: Desk) -> Desk:
     rows = read_rows((DEMO / "customers.csv").read_text(encoding="utf-8"),
                      desk.settings.support_number)
     with transaction(desk.factory) as session:
         import_rows(session, rows)
     return desk
+
+
+@pytest.fixture
+def registered(desk: Desk) -> Desk:
+    return register_demo_customers(desk)
 
 
 def ingest(desk: Desk, raw: bytes, received_at: datetime | None = None, ref: str = "t"):
@@ -292,6 +299,37 @@ def test_ticket_numbers_count_up_per_year(registered: Desk) -> None:
         for i in range(3)
     ]
     assert numbers == ["T-2026-000001", "T-2026-000002", "T-2026-000003"]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_batch_does_not_hold_the_ticket_counter_until_it_commits(
+    postgres_databases: PostgresDatabases, tmp_path: Path,
+) -> None:
+    # Two daemons on one database: the second opens a ticket while the first
+    # batch's transaction is still open, numbered, and not committed. Were the
+    # counter row locked until that commit, the second would wait for the
+    # first, which waits for it here: the join would time out. (On SQLite one
+    # writer waits for the other whatever the counter does.)
+    registered = register_demo_customers(
+        Desk.open(make_settings(postgres_databases.new(), tmp_path)))
+    other = Desk.open(registered.settings)
+    second: list[str | None] = []
+
+    def meanwhile(_session: object) -> None:
+        worker = threading.Thread(target=lambda: second.append(
+            ingest(other, mail(message_id="b@x", body="二通目")).ticket_number))
+        worker.start()
+        worker.join(timeout=20)
+        assert not worker.is_alive(), "the second daemon waited for the first batch"
+
+    try:
+        first = registered.pipeline.ingest_batch(
+            [Inbound(mail(message_id="a@x", body="一通目"), "t", "1")], in_transaction=meanwhile)
+    finally:
+        other.close()
+        registered.close()
+    assert first[0].ticket_number == "T-2026-000001"
+    assert second == ["T-2026-000002"]
 
 
 def test_in_one_batch_a_reply_after_its_original_threads(registered: Desk) -> None:

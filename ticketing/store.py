@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -285,6 +285,33 @@ def next_ticket_number(session: Session, prefix: str, year: int) -> str:
                 session.execute(insert(TicketCounter).values(year=year, last=0))
         except IntegrityError:
             pass  # another writer created the year's row first
+    raise RuntimeError(f"could not allocate a ticket number for {year}")
+
+
+def reserve_ticket_sequence(engine: Engine, year: int) -> int:
+    """Take the next sequence number of ``year`` in a transaction of its own.
+
+    Like a database sequence: the counter row is locked only while this short
+    transaction runs, not until the caller's batch commits, so several
+    daemons storing batches at once never wait for each other here. A number
+    taken by a batch that then never commits is a gap in the numbering.
+    """
+    with engine.connect() as conn:
+        for _ in range(3):
+            last = conn.scalar(
+                update(TicketCounter)
+                .where(TicketCounter.year == year)
+                .values(last=TicketCounter.last + 1)
+                .returning(TicketCounter.last)
+            )
+            if last is not None:
+                conn.commit()
+                return int(last)
+            try:
+                conn.execute(insert(TicketCounter).values(year=year, last=0))
+                conn.commit()
+            except IntegrityError:
+                conn.rollback()  # another writer created the year's row first
     raise RuntimeError(f"could not allocate a ticket number for {year}")
 
 
