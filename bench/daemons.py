@@ -25,6 +25,7 @@ T = TypeVar("T")
 def write_config(
     path: Path, *, database_url: str, storage: Path, imap: object, smtp_port: int,
     batch: int, spool: Path | None = None, interval: float = 0.3, outbox_interval: float = 0.3,
+    sla_sweep: float = 5,
 ) -> Path:
     """A daemon configuration for a Dovecot account (``imap``) and an SMTP listener."""
     spool_source = f"""
@@ -53,7 +54,7 @@ max_per_sender_per_hour = 100000
 
 [daemon]
 outbox_interval_seconds = {outbox_interval}
-sla_sweep_seconds = 5
+sla_sweep_seconds = {sla_sweep}
 leader_retry_seconds = 0.3
 
 [[sources]]

@@ -10,8 +10,9 @@ the INBOX in one IMAP command, and the clock runs until every message is
 committed. Each run is then checked: every message stored once, no claim
 left, every acknowledgement queued once. The outbox is held back during the
 measurement (acknowledgements are queued in the ingest transaction, and
-counted, but delivered later): delivery runs on the leader alone and would
-otherwise compete with its ingest for the same process.
+counted, but delivered later), and so is the SLA sweep: both run on the
+leader alone and would otherwise compete with its ingest for the same
+process (the corpus' old dates make every ticket overdue at once).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dic
         config = daemons.write_config(
             tmp / f"scale-{workers}.toml", database_url=url, storage=tmp / f"storage-{workers}",
             imap=account, smtp_port=smtp.port, batch=batch, interval=0.2, outbox_interval=3600,
+            sla_sweep=3600,
         )
         logs = [tmp / f"scale-{workers}-{n}.log" for n in range(workers)]
         procs = [daemons.start(config, log) for log in logs]

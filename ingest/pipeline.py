@@ -56,7 +56,13 @@ from madoguchi.ingest.message import ParsedMessage, ParseError
 from madoguchi.ingest.parse import parse_message
 from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
 from madoguchi.ticketing import store
-from madoguchi.ticketing.acknowledgement import acknowledge_new_ticket, recent_ack_counts
+from madoguchi.ticketing.acknowledgement import (
+    ACK_KIND,
+    ack_key,
+    acknowledge_new_ticket,
+    acknowledgement_due,
+    recent_ack_counts,
+)
 from madoguchi.ticketing.blobstore import BlobStore, StorageUnavailableError
 from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.models import (
@@ -74,6 +80,7 @@ from madoguchi.ticketing.models import (
     TicketFlag,
     TicketStatus,
 )
+from madoguchi.ticketing.outbox import insert_outbox, outbox_values
 from madoguchi.ticketing.rules.authenticity import sender_fails_authentication
 from madoguchi.ticketing.rules.autoreply import classify_auto
 from madoguchi.ticketing.rules.entitlement import (
@@ -584,15 +591,26 @@ class Pipeline:
             batch.ack_counts = recent_ack_counts(session, batch.ack_now)
         now, counts = batch.ack_now, batch.ack_counts
         assert now is not None
+        if not careful:
+            # One INSERT for the chunk's acknowledgements.
+            rows: list[dict[str, object]] = []
+            to: dict[str, str] = {}  # dedupe key → sender
+            for ticket, message in due:
+                sender = message.sender.lower()
+                ack = acknowledgement_due(ticket, message, self.settings, now=now,
+                                          recent_acks=counts[sender], company=ticket.company)
+                if ack is not None:
+                    key = ack_key(ticket)
+                    rows.append(outbox_values(kind=ACK_KIND, dedupe_key=key,
+                                              ticket_id=ticket.id, message=ack, now=now))
+                    to[key] = sender
+                    counts[sender] += 1
+            for key in to.keys() - insert_outbox(session, rows):
+                log.info("outbox: %s already queued, not again", key)
+                counts[to[key]] -= 1
+            return
         for ticket, message in due:
             sender = message.sender.lower()
-            if not careful:
-                queued = acknowledge_new_ticket(
-                    session, ticket, message, self.settings, now=now, recent_acks=counts[sender],
-                    company=ticket.company,
-                )
-                counts[sender] += queued is not None
-                continue
             try:
                 with session.begin_nested():
                     queued = acknowledge_new_ticket(

@@ -600,3 +600,19 @@ def test_a_message_whose_rows_fail_to_write_is_quarantined_and_the_rest_stored(
         assert len(s.scalars(select(RawMessage)).all()) == 3
         assert [q.reason_code for q in s.scalars(select(QuarantineEntry))] == ["internal_error"]
     assert [k for k, _key, _to in _outbox(registered)] == ["ack", "ack"]
+
+
+def test_one_batch_acknowledges_a_sender_no_more_often_than_the_hourly_limit(
+    registered: Desk,
+) -> None:
+    from madoguchi.ticketing.models import OutboxMessage
+
+    registered.settings.acknowledgement.max_per_sender_per_hour = 2
+    outs = registered.pipeline.ingest_batch([
+        Inbound(mail(message_id=f"lim{i}@x", subject=f"質問{i}", body=f"質問{i}"), "t", str(i))
+        for i in range(4)
+    ])
+    assert [o.kind for o in outs] == [OutcomeKind.CREATED] * 4
+    with registered.factory() as s:
+        acked = s.scalars(select(OutboxMessage.dedupe_key).order_by(OutboxMessage.id)).all()
+    assert acked == ["ack:T-2026-000001", "ack:T-2026-000002"]

@@ -311,13 +311,46 @@ def acknowledge_new_ticket(
         if recent_acks is not None
         else recent_ack_counts(session, now)[inbound.sender.strip().lower()]
     )
-    ok, reason = should_acknowledge(ticket, inbound, settings, recent)
+    message = acknowledgement_due(ticket, inbound, settings, now=now, recent_acks=recent,
+                                  company=company)
+    if message is None:
+        return None
+    return enqueue(
+        session,
+        kind=ACK_KIND,
+        dedupe_key=ack_key(ticket),
+        ticket=ticket,  # type: ignore[arg-type]  # only its id is read
+        message=message,
+        now=now,
+    )
+
+
+def ack_key(ticket: AckTicket) -> str:
+    """The outbox dedupe key of a ticket's acknowledgement: queued once, ever."""
+    return f"{ACK_KIND}:{ticket.number}"
+
+
+def acknowledgement_due(
+    ticket: AckTicket,
+    inbound: AckInbound,
+    settings: Settings,
+    *,
+    now: datetime,
+    recent_acks: int,
+    company: str | None = None,
+) -> EmailMessage | None:
+    """The acknowledgement to queue for a new ticket, or None when the rules say no.
+
+    For callers that queue many at once (``outbox.outbox_values`` and
+    ``outbox.insert_outbox``); ``acknowledge_new_ticket`` queues one.
+    """
+    ok, reason = should_acknowledge(ticket, inbound, settings, recent_acks)
     if not ok:
         log.info("%s: no acknowledgement: %s", ticket.number, reason)
         return None
     company = _company(ticket) if company is None else company
     try:
-        message = build_acknowledgement(
+        return build_acknowledgement(
             ticket, inbound, settings, due_at=ticket.first_response_due, now=now, company=company
         )
     except jinja2.TemplateError:
@@ -327,16 +360,8 @@ def acknowledge_new_ticket(
         # changes): the customer still hears from us, and the ticket is kept.
         log.exception("%s: acknowledgement template %s is broken; using the shipped one",
                       ticket.number, settings.acknowledgement.template)
-        message = _build(ticket, inbound, settings, ticket.first_response_due, now,
-                         SHIPPED_TEMPLATE, company)
-    return enqueue(
-        session,
-        kind=ACK_KIND,
-        dedupe_key=f"{ACK_KIND}:{ticket.number}",
-        ticket=ticket,  # type: ignore[arg-type]  # only its id is read
-        message=message,
-        now=now,
-    )
+        return _build(ticket, inbound, settings, ticket.first_response_due, now,
+                      SHIPPED_TEMPLATE, company)
 
 
 def check_template(settings: Settings, *, now: datetime | None = None) -> None:

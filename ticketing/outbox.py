@@ -78,8 +78,10 @@ __all__ = [
     "backoff_delay",
     "claim_next",
     "enqueue",
+    "insert_outbox",
     "lease_for",
     "open_smtp",
+    "outbox_values",
 ]
 
 log = logging.getLogger("madoguchi.outbox")
@@ -117,6 +119,33 @@ def enqueue(
     From address. Returns None, and writes nothing, when a row with
     ``dedupe_key`` exists already (also one inserted concurrently).
     """
+    if ticket is not None and ticket.id is None:
+        session.flush()
+    values = outbox_values(kind=kind, dedupe_key=dedupe_key,
+                           ticket_id=ticket.id if ticket is not None else None,
+                           message=message, now=now, mail_from=mail_from)
+    if not insert_outbox(session, [values]):
+        log.info("outbox: %s already queued, not again", dedupe_key)
+        return None
+    return session.scalars(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key)
+    ).one()
+
+
+def outbox_values(
+    *,
+    kind: str,
+    dedupe_key: str,
+    ticket_id: int | None,
+    message: EmailMessage,
+    now: datetime,
+    mail_from: str | None = None,
+) -> dict[str, object]:
+    """The outbox row that sends ``message``, checked; ValueError when it must not be sent.
+
+    As ``enqueue`` describes; for callers that insert many rows at once
+    (``insert_outbox``).
+    """
     message_id = message.get("Message-ID", "").strip()
     if not message_id:
         raise ValueError("the message has no Message-ID")
@@ -138,11 +167,8 @@ def enqueue(
     if not sender or not all(a.isascii() for a in [sender, *rcpt_to]):
         raise ValueError("envelope addresses must be present and ASCII")
     del message["Bcc"]
-
-    if ticket is not None and ticket.id is None:
-        session.flush()
-    values = {
-        "ticket_id": ticket.id if ticket is not None else None,
+    return {
+        "ticket_id": ticket_id,
         "kind": kind,
         "dedupe_key": dedupe_key,
         "message_id": message_id,
@@ -154,22 +180,27 @@ def enqueue(
         "created_at": now,
         "next_attempt_at": now,
     }
+
+
+def insert_outbox(session: Session, rows: list[dict[str, object]]) -> set[str]:
+    """Insert ``outbox_values`` rows in one statement; the dedupe keys it inserted.
+
+    A row whose dedupe key is queued already (also concurrently) is skipped.
+    """
+    if not rows:
+        return set()
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt = postgresql.insert(OutboxMessage).values(values).on_conflict_do_nothing(
+        stmt = postgresql.insert(OutboxMessage).values(rows).on_conflict_do_nothing(
             index_elements=["dedupe_key"]
         )
     elif dialect == "sqlite":
-        stmt = sqlite.insert(OutboxMessage).values(values).on_conflict_do_nothing(
+        stmt = sqlite.insert(OutboxMessage).values(rows).on_conflict_do_nothing(
             index_elements=["dedupe_key"]
         )
     else:
         raise NotImplementedError(f"outbox insert on {dialect}")
-    new_id = session.scalar(stmt.returning(OutboxMessage.id))
-    if new_id is None:
-        log.info("outbox: %s already queued, not again", dedupe_key)
-        return None
-    return session.get_one(OutboxMessage, new_id)
+    return set(session.scalars(stmt.returning(OutboxMessage.dedupe_key)))
 
 
 def _checked_bytes(message: EmailMessage) -> bytes:
