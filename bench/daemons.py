@@ -25,7 +25,7 @@ T = TypeVar("T")
 def write_config(
     path: Path, *, database_url: str, storage: Path, imap: object, smtp_port: int,
     batch: int, spool: Path | None = None, interval: float = 0.3, outbox_interval: float = 0.3,
-    sla_sweep: float = 5,
+    sla_sweep: float = 5, parse_workers: int | None = None,
 ) -> Path:
     """A daemon configuration for a Dovecot account (``imap``) and an SMTP listener."""
     spool_source = f"""
@@ -43,6 +43,7 @@ desk_address = "support@example.co.jp"
 
 [limits]
 imap_batch_size = {batch}
+{f"parse_workers = {parse_workers}" if parse_workers else ""}
 
 [smtp]
 host = "127.0.0.1"

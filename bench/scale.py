@@ -43,6 +43,11 @@ from tests.smtp_server import SmtpTestServer, _LoopbackController, _RecordingHan
 DB = "madoguchi_bench_scale"
 
 
+def parse_workers(daemons: int) -> int:
+    """Each daemon's share of the cores, as README advises for several on one host."""
+    return max(1, (os.cpu_count() or 1) // daemons)
+
+
 def cpu_ticks() -> tuple[int, int]:
     """(busy, total) clock ticks of the whole machine, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -68,7 +73,7 @@ def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dic
         config = daemons.write_config(
             tmp / f"scale-{workers}.toml", database_url=url, storage=tmp / f"storage-{workers}",
             imap=account, smtp_port=smtp.port, batch=batch, interval=0.2, outbox_interval=3600,
-            sla_sweep=3600,
+            sla_sweep=3600, parse_workers=parse_workers(workers),
         )
         logs = [tmp / f"scale-{workers}-{n}.log" for n in range(workers)]
         procs = [daemons.start(config, log) for log in logs]
@@ -121,8 +126,8 @@ def main() -> None:
     args = ap.parse_args()
     mails = build_mails(args.messages, 0.3, random.Random(args.seed))
     print(f"madoguchi bench/scale.py  ({args.messages} messages, 30 % follow-ups, batch "
-          f"{args.batch}, {os.cpu_count()} cores, PostgreSQL; each daemon runs "
-          f"{os.cpu_count()} parse workers)")
+          f"{args.batch}, {os.cpu_count()} cores, PostgreSQL; each daemon runs cores / daemons "
+          "parse workers, at least one)")
     print(f"{'daemons':>7}  {'seconds':>7}  {'msg/s':>6}  {'stored':>6}  {'twice':>5}  "
           f"{'claims left':>11}  {'acks queued':>11}  {'left in INBOX':>13}  {'cpu busy':>8}  "
           "per daemon  load")

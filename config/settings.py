@@ -39,6 +39,7 @@ class Limits(_Section):
     max_message_bytes: int = Field(25 * 1024 * 1024, gt=0)
     max_attachments: int = Field(100, gt=0)
     imap_batch_size: int = Field(100, gt=0, le=5000)
+    parse_workers: int | None = Field(None, ge=1, le=64)  # None: one per CPU core
 
 
 class SupportNumberSettings(_Section):

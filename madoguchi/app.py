@@ -29,7 +29,8 @@ class Desk:
     @property
     def pipeline(self) -> Pipeline:
         if self._pipeline is None:
-            self._pipeline = Pipeline(self.settings, self.factory, self.blobs)
+            self._pipeline = Pipeline(self.settings, self.factory, self.blobs,
+                                      parse_workers=self.settings.limits.parse_workers)
         return self._pipeline
 
     def poller(self, source: ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource):  # type: ignore[no-untyped-def]

@@ -616,3 +616,20 @@ def test_one_batch_acknowledges_a_sender_no_more_often_than_the_hourly_limit(
     with registered.factory() as s:
         acked = s.scalars(select(OutboxMessage.dedupe_key).order_by(OutboxMessage.id)).all()
     assert acked == ["ack:T-2026-000001", "ack:T-2026-000002"]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_daemon_starts_as_many_parse_workers_as_configured(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int,
+) -> None:
+    import multiprocessing
+
+    # Several daemons on one host share its cores: each is given its share.
+    monkeypatch.setenv("MADOGUCHI_LIMITS__PARSE_WORKERS", str(workers))
+    desk = Desk.open(make_settings(sqlite_url, tmp_path))
+    before = set(multiprocessing.active_children())
+    try:
+        desk.pipeline.start_workers()
+        assert len(set(multiprocessing.active_children()) - before) == workers
+    finally:
+        desk.close()
