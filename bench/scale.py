@@ -1,6 +1,6 @@
 """Scale-out on PostgreSQL: messages/second with 1, 2 and 4 daemons on one mailbox.
 
-    .venv/bin/python bench/scale.py [--messages 1000] [--workers 1 2 4] [--batch 50]
+    .venv/bin/python bench/scale.py [--messages 4000] [--workers 1 2 4] [--batch 50]
 
 For each number of workers: a fresh PostgreSQL database, a fresh Dovecot
 mailbox, an SMTP listener for the acknowledgements, and that many real
@@ -55,7 +55,8 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dict[str, float]:
+def run(workers: int, mails: list, admin_url: str, batch: int, interval: float,
+        tmp: Path) -> dict[str, float]:
     url = daemons.fresh_postgres(admin_url, DB)
     upgrade(url)
     engine = create_engine(url)
@@ -72,7 +73,8 @@ def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dic
                 client.append("Staging", raw, msg_time=when)
         config = daemons.write_config(
             tmp / f"scale-{workers}.toml", database_url=url, storage=tmp / f"storage-{workers}",
-            imap=account, smtp_port=smtp.port, batch=batch, interval=0.2, outbox_interval=3600,
+            imap=account, smtp_port=smtp.port, batch=batch, interval=interval,
+            outbox_interval=3600,
             sla_sweep=3600, parse_workers=parse_workers(workers),
         )
         logs = [tmp / f"scale-{workers}-{n}.log" for n in range(workers)]
@@ -119,21 +121,23 @@ def run(workers: int, mails: list, admin_url: str, batch: int, tmp: Path) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--messages", type=int, default=4000)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--interval", type=float, default=1.0,
+                    help="each daemon's IMAP poll interval, seconds (default 1)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     mails = build_mails(args.messages, 0.3, random.Random(args.seed))
     print(f"madoguchi bench/scale.py  ({args.messages} messages, 30 % follow-ups, batch "
-          f"{args.batch}, {os.cpu_count()} cores, PostgreSQL; each daemon runs cores / daemons "
-          "parse workers, at least one)")
+          f"{args.batch}, poll every {args.interval:g} s, {os.cpu_count()} cores, PostgreSQL; "
+          "each daemon runs cores / daemons parse workers, at least one)")
     print(f"{'daemons':>7}  {'seconds':>7}  {'msg/s':>6}  {'stored':>6}  {'twice':>5}  "
           f"{'claims left':>11}  {'acks queued':>11}  {'left in INBOX':>13}  {'cpu busy':>8}  "
           "per daemon  load")
     with postgres_server() as admin_url, tempfile.TemporaryDirectory(prefix="mado-scale-") as tmp:
         for workers in args.workers:
-            r = run(workers, mails, admin_url, args.batch, Path(tmp))
+            r = run(workers, mails, admin_url, args.batch, args.interval, Path(tmp))
             print(f"{workers:>7}  {r['elapsed']:>7.2f}  {r['rate']:>6.0f}  {r['stored']:>6}  "
                   f"{r['stored'] - r['distinct']:>5}  {r['claims']:>11}  {r['outbox']:>11}  "
                   f"{r['left']:>13}  {r['busy']:>8.0%}  {r['by_worker']}  {r['load']:.2f}",
