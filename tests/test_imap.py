@@ -528,6 +528,65 @@ def test_a_reply_whose_original_another_poller_holds_waits_for_it(
     assert dovecot.messages() == {}
 
 
+def reply_to(n: int, k: int) -> bytes:
+    original = f"inquiry-{n}@mail.customer.example.co.jp"
+    return make_mail(f"Re: ライセンスについての問い合わせ {n}", f"追加の情報 {k} です。",
+                     in_reply_to=original, references=[original],
+                     message_id=f"reply-{n}-{k}@mail.customer.example.co.jp")
+
+
+def test_replies_held_back_are_stored_together_once_their_originals_are(
+    dovecot: DovecotAccount, desk_on_each_database: Desk
+) -> None:
+    desk = desk_on_each_database
+    dovecot.append(inquiry(1))
+    dovecot.append(inquiry(2))
+    for k in range(3):
+        dovecot.append(reply_to(1 + k % 2, k))  # UIDs 3, 4, 5
+    dovecot.append(inquiry(6))
+
+    claim_all_and_die(dovecot, desk)
+    assert open_claims(desk) == [(1, 2), (3, 4), (5, 6)]
+    with first_claim_held_elsewhere(desk):
+        poller(dovecot, desk, batch_size=2).poll_once()
+        assert open_claims(desk) == [(1, 2), (3, 3), (4, 4), (5, 5)]
+
+    sink = SinkWrapper(desk.pipeline)
+    report = poller(dovecot, desk, sink=sink, batch_size=5).poll_once()
+
+    # The originals' claim, then the three held replies in one batch, not three.
+    assert [[item.source_ref.rsplit("=", 1)[1] for item in batch] for batch in sink.batches] \
+        == [["1", "2"], ["3", "4", "5"]]
+    assert (report.fetched, report.created, report.threaded) == (5, 2, 3)
+    assert open_claims(desk) == []
+    with desk.factory() as session:
+        ticket_of = dict(session.execute(select(Message.message_id, Message.ticket_id)).all())
+    for k in range(3):
+        assert ticket_of[f"reply-{1 + k % 2}-{k}@mail.customer.example.co.jp"] == \
+            ticket_of[f"inquiry-{1 + k % 2}@mail.customer.example.co.jp"]
+    assert dovecot.messages() == {}
+
+
+def test_a_batch_of_held_replies_is_no_larger_than_a_batch(
+    dovecot: DovecotAccount, desk_on_each_database: Desk
+) -> None:
+    desk = desk_on_each_database
+    dovecot.append(inquiry(1))
+    dovecot.append(inquiry(2))
+    for k in range(4):
+        dovecot.append(reply_to(1, k))  # UIDs 3-6
+    claim_all_and_die(dovecot, desk)
+    with first_claim_held_elsewhere(desk):
+        poller(dovecot, desk, batch_size=2).poll_once()
+        assert open_claims(desk) == [(1, 2), (3, 3), (4, 4), (5, 5), (6, 6)]
+
+    sink = SinkWrapper(desk.pipeline)
+    poller(dovecot, desk, sink=sink, batch_size=3).poll_once()
+
+    assert [len(batch) for batch in sink.batches] == [2, 3, 1]
+    assert open_claims(desk) == [] and count(desk, Message) == 6
+
+
 def test_failure_before_commit_leaves_the_batch_to_the_next_poll(
     dovecot: DovecotAccount, desk: Desk
 ) -> None:

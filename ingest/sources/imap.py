@@ -114,6 +114,35 @@ class PollReport:
 
 
 @dataclass(frozen=True)
+class _Take:
+    """The claims one poller stores in one transaction: one claim, or held-back replies."""
+
+    claims: list[IngestClaim]
+
+    @property
+    def ids(self) -> list[int]:
+        return [c.id for c in self.claims]
+
+    @property
+    def deferred(self) -> bool:
+        return self.claims[0].deferred
+
+    @property
+    def uids(self) -> list[int]:
+        return [uid for c in self.claims for uid in range(c.first_uid, c.last_uid + 1)]
+
+    def describe(self) -> str:
+        first = self.claims[0]
+        if len(self.claims) == 1:
+            return f"{first.first_uid}:{first.last_uid}"
+        return _uid_set(self.uids)
+
+    def unlock(self, locks: ClaimLocks) -> None:
+        for claim in self.claims:
+            locks.unlock(claim.id)
+
+
+@dataclass(frozen=True)
 class _Fetched:
     uid: int
     raw: bytes
@@ -417,8 +446,13 @@ class ImapPoller:
                     ))
             state.last_uid = max(floor, batches[-1][-1])
 
-    def _next_claim(self, mailbox: _Mailbox) -> tuple[IngestClaim, list[_Fetched]] | None:
-        """Lock the oldest claim nobody holds and fetch its messages; None when none is left."""
+    def _next_claim(self, mailbox: _Mailbox) -> tuple[_Take, list[_Fetched]] | None:
+        """Lock the oldest claim nobody holds and fetch its messages; None when none is left.
+
+        Held-back replies (deferred claims, one UID each) are taken together,
+        up to a batch, once no older claim is left: one transaction for them
+        all rather than one each.
+        """
         name, folder = self._key()
         with self.sessions() as session:
             waiting = list(session.scalars(
@@ -432,17 +466,37 @@ class ImapPoller:
                 continue  # held-back replies wait until every older claim is stored
             if not self.locks.try_lock(claim.id):
                 continue  # a live poller is storing it
+            take = [claim]
             try:
+                if claim.deferred:
+                    take += self._lock_deferred(waiting[position + 1 :])
                 with self.sessions() as session:
-                    # Stored by its holder between the look and the lock?
-                    still_there = session.get(IngestClaim, claim.id) is not None
-                if still_there:
-                    return claim, mailbox.fetch_range(claim.first_uid, claim.last_uid)
+                    # Stored by their holders between the look and the lock?
+                    there = set(session.scalars(select(IngestClaim.id).where(
+                        IngestClaim.id.in_([c.id for c in take]))))
+                for gone in [c for c in take if c.id not in there]:
+                    self.locks.unlock(gone.id)
+                take = [c for c in take if c.id in there]
+                if take:
+                    found = _Take(take)
+                    if len(take) == 1:
+                        return found, mailbox.fetch_range(take[0].first_uid, take[0].last_uid)
+                    return found, mailbox.fetch(found.uids)
             except BaseException:
-                self.locks.unlock(claim.id)
+                for held in take:
+                    self.locks.unlock(held.id)
                 raise
-            self.locks.unlock(claim.id)
         return None
+
+    def _lock_deferred(self, following: list[IngestClaim]) -> list[IngestClaim]:
+        """Lock the deferred claims after the oldest one, up to a batch; those locked."""
+        locked: list[IngestClaim] = []
+        for claim in following:
+            if len(locked) + 1 >= self.batch_size or not claim.deferred:
+                break
+            if self.locks.try_lock(claim.id):
+                locked.append(claim)
+        return locked
 
     def _take_claims(self, mailbox: _Mailbox, report: PollReport) -> None:
         """Fetch, store and mark claim after claim, fetching the next during the store.
@@ -466,10 +520,10 @@ class ImapPoller:
                     with suppress(Exception):
                         following = ahead.result()
                         if following is not None:
-                            self.locks.unlock(following[0].id)
+                            following[0].unlock(self.locks)
                     raise
                 finally:
-                    self.locks.unlock(claim.id)
+                    claim.unlock(self.locks)
                 # The look-ahead ran before this claim was stored: replies held
                 # back behind it may be free to take now.
                 current = ahead.result() or self._next_claim(mailbox)
@@ -480,13 +534,13 @@ class ImapPoller:
                         # The claim fetched ahead is not stored now: free it, or this
                         # poller would skip it as held by a live poller until it restarts.
                         if current is not None:
-                            self.locks.unlock(current[0].id)
+                            current[0].unlock(self.locks)
                         raise
 
     def _store_claim(
-        self, mailbox: _Mailbox, claim: IngestClaim, fetched: list[_Fetched], report: PollReport
+        self, mailbox: _Mailbox, claim: _Take, fetched: list[_Fetched], report: PollReport
     ) -> list[int]:
-        """Hand one claim's messages to the pipeline; the UIDs committed."""
+        """Hand one take's messages to the pipeline; the UIDs committed."""
         name, folder = self._key()
         validity = mailbox.uidvalidity
         marking = self.source.after_commit != "none"
@@ -501,10 +555,9 @@ class ImapPoller:
         def settle_claim(session: Session) -> None:
             # Deleting the claim is what makes the store happen once: a
             # second poller storing it too finds it gone and rolls back.
-            gone = session.execute(delete(IngestClaim).where(IngestClaim.id == claim.id))
-            if gone.rowcount != 1:
-                raise ClaimTaken(f"{name}: UIDs {claim.first_uid}:{claim.last_uid} "
-                                 "were stored by another poller")
+            gone = session.execute(delete(IngestClaim).where(IngestClaim.id.in_(claim.ids)))
+            if gone.rowcount != len(claim.ids):
+                raise ClaimTaken(f"{name}: UIDs {claim.describe()} were stored by another poller")
             session.add_all(
                 IngestClaim(source=name, folder=folder, uidvalidity=validity, first_uid=uid,
                             last_uid=uid, created_at=now, deferred=True)
@@ -519,8 +572,8 @@ class ImapPoller:
 
         if not fetched:
             if not held:
-                log.warning("%s: UIDs %d:%d vanished before they could be fetched",
-                            name, claim.first_uid, claim.last_uid)
+                log.warning("%s: UIDs %s vanished before they could be fetched",
+                            name, claim.describe())
             with transaction(self.sessions) as session:
                 settle_claim(session)
             return []
@@ -539,7 +592,7 @@ class ImapPoller:
         log.debug("%s: committed UIDs %d..%d", name, taken[0], taken[-1])
         return taken
 
-    def _replies_to_hold(self, claim: IngestClaim, fetched: list[_Fetched]) -> list[int]:
+    def _replies_to_hold(self, take: _Take, fetched: list[_Fetched]) -> list[int]:
         """UIDs of replies whose original may be in an older claim another poller holds.
 
         With several pollers, claim k+1 can be stored while claim k still is
@@ -549,8 +602,9 @@ class ImapPoller:
         original is in the desk, or never will be. One poller alone takes the
         claims in order and never holds anything back.
         """
-        if claim.deferred or not fetched:
+        if take.deferred or not fetched:
             return []
+        claim = take.claims[0]  # a take of claims not deferred has one claim
         name, folder = self._key()
         with self.sessions() as session:
             older = session.scalar(select(IngestClaim.id).where(
