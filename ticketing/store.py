@@ -271,21 +271,7 @@ def next_ticket_number(session: Session, prefix: str, year: int) -> str:
     lock on PostgreSQL and the write lock on SQLite, so two workers never
     receive the same number.
     """
-    for _ in range(3):
-        last = session.scalar(
-            update(TicketCounter)
-            .where(TicketCounter.year == year)
-            .values(last=TicketCounter.last + 1)
-            .returning(TicketCounter.last)
-        )
-        if last is not None:
-            return format_ticket_number(prefix, year, last)
-        try:
-            with session.begin_nested():
-                session.execute(insert(TicketCounter).values(year=year, last=0))
-        except IntegrityError:
-            pass  # another writer created the year's row first
-    raise RuntimeError(f"could not allocate a ticket number for {year}")
+    return format_ticket_number(prefix, year, _bump_counter(session, year))
 
 
 def reserve_ticket_sequence(engine: Engine, year: int) -> int:
@@ -296,27 +282,32 @@ def reserve_ticket_sequence(engine: Engine, year: int) -> int:
     daemons storing batches at once never wait for each other here. A number
     taken by a batch that then never commits is a gap in the numbering.
     """
-    with engine.connect() as conn:
+    with Session(engine) as session:
         if engine.dialect.name == "postgresql":
             # No wait for the disk here: a batch that commits tickets with
             # this number flushes the log up to its own commit, this one
             # included; a number whose batch never commits may be lost.
-            conn.execute(text("SET LOCAL synchronous_commit = off"))
-        for _ in range(3):
-            last = conn.scalar(
-                update(TicketCounter)
-                .where(TicketCounter.year == year)
-                .values(last=TicketCounter.last + 1)
-                .returning(TicketCounter.last)
-            )
-            if last is not None:
-                conn.commit()
-                return int(last)
-            try:
-                conn.execute(insert(TicketCounter).values(year=year, last=0))
-                conn.commit()
-            except IntegrityError:
-                conn.rollback()  # another writer created the year's row first
+            session.execute(text("SET LOCAL synchronous_commit = off"))
+        sequence = _bump_counter(session, year)
+        session.commit()
+        return sequence
+
+
+def _bump_counter(session: Session, year: int) -> int:
+    for _ in range(3):
+        last = session.scalar(
+            update(TicketCounter)
+            .where(TicketCounter.year == year)
+            .values(last=TicketCounter.last + 1)
+            .returning(TicketCounter.last)
+        )
+        if last is not None:
+            return int(last)
+        try:
+            with session.begin_nested():
+                session.execute(insert(TicketCounter).values(year=year, last=0))
+        except IntegrityError:
+            pass  # another writer created the year's row first
     raise RuntimeError(f"could not allocate a ticket number for {year}")
 
 
