@@ -38,8 +38,8 @@ def test_kills_on_postgresql_lose_nothing_and_double_nothing(
     # and claims are held by advisory locks: killed anywhere, still nothing
     # lost or doubled (a number may be skipped, which nothing here counts).
     verdict = crash_test(mails=24, faxes=2, kills=10, seed=8, workdir=tmp_path,
-                         database_url=postgres_databases.new(),
-                         reference_url=postgres_databases.new())
+                         database_url=postgres_databases.fresh_database(),
+                         reference_url=postgres_databases.fresh_database())
     report = "\n".join(verdict.lines)
     assert verdict.ok, report
     assert verdict.kills >= 10, report
