@@ -930,7 +930,8 @@ class Pipeline:
             # until the batch commits would make concurrent daemons store
             # their batches one after the other. Numbers the batch took but
             # no longer uses (its fast pass failed, a savepoint rolled back)
-            # go to its next tickets; only a crash leaves a gap.
+            # go to its next tickets; only a batch that cannot commit at all
+            # (the daemon killed, the database lost) leaves a gap.
             pool = batch.reserved.setdefault(year, [])
             sequence = next((n for n in pool if (year, n) not in batch.used_numbers), None)
             if sequence is None:
