@@ -59,7 +59,6 @@ from madoguchi.ticketing import store
 from madoguchi.ticketing.acknowledgement import (
     ACK_KIND,
     ack_key,
-    acknowledge_new_ticket,
     acknowledgement_due,
     recent_ack_counts,
 )
@@ -592,34 +591,44 @@ class Pipeline:
         now, counts = batch.ack_now, batch.ack_counts
         assert now is not None
         if not careful:
-            # One INSERT for the chunk's acknowledgements.
-            rows: list[dict[str, object]] = []
-            to: dict[str, str] = {}  # dedupe key → sender
-            for ticket, message in due:
-                sender = message.sender.lower()
-                ack = acknowledgement_due(ticket, message, self.settings, now=now,
-                                          recent_acks=counts[sender], company=ticket.company)
-                if ack is not None:
-                    key = ack_key(ticket)
-                    rows.append(outbox_values(kind=ACK_KIND, dedupe_key=key,
-                                              ticket_id=ticket.id, message=ack, now=now))
-                    to[key] = sender
-                    counts[sender] += 1
-            for key in to.keys() - insert_outbox(session, rows):
-                log.info("outbox: %s already queued, not again", key)
-                counts[to[key]] -= 1
+            self._queue_acks(session, due, now, counts)
             return
         for ticket, message in due:
-            sender = message.sender.lower()
             try:
                 with session.begin_nested():
-                    queued = acknowledge_new_ticket(
-                        session, ticket, message, self.settings, now=now,
-                        recent_acks=counts[sender], company=ticket.company,
-                    )
-                    counts[sender] += queued is not None
+                    self._queue_acks(session, [(ticket, message)], now, counts)
             except Exception:
                 log.exception("%s: acknowledgement not queued", ticket.number)
+
+    def _queue_acks(
+        self, session: Session, due: list[tuple[_NewTicket, _NewMessage]], now: datetime,
+        counts: Counter[str],
+    ) -> None:
+        """Queue the acknowledgements ``due`` with one INSERT; ``counts`` (per sender) counts on.
+
+        ``counts`` takes only what was inserted, so a caller whose savepoint
+        rolls back after a failure here has counted nothing for it.
+        """
+        rows: list[dict[str, object]] = []
+        to: dict[str, str] = {}  # dedupe key → sender
+        pending: Counter[str] = Counter()  # this call's, per sender
+        for ticket, message in due:
+            sender = message.sender.lower()
+            ack = acknowledgement_due(ticket, message, self.settings, now=now,
+                                      recent_acks=counts[sender] + pending[sender],
+                                      company=ticket.company)
+            if ack is not None:
+                key = ack_key(ticket)
+                rows.append(outbox_values(kind=ACK_KIND, dedupe_key=key,
+                                          ticket_id=ticket.id, message=ack, now=now))
+                to[key] = sender
+                pending[sender] += 1
+        inserted = insert_outbox(session, rows)
+        for key, sender in to.items():
+            if key in inserted:
+                counts[sender] += 1
+            else:
+                log.info("outbox: %s already queued, not again", key)
 
     def _company(self, session: Session, batch: _Batch, customer_id: int | None) -> str:
         if customer_id is None:
