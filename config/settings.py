@@ -56,8 +56,13 @@ class SupportNumberSettings(_Section):
     top_lines: int = Field(5, ge=0)
 
 
+# The letters before a ticket number (T-2026-000123); the number's format is
+# ticketing/ticket_number.py's.
+TICKET_PREFIX_PATTERN = "[A-Z]{1,5}"
+
+
 class ThreadingSettings(_Section):
-    ticket_prefix: str = Field("T", pattern=r"^[A-Z]{1,5}$")
+    ticket_prefix: str = Field("T", pattern=f"^{TICKET_PREFIX_PATTERN}$")
     reopen_days: int = Field(14, ge=0)
 
 

@@ -101,6 +101,7 @@ from madoguchi.ticketing.rules.threading import (
 )
 from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
 from madoguchi.ticketing.support_number import find_support_number
+from madoguchi.ticketing.ticket_number import TicketNumber
 
 log = logging.getLogger("madoguchi.ingest.pipeline")
 
@@ -947,17 +948,19 @@ class Pipeline:
                 sequence = store.reserve_ticket_sequence(bind, year)
                 pool.append(sequence)
             batch.used_numbers.add((year, sequence))
-            return store.format_ticket_number(prefix, year, sequence)
+            return str(TicketNumber(prefix, year, sequence))
         # SQLite has one writer at a time anyway: the first number of a year
         # in this batch takes the counter row's lock (store.next_ticket_number);
         # the rest count on in memory and are written back once, before the
         # batch commits, so numbers never have gaps.
         if year not in batch.counters:
             number = store.next_ticket_number(session, prefix, year)
-            batch.counters[year] = int(number.rsplit("-", 1)[1])
+            parsed = TicketNumber.parse(number)
+            assert parsed is not None
+            batch.counters[year] = parsed.sequence
             return number
         batch.counters[year] += 1
-        return store.format_ticket_number(prefix, year, batch.counters[year])
+        return str(TicketNumber(prefix, year, batch.counters[year]))
 
     def _save_counters(self, session: Session, batch: _Batch) -> None:
         for year, last in batch.counters.items():

@@ -27,6 +27,8 @@ from reportlab.pdfgen.canvas import Canvas
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ticketing.support_number import parse_support_number
+from madoguchi.ticketing.ticket_number import normalise as normalise_ticket_number
+from madoguchi.ticketing.ticket_number import pattern as ticket_number_pattern
 
 PAGE_W_MM = 210.0
 PAGE_H_MM = 297.0
@@ -185,7 +187,7 @@ def qr_payload(support_digits: str, ticket_number: str | None = None) -> str:
 
 
 QR_PAYLOAD_RE = re.compile(
-    r"^SSN:(?P<digits>\d{6,30})(?: TKT:(?P<ticket>[A-Z]{1,5}-\d{4}-\d{6}))?$"
+    rf"^SSN:(?P<digits>\d{{6,30}})(?: TKT:(?P<ticket>{ticket_number_pattern()}))?$"
 )
 
 
@@ -325,7 +327,7 @@ def write_form(
         if parsed is None:
             raise ValueError(f"not a valid support service number: {support_number!r}")
         digits = parsed.digits
-    if ticket_number is not None and not re.fullmatch(r"[A-Z]{1,5}-\d{4}-\d{6}", ticket_number):
+    if ticket_number is not None and normalise_ticket_number(ticket_number) != ticket_number:
         raise ValueError(f"not a ticket number: {ticket_number!r}")
 
     out = os.fspath(target) if isinstance(target, str | os.PathLike) else target

@@ -48,6 +48,7 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.outbox import enqueue
+from madoguchi.ticketing.ticket_number import TicketNumber
 
 __all__ = [
     "ACK_KIND",
@@ -368,7 +369,7 @@ def check_template(settings: Settings, *, now: datetime | None = None) -> None:
     """Render the configured template once with sample data; ConfigError if it cannot."""
     now = now or datetime.now(settings.tz)
     ticket = Ticket(
-        number=f"{settings.threading.ticket_prefix}-{now.year}-000001",
+        number=str(TicketNumber(settings.threading.ticket_prefix, now.year, 1)),
         status=TicketStatus.OPEN,
         channel=Channel.EMAIL,
         subject="テスト",

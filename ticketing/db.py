@@ -12,17 +12,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# Beside ticketing/ in the repository and in an installed wheel alike
+# (madoguchi/migrations); alembic reads it by path, so it is not imported.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def _migrations_dir() -> Path:
-    # Editable installs keep migrations/ beside ticketing/; a wheel installs it
-    # as the madoguchi.migrations package.
-    if (MIGRATIONS_DIR / "env.py").is_file():
-        return MIGRATIONS_DIR
-    import madoguchi.migrations
-
-    return Path(madoguchi.migrations.__file__).parent
 
 
 def make_engine(url: str) -> Engine:
@@ -81,7 +73,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def alembic_config(url: str) -> AlembicConfig:
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(_migrations_dir()))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

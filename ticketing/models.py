@@ -29,6 +29,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# The desk's vocabulary, stored here; imported from here too (explicitly re-exported).
+from madoguchi.ticketing.vocabulary import Channel as Channel
+from madoguchi.ticketing.vocabulary import Direction as Direction
+from madoguchi.ticketing.vocabulary import Flag as Flag
+from madoguchi.ticketing.vocabulary import Role as Role
+from madoguchi.ticketing.vocabulary import TicketStatus as TicketStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -69,30 +76,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
                 values_callable=lambda e: [m.value for m in e])
 
 
-class TicketStatus(enum.StrEnum):
-    OPEN = "open"
-    PENDING = "pending"
-    CLOSED = "closed"
-
-
-class Channel(enum.StrEnum):
-    EMAIL = "email"
-    FAX = "fax"
-    PHONE = "phone"
-    NOTE = "note"
-
-
-class Direction(enum.StrEnum):
-    IN = "in"
-    OUT = "out"
-    NOTE = "note"  # an internal note: never sent to the customer
-
-
-class Role(enum.StrEnum):
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-
-
 class StaffUser(Base):
     """A person at the desk who signs in to the web desk."""
 
@@ -105,13 +88,6 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role, "staff_role"))
     active: Mapped[bool] = mapped_column(default=True)
-
-
-class Flag(enum.StrEnum):
-    UNREGISTERED_SENDER = "unregistered_sender"
-    UNKNOWN_SUPPORT_NUMBER = "unknown_support_number"
-    CONTRACT_EXPIRED = "contract_expired"
-    UNREADABLE_FAX = "unreadable_fax"
 
 
 class Customer(Base):

@@ -27,6 +27,7 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.rules.entitlement import ContactCard, ContactFacts, ContractFacts
+from madoguchi.ticketing.ticket_number import TicketNumber
 
 
 def stored_dedupe_keys(session: Session, keys: list[str]) -> set[str]:
@@ -260,10 +261,6 @@ def contact_emails(session: Session, customer_id: int | None) -> frozenset[str]:
     )
 
 
-def format_ticket_number(prefix: str, year: int, sequence: int) -> str:
-    return f"{prefix}-{year:04d}-{sequence:06d}"
-
-
 def next_ticket_number(session: Session, prefix: str, year: int) -> str:
     """Hand out the next number of ``year``; safe under concurrent writers.
 
@@ -271,7 +268,7 @@ def next_ticket_number(session: Session, prefix: str, year: int) -> str:
     lock on PostgreSQL and the write lock on SQLite, so two workers never
     receive the same number.
     """
-    return format_ticket_number(prefix, year, _bump_counter(session, year))
+    return str(TicketNumber(prefix, year, _bump_counter(session, year)))
 
 
 def reserve_ticket_sequence(engine: Engine, year: int) -> int:

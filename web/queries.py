@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from madoguchi.ticketing import ticket_number
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
@@ -40,7 +41,6 @@ _STATUS_ONLY = {
 STATUS_CHOICES = ("active", "open", "pending", "closed", "all")
 MIN_TERM = 2
 MAX_TERMS = 5
-_TICKET_NUMBER = re.compile(r"^[A-Z]{1,5}-\d{4}-\d{6}$")
 
 
 # -- the queue ---------------------------------------------------------------
@@ -305,8 +305,7 @@ def search_terms(query: str) -> tuple[list[str], str | None]:
 
 
 def ticket_number_in(query: str) -> str | None:
-    q = query.strip().upper()
-    return q if _TICKET_NUMBER.match(q) else None
+    return ticket_number.normalise(query)
 
 
 def _like(term: str) -> str:

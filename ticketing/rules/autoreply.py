@@ -9,8 +9,8 @@ the big mail systems use.
 from __future__ import annotations
 
 import enum
-
-from madoguchi.ingest.message import ParsedMessage
+from collections.abc import Mapping
+from typing import Protocol
 
 
 class AutoKind(enum.StrEnum):
@@ -20,11 +20,22 @@ class AutoKind(enum.StrEnum):
     LOOP = "loop"
 
 
+class MailFacts(Protocol):
+    """What the rule reads of a mail (``ingest.message.ParsedMessage`` is one)."""
+
+    @property
+    def from_addr(self) -> str: ...  # lower-cased
+    @property
+    def content_type(self) -> str: ...  # of the whole message
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # lower-cased names, decoded values
+
+
 _BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@", "mail-daemon@")
 _BULK_PRECEDENCE = {"bulk", "list", "junk"}
 
 
-def classify_auto(message: ParsedMessage, desk_address: str) -> AutoKind | None:
+def classify_auto(message: MailFacts, desk_address: str) -> AutoKind | None:
     """The kind of machine-written mail this is, or None for a person's mail."""
     h = message.headers
     sender = message.from_addr

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-from madoguchi.ticketing.models import Flag
+from madoguchi.ticketing.vocabulary import Flag
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from madoguchi.ticketing import ticket_number
+
 
 @dataclass(frozen=True)
 class TicketSnapshot:
@@ -52,10 +54,6 @@ class ThreadDecision:
     unregistered_sender: bool = False
 
 
-def ticket_number_pattern(prefix: str) -> str:
-    return re.escape(prefix) + r"-\d{4}-\d{6}"
-
-
 def _fold(text: str) -> str:
     # Full-width brackets, colons, letters and digits fold to ASCII.
     return unicodedata.normalize("NFKC", text)
@@ -63,7 +61,7 @@ def _fold(text: str) -> str:
 
 def subject_ticket_tags(subject: str, prefix: str) -> list[str]:
     """Ticket numbers in ``[T-2026-000123]`` tags, whatever Re:/Fwd:/返信: precede them."""
-    return re.findall(r"\[(" + ticket_number_pattern(prefix) + r")\]", _fold(subject))
+    return re.findall(r"\[(" + ticket_number.pattern(prefix) + r")\]", _fold(subject))
 
 
 _BODY_LABEL = r"(?:お?問(?:い)?合(?:わ)?せ番号|問合番号|Inquiry\s*No\.?|Ticket\s*No\.?)"
@@ -73,7 +71,7 @@ def body_ticket_numbers(body: str, prefix: str) -> list[str]:
     """Ticket numbers quoted after 問合せ番号 / お問い合わせ番号 (also in quoted lines)."""
     # Possessive quantifiers: optional items between runs of blanks would
     # otherwise backtrack in cubic time on a body full of spaces.
-    pattern = _BODY_LABEL + r"\s*+[:：]?+\s*+[\[(（]?+\s*+(" + ticket_number_pattern(prefix) + ")"
+    pattern = _BODY_LABEL + r"\s*+[:：]?+\s*+[\[(（]?+\s*+(" + ticket_number.pattern(prefix) + ")"
     return re.findall(pattern, _fold(body), flags=re.IGNORECASE)
 
 

@@ -1,0 +1,42 @@
+"""The desk's words as values: ticket status, channel, direction, role, flag.
+
+Plain enums with no database behind them, so that the pure rules in
+``ticketing/rules`` can speak them; ``ticketing.models`` stores them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    FAX = "fax"
+    PHONE = "phone"
+    NOTE = "note"
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+    NOTE = "note"  # an internal note: never sent to the customer
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+
+
+class Flag(enum.StrEnum):
+    """Why staff look at a ticket before working it (the ticket is opened all the same)."""
+
+    UNREGISTERED_SENDER = "unregistered_sender"
+    UNKNOWN_SUPPORT_NUMBER = "unknown_support_number"
+    CONTRACT_EXPIRED = "contract_expired"
+    UNREADABLE_FAX = "unreadable_fax"
