@@ -254,6 +254,7 @@ def read_ical_closures(path: Path) -> list[ClosedDates | ClosedPeriod]:
         raise ValueError(f"{str(path)!r} is not an iCalendar file: {exc}") from None
     closures: list[ClosedDates | ClosedPeriod] = []
     for event in calendar.walk("VEVENT"):
+        assert isinstance(event, icalendar.Event)  # walk("VEVENT") yields events
         name = f"{str(path)!r}: event {str(event.get('SUMMARY', event.get('UID', '?')))!r}"
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
             continue
@@ -263,13 +264,13 @@ def read_ical_closures(path: Path) -> list[ClosedDates | ClosedPeriod]:
             start, end = event.start, event.end
         except Exception as exc:  # icalendar raises its own errors for broken DTSTART
             raise ValueError(f"{name}: {exc}") from None
-        if isinstance(start, datetime) != isinstance(end, datetime):
-            raise ValueError(f"{name} mixes a date and a date-time")
-        if isinstance(start, datetime):
+        if isinstance(start, datetime) and isinstance(end, datetime):
             if (start.tzinfo is None) != (end.tzinfo is None):
                 raise ValueError(f"{name} mixes floating and zoned times")
             if start < end:
                 closures.append(ClosedPeriod(start, end))
+        elif isinstance(start, datetime) or isinstance(end, datetime):
+            raise ValueError(f"{name} mixes a date and a date-time")
         elif start < end:
             closures.append(ClosedDates(start, end - timedelta(days=1)))
     return closures

@@ -354,29 +354,30 @@ def _well_formed(html: str) -> str:
     room = MAX_SANITIZED_CHARS
     open_elements: list[str] = []
     for token in _tokens(html):
-        kind = token[0]
-        if kind == "text" or (kind == "raw" and token[1] not in _DROPPED_CONTENT):
-            piece = _cut(escape(token[-1], quote=False), room)
-        elif kind == "start":
-            name = token[1]
-            if not _NAME.fullmatch(name) or (
-                name not in _VOID and len(open_elements) >= MAX_NESTING
-            ):
-                continue
-            piece = f"<{name}{_attributes(token[2])}>"
-            if len(piece) > room:
-                break
-            if name not in _VOID:
-                open_elements.append(name)
-        elif kind == "end" and token[1] in open_elements:
-            closed = []
-            while open_elements:
-                closed.append(open_elements.pop())
-                if closed[-1] == token[1]:
+        match token:
+            case ("text", text):
+                piece = _cut(escape(text, quote=False), room)
+            case ("raw", element, text) if element not in _DROPPED_CONTENT:
+                piece = _cut(escape(text, quote=False), room)
+            case ("start", name, attrs, _):
+                if not _NAME.fullmatch(name) or (
+                    name not in _VOID and len(open_elements) >= MAX_NESTING
+                ):
+                    continue
+                piece = f"<{name}{_attributes(attrs)}>"
+                if len(piece) > room:
                     break
-            piece = "".join(f"</{name}>" for name in closed)
-        else:
-            continue
+                if name not in _VOID:
+                    open_elements.append(name)
+            case ("end", name) if name in open_elements:
+                closed = []
+                while open_elements:
+                    closed.append(open_elements.pop())
+                    if closed[-1] == name:
+                        break
+                piece = "".join(f"</{element}>" for element in closed)
+            case _:
+                continue
         out.append(piece)
         room -= len(piece)
         if room <= 0:

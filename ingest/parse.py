@@ -268,8 +268,9 @@ def _visit(part: _Part, depth: int, collected: _Collected) -> _Pieces:
 
 def _read(part: _Part, depth: int, collected: _Collected) -> _Pieces:
     if part.content_type.startswith("multipart/"):
-        payload = part.message.get_payload()
-        children = payload if isinstance(payload, list) else _salvage_parts(part, collected)
+        children = _children(part.message)
+        if children is None:
+            children = _salvage_parts(part, collected)
         if children is None:
             return _text_leaf(part, "plain", collected)
         return _visit_multipart(part, [_Part.read(child) for child in children], depth, collected)
@@ -334,7 +335,8 @@ def _payload(message: Message) -> bytes:
     """The entity's body bytes, transfer encoding undone."""
     if message.is_multipart():  # message/*, which the stdlib parsed: write it back
         return _entity_body(message)
-    data = message.get_payload(decode=True) or b""
+    decoded = message.get_payload(decode=True)
+    data = decoded if isinstance(decoded, bytes) else b""  # None: no body at all
     if any(isinstance(defect, InvalidBase64LengthDefect) for defect in message.defects):
         data = b64decode_lenient(data)  # the stdlib hands such base64 back undecoded
     return data
@@ -346,6 +348,14 @@ def _entity_body(message: Message) -> bytes:
     return buffer.getvalue().partition(b"\r\n\r\n")[2]
 
 
+def _children(message: Message) -> list[Message] | None:
+    """The entities the parser found inside a multipart (or message/*) entity; None if none."""
+    payload = message.get_payload()
+    if not isinstance(payload, list):
+        return None
+    return [m for m in payload if isinstance(m, Message)]
+
+
 def _salvage_parts(part: _Part, collected: _Collected) -> list[Message] | None:
     """Children of a multipart whose boundary is missing or wrong, found by the
     delimiter lines actually in its body; None when there are none."""
@@ -355,8 +365,8 @@ def _salvage_parts(part: _Part, collected: _Collected) -> list[Message] | None:
         if body.count(b"--" + boundary) < 2:
             continue
         head = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n'
-        children = email.message_from_bytes(head + body).get_payload()
-        if isinstance(children, list) and children:
+        children = _children(email.message_from_bytes(head + body))
+        if children:
             collected.defects.append(f"BoundaryGuessed in {part.content_type}")
             return children
     return None
@@ -365,8 +375,8 @@ def _salvage_parts(part: _Part, collected: _Collected) -> list[Message] | None:
 def _note_bounce(children: list[_Part], collected: _Collected) -> None:
     for child in children:
         if child.content_type in _RETURNED_MESSAGE:
-            returned = child.message.get_payload()
-            if isinstance(returned, list) and returned:
+            returned = _children(child.message)
+            if returned:
                 values = [v for n, v in returned[0].raw_items() if n.lower() == "message-id"]
                 ids = message_ids(values[0]) if values else ()
                 collected.bounced_message_id = ids[0] if ids else None

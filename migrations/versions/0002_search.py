@@ -63,8 +63,9 @@ _SQLITE_FTS = [
 
 
 def _queue_indexes() -> None:
-    where = {"postgresql_where": sa.text(ACTIVE), "sqlite_where": sa.text(ACTIVE)}
-    op.create_index("ix_tickets_active_due", "tickets", ["first_response_due", "id"], **where)
+    active = sa.text(ACTIVE)
+    op.create_index("ix_tickets_active_due", "tickets", ["first_response_due", "id"],
+                    postgresql_where=active, sqlite_where=active)
     op.create_index("ix_tickets_due_id", "tickets", ["first_response_due", "id"])
     for column in ("merged_into_id", "linked_ticket_id"):
         not_null = sa.text(f"{column} IS NOT NULL")
