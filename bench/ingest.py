@@ -188,7 +188,7 @@ def main() -> None:
 
 
 def _pool_processes(desk: Desk) -> list[psutil.Process]:
-    pool = desk.pipeline._pool
+    pool = desk.pipeline.preparer._pool
     pids = list(pool._processes) if pool is not None else []  # type: ignore[attr-defined]
     return [psutil.Process(pid) for pid in pids]
 

@@ -698,10 +698,10 @@ class SmallDisk:
     def prepare(self, desk: Desk) -> None:
         """Injected: the desk's worker processes must see the simulated disk too."""
         if self.how == "injected":
-            pipeline = desk.pipeline
-            assert pipeline._pool is None
-            pipeline._pool = ProcessPoolExecutor(
-                pipeline._workers or 1, mp_context=multiprocessing.get_context("forkserver"),
+            preparer = desk.pipeline.preparer
+            assert preparer._pool is None
+            preparer._pool = ProcessPoolExecutor(
+                preparer.workers or 1, mp_context=multiprocessing.get_context("forkserver"),
                 initializer=_inject_disk, initargs=(str(self.root),),
             )
 

@@ -400,16 +400,16 @@ def test_an_internal_error_in_one_message_quarantines_it_and_keeps_the_batch(
     registered: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Fault injection: no real input makes a rule raise, which is the point.
-    from madoguchi.ingest import pipeline as pipeline_module
+    from madoguchi.ingest.steps import autoreply
 
-    real = pipeline_module.classify_auto
+    real = autoreply.classify_auto
 
     def explode_on_bad(msg, desk):  # type: ignore[no-untyped-def]
         if msg.subject == "爆発":
             raise RuntimeError("rule failed")
         return real(msg, desk)
 
-    monkeypatch.setattr(pipeline_module, "classify_auto", explode_on_bad)
+    monkeypatch.setattr(autoreply, "classify_auto", explode_on_bad)
     items = [
         Inbound(mail(message_id="a@x", body="一通目"), "t", "1"),
         Inbound(mail(message_id="b@x", subject="爆発", body="二通目"), "t", "2"),
@@ -569,16 +569,16 @@ def test_a_message_whose_rows_fail_to_write_is_quarantined_and_the_rest_stored(
     # Fault injection at the database write, after the rules have run: the
     # careful pass writes each message in its own savepoint, so the failing
     # one's ticket is rolled back with it and its number handed on.
-    from madoguchi.ingest import pipeline as pipeline_module
+    from madoguchi.ticketing import store
 
-    real = pipeline_module.store.insert_rows
+    real = store.insert_rows
 
     def fail_on_bad(session, table, rows, *, key=None):  # type: ignore[no-untyped-def]
         if table.name == "messages" and any(r["subject"] == "爆発" for r in rows):
             raise RuntimeError("the database refused the row")
         return real(session, table, rows, key=key)
 
-    monkeypatch.setattr(pipeline_module.store, "insert_rows", fail_on_bad)
+    monkeypatch.setattr(store, "insert_rows", fail_on_bad)
     items = [
         Inbound(mail(message_id="a@x", body="一通目"), "t", "1"),
         Inbound(mail(message_id="b@x", subject="爆発", body="二通目"), "t", "2"),

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from madoguchi.ticketing.models import (
+    Base,
     Contact,
     ContactEmail,
     Contract,
@@ -158,6 +159,7 @@ def newest_by_message_id(
                 Message.message_id.in_(part)
             )
         ):
+            assert message_id is not None  # it matched one of ``part``
             if message_id not in found or row_id > found[message_id][0]:
                 found[message_id] = (row_id, ticket_id)
     return found
@@ -176,6 +178,7 @@ def newest_outbox_by_message_id(
             .where(OutboxMessage.ticket_id.is_not(None))
         ):
             key = message_id[1:-1]
+            assert ticket_id is not None  # the query asks for rows with a ticket
             if key not in found or row_id > found[key][0]:
                 found[key] = (row_id, ticket_id)
     return found
@@ -207,6 +210,13 @@ def participants_of(
             seen.update(cc or ())
     desk = desk_address.lower()
     return {t: frozenset(a for a in seen if a and a != desk) for t, seen in found.items()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """The table a model is mapped to (for Core statements on it)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def insert_rows(

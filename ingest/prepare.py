@@ -1,0 +1,198 @@
+"""Making raw bytes ready for the store: parse or OCR, key, and keep the bytes.
+
+Runs before anything touches the database, in worker processes when that
+pays: parsing a mail, and even more reading a FAX, is CPU work that overlaps
+the main process's database work (bench/ingest.py measures it). A worker
+that dies on a hostile document costs only that document, which is
+quarantined; the pool is renewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from madoguchi.config import Limits
+from madoguchi.ingest.fax import FaxConfig, FaxPrepared, read_document, read_gateway_mail
+from madoguchi.ingest.htmltext import sanitize_html
+from madoguchi.ingest.inbound import Inbound
+from madoguchi.ingest.message import ParsedMessage, ParseError
+from madoguchi.ingest.parse import parse_message
+from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
+from madoguchi.ticketing.blobstore import BlobStore, StorageUnavailableError
+
+log = logging.getLogger("madoguchi.ingest.prepare")
+
+# The desk's faults, not a document's (OCR missing, disk full): the batch is
+# left at its source for the next poll, never quarantined.
+DESK_FAULTS = (OcrUnavailableError, StorageUnavailableError)
+
+# Below this many messages a batch is prepared in-process: starting work in
+# the pool costs more than it saves.
+POOL_THRESHOLD = 16
+
+
+def dedupe_key(parsed: ParsedMessage, raw: bytes) -> str:
+    """The same message read twice gets the same key; two different ones don't.
+
+    Message-ID alone is not enough (some senders reuse or omit it), the raw
+    bytes alone are too much (each delivery route adds its own Received:
+    lines). The key is the Message-ID together with the headers a sender sets
+    and the body as sent, so a re-poll, a second copy through Cc, or a
+    re-submitted file is recognised, and a message without Message-ID still
+    is.
+    """
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
+    body = raw.split(sep, 1)
+    digest = hashlib.sha256()
+    for part in (
+        parsed.message_id or "",
+        parsed.from_addr,
+        parsed.date.isoformat() if parsed.date else "",
+        parsed.subject,
+    ):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    digest.update(body[1].replace(b"\r\n", b"\n") if len(body) > 1 else b"")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message made ready for the store: parsed, keyed, and its bytes on disk.
+
+    Attachment payloads are dropped once written to the blob store (their
+    sha256 and size are kept), so little crosses back from a worker process;
+    the HTML part is sanitised there too (``html``; ``message.html`` is None).
+    """
+
+    digest: str  # sha256 of the raw bytes, already in the blob store
+    message: ParsedMessage | None  # None for a FAX document (and for errors)
+    error: ParseError | None
+    key: str | None = None
+    attachment_blobs: tuple[tuple[str, int], ...] = ()  # (sha256, size) per attachment
+    fax: FaxPrepared | None = None  # a FAX document, or a gateway mail's FAX
+    html: str | None = None  # the message's HTML part, sanitised
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """What a worker needs to prepare a message (small and picklable)."""
+
+    limits: Limits
+    fax: FaxConfig
+    blob_root: str
+
+
+Job = tuple[bytes, str | None, str]  # raw bytes, kind, source_ref
+
+
+def _prepare_chunk(jobs: list[Job], cfg: PrepareConfig | None) -> list[Prepared]:
+    if not jobs:
+        return []  # a warm-up call: the worker has imported what it needs
+    assert cfg is not None
+    return [prepare(raw, kind, name, cfg) for raw, kind, name in jobs]
+
+
+@lru_cache(maxsize=8)
+def _blob_store(root: str) -> BlobStore:
+    # One per process and root: making one creates its tmp/ folder, a
+    # system call that costs as much as parsing a short mail.
+    return BlobStore(Path(root))
+
+
+def prepare(raw: bytes, kind: str | None, name: str, cfg: PrepareConfig) -> Prepared:
+    """Parse and store the bytes of one message; runs in a worker process."""
+    blobs = _blob_store(cfg.blob_root)
+    digest = blobs.put(raw, durable=False)
+    try:
+        if kind == "fax":
+            # A FAX document is its bytes: their sha256 is its dedupe key.
+            document = read_document(raw, name, cfg.fax, blobs)
+            return Prepared(digest, None, None, digest, fax=document)
+        msg = parse_message(raw, cfg.limits)
+        fax = read_gateway_mail(msg, cfg.fax, blobs)
+    except ParseError as exc:
+        return Prepared(digest, None, exc)
+    except FaxDocumentError as exc:
+        return Prepared(digest, None, ParseError(exc.reason_code, exc.reason))
+    stored = tuple((blobs.put(a.payload, durable=False), len(a.payload)) for a in msg.attachments)
+    html = sanitize_html(msg.html) if msg.html else None
+    light = replace(
+        msg, html=None, attachments=tuple(replace(a, payload=b"") for a in msg.attachments)
+    )
+    return Prepared(digest, light, None, dedupe_key(msg, raw), stored, fax, html)
+
+
+class Preparer:
+    """Prepares a batch's inputs, streaming them in order; a worker pool when it pays."""
+
+    def __init__(self, cfg: PrepareConfig, blobs: BlobStore, workers: int) -> None:
+        self.cfg = cfg
+        self.blobs = blobs
+        self.workers = workers
+        self._pool: Executor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def start(self) -> list[Future[list[Prepared]]]:
+        """Start the worker processes now rather than at the first large batch.
+
+        A worker takes about a second to start (it imports the parsers and
+        the OCR stack); a long-running daemon pays that once, at start-up.
+        Returns what to wait for: the caller may do other work meanwhile.
+        """
+        return [self._submit([], None) for _ in range(self.workers)] if self.workers else []
+
+    def stream(self, items: Sequence[Inbound]) -> Iterator[Prepared]:
+        """Each item prepared, in order, while the caller stores the earlier ones."""
+        jobs: list[Job] = [(i.raw, i.kind, i.source_ref) for i in items]
+        # A FAX takes about a second to read: worth a worker even alone.
+        has_fax = any(kind == "fax" for _, kind, _ in jobs) or bool(self.cfg.fax.gateways)
+        if self.workers < 1 or not (len(jobs) >= POOL_THRESHOLD or has_fax):
+            yield from (prepare(raw, kind, name, self.cfg) for raw, kind, name in jobs)
+            return
+        size = 1 if has_fax else 8
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        futures = [self._submit(chunk, self.cfg) for chunk in chunks]
+        for chunk, future in zip(chunks, futures, strict=True):
+            try:
+                yield from future.result()
+            except DESK_FAULTS:
+                raise  # the desk's fault, not the document's: retried at the next poll
+            except Exception as exc:  # a worker's failure is one input's fault
+                if isinstance(exc, BrokenProcessPool):
+                    self.close()
+                yield from (self._isolate(job) for job in chunk)
+
+    def _submit(self, jobs: list[Job], cfg: PrepareConfig | None) -> Future[list[Prepared]]:
+        if self._pool is None:
+            # forkserver: workers inherit no database connections or threads.
+            ctx = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+        return self._pool.submit(_prepare_chunk, jobs, cfg)
+
+    def _isolate(self, job: Job) -> Prepared:
+        """Prepare one input of a failed chunk alone, still in a worker."""
+        try:
+            return self._submit([job], self.cfg).result()[0]
+        except DESK_FAULTS:
+            raise
+        except Exception as exc:
+            if isinstance(exc, BrokenProcessPool):
+                self.close()
+            log.error("%s: preparing it failed: %r", job[2], exc)
+            digest = self.blobs.put(job[0], durable=False)
+            return Prepared(digest, None, ParseError(
+                "worker_failed", f"reading it stopped the worker: {type(exc).__name__}: {exc}"
+            ))

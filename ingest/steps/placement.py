@@ -1,0 +1,66 @@
+"""Carry out the thread decision: join (or reopen) the ticket, or open a new one.
+
+A new ticket gets the contract, customer, contact and flags the entitlement
+step decided, a link to the ticket it follows up (``new_linked``), and the
+``unregistered_sender`` flag when a stranger quoted someone else's ticket.
+Its number and due time are the next steps'.
+"""
+
+from __future__ import annotations
+
+from madoguchi.ingest.arrival import Arrival, Step
+from madoguchi.ingest.batch import Batch
+from madoguchi.ingest.drafts import NewTicket
+from madoguchi.ingest.fax import fax_subject
+from madoguchi.ingest.inbound import Outcome
+from madoguchi.ticketing import store
+from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.rules.threading import ThreadAction
+from madoguchi.ticketing.vocabulary import Channel, Flag
+
+
+def _subject(batch: Batch, arrival: Arrival, customer_id: int | None) -> str:
+    msg = arrival.prepared.message
+    if arrival.prepared.fax is None:
+        return arrival.mail.subject
+    company = batch.company(customer_id) if customer_id else None
+    return fax_subject(arrival.fax, msg.subject if msg else "", company)
+
+
+def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
+    decision, target = arrival.decision, arrival.target
+    assert decision is not None
+    if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
+        assert target is not None
+        if decision.action is ThreadAction.REOPEN:
+            assert isinstance(target, Ticket)  # only a stored ticket can be closed
+            store.reopen(target)
+        arrival.ticket = target
+        return None
+    rights = arrival.rights
+    assert rights is not None
+    contract = batch.contract_row(rights.contract_id)
+    written = arrival.written_number
+    if written is None and contract is not None:
+        # No number in the message, but the contact's only contract is known.
+        written = contract.support_number
+    ticket = NewTicket(
+        channel=Channel.FAX if arrival.prepared.fax is not None else Channel.EMAIL,
+        subject=_subject(batch, arrival, rights.customer_id),
+        support_number=written,
+        customer_id=rights.customer_id,
+        contract_id=rights.contract_id,
+        contact_id=rights.contact_id,
+        received_at=arrival.when,
+        company=batch.company(rights.customer_id),
+        flags=set(rights.flags),
+    )
+    if decision.action is ThreadAction.NEW_LINKED and target is not None:
+        ticket.linked_ticket = target
+    if decision.unregistered_sender:
+        ticket.flags.add(Flag.UNREGISTERED_SENDER)
+    arrival.contract, arrival.ticket, arrival.new_ticket = contract, ticket, ticket
+    return None
+
+
+STEP = Step("placement", _run)
