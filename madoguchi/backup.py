@@ -1,34 +1,25 @@
 """A consistent copy of the desk: the database and the blob store.
 
-SQLite is copied with its online backup API (a consistent snapshot while the
-daemon keeps writing); PostgreSQL with ``pg_dump`` (one snapshot
-transaction). Blobs never change once written, so copying the files the
-database names after the snapshot is consistent too; files written later
-are harmless extras.
+The database is copied as its dialect knows how (``ticketing.dialect``:
+SQLite's online backup API, a consistent snapshot while the daemon keeps
+writing; ``pg_dump``, one snapshot transaction). Blobs never change once
+written, so copying the files the database names after the snapshot is
+consistent too; files written later are harmless extras.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from madoguchi.app import Desk
+from madoguchi.ticketing.dialect import BackupError, dialect_named, dialect_of
+
+__all__ = ["BackupError", "backup", "restore"]
 
 MANIFEST = "manifest.json"
-
-
-class BackupError(Exception):
-    pass
-
-
-def _libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def backup(desk: Desk, dest: Path) -> dict[str, object]:
@@ -36,23 +27,12 @@ def backup(desk: Desk, dest: Path) -> dict[str, object]:
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
-    url = make_url(desk.settings.database_url)
-    if url.get_backend_name() == "sqlite":
-        source = sqlite3.connect(str(url.database))
-        target = sqlite3.connect(str(dest / "database.sqlite3"))
-        with target:
-            source.backup(target)
-        source.close()
-        target.close()
-        kind = "sqlite"
-    else:
-        _run(["pg_dump", "--format=custom", "--no-owner",
-              f"--file={dest / 'database.dump'}", _libpq_url(desk.settings.database_url)])
-        kind = "postgresql"
+    dialect = dialect_of(desk.settings.database_url)
+    dialect.copy_database(desk.settings.database_url, dest)
     copied = _copy_tree(desk.blobs.root, dest / "storage")
     manifest = {
         "created_at": datetime.now(UTC).isoformat(),
-        "database": kind,
+        "database": dialect.name,
         "blobs": copied,
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -61,23 +41,16 @@ def backup(desk: Desk, dest: Path) -> dict[str, object]:
 
 def restore(desk: Desk, src: Path) -> dict[str, object]:
     """Bring a backup back over the configured database and storage (daemon stopped)."""
-    manifest = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
-    url = make_url(desk.settings.database_url)
+    manifest: dict[str, object] = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+    dialect = dialect_of(desk.settings.database_url)
+    if manifest["database"] != dialect.name:
+        try:
+            label = dialect_named(str(manifest["database"])).label
+        except ValueError as exc:
+            raise BackupError(f"{src}: not a backup of a known database") from exc
+        raise BackupError(f"a {label} backup can only be restored into {label}")
     desk.engine.dispose()
-    if manifest["database"] == "sqlite":
-        if url.get_backend_name() != "sqlite":
-            raise BackupError("a SQLite backup can only be restored into SQLite")
-        source = sqlite3.connect(str(src / "database.sqlite3"))
-        target = sqlite3.connect(str(url.database))
-        with target:
-            source.backup(target)
-        source.close()
-        target.close()
-    else:
-        if url.get_backend_name() != "postgresql":
-            raise BackupError("a PostgreSQL backup can only be restored into PostgreSQL")
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-              f"--dbname={_libpq_url(desk.settings.database_url)}", str(src / "database.dump")])
+    dialect.restore_database(desk.settings.database_url, src)
     _copy_tree(src / "storage", desk.blobs.root)
     return manifest
 
@@ -92,12 +65,3 @@ def _copy_tree(src: Path, dest: Path) -> int:
                 shutil.copy2(path, target)
                 copied += 1
     return copied
-
-
-def _run(cmd: list[str]) -> None:
-    try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600)
-    except FileNotFoundError as exc:
-        raise BackupError(f"{cmd[0]} not found: install postgresql-client") from exc
-    except subprocess.CalledProcessError as exc:
-        raise BackupError(f"{cmd[0]} failed: {exc.stderr.strip()}") from exc

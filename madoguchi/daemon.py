@@ -22,9 +22,7 @@ time, the leader alone polls.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -39,13 +37,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Connection, text
-from sqlalchemy.engine import make_url
 
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
 from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.escalation import escalate, remind, reminder_at, tickets_awaiting
+from madoguchi.ticketing.locks import ExclusiveLock
 from madoguchi.ticketing.models import Ticket
 from madoguchi.ticketing.outbox import OutboxSender, SendReport
 
@@ -57,43 +55,9 @@ _ACTIVE: Daemon | None = None
 _ADVISORY_KEY = 0x4D61646F  # "Mado"
 
 
-class LeaderLock:
+def leader_lock(desk: Desk) -> ExclusiveLock:
     """Held by the one daemon that schedules; freed when its process dies."""
-
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
-        self._fd: int | None = None
-        self._conn: Connection | None = None
-
-    def acquire(self) -> bool:
-        url = make_url(self.desk.settings.database_url)
-        if url.get_backend_name() == "sqlite":
-            fd = os.open(f"{url.database}.scheduler.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            self._fd = fd
-            return True
-        conn = self.desk.engine.connect()
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _ADVISORY_KEY}).scalar()
-        conn.commit()
-        if got:
-            self._conn = conn
-            return True
-        conn.close()
-        return False
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-        if self._conn is not None:
-            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_KEY})
-            self._conn.close()
-            self._conn = None
+    return dialect_of(desk.engine).leader_lock(desk.engine, _ADVISORY_KEY)
 
 
 @dataclass
@@ -210,8 +174,8 @@ class Daemon:
 
     def shared_sources(self) -> list[str]:
         """The sources every daemon polls (scale-out), rather than the leader alone."""
-        if make_url(self.settings.database_url).get_backend_name() == "sqlite":
-            return []
+        if not dialect_of(self.desk.engine).concurrent_writers:
+            return []  # one writer at a time: the leader alone polls
         return [s.name for s in self.settings.sources if isinstance(s, ImapSource)]
 
     def run(self, stop: threading.Event) -> int:
@@ -256,7 +220,7 @@ class Daemon:
 
     def _lead(self, stop: threading.Event) -> int:
         global _ACTIVE
-        lock = LeaderLock(self.desk)
+        lock = leader_lock(self.desk)
         while not lock.acquire():
             log.info("another daemon schedules for this database; standing by")
             if stop.wait(self.settings.daemon.leader_retry_seconds):

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from madoguchi.ticketing.dialect import dialect_of
 
 # Beside ticketing/ in the repository and in an installed wheel alike
 # (madoguchi/migrations); alembic reads it by path, so it is not imported.
@@ -18,35 +20,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for ``url``, configured as its database wants (``ticketing.dialect``)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            # WAL lets the web desk read while a poller writes; NORMAL sync is
-            # durable across process crashes (only an OS crash may lose the
-            # last commit, never corrupt the file).
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "savepoint")
-        def _sqlite_begin_before_savepoint(conn, _name) -> None:  # type: ignore[no-untyped-def]
-            # pysqlite begins a transaction only before INSERT/UPDATE/DELETE: a
-            # SAVEPOINT issued first would begin one itself, and its RELEASE would
-            # commit it (the careful pass would commit message by message). Begin
-            # for real; IMMEDIATE, as a savepoint is there to write.
-            if not conn.connection.dbapi_connection.in_transaction:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    return dialect_of(parsed).make_engine(parsed)
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

@@ -70,6 +70,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def table_of(model: type[Base]) -> Table:
+    """The table a model is mapped to (for Core statements on it)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # Stored as plain strings: adding a value needs no ALTER TYPE on PostgreSQL.
     return Enum(cls, name=name, native_enum=False, length=32,

@@ -63,12 +63,12 @@ from email.utils import getaddresses, parseaddr
 from functools import partial
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config import Settings
 from madoguchi.config.mail import SmtpSettings
-from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket
+from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket, table_of
 
 __all__ = [
     "INTERRUPTED",
@@ -189,17 +189,9 @@ def insert_outbox(session: Session, rows: list[dict[str, object]]) -> set[str]:
     """
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(OutboxMessage).values(rows).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
-        )
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(OutboxMessage).values(rows).on_conflict_do_nothing(
-            index_elements=["dedupe_key"]
-        )
-    else:
-        raise NotImplementedError(f"outbox insert on {dialect}")
+    stmt = dialect_of(session).insert_skipping_conflicts(
+        table_of(OutboxMessage), rows, ["dedupe_key"]
+    )
     return set(session.scalars(stmt.returning(OutboxMessage.dedupe_key)))
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert, select, text, update
+from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.models import (
-    Base,
     Contact,
     ContactEmail,
     Contract,
@@ -212,13 +212,6 @@ def participants_of(
     return {t: frozenset(a for a in seen if a and a != desk) for t, seen in found.items()}
 
 
-def table_of(model: type[Base]) -> Table:
-    """The table a model is mapped to (for Core statements on it)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 def insert_rows(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str | None = None
 ) -> list[int]:
@@ -290,11 +283,10 @@ def reserve_ticket_sequence(engine: Engine, year: int) -> int:
     taken by a batch that then never commits is a gap in the numbering.
     """
     with Session(engine) as session:
-        if engine.dialect.name == "postgresql":
-            # No wait for the disk here: a batch that commits tickets with
-            # this number flushes the log up to its own commit, this one
-            # included; a number whose batch never commits may be lost.
-            session.execute(text("SET LOCAL synchronous_commit = off"))
+        # No wait for the disk here: a batch that commits tickets with this
+        # number flushes the log up to its own commit, this one included; a
+        # number whose batch never commits may be lost.
+        dialect_of(engine).without_waiting_for_disk(session)
         sequence = _bump_counter(session, year)
         session.commit()
         return sequence

@@ -1,11 +1,11 @@
 """A new ticket's number: the year's next, ``T-2026-000123`` (``ticketing.ticket_number``).
 
-PostgreSQL: numbers are taken outside the batch's transaction, like a
-sequence: holding the counter row until the batch commits would make
-concurrent daemons store their batches one after the other. Numbers the
-batch took but no longer uses (its fast pass failed, a savepoint rolled
-back) go to its next tickets; only a batch that cannot commit at all (the
-daemon killed, the database lost) leaves a gap.
+Where several daemons write at once (PostgreSQL): numbers are taken outside
+the batch's transaction, like a sequence: holding the counter row until the
+batch commits would make concurrent daemons store their batches one after
+the other. Numbers the batch took but no longer uses (its fast pass failed,
+a savepoint rolled back) go to its next tickets; only a batch that cannot
+commit at all (the daemon killed, the database lost) leaves a gap.
 
 SQLite has one writer at a time anyway: the first number of a year in the
 batch takes the counter row's lock (``store.next_ticket_number``); the rest
@@ -21,6 +21,7 @@ from madoguchi.ingest.arrival import Arrival, BatchStep, Step
 from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing import store
+from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.models import TicketCounter
 from madoguchi.ticketing.ticket_number import TicketNumber
 
@@ -51,7 +52,7 @@ def _counted(batch: Batch, year: int) -> int:
 
 def next_number(batch: Batch, year: int) -> str:
     bind = batch.session.get_bind()
-    if bind.dialect.name == "postgresql" and isinstance(bind, Engine):
+    if dialect_of(bind).concurrent_writers and isinstance(bind, Engine):
         sequence = _reserved(batch, bind, year)
     else:
         sequence = _counted(batch, year)

@@ -16,7 +16,14 @@ from madoguchi.ingest.arrival import BatchStep
 from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.drafts import NewTicket
 from madoguchi.ticketing import store
-from madoguchi.ticketing.models import Attachment, Message, RawMessage, Ticket, TicketFlag
+from madoguchi.ticketing.models import (
+    Attachment,
+    Message,
+    RawMessage,
+    Ticket,
+    TicketFlag,
+    table_of,
+)
 
 
 def _link_late(batch: Batch, tickets: list[NewTicket]) -> None:
@@ -26,7 +33,7 @@ def _link_late(batch: Batch, tickets: list[NewTicket]) -> None:
         if isinstance(t.linked_ticket, NewTicket) and t.linked_ticket in tickets
     ]
     if late:
-        table = store.table_of(Ticket)
+        table = table_of(Ticket)
         batch.session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
@@ -41,21 +48,21 @@ def write(batch: Batch) -> None:
     if not tickets and not messages:
         return
     ids = store.insert_rows(
-        session, store.table_of(Ticket), [t.row() for t in tickets], key="number"
+        session, table_of(Ticket), [t.row() for t in tickets], key="number"
     )
     for ticket, ticket_id in zip(tickets, ids, strict=True):
         ticket.id = ticket_id
     _link_late(batch, tickets)
-    store.insert_rows(session, store.table_of(TicketFlag), [
+    store.insert_rows(session, table_of(TicketFlag), [
         {"ticket_id": t.id, "flag": flag} for t in tickets for flag in sorted(t.flags)
     ])
     raw_ids = store.insert_rows(
-        session, store.table_of(RawMessage), [m.raw.row() for m in messages], key="sha256"
+        session, table_of(RawMessage), [m.raw.row() for m in messages], key="sha256"
     )
-    message_ids = store.insert_rows(session, store.table_of(Message), [
+    message_ids = store.insert_rows(session, table_of(Message), [
         m.row(_id(m.ticket.id), raw_id) for m, raw_id in zip(messages, raw_ids, strict=True)
     ], key="dedupe_key")
-    store.insert_rows(session, store.table_of(Attachment), [
+    store.insert_rows(session, table_of(Attachment), [
         a.row(message_id)
         for m, message_id in zip(messages, message_ids, strict=True)
         for a in m.attachments

@@ -1,0 +1,235 @@
+"""What SQLite and PostgreSQL do differently, in one place, chosen once per database.
+
+Everything else is written once for both. The differences are few and
+deliberate:
+
+- **Writers.** SQLite has one writer at a time; PostgreSQL lets several
+  daemons store batches at once (``concurrent_writers``): they then share the
+  IMAP mail claim by claim, and take ticket numbers outside their batches'
+  transactions so as not to wait for each other.
+- **Connections.** SQLite's pragmas (WAL, busy timeout, foreign keys) and a
+  real BEGIN before a savepoint; PostgreSQL's pre-ping.
+- **Locks that die with their holder** (the scheduler's leadership, IMAP
+  claims): PostgreSQL advisory locks on a connection of their own; for
+  SQLite, locks on files beside the database.
+- **Statements**: INSERT that skips rows whose unique key exists, the word
+  search (FTS5 trigram index or pg_trgm), a commit that need not wait for
+  the disk.
+- **Copies** for backups: SQLite's online backup API, ``pg_dump``/``pg_restore``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
+
+from madoguchi.ticketing._exec import pg
+from madoguchi.ticketing.locks import (
+    AdvisoryLock,
+    AdvisoryLocks,
+    ExclusiveLock,
+    FileLock,
+    FileRecordLocks,
+    KeyedLocks,
+    ProcessLocks,
+)
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot be made; the message says why."""
+
+
+class Dialect(ABC):
+    name: ClassVar[str]
+    label: ClassVar[str]  # as people write it
+    # Several processes may write at once: see the module's docstring.
+    concurrent_writers: ClassVar[bool]
+
+    @abstractmethod
+    def make_engine(self, url: URL) -> Engine: ...
+
+    @abstractmethod
+    def insert_skipping_conflicts(
+        self, table: Table, rows: Sequence[Mapping[str, Any]], unique: Sequence[str]
+    ) -> Insert:
+        """INSERT of ``rows`` that skips those whose ``unique`` columns exist (no error)."""
+
+    @abstractmethod
+    def without_waiting_for_disk(self, session: Session) -> None:
+        """The rest of this transaction may commit before its log reaches the disk.
+
+        For short transactions whose loss in a server crash is harmless
+        because a later, durable commit that depends on them flushes them too.
+        """
+
+    @abstractmethod
+    def leader_lock(self, engine: Engine, key: int) -> ExclusiveLock:
+        """A lock one process of all that share this database holds at a time."""
+
+    @abstractmethod
+    def keyed_locks(self, engine: Engine, namespace: str, key_class: int) -> KeyedLocks:
+        """Locks on numbered things (claims), each held by one process at a time."""
+
+    @abstractmethod
+    def prefer_index_scans(self, session: Session) -> None:
+        """This transaction's queries fetch few rows through indexes: plan them so."""
+
+    @abstractmethod
+    def copy_database(self, url: str, dest: Path) -> None:
+        """A consistent copy of the database into the folder ``dest``, while it is in use."""
+
+    @abstractmethod
+    def restore_database(self, url: str, src: Path) -> None:
+        """The database replaced by the copy in ``src`` (nobody else using it)."""
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    label = "SQLite"
+    concurrent_writers = False
+    COPY = "database.sqlite3"
+
+    def make_engine(self, url: URL) -> Engine:
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL lets the web desk read while a poller writes; NORMAL sync is
+            # durable across process crashes (only an OS crash may lose the
+            # last commit, never corrupt the file).
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "savepoint")
+        def _sqlite_begin_before_savepoint(conn: Connection, _name: Any) -> None:
+            # pysqlite begins a transaction only before INSERT/UPDATE/DELETE: a
+            # SAVEPOINT issued first would begin one itself, and its RELEASE would
+            # commit it (the careful pass would commit message by message). Begin
+            # for real; IMMEDIATE, as a savepoint is there to write.
+            dbapi = conn.connection.dbapi_connection
+            if dbapi is not None and not dbapi.in_transaction:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def insert_skipping_conflicts(
+        self, table: Table, rows: Sequence[Mapping[str, Any]], unique: Sequence[str]
+    ) -> Insert:
+        return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing(
+            index_elements=list(unique)
+        )
+
+    def without_waiting_for_disk(self, session: Session) -> None:
+        pass  # one writer, and NORMAL sync already: nothing to relax
+
+    def prefer_index_scans(self, session: Session) -> None:
+        pass  # SQLite's planner has no parallel workers to hold back
+
+    def copy_database(self, url: str, dest: Path) -> None:
+        # The online backup API: a consistent snapshot while the daemon writes.
+        _sqlite_copy(str(make_url(url).database), str(dest / self.COPY))
+
+    def restore_database(self, url: str, src: Path) -> None:
+        _sqlite_copy(str(src / self.COPY), str(make_url(url).database))
+
+    def _beside(self, engine: Engine, suffix: str) -> Path | None:
+        database = engine.url.database
+        if not database or database == ":memory:":
+            return None  # a database only this process sees
+        return Path(f"{database}.{suffix}.lock")
+
+    def leader_lock(self, engine: Engine, key: int) -> ExclusiveLock:
+        path = self._beside(engine, "scheduler")
+        return FileLock(path) if path is not None else ProcessLocks().single(key)
+
+    def keyed_locks(self, engine: Engine, namespace: str, key_class: int) -> KeyedLocks:
+        path = self._beside(engine, namespace)
+        return FileRecordLocks(path) if path is not None else ProcessLocks()
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    label = "PostgreSQL"
+    concurrent_writers = True
+    COPY = "database.dump"
+
+    def make_engine(self, url: URL) -> Engine:
+        return create_engine(url, pool_pre_ping=True)
+
+    def insert_skipping_conflicts(
+        self, table: Table, rows: Sequence[Mapping[str, Any]], unique: Sequence[str]
+    ) -> Insert:
+        return postgresql.insert(table).values(list(rows)).on_conflict_do_nothing(
+            index_elements=list(unique)
+        )
+
+    def without_waiting_for_disk(self, session: Session) -> None:
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+
+    def leader_lock(self, engine: Engine, key: int) -> ExclusiveLock:
+        return AdvisoryLock(engine, key)
+
+    def keyed_locks(self, engine: Engine, namespace: str, key_class: int) -> KeyedLocks:
+        return AdvisoryLocks(engine, key_class)
+
+    def prefer_index_scans(self, session: Session) -> None:
+        # A page is a few dozen rows found through an index: starting parallel
+        # workers would cost more (tens of milliseconds) than the scan they share.
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+    def copy_database(self, url: str, dest: Path) -> None:
+        try:
+            pg.dump(url, dest / self.COPY)
+        except pg.PostgresToolError as exc:
+            raise BackupError(str(exc)) from exc
+
+    def restore_database(self, url: str, src: Path) -> None:
+        try:
+            pg.restore(url, src / self.COPY)
+        except pg.PostgresToolError as exc:
+            raise BackupError(str(exc)) from exc
+
+
+def _sqlite_copy(source_path: str, target_path: str) -> None:
+    source, target = sqlite3.connect(source_path), sqlite3.connect(target_path)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+_DIALECTS: dict[str, Dialect] = {d.name: d for d in (SqliteDialect(), PostgresDialect())}
+
+
+def dialect_named(name: str) -> Dialect:
+    """The strategy for "sqlite" or "postgresql"."""
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unsupported database {name!r}: use SQLite or PostgreSQL") from None
+
+
+def dialect_of(where: Engine | Connection | Session | URL | str) -> Dialect:
+    """The strategy for a database, by its URL or anything bound to it."""
+    if isinstance(where, Session):
+        return dialect_named(where.get_bind().dialect.name)
+    if isinstance(where, Engine | Connection):
+        return dialect_named(where.dialect.name)
+    return dialect_named(make_url(where).get_backend_name())
