@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,10 +58,17 @@ class Dialect(ABC):
     def make_engine(self, url: URL) -> Engine: ...
 
     @abstractmethod
+    def _insert(self, table: Table) -> Any:
+        """The dialect's own INSERT construct, which has ON CONFLICT DO NOTHING."""
+
     def insert_skipping_conflicts(
         self, table: Table, rows: Sequence[Mapping[str, Any]], unique: Sequence[str]
     ) -> Insert:
         """INSERT of ``rows`` that skips those whose ``unique`` columns exist (no error)."""
+        stmt: Insert = self._insert(table).values(list(rows)).on_conflict_do_nothing(
+            index_elements=list(unique)
+        )
+        return stmt
 
     @abstractmethod
     def without_waiting_for_disk(self, session: Session) -> None:
@@ -127,12 +134,8 @@ class SqliteDialect(Dialect):
 
         return engine
 
-    def insert_skipping_conflicts(
-        self, table: Table, rows: Sequence[Mapping[str, Any]], unique: Sequence[str]
-    ) -> Insert:
-        return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing(
-            index_elements=list(unique)
-        )
+    def _insert(self, table: Table) -> Any:
+        return sqlite.insert(table)
 
     def without_waiting_for_disk(self, session: Session) -> None:
         pass  # one writer, and NORMAL sync already: nothing to relax
@@ -171,12 +174,8 @@ class PostgresDialect(Dialect):
     def make_engine(self, url: URL) -> Engine:
         return create_engine(url, pool_pre_ping=True)
 
-    def insert_skipping_conflicts(
-        self, table: Table, rows: Sequence[Mapping[str, Any]], unique: Sequence[str]
-    ) -> Insert:
-        return postgresql.insert(table).values(list(rows)).on_conflict_do_nothing(
-            index_elements=list(unique)
-        )
+    def _insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
 
     def without_waiting_for_disk(self, session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit = off"))
@@ -193,16 +192,17 @@ class PostgresDialect(Dialect):
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
     def copy_database(self, url: str, dest: Path) -> None:
-        try:
-            pg.dump(url, dest / self.COPY)
-        except pg.PostgresToolError as exc:
-            raise BackupError(str(exc)) from exc
+        _pg_tool(pg.dump, url, dest / self.COPY)
 
     def restore_database(self, url: str, src: Path) -> None:
-        try:
-            pg.restore(url, src / self.COPY)
-        except pg.PostgresToolError as exc:
-            raise BackupError(str(exc)) from exc
+        _pg_tool(pg.restore, url, src / self.COPY)
+
+
+def _pg_tool(run: Callable[[str, Path], None], url: str, file: Path) -> None:
+    try:
+        run(url, file)
+    except pg.PostgresToolError as exc:
+        raise BackupError(str(exc)) from exc
 
 
 def _sqlite_copy(source_path: str, target_path: str) -> None:
