@@ -18,7 +18,7 @@ import pytest
 
 from madoguchi.app import Desk
 from madoguchi.ingest.inbound import Inbound
-from madoguchi.web.server import WebServer
+from madoguchi.web_server import WebServer
 from tests.conftest import make_settings
 from tests.faxfactory import letter_pdf, send_fax
 from tests.smtp_server import SmtpTestServer

@@ -16,6 +16,7 @@ from madoguchi.ticketing.models import (
 from madoguchi.ticketing.support_number import luhn_check_digit
 from tests.test_web_kit import (
     SAKURA_NUMBER,
+    YAMADA,
     Staff,
     WebDesk,
     ingest_mail,
@@ -29,16 +30,22 @@ STRANGER = ("見知らぬ 人", "someone@other.example.jp")
 pytest_plugins = ["tests.test_web_kit"]
 
 
-def _fax(wd: WebDesk) -> str:
+def _fax(wd: WebDesk, text: str = "ライセンスキーの再発行をお願いします。") -> str:
     return make_ticket(wd.desk, channel=Channel.FAX, flags=(Flag.UNREADABLE_FAX,), page=png(),
-                       subject="FAX: ライセンスについて",
-                       text="ライセンスキーの再発行をお願いします。")
+                       subject="FAX: ライセンスについて", text=text)
+
+
+def _contact_id(wd: WebDesk, email: str) -> int:
+    with wd.desk.factory() as s:
+        return s.scalars(select(Contact.id).join(ContactEmail)
+                         .where(ContactEmail.email == email)).one()
 
 
 def test_an_unreadable_fax_is_shown_with_its_page_and_text_until_its_number_is_entered(
     webdesk: WebDesk, agent: Staff
 ) -> None:
-    number = _fax(webdesk)
+    # The page names its sender, a registered contact of the contract (as the form asks).
+    number = _fax(webdesk, f"{YAMADA[0]}\nライセンスキーの再発行をお願いします。")
     page = agent.get("/triage").text
     section = page.split('id="triage-' + number)[1].split("</article>")[0]
     assert '<img src="/attachments/' in section and "/view" in section
@@ -56,10 +63,24 @@ def test_an_unreadable_fax_is_shown_with_its_page_and_text_until_its_number_is_e
                {"support_number": "２０３１－０００１－０００８", "back": "triage"})
     t = ticket(webdesk.desk, number)
     assert t.flag_names == [] and t.contract_id is not None and t.customer_id is not None
+    assert t.contact_id == _contact_id(webdesk, YAMADA[1])
     assert t.support_number == SAKURA_NUMBER.replace("-", "")
     page = agent.get("/triage").text
     assert 'id="triage-' + number not in page and "確認待ちのFAXはありません" in page
     assert "2031-0001-0008 と確認しました" in agent.get(f"/tickets/{number}").text
+
+
+def test_a_fax_page_that_names_no_registered_contact_is_flagged_as_the_pipeline_would(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = _fax(webdesk)
+    agent.post(f"/tickets/{number}/support-number", {"support_number": SAKURA_NUMBER})
+    t = ticket(webdesk.desk, number)
+    assert t.flag_names == ["unregistered_sender"] and t.contact_id is None
+    assert t.contract_id is not None and t.customer_id is not None
+    # Out of the FAX section, into the flagged one: staff accept it or set it aside there.
+    section = agent.get("/triage").text.split("確認が必要なお問い合わせ")[1]
+    assert number in section and "未登録の送信者" in section
 
 
 def test_a_fax_number_of_no_contract_moves_to_the_flagged_section(
@@ -68,7 +89,9 @@ def test_a_fax_number_of_no_contract_moves_to_the_flagged_section(
     number = _fax(webdesk)
     unknown = "20319999000" + luhn_check_digit("20319999000")
     agent.post(f"/tickets/{number}/support-number", {"support_number": unknown})
-    assert ticket(webdesk.desk, number).flag_names == ["unknown_support_number"]
+    # A number of no contract, and so no contact the page could name (as the pipeline flags it).
+    assert ticket(webdesk.desk, number).flag_names == ["unknown_support_number",
+                                                       "unregistered_sender"]
     section = agent.get("/triage").text.split("確認が必要なお問い合わせ")[1]
     assert number in section and "不明なサポート番号" in section
 
