@@ -304,3 +304,17 @@ def test_metrics_show_what_each_source_has_not_finished(
     assert value(m, "madoguchi_source_files_waiting", source="fax") == 2
     assert value(m, "madoguchi_imap_marks_owed", source="mailbox") == 3
     assert ("madoguchi_source_files_waiting", frozenset({("source", "mailbox")})) not in m
+
+
+def test_a_web_desk_given_no_collector_serves_no_metrics(sqlite_url: str, tmp_path: Path) -> None:
+    from madoguchi.ticketing.storage import Storage
+    from madoguchi.web.app import create_app
+    from tests.conftest import make_settings
+
+    storage = Storage.open(make_settings(sqlite_url, tmp_path))
+    try:
+        app = create_app(storage, web=WebSettings(secret_key_file=tmp_path / "web-secret"))
+        response = TestClient(app, client=("127.0.0.1", 40000)).get("/metrics")
+        assert response.status_code == 404
+    finally:
+        storage.close()

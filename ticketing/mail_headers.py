@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from functools import lru_cache
@@ -42,7 +43,7 @@ def usable_address(addr: str) -> bool:
         return False
     try:
         Address(addr_spec=addr)
-    except (ValueError, IndexError):  # the parser raises either on bad input
+    except (ValueError, IndexError, HeaderParseError):  # the parser raises any on bad input
         return False
     return True
 
