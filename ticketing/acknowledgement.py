@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -73,11 +74,15 @@ _MAX_SUBJECT = 200
 class AckTicket(Protocol):
     """What the acknowledgement reads of a ticket (a ``Ticket``, or one the pipeline opens)."""
 
-    id: int | None
-    number: str
-    work_starts_at: datetime | None
-    first_response_due: datetime | None
-
+    # Read-only: a ``Ticket`` (whose id is set) and the pipeline's rows both qualify.
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def work_starts_at(self) -> datetime | None: ...
+    @property
+    def first_response_due(self) -> datetime | None: ...
     @property
     def flag_names(self) -> list[str]: ...
 
@@ -85,14 +90,22 @@ class AckTicket(Protocol):
 class AckInbound(Protocol):
     """What it reads of the ticket's first message (a ``Message``, or the pipeline's row)."""
 
-    channel: Channel
-    auto_kind: str | None
-    sender: str
-    sender_name: str
-    subject: str
-    message_id: str | None
-    references: list[str]
-    received_at: datetime
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def auto_kind(self) -> str | None: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def sender_name(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def references(self) -> Sequence[str]: ...
+    @property
+    def received_at(self) -> datetime: ...
 
 
 def should_acknowledge(
