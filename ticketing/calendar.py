@@ -39,7 +39,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from itertools import pairwise
-from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jpholiday
@@ -451,9 +450,9 @@ class BusinessCalendar:
         following: int = -1
         following_close: datetime | None = None
         for d in range(len(h.closes) - 1, -1, -1):
-            day_close = h.closes[d]
-            if day_close is not None:
-                following, following_close = d, self._datetime(day_close)
+            close = h.closes[d]
+            if close is not None:
+                following, following_close = d, self._datetime(close)
             h.next_bday[d] = following
             h.due_close[d] = following_close
         h.bound_dt = [self._datetime(b) for b in bounds]
@@ -497,8 +496,7 @@ def _weekly(hours: Sequence[str] | Mapping[str, Sequence[str]] | WeeklyHours) ->
         return parse_weekly_hours({k: list(v) for k, v in hours.items()})
     if all(isinstance(item, str) for item in hours):
         return parse_weekly_hours(list(hours))  # type: ignore[arg-type]
-    days = cast(WeeklyHours, hours)  # not names of hours: spans of minutes, day by day
-    weekly = tuple(tuple((int(s), int(e)) for s, e in day) for day in days)
+    weekly = tuple(tuple((int(s), int(e)) for s, e in day) for day in hours)  # type: ignore[misc]
     in_order = all(0 <= s < e <= 1440 for day in weekly for s, e in day) and all(
         earlier[1] <= later[0] for day in weekly for earlier, later in pairwise(day)
     )

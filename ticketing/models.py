@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -123,7 +122,7 @@ class Contract(Base):
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
     # Contract terms that override the desk's default first-response policy.
-    sla_override: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    sla_override: Mapped[dict | None] = mapped_column(JSON, default=None)
 
     customer: Mapped[Customer] = relationship(back_populates="contracts")
     contacts: Mapped[list[Contact]] = relationship(
@@ -274,7 +273,7 @@ class Message(Base):
     html: Mapped[str | None] = mapped_column(Text, default=None)
     # For a FAX: how the support number was read (method, confidence, each
     # method's read, problems), so staff and audits can see why.
-    fax_reading: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    fax_reading: Mapped[dict | None] = mapped_column(JSON, default=None)
     # "auto_reply", "bounce" or "bulk" for machine-sent mail kept on a ticket.
     auto_kind: Mapped[str | None] = mapped_column(String(20), default=None)
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
