@@ -53,7 +53,7 @@ from madoguchi.config import load_settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.db import upgrade
 from madoguchi.web.auth import hash_password
-from madoguchi.web.server import WebServer
+from madoguchi.web_server import WebServer
 
 DB = "madoguchi_bench_web"
 PASSWORD = "bench password 1234"

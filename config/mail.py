@@ -32,11 +32,12 @@ variable, ``password_file`` a file outside the repository.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from madoguchi.config.secrets import read_secret
 
 # The ticket flags (madoguchi.ticketing.models.Flag) by name; config does not
 # import the storage layer, so the names are repeated here and a test keeps
@@ -77,19 +78,10 @@ class SmtpSettings(BaseModel):
         # Imported here: config.settings imports this module.
         from madoguchi.config.settings import ConfigError
 
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(
-                    f"smtp.password_env: environment variable {self.password_env} is not set"
-                )
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"smtp.password_file: {exc}") from exc
-        raise ConfigError("smtp: set password_env or password_file")
+        value = read_secret("smtp.password", env=self.password_env, file=self.password_file)
+        if value is None:
+            raise ConfigError("smtp: set password_env or password_file")
+        return value
 
 
 class AckSettings(BaseModel):

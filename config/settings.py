@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
+from madoguchi.config.secrets import read_secret
 from madoguchi.config.web import WebSettings
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("madoguchi.toml")
@@ -120,20 +121,11 @@ class ImapSource(_SourceBase):
 
     def password(self) -> str:
         """The password, read from the environment or a file; never from the TOML."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError(
-                    f"sources.{self.name}.password_env: environment variable "
-                    f"{self.password_env} is not set"
-                )
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"sources.{self.name}.password_file: {exc}") from exc
-        raise ConfigError(f"sources.{self.name}: set password_env or password_file")
+        value = read_secret(f"sources.{self.name}.password", env=self.password_env,
+                            file=self.password_file)
+        if value is None:
+            raise ConfigError(f"sources.{self.name}: set password_env or password_file")
+        return value
 
 
 class MaildirSource(_SourceBase):

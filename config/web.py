@@ -28,10 +28,11 @@ so does the metrics token (or it is in the environment).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from madoguchi.config.secrets import read_secret
 
 
 class WebSettings(BaseModel):
@@ -67,21 +68,5 @@ class WebSettings(BaseModel):
         None when none is configured; ConfigError when one is configured but
         cannot be had, so that /metrics is refused rather than left open.
         """
-        # Imported here: config.settings imports this module.
-        from madoguchi.config.settings import ConfigError
-
-        if self.metrics_token_env:
-            value = os.environ.get(self.metrics_token_env, "").strip()
-            if not value:
-                raise ConfigError(f"web.metrics_token_env: environment variable "
-                                  f"{self.metrics_token_env} is not set or empty")
-            return value
-        if self.metrics_token_file:
-            try:
-                value = self.metrics_token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"web.metrics_token_file: {exc}") from exc
-            if not value:
-                raise ConfigError(f"web.metrics_token_file: {self.metrics_token_file} is empty")
-            return value
-        return None
+        return read_secret("web.metrics_token", env=self.metrics_token_env,
+                           file=self.metrics_token_file)

@@ -1,30 +1,21 @@
-"""The desk's parts wired together from its settings (the edge where I/O starts)."""
+"""The desk's parts wired together from its settings (the edge where I/O starts).
+
+``Desk`` is the ``ticketing.storage.Storage`` (database, blobs, deadlines)
+plus the intake: the pipeline and a poller for each configured source.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from madoguchi.config import EmlDirSource, FaxSpoolSource, ImapSource, MaildirSource, Settings
+from madoguchi.config import EmlDirSource, FaxSpoolSource, ImapSource, MaildirSource
 from madoguchi.ingest.pipeline import Pipeline
-from madoguchi.ticketing.blobstore import BlobStore
-from madoguchi.ticketing.db import make_engine, session_factory
+from madoguchi.ticketing.storage import Storage
 
 
 @dataclass
-class Desk:
-    settings: Settings
-    engine: Engine
-    factory: sessionmaker[Session]
-    blobs: BlobStore
+class Desk(Storage):
     _pipeline: Pipeline | None = field(default=None, repr=False)
-
-    @classmethod
-    def open(cls, settings: Settings) -> Desk:
-        engine = make_engine(settings.database_url)
-        return cls(settings, engine, session_factory(engine), BlobStore(settings.storage_dir))
 
     @property
     def pipeline(self) -> Pipeline:
@@ -61,4 +52,4 @@ class Desk:
     def close(self) -> None:
         if self._pipeline is not None:
             self._pipeline.close()
-        self.engine.dispose()
+        super().close()

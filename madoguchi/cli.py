@@ -12,7 +12,7 @@ import typer
 from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.logs import configure_logging
-from madoguchi.web.cli import users_app, web_command
+from madoguchi.web_cli import users_app, web_command
 
 app = typer.Typer(help="Madoguchi (窓口): support mail and FAX to threaded tickets.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -165,13 +165,13 @@ def tickets_list(
 
 @tickets_app.command("show")
 def tickets_show(ctx: typer.Context, number: str) -> None:
-    """One ticket with its whole thread."""
+    """One ticket with its whole thread (a merged ticket's number shows the one it went into)."""
     from madoguchi.ticketing.render import render_ticket
     from madoguchi.ticketing.views import ticket_by_number
 
     desk = _desk(ctx)
     with desk.factory() as session:
-        ticket = ticket_by_number(session, number)
+        ticket = ticket_by_number(session, number, follow_merges=True)
         if ticket is None:
             typer.echo(f"no ticket {number}", err=True)
             raise typer.Exit(1)
@@ -298,9 +298,8 @@ def sla_due(
 
     from sqlalchemy import select
 
-    from madoguchi.ticketing.calendar import BusinessCalendar
+    from madoguchi.ticketing.deadlines import Deadlines
     from madoguchi.ticketing.models import Contract
-    from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
     from madoguchi.ticketing.support_number import parse_support_number
 
     settings = _settings(ctx)
@@ -312,7 +311,7 @@ def sla_due(
     if received.tzinfo is None:
         typer.echo("madoguchi: give the timestamp with its offset (e.g. +09:00 or Z)", err=True)
         raise typer.Exit(2)
-    policy = FirstResponsePolicy.from_settings(settings.sla)
+    contract = None
     if support_number:
         number = parse_support_number(support_number, settings.support_number)
         if number is None:
@@ -327,9 +326,7 @@ def sla_due(
         if contract is None:
             typer.echo(f"madoguchi: no contract {number.display}", err=True)
             raise typer.Exit(1)
-        policy = contract_policy(policy, contract.sla_override, contract=number.display)
-    calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
-    deadline = first_response_due(received, calendar, policy)
+    deadline = Deadlines.from_settings(settings).first_response(received, contract)
     if format == "json":
         typer.echo(json.dumps({
             "received_at": deadline.received_at.isoformat(),
@@ -407,20 +404,42 @@ def triage_list(ctx: typer.Context) -> None:
 
 @triage_app.command("assign")
 def triage_assign(ctx: typer.Context, ticket: str, support_number: str) -> None:
-    """Give a triaged FAX ticket its support number (checked by its check digit)."""
-    from madoguchi.ticketing.db import transaction
-    from madoguchi.ticketing.triage import TriageError, assign_support_number
+    """Give a triaged FAX ticket its support number (checked by its check digit).
 
+    The same action as the web desk's triage page; its note is written in the
+    name of the command line (there is no signed-in user).
+    """
+    from datetime import UTC, datetime
+
+    from madoguchi.ticketing.actions import ActionError
+    from madoguchi.ticketing.db import transaction
+    from madoguchi.ticketing.lookup import ticket_by_number
+    from madoguchi.ticketing.support_number import parse_support_number
+    from madoguchi.ticketing.triage import assign_fax_number
+
+    settings = _settings(ctx)
+    number = parse_support_number(support_number, settings.support_number)
     desk = _desk(ctx)
     try:
         with transaction(desk.factory) as session:
-            t = assign_support_number(session, ticket, support_number, desk.settings)
+            # Staff quoting a merged ticket's number mean the one it went into.
+            found = ticket_by_number(session, ticket, follow_merges=True)
+            if found is None:
+                raise _fail(f"no ticket {ticket}")
+            if number is None:
+                raise _fail(f"{support_number!r} is not a valid support service number")
+            t = assign_fax_number(session, found, number, None, settings, desk.deadlines,
+                                  datetime.now(UTC))
             typer.echo(f"{t.number}: {t.support_number}, flags: {', '.join(t.flag_names) or '-'}")
-    except TriageError as exc:
-        typer.echo(f"madoguchi: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except ActionError as exc:
+        raise _fail(str(exc)) from exc
     finally:
         desk.close()
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"madoguchi: {message}", err=True)
+    return typer.Exit(1)
 
 
 @app.command()

@@ -184,7 +184,7 @@ class Daemon:
         swept = self.desk.blobs.sweep_temporaries()
         if swept:
             log.info("removed %d temporary file(s) an earlier crash left in the store", swept)
-        from madoguchi.web.server import start_for_daemon
+        from madoguchi.web_server import start_for_daemon
 
         # Every daemon serves the desk when configured, leader or standby.
         web_server = start_for_daemon(self.desk)

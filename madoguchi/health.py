@@ -12,7 +12,8 @@ daemon, web or command-line process answers, and right after a restart.
   the past means no scheduler is running (or the poll is stuck);
 * the newest message stored from a source, and the newest quarantined.
 
-The triage counts use the web desk's own definitions (web/queries.py).
+The triage counts use the queues' own definitions (ticketing/queues.py), as the
+web desk lists them.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web.queries import ACTIVE, FAX_TRIAGE, MAIL_TRIAGE
+from madoguchi.ticketing.queues import ACTIVE, FAX_TRIAGE, MAIL_TRIAGE
+from madoguchi.ticketing.storage import Storage
+from madoguchi.web.metrics import Family
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemyJobStore default
 CLAIMS_TABLE = "ingest_claims"  # migration 0003; read only where it exists
@@ -411,6 +414,70 @@ def _files(folder: Path) -> list[Path]:
             return [Path(e.path) for e in entries if e.is_file()]
     except FileNotFoundError:
         return []
+
+
+# -- /metrics -----------------------------------------------------------------
+
+
+def metric_families(storage: Storage, now: datetime) -> list[Family]:
+    """What /metrics reports (the web desk's collector): the desk at ``now``, and its totals."""
+    with storage.factory() as session:
+        status = desk_status(storage.settings, session, now, history=False)
+        totals = counters(session)
+    ingested = Family("madoguchi_messages_ingested_total", "counter",
+                      "Inbound messages stored on tickets, by channel.")
+    for channel, n in totals.ingested_by_channel.items():
+        ingested.add(n, channel=channel)
+    quarantined = Family("madoguchi_quarantined_total", "counter",
+                         "Inbound input kept in quarantine, by reason code.")
+    for reason, n in totals.quarantined_by_reason.items():
+        quarantined.add(n, reason=reason)
+    outbox = Family("madoguchi_outbox_backlog", "gauge",
+                    "Outgoing mail not delivered, by status (sending: in flight, DATA "
+                    "included; failed waits for staff).")
+    for state, n in status.outbox.items():
+        outbox.add(n, status=state)
+    triage = Family("madoguchi_triage_queue", "gauge",
+                    "Tickets waiting in triage: fax (number unreadable) or mail (flagged).")
+    triage.add(status.triage_fax, kind="fax").add(status.triage_mail, kind="mail")
+    families = [
+        ingested,
+        quarantined,
+        Family("madoguchi_ocr_seconds", "summary",
+               "Wall seconds spent reading FAX documents (OCR), per FAX message.")
+        .add(totals.ocr_seconds_sum, "_sum").add(totals.ocr_count, "_count"),
+        Family("madoguchi_fax_tickets_total", "counter", "Tickets opened by a FAX.")
+        .add(totals.fax_tickets),
+        Family("madoguchi_fax_tickets_triaged_total", "counter",
+               "Tickets opened by a FAX whose support number could not be read (sent to "
+               "triage), including those staff have numbered since.")
+        .add(totals.fax_tickets_triaged),
+        triage,
+        outbox,
+        Family("madoguchi_tickets_open", "gauge", "Tickets not closed (open or pending).")
+        .add(status.open_tickets),
+        Family("madoguchi_tickets_awaiting_first_response", "gauge",
+               "Tickets not closed and not yet answered.")
+        .add(status.awaiting_first_response),
+        Family("madoguchi_tickets_overdue", "gauge",
+               "Tickets not closed, not answered, past their first-response due time.")
+        .add(status.overdue),
+    ]
+    waiting = Family("madoguchi_source_files_waiting", "gauge",
+                     "Files a folder source (Maildir, .eml folder, FAX spool) has not taken.")
+    owed = Family("madoguchi_imap_marks_owed", "gauge",
+                  "Messages stored but not yet moved or flagged on the IMAP server.")
+    claimed = Family("madoguchi_imap_claimed_uids", "gauge",
+                     "UIDs handed out to an IMAP poller and not yet stored (ingest_claims).")
+    for s in status.sources:
+        if s.files_waiting is not None:
+            waiting.add(s.files_waiting, source=s.name)
+        if s.marks_owed is not None:
+            owed.add(s.marks_owed, source=s.name)
+        if s.claims is not None:
+            claimed.add(s.claims.uids, source=s.name)
+    families += [f for f in (waiting, owed, claimed) if f.samples]
+    return families
 
 
 # -- showing ------------------------------------------------------------------

@@ -15,23 +15,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import segno
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from madoguchi.config import SupportNumberSettings
+
+# Re-exported: the form's page and fonts are the desk's (readers, tests and benches use them).
+from madoguchi.ticketing.pdf import DIGIT_FONT as DIGIT_FONT
+from madoguchi.ticketing.pdf import JAPANESE_FONT as JAPANESE_FONT
+from madoguchi.ticketing.pdf import PAGE_H_MM as PAGE_H_MM
+from madoguchi.ticketing.pdf import PAGE_W_MM as PAGE_W_MM
+from madoguchi.ticketing.pdf import register_fonts as register_fonts
 from madoguchi.ticketing.support_number import parse_support_number
 from madoguchi.ticketing.ticket_number import normalise as normalise_ticket_number
 from madoguchi.ticketing.ticket_number import pattern as ticket_number_pattern
-
-PAGE_W_MM = 210.0
-PAGE_H_MM = 297.0
 
 
 @dataclass(frozen=True)
@@ -137,40 +138,6 @@ FIELD_RECTS_MM: dict[str, Rect] = {
 
 FORM_TITLE = "FAXお問い合わせ用紙"
 FORM_ID = "MDG-FAX-1"
-
-# reportlab embeds TrueType (glyf) fonts only, so the CFF-based Noto CJK
-# collection will not do; IPA fonts are TrueType.
-_JAPANESE_FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",
-    "/usr/share/fonts/truetype/fonts-japanese-gothic.ttf",
-    "/usr/share/fonts/truetype/ipafont-gothic/ipag.ttf",
-)
-_MONO_FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
-)
-JAPANESE_FONT = "MadoguchiGothic"
-DIGIT_FONT = "MadoguchiMono"
-
-
-def _first_existing(paths: Sequence[str], what: str) -> str:
-    for path in paths:
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(
-        f"no {what} font found (tried {', '.join(paths)}); install fonts-ipafont / fonts-dejavu"
-    )
-
-
-def register_fonts() -> None:
-    """Register the form's fonts with reportlab once per process."""
-    registered = pdfmetrics.getRegisteredFontNames()
-    if JAPANESE_FONT not in registered:
-        path = _first_existing(_JAPANESE_FONT_CANDIDATES, "Japanese TrueType")
-        pdfmetrics.registerFont(TTFont(JAPANESE_FONT, path))
-    if DIGIT_FONT not in registered:
-        path = _first_existing(_MONO_FONT_CANDIDATES, "monospaced TrueType")
-        pdfmetrics.registerFont(TTFont(DIGIT_FONT, path))
 
 
 def to_pdf(x_mm: float, y_mm: float) -> tuple[float, float]:

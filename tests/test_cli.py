@@ -14,6 +14,7 @@ from madoguchi.cli import app
 from madoguchi.ingest.inbound import Inbound
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.models import Channel
 from tests.mailfactory import make_mail
 
 DEMO = Path(__file__).resolve().parent.parent / "demo"
@@ -88,3 +89,62 @@ def test_tickets_list_sorts_by_due_and_marks_overdue(env: Desk) -> None:
     assert "新しい問い合わせ" in rows[1] and not rows[1].startswith("!")
     record = json.loads(run("export").splitlines()[0])
     assert record["first_response_due"] is not None
+
+
+def _customers(desk: Desk) -> None:
+    rows = read_rows((DEMO / "customers.csv").read_text(encoding="utf-8"),
+                     desk.settings.support_number)
+    with transaction(desk.factory) as s:
+        import_rows(s, rows)
+
+
+def test_triage_assign_numbers_a_fax_and_notes_it_in_the_command_lines_name(env: Desk) -> None:
+    from sqlalchemy import select
+
+    from madoguchi.ticketing.actions import COMMAND_LINE
+    from madoguchi.ticketing.models import Direction, Flag, Message
+    from tests.test_web_kit import YAMADA, make_ticket, ticket
+
+    _customers(env)
+    number = make_ticket(env, channel=Channel.FAX, flags=(Flag.UNREADABLE_FAX,),
+                         text=f"{YAMADA[0]}\n質問です。")
+    assert run("triage", "assign", number.lower(), "2031 0001 0008").strip() == (
+        f"{number}: 203100010008, flags: -"
+    )
+    t = ticket(env, number)
+    assert t.contract_id is not None and t.contact_id is not None and t.flag_names == []
+    with env.factory() as s:
+        note = s.scalars(select(Message).where(Message.direction == Direction.NOTE)).one()
+    assert note.sender_name == COMMAND_LINE and note.author_id is None
+    assert "2031-0001-0008 と確認しました" in note.text
+
+
+def test_triage_assign_refuses_an_unknown_ticket_or_a_bad_number(env: Desk) -> None:
+    from madoguchi.ticketing.models import Flag
+    from tests.test_web_kit import make_ticket
+
+    number = make_ticket(env, channel=Channel.FAX, flags=(Flag.UNREADABLE_FAX,))
+    result = CliRunner().invoke(app, ["triage", "assign", "T-1999-000001", "2031-0001-0008"])
+    assert result.exit_code == 1 and "no ticket T-1999-000001" in result.output
+    result = CliRunner().invoke(app, ["triage", "assign", number, "2031-0001-0009"])
+    assert result.exit_code == 1
+    assert "'2031-0001-0009' is not a valid support service number" in result.output
+
+
+def test_a_merged_tickets_number_leads_the_cli_to_the_ticket_it_went_into(env: Desk) -> None:
+    from madoguchi.ticketing.lookup import ticket_by_number
+    from madoguchi.ticketing.models import Flag
+    from tests.test_web_kit import make_ticket, ticket
+
+    _customers(env)
+    old = make_ticket(env, subject="間違えて開いたFAX", channel=Channel.FAX)
+    right = make_ticket(env, subject="正しいFAX", channel=Channel.FAX,
+                        flags=(Flag.UNREADABLE_FAX,))
+    with transaction(env.factory) as s:
+        merged, into = (ticket_by_number(s, n, follow_merges=False) for n in (old, right))
+        assert merged is not None and into is not None
+        merged.merged_into_id = into.id
+    assert run("tickets", "show", old).startswith(f"{right}  [open]  正しいFAX")
+    assert run("triage", "assign", old, "2031-0001-0008").startswith(f"{right}: 203100010008")
+    assert ticket(env, right).contract_id is not None
+    assert ticket(env, old).contract_id is None

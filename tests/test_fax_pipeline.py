@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ from madoguchi.cli import app
 from madoguchi.config import FaxSpoolSource, Settings
 from madoguchi.ingest.inbound import Inbound, OutcomeKind
 from madoguchi.ingest.sources.fax_spool import FaxSpoolPoller
+from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Message, QuarantineEntry
-from madoguchi.ticketing.triage import assign_support_number, triage_queue
+from madoguchi.ticketing.triage import assign_fax_number, read_support_number, triage_queue
 from madoguchi.ticketing.views import ticket_by_number
 from tests.conftest import make_settings
 from tests.faxfactory import form_pdf, letter_pdf, send_fax
@@ -110,11 +112,16 @@ def test_fax_without_a_readable_number_waits_in_triage_until_staff_assign_it(
         assert [t.number for t, _ in queue] == [out.ticket_number]
         assert len(queue[0][1]) == 1 and fax_desk.blobs.exists(queue[0][1][0])
         assert queue[0][0].flag_names == ["unreadable_fax"]
-    with transaction(fax_desk.factory) as s, pytest.raises(Exception, match="not a valid"):
-        assign_support_number(s, out.ticket_number or "", "2031-0001-0009", fax_desk.settings)
+    settings = fax_desk.settings
+    with pytest.raises(ActionError, match="チェックディジット"):
+        read_support_number("2031-0001-0009", settings)
     with transaction(fax_desk.factory) as s:
-        t = assign_support_number(s, out.ticket_number or "", "2031 0001 0008", fax_desk.settings)
-        assert t.contract_id is not None and t.flag_names == []
+        fax = ticket_by_number(s, out.ticket_number or "")
+        assert fax is not None
+        t = assign_fax_number(s, fax, read_support_number("2031 0001 0008", settings), None,
+                              settings, fax_desk.deadlines, datetime.now(UTC))
+        # The page names no registered contact: flagged as the pipeline would have.
+        assert t.contract_id is not None and t.flag_names == ["unregistered_sender"]
     with fax_desk.factory() as s:
         assert triage_queue(s) == []
 

@@ -17,11 +17,10 @@ from madoguchi.cli import app
 from madoguchi.config import Settings, load_settings
 from madoguchi.health import Claims, MailboxPosition, desk_status
 from madoguchi.ingest.inbound import Inbound
-from madoguchi.ticketing import models
+from madoguchi.ticketing import actions, models
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import MailboxState, PendingMark, Ticket
-from madoguchi.web import actions
 from tests.mailfactory import make_mail
 
 JST = timezone(timedelta(hours=9))

@@ -18,6 +18,7 @@ from madoguchi.config.web import WebSettings
 from madoguchi.ingest.inbound import Inbound, OutcomeKind
 from madoguchi.ticketing import store
 from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
     Channel,
     Direction,
@@ -28,10 +29,10 @@ from madoguchi.ticketing.models import (
     TicketFlag,
     TicketStatus,
 )
-from madoguchi.ticketing.triage import assign_support_number
-from madoguchi.web.app import create_app
+from madoguchi.ticketing.triage import assign_fax_number, read_support_number
 from madoguchi.web.metrics import Family, exposition
-from madoguchi.web.server import WebServer
+from madoguchi.web_server import WebServer
+from madoguchi.web_server import web_app as desk_web_app
 from tests.faxfactory import form_pdf, letter_pdf, send_fax
 from tests.mailfactory import make_mail
 from tests.test_health import NUMBER, inquiry, register_customer
@@ -79,7 +80,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def web_app(settings: Settings, desk: Desk, tmp_path: Path, **web: object) -> Starlette:
-    return create_app(settings, desk=desk, web=WebSettings(
+    return desk_web_app(settings, desk=desk, web=WebSettings(
         secret_key_file=tmp_path / "web-secret", send_outbox_after_reply=False,
         **web,  # type: ignore[arg-type]
     ))
@@ -186,7 +187,10 @@ def test_metrics_of_real_faxes_read_by_tesseract(database_url: str, tmp_path: Pa
         # Staff give the unreadable FAX its number: it leaves the triage queue,
         # and still counts among the FAXes that went to triage.
         with transaction(desk.factory) as session:
-            assign_support_number(session, faxes[1].ticket_number or "", NUMBER, settings)
+            fax = ticket_by_number(session, faxes[1].ticket_number or "", follow_merges=True)
+            assert fax is not None
+            assign_fax_number(session, fax, read_support_number(NUMBER, settings), None,
+                              settings, desk.deadlines, datetime.now(UTC))
         m = parse(client.get("/metrics").text)
         assert value(m, "madoguchi_triage_queue", kind="fax") == 0
         assert value(m, "madoguchi_fax_tickets_triaged_total") == 1
@@ -300,3 +304,17 @@ def test_metrics_show_what_each_source_has_not_finished(
     assert value(m, "madoguchi_source_files_waiting", source="fax") == 2
     assert value(m, "madoguchi_imap_marks_owed", source="mailbox") == 3
     assert ("madoguchi_source_files_waiting", frozenset({("source", "mailbox")})) not in m
+
+
+def test_a_web_desk_given_no_collector_serves_no_metrics(sqlite_url: str, tmp_path: Path) -> None:
+    from madoguchi.ticketing.storage import Storage
+    from madoguchi.web.app import create_app
+    from tests.conftest import make_settings
+
+    storage = Storage.open(make_settings(sqlite_url, tmp_path))
+    try:
+        app = create_app(storage, web=WebSettings(secret_key_file=tmp_path / "web-secret"))
+        response = TestClient(app, client=("127.0.0.1", 40000)).get("/metrics")
+        assert response.status_code == 404
+    finally:
+        storage.close()

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Attachment, Channel, Flag, StaffUser
 from madoguchi.web import auth
-from madoguchi.web.cli import set_password
 from madoguchi.web.http import PAGE_CSP
+from madoguchi.web_cli import set_password
 from tests.test_web_kit import (
     PASSWORD,
     Staff,

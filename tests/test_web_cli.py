@@ -11,13 +11,13 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from madoguchi import web_cli
 from madoguchi.app import Desk
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.models import Role, StaffUser
-from madoguchi.web import cli as web_cli
 from madoguchi.web.auth import verify_password
-from madoguchi.web.server import WebServer, start_for_daemon
+from madoguchi.web_server import WebServer, start_for_daemon
 from tests.conftest import make_settings
 
 pytest_plugins = ["tests.test_web_kit"]

@@ -39,8 +39,8 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.web import auth
-from madoguchi.web.app import create_app
-from madoguchi.web.cli import set_password
+from madoguchi.web_cli import set_password
+from madoguchi.web_server import web_app
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
 
@@ -112,7 +112,7 @@ def open_web(settings: Settings, desk: Desk, tmp_path: Path, **web: Any) -> WebD
         "send_outbox_after_reply": False,
         **web,
     })
-    wd = WebDesk(desk, settings, web_settings, create_app(settings, desk=desk, web=web_settings))
+    wd = WebDesk(desk, settings, web_settings, web_app(settings, desk=desk, web=web_settings))
     for login, name, role in (("agent", "佐藤 彩香", Role.AGENT),
                               ("boss", "鈴木 部長", Role.SUPERVISOR)):
         wd.users[login] = set_password(desk, login, PASSWORD, name=name, role=role,

@@ -21,24 +21,25 @@ at another). Unknown variables are errors, not blanks: call
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from madoguchi.config import ConfigError, Settings
+from madoguchi.ticketing.japanese import format_due_ja, format_moment_ja
+from madoguchi.ticketing.mail_headers import one_line, thread_headers, usable_address
 from madoguchi.ticketing.models import (
     Channel,
     Direction,
@@ -49,6 +50,7 @@ from madoguchi.ticketing.models import (
 )
 from madoguchi.ticketing.outbox import enqueue
 from madoguchi.ticketing.ticket_number import TicketNumber
+from madoguchi.ticketing.ticket_number import tag as subject_tag
 
 __all__ = [
     "ACK_KIND",
@@ -66,51 +68,21 @@ log = logging.getLogger("madoguchi.acknowledgement")
 ACK_KIND = "ack"
 SHIPPED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "acknowledgement.txt.j2"
 
-_WEEKDAYS = "月火水木金土日"
-# Line breaks of every kind (str.splitlines splits on all of them) and other
-# controls: none may reach a header from the customer's text.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-# A Message-ID between its angle brackets: printable ASCII, no space, no < >.
-_MSG_ID = re.compile(r"[!-;=?-~]+")
 _MAX_SUBJECT = 200
-_MAX_REFERENCES = 20
-
-
-def format_moment_ja(moment: datetime, tz: ZoneInfo) -> str:
-    """A moment as a Japanese reader expects it: "11月25日(火) 9:00"."""
-    local = moment.astimezone(tz)
-    return (
-        f"{local.month}月{local.day}日({_WEEKDAYS[local.weekday()]}) "
-        f"{local.hour}:{local.minute:02d}"
-    )
-
-
-def format_due_ja(moment: datetime, tz: ZoneInfo) -> str:
-    """A deadline in words: "11月25日(火) 17:30まで"."""
-    return f"{format_moment_ja(moment, tz)}まで"
-
-
-def _one_line(text: str, limit: int | None = None) -> str:
-    """Customer text made safe for a header: one line, and no RFC 2047 syntax.
-
-    A decoded subject or name may itself spell an encoded word ("=?UTF-8?B?…?=");
-    Python's header code would decode it again, line breaks included, and
-    write them out raw. A word joiner after "=" keeps it literal text.
-    """
-    flat = _CONTROLS.sub(" ", text).replace("=?", "=\u2060?").strip()
-    if limit is not None and len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return flat
 
 
 class AckTicket(Protocol):
     """What the acknowledgement reads of a ticket (a ``Ticket``, or one the pipeline opens)."""
 
-    id: int | None
-    number: str
-    work_starts_at: datetime | None
-    first_response_due: datetime | None
-
+    # Read-only: a ``Ticket`` (whose id is set) and the pipeline's rows both qualify.
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def work_starts_at(self) -> datetime | None: ...
+    @property
+    def first_response_due(self) -> datetime | None: ...
     @property
     def flag_names(self) -> list[str]: ...
 
@@ -118,35 +90,22 @@ class AckTicket(Protocol):
 class AckInbound(Protocol):
     """What it reads of the ticket's first message (a ``Message``, or the pipeline's row)."""
 
-    channel: Channel
-    auto_kind: str | None
-    sender: str
-    sender_name: str
-    subject: str
-    message_id: str | None
-    references: list[str]
-    received_at: datetime
-
-
-@lru_cache(maxsize=4096)
-def _usable_address(addr: str) -> bool:
-    # Cached: the header parser is slow, and the same senders write again and again.
-    if not addr or not addr.isascii() or addr.count("@") != 1 or _CONTROLS.search(addr):
-        return False
-    try:
-        Address(addr_spec=addr)
-    except (ValueError, IndexError):  # the parser raises either on bad input
-        return False
-    return True
-
-
-def _msg_ids(ids: list[str]) -> list[str]:
-    good = list(dict.fromkeys(i.strip("<> ") for i in ids))
-    good = [i for i in good if _MSG_ID.fullmatch(i)]
-    if len(good) > _MAX_REFERENCES:
-        # RFC 5322 3.6.4: keep the thread's root and the nearest ancestors.
-        good = [good[0], *good[-(_MAX_REFERENCES - 1):]]
-    return good
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def auto_kind(self) -> str | None: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def sender_name(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def references(self) -> Sequence[str]: ...
+    @property
+    def received_at(self) -> datetime: ...
 
 
 def should_acknowledge(
@@ -161,8 +120,8 @@ def should_acknowledge(
     if inbound.channel != Channel.EMAIL:
         return False, f"arrived by {inbound.channel.value}; only email is acknowledged by mail"
     sender = inbound.sender.strip().lower()
-    if not _usable_address(sender):
-        return False, f"no usable sender address ({_one_line(inbound.sender, 80)!r})"
+    if not usable_address(sender):
+        return False, f"no usable sender address ({one_line(inbound.sender, 80)!r})"
     if sender == settings.desk_address.lower():
         return False, "the sender is the desk's own address"
     skipped = [f for f in ticket.flag_names if f in ack.skip_flagged]
@@ -232,9 +191,9 @@ def _build(
 ) -> EmailMessage:
     tz = settings.tz
     ack = settings.acknowledgement
-    tag = f"[{ticket.number}]"
-    subject = _one_line(inbound.subject, _MAX_SUBJECT)
-    sender_name = _one_line(inbound.sender_name, _MAX_SUBJECT)
+    tag = subject_tag(ticket.number)
+    subject = one_line(inbound.subject, _MAX_SUBJECT)
+    sender_name = one_line(inbound.sender_name, _MAX_SUBJECT)
     desk_domain = settings.desk_address.rpartition("@")[2]
     work_starts = ticket.work_starts_at
     body = _template(template).render(
@@ -260,12 +219,7 @@ def _build(
     msg["Date"] = format_datetime(now.astimezone(tz))
     # Short enough not to be folded (some clients then lose the thread).
     msg["Message-ID"] = f"<{ticket.number}.ack.{secrets.token_hex(6)}@{desk_domain}>"
-    own_id = _msg_ids([inbound.message_id or ""])
-    if own_id:
-        msg["In-Reply-To"] = f"<{own_id[0]}>"
-    references = _msg_ids([*inbound.references, *own_id])
-    if references:
-        msg["References"] = " ".join(f"<{r}>" for r in references)
+    thread_headers(msg, inbound.message_id, inbound.references)
     # RFC 3834, and what Exchange and the big mail systems honour: do not
     # answer this mail automatically.
     msg["Auto-Submitted"] = "auto-replied"

@@ -39,7 +39,7 @@ class TicketNumber:
     @property
     def tag(self) -> str:
         """The subject tag the desk's mail carries: ``[T-2026-000123]``."""
-        return f"[{self}]"
+        return tag(str(self))
 
     @classmethod
     def parse(cls, text: str) -> TicketNumber | None:
@@ -54,3 +54,8 @@ def normalise(text: str) -> str | None:
     """``text`` as a ticket number in its canonical spelling, or None if it is none."""
     number = TicketNumber.parse(text)
     return str(number) if number is not None else None
+
+
+def tag(number: str) -> str:
+    """The subject tag of the ticket numbered ``number`` (as stored): ``[T-2026-000123]``."""
+    return f"[{number}]"

@@ -1,75 +1,223 @@
-"""Triage: FAX tickets whose support number could not be read wait for staff.
+"""Triage: what staff decide about a ticket the desk could not place by itself.
 
-Nothing is guessed by the reader; staff look at the page images and assign
-the number, which must pass its check digit. The ticket then gets the
-contract, its entitlement flags and its first-response due time as if the
-number had been read.
+* A FAX whose support number could not be read (``unreadable_fax``): nothing
+  is guessed by the reader; staff look at the page images and give the
+  number, which must pass its check digit (``assign_fax_number``).
+* A flagged inquiry (a stranger, an expired contract, an unknown number):
+  staff take it on as a customer's (``accept_as_customer``) or set it aside
+  as out of scope (``mark_out_of_scope``).
+
+Either way the ticket's contract, customer, contact and flags are what the
+pipeline's own rule (``rules.entitlement.decide_entitlement``) decides from
+the facts the pipeline would have had, and its first-response due time is
+the one ``deadlines.Deadlines`` gives; accepting then overrides the rule's
+review flags, by name (``accepted_by_staff``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from madoguchi.config import Settings
 from madoguchi.ticketing import store
-from madoguchi.ticketing.calendar import BusinessCalendar
-from madoguchi.ticketing.models import Contract, Flag, Message, Ticket, TicketFlag
-from madoguchi.ticketing.sla import FirstResponsePolicy, contract_policy, first_response_due
-from madoguchi.ticketing.support_number import parse_support_number
+from madoguchi.ticketing.actions import ActionError, ensure_workable, record_note, required_text
+from madoguchi.ticketing.deadlines import Deadlines
+from madoguchi.ticketing.directory import register_contact, valid_email
+from madoguchi.ticketing.models import (
+    Attachment,
+    Channel,
+    Contract,
+    Direction,
+    Message,
+    StaffUser,
+    Ticket,
+    TicketFlag,
+    TicketStatus,
+)
+from madoguchi.ticketing.queues import FAX_TRIAGE, MAIL_TRIAGE, REVIEW_FLAGS
+from madoguchi.ticketing.rules.entitlement import (
+    ContactFacts,
+    Entitlement,
+    decide_entitlement,
+    match_fax_contact,
+)
+from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
+
+MAX_REASON = 1_000
+# What staff answer by accepting an inquiry as the customer's: who sent it,
+# whether the contract still counts, which contract it is.
+ACCEPT_CLEARS = frozenset(REVIEW_FLAGS)
 
 
-class TriageError(Exception):
-    pass
+def read_support_number(written: str, settings: Settings) -> SupportNumber:
+    """The support number staff typed, checked by its check digit."""
+    number = parse_support_number(written, settings.support_number)
+    if number is None:
+        raise ActionError(
+            f"サポートサービス番号「{written.strip()[:40]}」は正しくありません"
+            "（桁数またはチェックディジットが合いません）"
+        )
+    return number
+
+
+def accepted_by_staff(decision: Entitlement) -> Entitlement:
+    """The rule's decision with staff's override: the review flags are answered."""
+    return replace(decision, flags=decision.flags - ACCEPT_CLEARS)
+
+
+def _apply(ticket: Ticket, number: SupportNumber, decision: Entitlement,
+           contract: Contract | None, deadlines: Deadlines) -> None:
+    ticket.support_number = number.digits
+    ticket.contract_id, ticket.customer_id = decision.contract_id, decision.customer_id
+    ticket.contact_id = decision.contact_id
+    ticket.flags = [f for f in ticket.flags if f.flag in decision.flags]
+    have = {f.flag for f in ticket.flags}
+    ticket.flags += [TicketFlag(flag=f) for f in sorted(decision.flags - have)]
+    if ticket.first_responded_at is None:
+        # Answered already: the clock it was answered against stays as it was.
+        deadline = deadlines.first_response(ticket.received_at, contract)
+        ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
+
+
+def _contract(session: Session, number: SupportNumber) -> Contract | None:
+    return session.scalar(select(Contract).where(Contract.support_number == number.digits))
+
+
+def _fax_text(session: Session, ticket: Ticket) -> str:
+    """What the ticket's FAX pages say (their OCR text), for the contact they name."""
+    return "\n".join(session.scalars(
+        select(Message.text).where(Message.ticket_id == ticket.id,
+                                   Message.direction == Direction.IN,
+                                   Message.channel == Channel.FAX)
+        .order_by(Message.received_at, Message.id)
+    ))
+
+
+def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
+                      user: StaffUser | None, settings: Settings, deadlines: Deadlines,
+                      now: datetime) -> Ticket:
+    """Give a FAX the number staff read on its page, as if the reader had read it.
+
+    As the pipeline does: the contract of the number, the registered contact
+    the page names (name, phone, FAX number or address in its text), and the
+    flags the rule sets; a page that names no registered contact is flagged
+    ``unregistered_sender``, a number of no contract ``unknown_support_number``.
+    """
+    ensure_workable(ticket)
+    contract = _contract(session, number)
+    contacts: tuple[ContactFacts, ...] = ()
+    if contract is not None:
+        named = match_fax_contact(_fax_text(session, ticket),
+                                  store.contact_cards(session, contract.customer_id))
+        contacts = store.contacts_by_ids(session, [named] if named else [])
+    decision = decide_entitlement(
+        support_number=number.digits,
+        contract_for_number=store.contract_facts(contract) if contract else None,
+        sender_contacts=contacts,
+        received_day=ticket.received_at.astimezone(settings.tz).date(),
+    )
+    _apply(ticket, number, decision, contract, deadlines)
+    record_note(session, ticket, user,
+                f"FAXのサポートサービス番号を {number.display} と確認しました", now)
+    session.flush()
+    return ticket
+
+
+def _first_sender(session: Session, ticket: Ticket) -> Message | None:
+    return session.scalar(
+        select(Message).where(Message.ticket_id == ticket.id, Message.direction == Direction.IN,
+                              Message.sender != "").order_by(Message.received_at, Message.id)
+    )
+
+
+def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
+                       register_sender: bool, user: StaffUser | None, settings: Settings,
+                       deadlines: Deadlines, now: datetime) -> Contract:
+    """Staff decide a flagged inquiry is the customer's of ``number`` and take it on.
+
+    The ticket gets the contract (its customer, its terms, the sender's
+    contact if they are one of it), as the rule decides for the sender's
+    registered contacts; the review flags are cleared. With
+    ``register_sender`` the sender's address becomes a registered contact of
+    that contract, so their next mail is not flagged.
+    """
+    ensure_workable(ticket)
+    contract = _contract(session, number)
+    if contract is None:
+        raise ActionError(f"サポートサービス番号 {number.display} の契約は登録されていません")
+    sender = _first_sender(session, ticket)
+    if register_sender and (sender is None or not valid_email(sender.sender)):
+        raise ActionError("送信者のメールアドレスがないため、窓口担当者に登録できません")
+    decision = decide_entitlement(
+        support_number=number.digits,
+        contract_for_number=store.contract_facts(contract),
+        sender_contacts=store.contacts_for_address(session, sender.sender if sender else ""),
+        received_day=ticket.received_at.astimezone(settings.tz).date(),
+    )
+    _apply(ticket, number, accepted_by_staff(decision), contract, deadlines)
+    note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
+    if register_sender and sender is not None:
+        contact = register_contact(session, contract, sender.sender, sender.sender_name)
+        ticket.contact_id = contact.id
+        note += f"。送信者 {contact.emails[-1].email} を窓口担当者に登録しました"
+    record_note(session, ticket, user, note, now)
+    return contract
+
+
+def mark_out_of_scope(session: Session, ticket: Ticket, reason: str, user: StaffUser | None,
+                      now: datetime) -> None:
+    """Not a support request we serve; closed with the reason, flags kept."""
+    ensure_workable(ticket)
+    reason = required_text(reason, "理由", MAX_REASON)
+    record_note(session, ticket, user, f"対象外として完了しました。理由: {reason}", now)
+    ticket.status, ticket.closed_at = TicketStatus.CLOSED, now
+
+
+# -- the queues --------------------------------------------------------------
+
+
+@dataclass
+class FaxTriageItem:
+    ticket: Ticket
+    message: Message | None  # the FAX itself
+    pages: list[Attachment]  # its page images (PNG)
+
+
+def fax_triage(session: Session, limit: int | None = 50) -> list[FaxTriageItem]:
+    """Open FAX tickets whose support number could not be read, oldest first."""
+    tickets = session.scalars(
+        select(Ticket)
+        .where(*FAX_TRIAGE)
+        .options(selectinload(Ticket.messages).selectinload(Message.attachments),
+                 selectinload(Ticket.flags))
+        .order_by(Ticket.received_at, Ticket.id)
+        .limit(limit)
+    ).all()
+    items = []
+    for t in tickets:
+        fax = next((m for m in t.messages if m.channel == Channel.FAX), None)
+        pages = [a for m in t.messages for a in m.attachments if a.content_type == "image/png"]
+        items.append(FaxTriageItem(t, fax, pages))
+    return items
+
+
+def mail_triage(session: Session, limit: int = 50) -> list[Ticket]:
+    """Open tickets flagged for staff to decide: stranger, expired contract, unknown number."""
+    return list(session.scalars(
+        select(Ticket)
+        .where(*MAIL_TRIAGE)
+        .options(selectinload(Ticket.messages), selectinload(Ticket.customer),
+                 selectinload(Ticket.flags))
+        .order_by(Ticket.received_at, Ticket.id)
+        .limit(limit)
+    ))
 
 
 def triage_queue(session: Session) -> list[tuple[Ticket, list[str]]]:
-    """Tickets flagged ``unreadable_fax``, oldest first, with their page images (sha256)."""
-    tickets = session.scalars(
-        select(Ticket)
-        .join(TicketFlag)
-        .where(TicketFlag.flag == Flag.UNREADABLE_FAX)
-        .options(selectinload(Ticket.messages).selectinload(Message.attachments))
-        .order_by(Ticket.received_at)
-    ).all()
-    return [
-        (
-            t,
-            [a.sha256 for m in t.messages for a in m.attachments if a.content_type == "image/png"],
-        )
-        for t in tickets
-    ]
-
-
-def assign_support_number(
-    session: Session, number: str, support_number: str, settings: Settings
-) -> Ticket:
-    ticket = store.ticket_by_number(session, number)
-    if ticket is None:
-        raise TriageError(f"no ticket {number}")
-    parsed = parse_support_number(support_number, settings.support_number)
-    if parsed is None:
-        raise TriageError(f"{support_number!r} is not a valid support service number")
-    contract = store.contract_for_number(session, parsed.digits)
-    ticket.support_number = parsed.digits
-    keep = {Flag.UNREGISTERED_SENDER}
-    ticket.flags = [f for f in ticket.flags if f.flag in keep]
-    flags = set()
-    if contract is None:
-        flags.add(Flag.UNKNOWN_SUPPORT_NUMBER)
-        ticket.contract_id = None
-    else:
-        ticket.contract_id, ticket.customer_id = contract.id, contract.customer_id
-        day = ticket.received_at.astimezone(settings.tz).date()
-        if not contract.in_force_on(day):
-            flags.add(Flag.CONTRACT_EXPIRED)
-        row = session.get_one(Contract, contract.id)
-        policy = contract_policy(FirstResponsePolicy.from_settings(settings.sla),
-                                 row.sla_override, contract=row.support_number)
-        calendar = BusinessCalendar.from_settings(settings.calendar, settings.tz)
-        deadline = first_response_due(ticket.received_at, calendar, policy)
-        ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
-    session.flush()
-    store.set_flags(ticket, flags)
-    return ticket
-
+    """The whole FAX triage queue, oldest first, with its page images (sha256)."""
+    return [(item.ticket, [a.sha256 for a in item.pages])
+            for item in fax_triage(session, limit=None)]

@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.config import SupportNumberSettings
+from madoguchi.ticketing import lookup
 from madoguchi.ticketing.models import Message, QuarantineEntry, Ticket, TicketStatus
 from madoguchi.ticketing.support_number import format_number
 
@@ -19,15 +21,19 @@ def iso(moment: datetime | None, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).isoformat() if moment else None
 
 
-def _ticket_query():  # type: ignore[no-untyped-def]
-    return select(Ticket).options(
-        selectinload(Ticket.flags),
-        selectinload(Ticket.customer),
-        selectinload(Ticket.contract),
-        selectinload(Ticket.contact),
-        selectinload(Ticket.linked_ticket),
-        selectinload(Ticket.messages).selectinload(Message.attachments),
-    )
+# A ticket with everything its thread shows.
+_THREAD: tuple[ORMOption, ...] = (
+    selectinload(Ticket.flags),
+    selectinload(Ticket.customer),
+    selectinload(Ticket.contract),
+    selectinload(Ticket.contact),
+    selectinload(Ticket.linked_ticket),
+    selectinload(Ticket.messages).selectinload(Message.attachments),
+)
+
+
+def _ticket_query() -> Select[Ticket]:
+    return select(Ticket).options(*_THREAD)
 
 
 def display_number(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
@@ -99,8 +105,11 @@ def queue(session: Session, *, include_closed: bool = False, limit: int = 200) -
     return list(session.scalars(query.limit(limit)))
 
 
-def ticket_by_number(session: Session, number: str) -> Ticket | None:
-    return session.scalar(_ticket_query().where(Ticket.number == number))
+def ticket_by_number(session: Session, number: str, *,
+                     follow_merges: bool = False) -> Ticket | None:
+    """The ticket numbered ``number`` with its thread loaded (``lookup.ticket_by_number``)."""
+    return lookup.ticket_by_number(session, number, follow_merges=follow_merges,
+                                   options=_THREAD)
 
 
 def quarantine_records(session: Session, tz: ZoneInfo) -> Iterator[dict[str, Any]]:

@@ -1,8 +1,12 @@
-"""The web desk as an ASGI application (Starlette), built from the desk's settings.
+"""The web desk as an ASGI application (Starlette), on the desk's storage.
 
     from madoguchi.web.app import create_app
-    app = create_app(settings)              # opens its own Desk, closed at shutdown
-    app = create_app(settings, desk=desk)   # or shares one (the daemon, the tests)
+    app = create_app(storage)                          # the caller closes the storage
+    app = create_app(storage, close_storage=True)      # closed at the app's shutdown
+    app = create_app(storage, metrics=collector)       # and /metrics reports this
+
+The application (``madoguchi.web_server``) builds it with the desk's own
+collector (``madoguchi.health.metric_families``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from madoguchi.app import Desk
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.outbox import OutboxSender
+from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import LoginThrottle, load_secret
 from madoguchi.web.http import DeskWeb, SecurityHeaders, error_page
+from madoguchi.web.metrics import Collector
 from madoguchi.web.routes import routes
 from madoguchi.web.templating import environment
 
@@ -38,9 +43,9 @@ def web_settings(settings: Settings) -> WebSettings:
     return value if isinstance(value, WebSettings) else WebSettings()
 
 
-def _outbox_round(desk: Desk) -> None:
+def _outbox_round(storage: Storage) -> None:
     try:
-        report = OutboxSender(desk.settings, desk.factory).send_due()
+        report = OutboxSender(storage.settings, storage.factory).send_due()
     except Exception:
         # The rows stay in the outbox; the daemon's next round sends them.
         log.exception("outbox: sending after a reply failed")
@@ -49,24 +54,25 @@ def _outbox_round(desk: Desk) -> None:
         log.info("outbox after a reply: %s", report)
 
 
-def create_app(settings: Settings, *, desk: Desk | None = None,
-               web: WebSettings | None = None) -> Starlette:
-    """The web desk for ``settings``; shares ``desk`` if given, else opens its own.
+def create_app(storage: Storage, *, web: WebSettings | None = None,
+               metrics: Collector | None = None, close_storage: bool = False) -> Starlette:
+    """The web desk on ``storage`` (closed at shutdown with ``close_storage``).
 
-    ``web`` overrides the ``[web]`` section (tests, embedding).
+    ``web`` overrides the ``[web]`` section (tests, embedding); ``metrics``
+    is what GET /metrics reports (none given: /metrics answers 404).
     """
+    settings = storage.settings
     web = web or web_settings(settings)
-    owned = desk is None
-    the_desk = desk or Desk.open(settings)
     secret = load_secret(web.secret_path(settings.storage_dir))
     state = DeskWeb(
         settings=settings,
         web=web,
-        desk=the_desk,
+        storage=storage,
         templates=environment(settings.tz, settings.support_number),
         secret=secret,
         throttle=LoginThrottle(web.login_max_failures, web.login_lockout_seconds),
-        on_reply=(lambda: _outbox_round(the_desk)) if web.send_outbox_after_reply else None,
+        on_reply=(lambda: _outbox_round(storage)) if web.send_outbox_after_reply else None,
+        metrics=metrics,
     )
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -82,8 +88,8 @@ def create_app(settings: Settings, *, desk: Desk | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        if owned:
-            the_desk.close()
+        if close_storage:
+            storage.close()
 
     app = Starlette(
         routes=routes(),

@@ -29,11 +29,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from madoguchi.app import Desk
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.models import Role, StaffUser
+from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import LoginThrottle, password_fingerprint
+from madoguchi.web.metrics import Collector
 from madoguchi.web.templating import sla_state
 
 log = logging.getLogger("madoguchi.web")
@@ -92,11 +93,13 @@ class DeskWeb:
 
     settings: Settings
     web: WebSettings
-    desk: Desk
+    storage: Storage
     templates: jinja2.Environment
     secret: bytes
     throttle: LoginThrottle
     on_reply: Callable[[], None] | None = None
+    # What /metrics reports, given by the application (madoguchi.health); None: no /metrics.
+    metrics: Collector | None = None
 
 
 def csrf_token(request: Request) -> str:
@@ -178,6 +181,10 @@ class Ctx:
     def web(self) -> WebSettings:
         return self.state.web
 
+    @property
+    def storage(self) -> Storage:
+        return self.state.storage
+
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name) if self.form is not None else None
         return value if isinstance(value, str) else default
@@ -227,7 +234,7 @@ def error_page(state: DeskWeb, request: Request, status: int, message: str) -> H
 
 def _run(fn: Handler, request: Request, form: FormData | None, state: DeskWeb,
          auth: bool, role: Role | None) -> Response:
-    with state.desk.factory() as db:
+    with state.storage.factory() as db:
         user = current_user(request, db, state) if auth else None
         if auth and user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -1,11 +1,10 @@
-"""What the web desk reads: the queue, a ticket, search, triage, customers.
+"""What the web desk reads: the queue, a ticket, search, customers (triage: ticketing.triage).
 
 The queue pages by keyset — (first_response_due, id) after or before a
 cursor — never by OFFSET, so page 2,000 costs what page 1 costs. Tickets with
 no due time come after all others, ordered by id. The "not closed" test is
-written as a literal (``ACTIVE``), the same text as the partial index
-``ix_tickets_active_due`` of migration 0002, so that SQLite and PostgreSQL
-both match the query to that index.
+``queues.ACTIVE``, written as the partial index ``ix_tickets_active_due`` of
+migration 0002 is, so that SQLite and PostgreSQL both match the query to it.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import Select, and_, exists, literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.ticketing import ticket_number
+from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
-    Attachment,
     Channel,
     Contact,
     Contract,
@@ -32,8 +32,8 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketFlag,
 )
+from madoguchi.ticketing.queues import ACTIVE
 
-ACTIVE = text("tickets.status <> 'closed'")
 _STATUS_ONLY = {
     "open": text("tickets.status = 'open'"),
     "pending": text("tickets.status = 'pending'"),
@@ -223,20 +223,21 @@ class TicketView:
     authors: dict[int, StaffUser]
 
 
+# What a ticket's page shows of it.
+_PAGE: tuple[ORMOption, ...] = (
+    selectinload(Ticket.customer),
+    selectinload(Ticket.flags),
+    selectinload(Ticket.contract),
+    selectinload(Ticket.contact).selectinload(Contact.emails),
+    selectinload(Ticket.assignee),
+    selectinload(Ticket.linked_ticket),
+    selectinload(Ticket.messages).selectinload(Message.attachments),
+)
+
+
 def ticket_view(session: Session, number: str) -> TicketView | None:
-    ticket = session.scalar(
-        select(Ticket)
-        .where(Ticket.number == number)
-        .options(
-            selectinload(Ticket.customer),
-            selectinload(Ticket.flags),
-            selectinload(Ticket.contract),
-            selectinload(Ticket.contact).selectinload(Contact.emails),
-            selectinload(Ticket.assignee),
-            selectinload(Ticket.linked_ticket),
-            selectinload(Ticket.messages).selectinload(Message.attachments),
-        )
-    )
+    """A ticket's own page: a merged ticket is shown itself, with its "merged into" link."""
+    ticket = ticket_by_number(session, number, follow_merges=False, options=_PAGE)
     if ticket is None:
         return None
     merged_into = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
@@ -254,7 +255,8 @@ def ticket_view(session: Session, number: str) -> TicketView | None:
 
 
 def ticket_for_update(session: Session, number: str) -> Ticket | None:
-    return session.scalar(select(Ticket).where(Ticket.number == number))
+    """The ticket a page acts on: itself, so that acting on a merged one is refused."""
+    return ticket_by_number(session, number, follow_merges=False)
 
 
 def active_staff(session: Session) -> list[StaffUser]:
@@ -391,57 +393,6 @@ def search(session: Session, query: str, *, before: int | None = None,
     ).all()
     result.hits = [SearchHit(m, t, _snippet(m, terms)) for m, t in rows]
     return result
-
-
-# -- triage ------------------------------------------------------------------
-
-REVIEW_FLAGS = (Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.UNKNOWN_SUPPORT_NUMBER)
-
-
-@dataclass
-class FaxTriageItem:
-    ticket: Ticket
-    message: Message | None
-    pages: list[Attachment]
-
-
-def _flagged(flags: Sequence[Flag]) -> Any:
-    return exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag.in_(list(flags)))
-
-
-# What puts a ticket in each triage queue (also counted by madoguchi status).
-FAX_TRIAGE = (ACTIVE, _flagged([Flag.UNREADABLE_FAX]))
-MAIL_TRIAGE = (ACTIVE, _flagged(REVIEW_FLAGS), ~_flagged([Flag.UNREADABLE_FAX]))
-
-
-def fax_triage(session: Session, limit: int = 50) -> list[FaxTriageItem]:
-    """Open FAX tickets whose support number could not be read, oldest first."""
-    tickets = session.scalars(
-        select(Ticket)
-        .where(*FAX_TRIAGE)
-        .options(selectinload(Ticket.messages).selectinload(Message.attachments),
-                 selectinload(Ticket.flags))
-        .order_by(Ticket.received_at, Ticket.id)
-        .limit(limit)
-    ).all()
-    items = []
-    for t in tickets:
-        fax = next((m for m in t.messages if m.channel == Channel.FAX), None)
-        pages = [a for m in t.messages for a in m.attachments if a.content_type == "image/png"]
-        items.append(FaxTriageItem(t, fax, pages))
-    return items
-
-
-def mail_triage(session: Session, limit: int = 50) -> list[Ticket]:
-    """Open tickets flagged for staff to decide: stranger, expired contract, unknown number."""
-    return list(session.scalars(
-        select(Ticket)
-        .where(*MAIL_TRIAGE)
-        .options(selectinload(Ticket.messages), selectinload(Ticket.customer),
-                 selectinload(Ticket.flags))
-        .order_by(Ticket.received_at, Ticket.id)
-        .limit(limit)
-    ))
 
 
 # -- customers ---------------------------------------------------------------

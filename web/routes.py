@@ -1,4 +1,5 @@
-"""The web desk's pages and actions: thin handlers over queries, actions and replies."""
+"""The web desk's pages and actions: thin handlers over its queries and the desk actions of
+ticketing (actions, triage, replies, directory), which the command line calls too."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 from starlette.background import BackgroundTask
@@ -16,6 +18,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
+from madoguchi.ticketing import actions, directory, replies, triage
+from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
 from madoguchi.ticketing.models import (
     Attachment,
@@ -27,8 +31,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import actions, queries, replies
-from madoguchi.web.actions import ActionError
+from madoguchi.web import queries
 from madoguchi.web.auth import authenticate
 from madoguchi.web.http import SANDBOX_CSP, Ctx, current_user, endpoint, error_page, start_session
 from madoguchi.web.metrics import metrics
@@ -241,7 +244,8 @@ def reply_fax(ctx: Ctx) -> Response:
         reply = replies.FaxReply(fax_number=ctx.field("fax_number"),
                                  to_name=ctx.field("to_name"), body=ctx.field("body"))
         _message, files = replies.send_fax_reply(ctx.db, t, user, reply, ctx.settings,
-                                                 ctx.web, ctx.state.desk.blobs, ctx.now)
+                                                 ctx.web.fax_outbound_dir, ctx.storage.blobs,
+                                                 ctx.now)
         written.extend(files)
         return "FAXの送信原稿を送信フォルダーに置きました。"
 
@@ -300,8 +304,9 @@ def triage_number(ctx: Ctx) -> Response:
     user = ctx.user
 
     def act(t: Ticket) -> str:
-        actions.assign_fax_number(ctx.db, t, ctx.field("support_number"), user, ctx.settings,
-                                  ctx.now)
+        number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
+        triage.assign_fax_number(ctx.db, t, number, user, ctx.settings, ctx.storage.deadlines,
+                                 ctx.now)
         return f"{t.number} にサポートサービス番号を設定しました。"
 
     return _ticket_action(ctx, act)
@@ -313,9 +318,10 @@ def triage_accept(ctx: Ctx) -> Response:
     user = ctx.user
 
     def act(t: Ticket) -> str:
-        contract = actions.accept_as_customer(
-            ctx.db, t, ctx.field("support_number"), ctx.field("register_sender") == "1", user,
-            ctx.settings, ctx.now,
+        number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
+        contract = triage.accept_as_customer(
+            ctx.db, t, number, ctx.field("register_sender") == "1", user, ctx.settings,
+            ctx.storage.deadlines, ctx.now,
         )
         return f"{t.number} を {contract.customer.company} のお問い合わせとして受け付けました。"
 
@@ -328,17 +334,17 @@ def triage_out_of_scope(ctx: Ctx) -> Response:
     user = ctx.user
 
     def act(t: Ticket) -> str:
-        actions.mark_out_of_scope(ctx.db, t, ctx.field("reason"), user, ctx.now)
+        triage.mark_out_of_scope(ctx.db, t, ctx.field("reason"), user, ctx.now)
         return f"{t.number} を対象外として完了しました。"
 
     return _ticket_action(ctx, act)
 
 
 @endpoint()
-def triage(ctx: Ctx) -> Response:
+def triage_page(ctx: Ctx) -> Response:
     return ctx.render(
-        "triage.html", nav="triage", faxes=queries.fax_triage(ctx.db),
-        mails=queries.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
+        "triage.html", nav="triage", faxes=triage.fax_triage(ctx.db),
+        mails=triage.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
     )
 
 
@@ -378,7 +384,7 @@ def _attachment(ctx: Ctx) -> tuple[Attachment, Path] | None:
     a = ctx.db.get(Attachment, ctx.request.path_params["id"])
     if a is None:
         return None
-    path = ctx.state.desk.blobs.path_for(a.sha256)
+    path = ctx.storage.blobs.path_for(a.sha256)
     return (a, path) if path.is_file() else None
 
 
@@ -457,9 +463,11 @@ def customer(ctx: Ctx) -> Response:
                       tickets=queries.customer_tickets(ctx.db, c.id))
 
 
-def _edit(ctx: Ctx, model: type[Customer | Contract | Contact], template: str,
-          apply: Callable[[Customer | Contract | Contact], None],
-          customer_id: Callable[[Customer | Contract | Contact], int]) -> Response:
+_Row = TypeVar("_Row", Customer, Contract, Contact)
+
+
+def _edit(ctx: Ctx, model: type[_Row], template: str, apply: Callable[[_Row], None],
+          customer_id: Callable[[_Row], int]) -> Response:
     row = ctx.db.get(model, ctx.request.path_params["id"])
     if row is None:
         return _not_found(ctx)
@@ -477,7 +485,7 @@ def _edit(ctx: Ctx, model: type[Customer | Contract | Contact], template: str,
 
 @endpoint(role=Role.SUPERVISOR)
 def edit_customer(ctx: Ctx) -> Response:
-    return _edit(ctx, Customer, "customer_edit.html", lambda c: actions.update_customer(
+    return _edit(ctx, Customer, "customer_edit.html", lambda c: directory.update_customer(
         ctx.db, c, company=ctx.field("company"), department=ctx.field("department"),
         address=ctx.field("address"),
     ), lambda c: c.id)
@@ -485,7 +493,7 @@ def edit_customer(ctx: Ctx) -> Response:
 
 @endpoint(role=Role.SUPERVISOR)
 def edit_contract(ctx: Ctx) -> Response:
-    return _edit(ctx, Contract, "contract_edit.html", lambda k: actions.update_contract(
+    return _edit(ctx, Contract, "contract_edit.html", lambda k: directory.update_contract(
         k, product=ctx.field("product"), environment=ctx.field("environment"),
         period_start=ctx.field("period_start"), period_end=ctx.field("period_end"),
     ), lambda k: k.customer_id)
@@ -493,7 +501,7 @@ def edit_contract(ctx: Ctx) -> Response:
 
 @endpoint(role=Role.SUPERVISOR)
 def edit_contact(ctx: Ctx) -> Response:
-    return _edit(ctx, Contact, "contact_edit.html", lambda p: actions.update_contact(
+    return _edit(ctx, Contact, "contact_edit.html", lambda p: directory.update_contact(
         ctx.db, p, name=ctx.field("name"), phone=ctx.field("phone"), fax=ctx.field("fax"),
         emails=ctx.field("emails"),
     ), lambda p: p.customer_id)
@@ -543,7 +551,7 @@ def routes() -> list[BaseRoute]:
         Route("/login", login, methods=post),
         Route("/logout", logout, methods=post),
         Route("/queue", queue),
-        Route("/triage", triage),
+        Route("/triage", triage_page),
         Route("/search", search),
         Route("/tickets/{number}", ticket),
         Route("/tickets/{number}/note", add_note, methods=post),

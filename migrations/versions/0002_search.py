@@ -38,7 +38,7 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The predicate is written exactly as madoguchi.web.queries writes it, with a
+# The predicate is written exactly as madoguchi.ticketing.queues.ACTIVE writes it, with a
 # literal: a planner matches a partial index only to the same literal test.
 ACTIVE = "status <> 'closed'"
 

@@ -2,7 +2,7 @@
 
 Registered by madoguchi/cli.py::
 
-    from madoguchi.web.cli import users_app, web_command
+    from madoguchi.web_cli import users_app, web_command
     app.command("web")(web_command)
     app.add_typer(users_app, name="users")
 
@@ -22,10 +22,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from madoguchi.app import Desk
 from madoguchi.config import Settings
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Role, StaffUser
+from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import PasswordPolicyError, check_new_password, hash_password
 
 PASSWORD_ENV = "MADOGUCHI_NEW_PASSWORD"
@@ -69,7 +69,7 @@ def _new_password(password_file: Path | None) -> str:
     return password
 
 
-def set_password(desk: Desk, login: str, password: str, *, name: str = "",
+def set_password(desk: Storage, login: str, password: str, *, name: str = "",
                  role: Role = Role.AGENT, email: str = "", create: bool) -> StaffUser:
     """Create a staff account (``create``) or set an existing one's password."""
     with transaction(desk.factory) as session:
@@ -103,7 +103,7 @@ def users_add(
     if not login or len(login) > 100 or any(c.isspace() for c in login):
         raise _fail("a login is 1 to 100 characters without spaces")
     password = _new_password(password_file)
-    desk = Desk.open(_settings(ctx))
+    desk = Storage.open(_settings(ctx))
     try:
         set_password(desk, login, password, name=name, role=role, email=email, create=True)
     finally:
@@ -115,7 +115,7 @@ def users_add(
 def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = None) -> None:
     """Set a new password (every session of the user ends)."""
     password = _new_password(password_file)
-    desk = Desk.open(_settings(ctx))
+    desk = Storage.open(_settings(ctx))
     try:
         set_password(desk, login, password, create=False)
     finally:
@@ -126,7 +126,7 @@ def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = N
 @users_app.command("disable")
 def users_disable(ctx: typer.Context, login: str) -> None:
     """Stop a user from signing in (every session of the user ends)."""
-    desk = Desk.open(_settings(ctx))
+    desk = Storage.open(_settings(ctx))
     try:
         with transaction(desk.factory) as session:
             user = session.scalar(select(StaffUser).where(StaffUser.login == login))
@@ -141,7 +141,7 @@ def users_disable(ctx: typer.Context, login: str) -> None:
 @users_app.command("list")
 def users_list(ctx: typer.Context) -> None:
     """Every staff account."""
-    desk = Desk.open(_settings(ctx))
+    desk = Storage.open(_settings(ctx))
     try:
         with desk.factory() as session:
             users = session.scalars(select(StaffUser).order_by(StaffUser.login)).all()
@@ -153,7 +153,7 @@ def users_list(ctx: typer.Context) -> None:
         desk.close()
 
 
-def ensure_demo_user(desk: Desk) -> tuple[str, str]:
+def ensure_demo_user(desk: Storage) -> tuple[str, str]:
     """A supervisor ``demo`` with a fresh random password, for the demo desk only."""
     password = secrets.token_urlsafe(12)
     with desk.factory() as session:
@@ -174,12 +174,12 @@ def web_command(
 ) -> None:
     """Serve the staff web desk until interrupted."""
     from madoguchi.web.app import web_settings
-    from madoguchi.web.server import serve
+    from madoguchi.web_server import serve
 
     settings = _settings(ctx)
     web = web_settings(settings)
     if demo_user:
-        desk = Desk.open(settings)
+        desk = Storage.open(settings)
         try:
             login, password = ensure_demo_user(desk)
         finally:

@@ -35,15 +35,15 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.orm import Session
 
 from madoguchi.config import Settings
-from madoguchi.config.web import WebSettings
-from madoguchi.ocr import form
-from madoguchi.ticketing.acknowledgement import (
-    _msg_ids,
-    _one_line,
-    _usable_address,
-    format_moment_ja,
+from madoguchi.ticketing.actions import (
+    ActionError,
+    ensure_workable,
+    mark_first_response,
+    required_text,
 )
 from madoguchi.ticketing.blobstore import BlobStore
+from madoguchi.ticketing.japanese import format_moment_ja
+from madoguchi.ticketing.mail_headers import one_line, thread_headers, usable_address
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
@@ -53,7 +53,8 @@ from madoguchi.ticketing.models import (
     Ticket,
 )
 from madoguchi.ticketing.outbox import enqueue
-from madoguchi.web.actions import ActionError, ensure_workable, mark_first_response, required_text
+from madoguchi.ticketing.pdf import JAPANESE_FONT, PAGE_H_MM, PAGE_W_MM, register_fonts
+from madoguchi.ticketing.ticket_number import tag as subject_tag
 
 REPLY_KIND = "reply"
 MAX_RECIPIENTS = 10
@@ -65,14 +66,14 @@ _FAX_NUMBER = re.compile(r"^\+?[0-9()\- ]{6,30}$")
 
 def reply_subject(ticket: Ticket, subject: str) -> str:
     """"Re: [T-2026-000123] original subject", without stacked Re: or a second tag."""
-    tag = f"[{ticket.number}]"
-    bare = _SUBJECT_PREFIX.sub("", _one_line(subject, 200)).replace(tag, " ")
+    tag = subject_tag(ticket.number)
+    bare = _SUBJECT_PREFIX.sub("", one_line(subject, 200)).replace(tag, " ")
     bare = _SUBJECT_PREFIX.sub("", " ".join(bare.split()))
     return f"Re: {tag} {bare}".rstrip()
 
 
 def quote(original: Message, tz: ZoneInfo) -> str:
-    name = _one_line(original.sender_name or original.sender, 100)
+    name = one_line(original.sender_name or original.sender, 100)
     when = original.date or original.received_at
     header = f"{when.astimezone(tz).year}年{format_moment_ja(when, tz)} {name} 様:"
     lines = original.text.rstrip().splitlines() or [""]
@@ -89,10 +90,10 @@ def parse_recipients(value: str, what: str) -> list[Address]:
     found = [(n, a) for n, a in getaddresses([value]) if a]
     if len(found) > MAX_RECIPIENTS:
         raise ActionError(f"{what}は{MAX_RECIPIENTS}件までです")
-    bad = [a for _n, a in found if not _usable_address(a)]
+    bad = [a for _n, a in found if not usable_address(a)]
     if bad:
         raise ActionError(f"{what}のメールアドレスが正しくありません: {', '.join(bad[:3])}")
-    return [Address(display_name=_one_line(n, 100), addr_spec=a) for n, a in found]
+    return [Address(display_name=one_line(n, 100), addr_spec=a) for n, a in found]
 
 
 def default_reply_target(ticket: Ticket) -> Message | None:
@@ -103,7 +104,7 @@ def default_reply_target(ticket: Ticket) -> Message | None:
 
 
 def default_recipient(ticket: Ticket, target: Message | None) -> str:
-    if target is not None and _usable_address(target.sender):
+    if target is not None and usable_address(target.sender):
         return target.sender
     if ticket.contact is not None and ticket.contact.emails:
         return ticket.contact.emails[0].email
@@ -136,12 +137,7 @@ def build_reply(ticket: Ticket, original: Message | None, settings: Settings, us
     msg["Date"] = format_datetime(now.astimezone(settings.tz))
     msg["Message-ID"] = f"<{ticket.number}.reply.{secrets.token_hex(8)}@{domain}>"
     if original is not None:
-        own = _msg_ids([original.message_id or ""])
-        if own:
-            msg["In-Reply-To"] = f"<{own[0]}>"
-        references = _msg_ids([*original.references, *own])
-        if references:
-            msg["References"] = " ".join(f"<{r}>" for r in references)
+        thread_headers(msg, original.message_id, original.references)
     msg.set_content(text, charset="utf-8", cte="base64")
     return msg
 
@@ -189,8 +185,9 @@ def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
 
 # -- FAX ---------------------------------------------------------------------
 
-_MARGIN = 20 * mm
-_PAGE_W, _PAGE_H = form.PAGE_W_MM * mm, form.PAGE_H_MM * mm
+_MM: float = mm  # points per millimetre (reportlab ships no types)
+_MARGIN = 20 * _MM
+_PAGE_W, _PAGE_H = PAGE_W_MM * _MM, PAGE_H_MM * _MM
 
 
 def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
@@ -211,8 +208,8 @@ def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
 def fax_pdf(ticket: Ticket, settings: Settings, user: StaffUser, *, to_name: str,
             fax_number: str, body: str, now: datetime) -> bytes:
     """The reply as an A4 FAX page (or pages): header block, then the text."""
-    form.register_fonts()
-    font = form.JAPANESE_FONT
+    register_fonts()
+    font = JAPANESE_FONT
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=(_PAGE_W, _PAGE_H))
     c.setTitle(f"{ticket.number} FAX回答")
@@ -224,7 +221,7 @@ def fax_pdf(ticket: Ticket, settings: Settings, user: StaffUser, *, to_name: str
         (f"担当: {user.name}", 10),
         (f"送信日: {now.astimezone(settings.tz).year}年{format_moment_ja(now, settings.tz)}", 10),
         (f"問合せ番号: {ticket.number}", 12),
-        (f"件名: {_one_line(ticket.subject, 60)}", 10),
+        (f"件名: {one_line(ticket.subject, 60)}", 10),
     ]
     lines = _wrap(body, font, 11, _PAGE_W - 2 * _MARGIN)
     footer = "ご返信の際は、問合せ番号を用紙の上部にご記入ください。"
@@ -235,8 +232,8 @@ def fax_pdf(ticket: Ticket, settings: Settings, user: StaffUser, *, to_name: str
         c.drawString(_MARGIN, _PAGE_H - _MARGIN, "FAX送信票（ご回答）")
         c.setFont(font, 9)
         c.drawRightString(_PAGE_W - _MARGIN, _PAGE_H - _MARGIN, f"{ticket.number}  p.{page}")
-        c.drawString(_MARGIN, _MARGIN - 8 * mm, footer)
-        return _PAGE_H - _MARGIN - 12 * mm
+        c.drawString(_MARGIN, _MARGIN - 8 * _MM, footer)
+        return _PAGE_H - _MARGIN - 12 * _MM
 
     y = start_page()
     for text, size in header:
@@ -244,7 +241,7 @@ def fax_pdf(ticket: Ticket, settings: Settings, user: StaffUser, *, to_name: str
         c.drawString(_MARGIN, y, text)
         y -= size * 1.6
     c.line(_MARGIN, y, _PAGE_W - _MARGIN, y)
-    y -= 8 * mm
+    y -= 8 * _MM
     c.setFont(font, 11)
     for line in lines:
         if y < _MARGIN:
@@ -276,9 +273,10 @@ class FaxReply:
 
 
 def send_fax_reply(session: Session, ticket: Ticket, user: StaffUser, reply: FaxReply,
-                   settings: Settings, web: WebSettings, blobs: BlobStore,
+                   settings: Settings, outbound_dir: Path, blobs: BlobStore,
                    now: datetime) -> tuple[Message, list[Path]]:
-    """Write the reply FAX for the gateway and record it; returns the files written.
+    """Write the reply FAX into the gateway's ``outbound_dir`` and record it; returns the
+    files written.
 
     The caller commits, and removes the files if the commit fails.
     """
@@ -287,12 +285,12 @@ def send_fax_reply(session: Session, ticket: Ticket, user: StaffUser, reply: Fax
     if not _FAX_NUMBER.match(number) or sum(ch.isdigit() for ch in number) < 6:
         raise ActionError("FAX番号が正しくありません（数字とハイフンで入力してください）")
     body = required_text(reply.body, "本文")
-    to_name = _one_line(reply.to_name, 100)
+    to_name = one_line(reply.to_name, 100)
     pdf = fax_pdf(ticket, settings, user, to_name=to_name, fax_number=number, body=body,
                   now=now)
     stamp = now.astimezone(settings.tz).strftime("%Y%m%d-%H%M%S")
     name = f"{ticket.number}-{stamp}-{secrets.token_hex(3)}"
-    folder = Path(web.fax_outbound_dir)
+    folder = Path(outbound_dir)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"to": number, "to_name": to_name, "ticket": ticket.number,
             "document": f"{name}.pdf", "created_at": now.isoformat()}

@@ -1,8 +1,11 @@
-"""Serving the web desk with uvicorn: in the foreground (``madoguchi web``) or in a thread.
+"""The web desk as the application serves it: with uvicorn, in the foreground
+(``madoguchi web``) or in a thread, and with /metrics from ``madoguchi.health``.
 
-``WebServer`` runs uvicorn in a background thread of the calling process —
-the daemon when ``[web] serve_in_daemon`` is set, and the browser tests.
-uvicorn installs no signal handlers off the main thread; the owner stops it.
+``web_app`` is the Starlette app on the desk's storage with the desk's
+metrics collector. ``WebServer`` runs uvicorn in a background thread of the
+calling process — the daemon when ``[web] serve_in_daemon`` is set, and the
+browser tests. uvicorn installs no signal handlers off the main thread; the
+owner stops it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,20 @@ import time
 import uvicorn
 from starlette.applications import Starlette
 
-from madoguchi.app import Desk
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
+from madoguchi.health import metric_families
+from madoguchi.ticketing.storage import Storage
 from madoguchi.web.app import create_app, web_settings
+
+
+def web_app(settings: Settings, *, desk: Storage | None = None,
+            web: WebSettings | None = None) -> Starlette:
+    """The web desk for ``settings``; shares ``desk`` if given, else opens its own storage
+    (closed when the app shuts down). ``web`` overrides the ``[web]`` section.
+    """
+    storage = desk if desk is not None else Storage.open(settings)
+    return create_app(storage, web=web, metrics=metric_families, close_storage=desk is None)
 
 
 def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
@@ -36,18 +49,18 @@ def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Serve in the foreground until interrupted (SIGINT/SIGTERM)."""
     web = web_settings(settings)
-    app = create_app(settings)
+    app = web_app(settings)
     uvicorn.Server(_config(app, host or web.host, port or web.port)).run()
 
 
 class WebServer:
     """The web desk on ``host:port`` in a thread of this process (port 0: any free one)."""
 
-    def __init__(self, settings: Settings, *, desk: Desk | None = None,
+    def __init__(self, settings: Settings, *, desk: Storage | None = None,
                  web: WebSettings | None = None, host: str | None = None,
                  port: int | None = None) -> None:
         web = web or web_settings(settings)
-        self.app = create_app(settings, desk=desk, web=web)
+        self.app = web_app(settings, desk=desk, web=web)
         self._server = uvicorn.Server(
             _config(self.app, host or web.host, web.port if port is None else port)
         )
@@ -74,7 +87,7 @@ class WebServer:
         self._thread.join(timeout)
 
 
-def start_for_daemon(desk: Desk) -> WebServer | None:
+def start_for_daemon(desk: Storage) -> WebServer | None:
     """The web desk in the daemon's process, when ``[web] serve_in_daemon`` is set."""
     if not web_settings(desk.settings).serve_in_daemon:
         return None

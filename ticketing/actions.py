@@ -1,0 +1,166 @@
+"""What staff do to a ticket: a note, a phone call, its status, its assignee, a merge.
+
+The web desk's forms and the command line call these same functions. Each
+works in the caller's session and transaction and never commits. A request
+that makes no sense (an unknown ticket number, a merge into itself) raises
+``ActionError`` with the sentence staff read, in Japanese; nothing is
+written then.
+
+Who acted is a ``StaffUser`` (signed in to the web desk), or None for the
+command line, which has no signed-in user: its notes are written in the
+name ``COMMAND_LINE``, with no author.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from madoguchi.ticketing.lookup import ticket_by_number
+from madoguchi.ticketing.models import (
+    Channel,
+    Direction,
+    Message,
+    StaffUser,
+    Ticket,
+    TicketStatus,
+)
+from madoguchi.ticketing.ticket_number import normalise
+
+MAX_TEXT = 20_000
+# The name on what the command line records (it has no signed-in user).
+COMMAND_LINE = "madoguchi（コマンドライン）"
+
+
+class ActionError(Exception):
+    """A request staff must correct; the message is shown to them as it is."""
+
+
+def required_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
+    value = value.replace("\r\n", "\n").strip()
+    if not value:
+        raise ActionError(f"{what}を入力してください")
+    if len(value) > limit:
+        raise ActionError(f"{what}は{limit}文字以内にしてください")
+    return value
+
+
+def ensure_workable(ticket: Ticket) -> None:
+    if ticket.merged_into_id is not None:
+        raise ActionError("このチケットは統合済みです。統合先のチケットで対応してください")
+
+
+def mark_first_response(ticket: Ticket, now: datetime) -> None:
+    """A reply by mail or FAX, or a phone call, stops the first-response clock."""
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+
+
+def add_message(session: Session, ticket: Ticket, user: StaffUser | None, *,
+                direction: Direction, channel: Channel, text: str, now: datetime,
+                subject: str = "", recipients: list[str] | None = None) -> Message:
+    message = Message(
+        ticket_id=ticket.id,
+        direction=direction,
+        channel=channel,
+        sender="",
+        sender_name=user.name if user is not None else COMMAND_LINE,
+        recipients=recipients or [],
+        cc=[],
+        references=[],
+        subject=subject or ticket.subject,
+        date=now,
+        received_at=now,
+        text=text,
+        author_id=user.id if user is not None else None,
+    )
+    session.add(message)
+    return message
+
+
+def record_note(session: Session, ticket: Ticket, user: StaffUser | None, text: str,
+                now: datetime) -> Message:
+    """A note the desk itself writes about what was done (not typed by staff)."""
+    return add_message(session, ticket, user, direction=Direction.NOTE, channel=Channel.NOTE,
+                       text=text, now=now)
+
+
+def add_note(session: Session, ticket: Ticket, user: StaffUser | None, text: str,
+             now: datetime) -> Message:
+    """An internal note: staff only, never sent, does not count as a response."""
+    ensure_workable(ticket)
+    return record_note(session, ticket, user, required_text(text, "メモ"), now)
+
+
+def log_phone_call(session: Session, ticket: Ticket, user: StaffUser | None, text: str,
+                   phone: str, now: datetime) -> Message:
+    """A phone call with the customer, as staff summarise it; it is a response."""
+    ensure_workable(ticket)
+    phone = phone.strip()[:50]
+    message = add_message(
+        session, ticket, user, direction=Direction.OUT, channel=Channel.PHONE,
+        text=required_text(text, "通話内容"), now=now, subject="電話対応",
+        recipients=[phone] if phone else [],
+    )
+    mark_first_response(ticket, now)
+    return message
+
+
+def set_status(ticket: Ticket, status: str, now: datetime) -> None:
+    ensure_workable(ticket)
+    try:
+        new = TicketStatus(status)
+    except ValueError:
+        raise ActionError("ステータスが正しくありません") from None
+    if new == ticket.status:
+        return
+    ticket.status = new
+    ticket.closed_at = now if new == TicketStatus.CLOSED else None
+
+
+def assign(session: Session, ticket: Ticket, assignee: str) -> StaffUser | None:
+    if not assignee:
+        ticket.assignee_id = None
+        return None
+    user = session.get(StaffUser, int(assignee)) if assignee.isdigit() else None
+    if user is None or not user.active:
+        raise ActionError("担当者が見つかりません")
+    ticket.assignee_id = user.id
+    return user
+
+
+def merge(session: Session, source: Ticket, target_number: str, user: StaffUser | None,
+          now: datetime) -> Ticket:
+    """Merge a mistaken ticket into the right one: its messages move, it is closed.
+
+    The merged ticket keeps pointing at the other (``merged_into_id``), so its
+    number still leads staff there; the right ticket is reopened when it was
+    closed and the mistaken one was still being worked. The target is the
+    ticket staff typed itself, not the one it went into: a merge into a
+    merged ticket is refused with a sentence that says so.
+    """
+    ensure_workable(source)
+    written = target_number.strip()
+    target = ticket_by_number(session, written, follow_merges=False)
+    if target is None:
+        shown = normalise(written) or written[:40] or "(空)"
+        raise ActionError(f"チケット {shown} が見つかりません")
+    if target.id == source.id:
+        raise ActionError("同じチケットには統合できません")
+    if target.merged_into_id is not None:
+        raise ActionError(f"{target.number} はすでに別のチケットに統合されています")
+    session.execute(
+        update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id)
+        .execution_options(synchronize_session=False)
+    )
+    if source.status != TicketStatus.CLOSED and target.status == TicketStatus.CLOSED:
+        target.status, target.closed_at = TicketStatus.OPEN, None
+    if source.first_responded_at and target.first_responded_at is None:
+        target.first_responded_at = source.first_responded_at
+    source.status, source.closed_at, source.merged_into_id = TicketStatus.CLOSED, now, target.id
+    record_note(session, target, user, f"{source.number} を統合しました（件名: {source.subject}）",
+                now)
+    record_note(session, source, user, f"{target.number} に統合しました", now)
+    return target

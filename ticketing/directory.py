@@ -1,0 +1,98 @@
+"""What staff change in the customer directory: customers, contracts, contacts (窓口担当者).
+
+Each function works in the caller's session and never commits; a value that
+will not do raises ``ActionError`` with the sentence staff read.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from madoguchi.ticketing.actions import ActionError
+from madoguchi.ticketing.models import Contact, ContactEmail, Contract, Customer
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+MAX_EMAIL = 320
+
+
+def valid_email(address: str) -> bool:
+    """An address a contact may be registered with."""
+    return bool(_EMAIL.match(address))
+
+
+def _field(value: str, what: str, limit: int, required: bool = False) -> str:
+    value = " ".join(value.split()) if "\n" not in value else value.strip()
+    if required and not value:
+        raise ActionError(f"{what}を入力してください")
+    if len(value) > limit:
+        raise ActionError(f"{what}は{limit}文字以内にしてください")
+    return value
+
+
+def update_customer(session: Session, customer: Customer, *, company: str, department: str,
+                    address: str) -> None:
+    company = _field(company, "会社名", 200, required=True)
+    clash = session.scalar(
+        select(Customer.id).where(Customer.company == company, Customer.id != customer.id)
+    )
+    if clash is not None:
+        raise ActionError(f"会社名「{company}」は別の顧客で使われています")
+    customer.company = company
+    customer.department = _field(department, "部署", 200)
+    customer.address = _field(address, "住所", 400)
+
+
+def _date(value: str, what: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ActionError(f"{what}は YYYY-MM-DD の形で入力してください") from None
+
+
+def update_contract(contract: Contract, *, product: str, environment: str, period_start: str,
+                    period_end: str) -> None:
+    start, end = _date(period_start, "サポート開始日"), _date(period_end, "サポート終了日")
+    if end < start:
+        raise ActionError("サポート終了日は開始日より後にしてください")
+    contract.product = _field(product, "製品", 200)
+    contract.environment = _field(environment, "環境", 4000)
+    contract.period_start, contract.period_end = start, end
+
+
+def update_contact(session: Session, contact: Contact, *, name: str, phone: str, fax: str,
+                   emails: str) -> None:
+    addresses = list(dict.fromkeys(e.strip().lower() for e in emails.split() if e.strip()))
+    bad = [a for a in addresses if not valid_email(a) or len(a) > MAX_EMAIL]
+    if bad:
+        raise ActionError(f"メールアドレスが正しくありません: {', '.join(bad[:3])}")
+    contact.name = _field(name, "氏名", 200, required=True)
+    contact.phone = _field(phone, "電話番号", 50)
+    contact.fax = _field(fax, "FAX番号", 50)
+    keep = [e for e in contact.emails if e.email in addresses]
+    have = {e.email for e in keep}
+    contact.emails = keep + [ContactEmail(email=a) for a in addresses if a not in have]
+    session.flush()
+
+
+def register_contact(session: Session, contract: Contract, address: str, name: str) -> Contact:
+    """``address`` as a registered contact of ``contract``: the customer's contact of that
+    address if there is one, else a new one named ``name``.
+    """
+    address = address.lower()
+    contact = session.scalar(
+        select(Contact).join(ContactEmail)
+        .where(Contact.customer_id == contract.customer_id, ContactEmail.email == address)
+    )
+    if contact is None:
+        contact = Contact(customer_id=contract.customer_id, name=(name or address)[:200],
+                          phone="", fax="")
+        contact.emails.append(ContactEmail(email=address))
+        session.add(contact)
+    if contract not in contact.contracts:
+        contact.contracts.append(contract)
+    session.flush()
+    return contact

@@ -1,0 +1,30 @@
+"""Which tickets stand in which queue: the definitions the web desk, the CLI and the health
+report (``madoguchi status``, /metrics) all count and list by.
+
+The "not closed" test is written as a literal (``ACTIVE``), the same text as
+the partial index ``ix_tickets_active_due`` of migration 0002, so that SQLite
+and PostgreSQL both match a query to that index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, exists, text
+
+from madoguchi.ticketing.models import Flag, Ticket, TicketFlag
+
+ACTIVE = text("tickets.status <> 'closed'")
+
+# What staff decide on in mail triage: a stranger, an expired contract, an unknown number.
+REVIEW_FLAGS = (Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.UNKNOWN_SUPPORT_NUMBER)
+
+
+def flagged(flags: Sequence[Flag]) -> ColumnElement[bool]:
+    """The ticket carries any of ``flags``."""
+    return exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag.in_(list(flags)))
+
+
+# What puts a ticket in each triage queue.
+FAX_TRIAGE = (ACTIVE, flagged([Flag.UNREADABLE_FAX]))
+MAIL_TRIAGE = (ACTIVE, flagged(REVIEW_FLAGS), ~flagged([Flag.UNREADABLE_FAX]))
