@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config import EmlDirSource, FaxSpoolSource, ImapSource, MaildirSource, Settings
 from madoguchi.ingest.pipeline import Pipeline
+from madoguchi.ingest.sources.poller import Poller
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.db import make_engine, session_factory
 
@@ -33,7 +34,7 @@ class Desk:
                                       parse_workers=self.settings.limits.parse_workers)
         return self._pipeline
 
-    def poller(self, source: ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource):  # type: ignore[no-untyped-def]
+    def poller(self, source: ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource) -> Poller:
         """The poller for one configured source."""
         batch = self.settings.limits.imap_batch_size
         if isinstance(source, MaildirSource):
