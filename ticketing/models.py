@@ -394,6 +394,7 @@ class SourceFailure(Base):
     # One line, cut to the column's length (ingest.sources.backoff).
     last_error: Mapped[str] = mapped_column(String(300))
 
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # to be sent (again, after next_attempt_at)
     SENDING = "sending"  # claimed, SMTP up to RCPT; a crash here: sent again after the lease
