@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,6 +105,20 @@ class DaemonSettings(_Section):
     backup_time: str = Field("03:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # How often a standby daemon tries to become the scheduler.
     leader_retry_seconds: float = Field(5, gt=0)
+    # A source whose poll fails is polled again after a backoff instead of
+    # its interval: base, 2 x base, 4 x base... up to the max, each between
+    # half and all of that (jitter: daemons that lost one server do not come
+    # back in step); its first good poll goes back to the interval.
+    source_backoff_base_seconds: float = Field(10, gt=0)
+    source_backoff_max_seconds: float = Field(600, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_in_order(self) -> Self:
+        if self.source_backoff_max_seconds < self.source_backoff_base_seconds:
+            raise ValueError(
+                "source_backoff_max_seconds is smaller than source_backoff_base_seconds"
+            )
+        return self
 
 
 class _SourceBase(_Section):

@@ -36,7 +36,6 @@ from madoguchi.ingest.inbound import Inbound, Outcome
 from madoguchi.ingest.prepare import DESK_FAULTS, PrepareConfig, Prepared, Preparer
 from madoguchi.ingest.quarantine import quarantine
 from madoguchi.ticketing.blobstore import BlobStore
-from madoguchi.ticketing.calendar import BusinessCalendar
 from madoguchi.ticketing.deadlines import Deadlines
 
 log = logging.getLogger("madoguchi.ingest.pipeline")
@@ -87,10 +86,6 @@ class Pipeline:
         self.preparer = Preparer(
             PrepareConfig(settings.limits, fax_config(settings), str(blobs.root)), blobs, workers
         )
-
-    @property
-    def calendar(self) -> BusinessCalendar:
-        return self.deadlines.calendar
 
     def close(self) -> None:
         self.preparer.close()

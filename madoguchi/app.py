@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from madoguchi.config import EmlDirSource, FaxSpoolSource, ImapSource, MaildirSource
 from madoguchi.ingest.pipeline import Pipeline
+from madoguchi.ingest.sources.poller import Poller
 from madoguchi.ticketing.storage import Storage
 
 
@@ -21,10 +22,11 @@ class Desk(Storage):
     def pipeline(self) -> Pipeline:
         if self._pipeline is None:
             self._pipeline = Pipeline(self.settings, self.factory, self.blobs,
-                                      parse_workers=self.settings.limits.parse_workers)
+                                      parse_workers=self.settings.limits.parse_workers,
+                                      deadlines=self.deadlines)
         return self._pipeline
 
-    def poller(self, source: ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource):  # type: ignore[no-untyped-def]
+    def poller(self, source: ImapSource | MaildirSource | EmlDirSource | FaxSpoolSource) -> Poller:
         """The poller for one configured source."""
         batch = self.settings.limits.imap_batch_size
         if isinstance(source, MaildirSource):

@@ -17,6 +17,11 @@ the mail claim by claim (``ingest.sources.claims``), so adding daemons adds
 parsing, OCR and database workers. Folder sources, the outbox, the SLA jobs
 and backups stay with the leader. On SQLite, which has one writer at a
 time, the leader alone polls.
+
+A source whose poll fails backs off (``ingest.sources.backoff``): its poll
+job's next run is moved to the backoff's next attempt, in whichever
+scheduler holds it, and the job keeps its interval from there; the first
+good poll ends the backoff.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -40,11 +47,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
+from madoguchi.ingest.sources.backoff import SourceBackoff
+from madoguchi.ingest.sources.poller import Poller
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.escalation import escalate, remind, reminder_at, tickets_awaiting
 from madoguchi.ticketing.locks import ExclusiveLock
-from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.outbox import OutboxSender, SendReport
 
 log = logging.getLogger("madoguchi.daemon")
@@ -53,6 +62,8 @@ log = logging.getLogger("madoguchi.daemon")
 # must not carry the desk in their pickled arguments: they use this one.
 _ACTIVE: Daemon | None = None
 _ADVISORY_KEY = 0x4D61646F  # "Mado"
+# How often the main thread hands the schedulers what job threads asked of them.
+_TEND_SECONDS = 0.2
 
 
 def leader_lock(desk: Desk) -> ExclusiveLock:
@@ -73,20 +84,38 @@ class PassReport:
 
 
 class Daemon:
-    def __init__(self, desk: Desk) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        *,
+        pollers: Mapping[str, Poller] | None = None,
+        backoff: SourceBackoff | None = None,
+    ) -> None:
+        """``pollers`` (by source name; default: the configured sources') and
+        ``backoff`` (its clock and randomness) are the tests' to give."""
         self.desk = desk
         self.settings = desk.settings
-        self.pollers = {s.name: desk.poller(s) for s in desk.settings.sources}
+        self.pollers = (dict(pollers) if pollers is not None
+                        else {s.name: desk.poller(s) for s in desk.settings.sources})
+        self.backoff = backoff or SourceBackoff(desk.settings.daemon, desk.factory)
         self.outbox = OutboxSender(desk.settings, desk.factory)
         self.lead = timedelta(minutes=desk.settings.daemon.reminder_lead_minutes)
         self._plans: queue.Queue[tuple[list[tuple[str, datetime, str, str]], set[str]]] = (
             queue.Queue()
         )
+        # (source, next attempt) of failed polls, for the main thread to reschedule.
+        self._retries: queue.Queue[tuple[str, datetime]] = queue.Queue()
 
     # -- the jobs ------------------------------------------------------------
 
     def poll(self, name: str) -> str:
-        report = self.pollers[name].poll_once()
+        """Poll one source; a failure is raised after its backoff is set."""
+        try:
+            report = self.pollers[name].poll_once()
+        except Exception as exc:
+            self._retries.put((name, self.backoff.failed(name, exc)))
+            raise
+        self.backoff.succeeded(name)
         log.info("%s: %s", name, report)
         return str(report)
 
@@ -94,14 +123,16 @@ class Daemon:
         return self.outbox.send_due()
 
     def remind(self, number: str) -> bool:
+        """The reminder job of ticket ``number``; False when it is gone or not needed."""
         with transaction(self.desk.factory) as session:
-            ticket = session.query(Ticket).filter_by(number=number).one_or_none()
-            return bool(ticket) and remind(session, ticket, self.settings, _now())
+            ticket = ticket_by_number(session, number, follow_merges=False)
+            return ticket is not None and remind(session, ticket, self.settings, _now())
 
     def escalate(self, number: str) -> bool:
+        """The escalation job of ticket ``number``; False when it is gone or not needed."""
         with transaction(self.desk.factory) as session:
-            ticket = session.query(Ticket).filter_by(number=number).one_or_none()
-            return bool(ticket) and escalate(session, ticket, self.settings, _now())
+            ticket = ticket_by_number(session, number, follow_merges=False)
+            return ticket is not None and escalate(session, ticket, self.settings, _now())
 
     def sla_sweep(self) -> tuple[int, int]:
         """Act on what is due now; leave what is due later to the scheduler.
@@ -111,7 +142,7 @@ class Daemon:
         the scheduler, whose shutdown holds its locks while it waits for jobs.
         """
         now = _now()
-        calendar = self.desk.pipeline.calendar
+        calendar = self.desk.deadlines.calendar
         with self.desk.factory() as session:
             plan = [
                 (t.number, reminder_at(t, calendar, self.lead), t.first_response_due)
@@ -133,6 +164,7 @@ class Daemon:
         return reminders, escalations
 
     def _apply_plans(self, scheduler: BackgroundScheduler) -> None:
+        """Schedule the reminders and escalations a sweep found for later (main thread)."""
         while not self._plans.empty():
             later, waiting = self._plans.get_nowait()
             for job_id, when, action, number in later:
@@ -188,12 +220,12 @@ class Daemon:
 
         # Every daemon serves the desk when configured, leader or standby.
         web_server = start_for_daemon(self.desk)
-        pollers = self._shared_pollers()
+        shared = self._shared_pollers()
         try:
-            return self._lead(stop)
+            return self._lead(stop, shared)
         finally:
-            if pollers is not None:
-                pollers.shutdown(wait=True)
+            if shared is not None:
+                shared.shutdown(wait=True)
             if web_server is not None:
                 web_server.stop()
 
@@ -218,12 +250,14 @@ class Daemon:
         log.info("polling %s alongside any other daemon", ", ".join(shared))
         return scheduler
 
-    def _lead(self, stop: threading.Event) -> int:
+    def _lead(self, stop: threading.Event, shared: BackgroundScheduler | None) -> int:
         global _ACTIVE
+        # The scheduler holding each source's poll job, for its backoff.
+        polls = dict.fromkeys(self.shared_sources(), shared) if shared is not None else {}
         lock = leader_lock(self.desk)
         while not lock.acquire():
             log.info("another daemon schedules for this database; standing by")
-            if stop.wait(self.settings.daemon.leader_retry_seconds):
+            if self._stand_by(stop, polls, self.settings.daemon.leader_retry_seconds):
                 return 0
         log.info("this daemon is the scheduler")
         _ACTIVE = self
@@ -231,8 +265,10 @@ class Daemon:
         try:
             scheduler.start()
             self._add_jobs(scheduler)
-            while not stop.wait(0.2):
+            polls |= {name: scheduler for name in self.pollers if name not in polls}
+            while not stop.wait(_TEND_SECONDS):
                 self._apply_plans(scheduler)
+                self._apply_retries(polls)
             log.info("stopping: finishing the running jobs")
         finally:
             if scheduler.running:
@@ -240,6 +276,30 @@ class Daemon:
             _ACTIVE = None
             lock.release()
         return 0
+
+    def _stand_by(self, stop: threading.Event, polls: Mapping[str, BackgroundScheduler],
+                  seconds: float) -> bool:
+        """Wait ``seconds``, rescheduling failed polls meanwhile; True once ``stop`` is set."""
+        deadline = monotonic() + seconds
+        while not stop.wait(max(0.0, min(_TEND_SECONDS, deadline - monotonic()))):
+            self._apply_retries(polls)
+            if monotonic() >= deadline:
+                return False
+        return True
+
+    def _apply_retries(self, polls: Mapping[str, BackgroundScheduler]) -> None:
+        """Move the next run of each failed poll's job to its backoff's next attempt.
+
+        From the main thread only, as ``_apply_plans``: the poll that failed
+        handed it over (``_retries``). The job keeps its interval from there.
+        """
+        while not self._retries.empty():
+            name, when = self._retries.get_nowait()
+            scheduler = polls.get(name)
+            if scheduler is None:
+                continue  # polled by no job of this daemon (``run_once``)
+            with contextlib.suppress(JobLookupError):
+                scheduler.modify_job(f"poll:{name}", next_run_time=when)
 
     def _scheduler(self) -> BackgroundScheduler:
         d = self.settings.daemon

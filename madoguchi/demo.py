@@ -68,8 +68,9 @@ def run_demo(settings: Settings, echo: Callable[[str], None]) -> None:
                     echo(f"{source.name}: {seeded} sample FAXes dropped into {source.path} "
                          "(reading them with Tesseract takes a few seconds each)")
             report = desk.poller(source).poll_once()
+            taken = report.created + report.threaded + report.duplicate + report.quarantined
             echo(
-                f"{source.name}: {report.taken} taken, {report.created} new tickets, "
+                f"{source.name}: {taken} taken, {report.created} new tickets, "
                 f"{report.threaded} threaded, {report.duplicate} duplicates, "
                 f"{report.quarantined} quarantined"
             )

@@ -10,7 +10,9 @@ daemon, web or command-line process answers, and right after a restart.
   with their next run time; an interval job's next run is set when its run
   starts, so the last start was one interval before it. A next run well in
   the past means no scheduler is running (or the poll is stuck);
-* the newest message stored from a source, and the newest quarantined.
+* the newest message stored from a source, and the newest quarantined;
+* a source whose polls fail has a row in ``source_failures`` (written by
+  the daemon's backoff, ``ingest.sources.backoff``) until a poll succeeds.
 
 The triage counts use the queues' own definitions (ticketing/queues.py), as the
 web desk lists them.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -59,6 +61,7 @@ from madoguchi.ticketing.models import (
     PendingMark,
     QuarantineEntry,
     RawMessage,
+    SourceFailure,
     Ticket,
     TicketStatus,
 )
@@ -68,6 +71,7 @@ from madoguchi.web.metrics import Family
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemyJobStore default
 CLAIMS_TABLE = "ingest_claims"  # migration 0003; read only where it exists
+FAILURES_TABLE = "source_failures"  # migration 0004; read only where it exists
 # The scheduler starts a due job within moments; a next run older than this
 # means nobody is running it.
 SCHEDULE_LEEWAY = timedelta(seconds=60)
@@ -84,6 +88,17 @@ class Schedule:
     last_at: datetime | None  # when the scheduler last started a poll
     next_at: datetime | None  # None: the job is paused
     late: bool  # next_at is past by more than SCHEDULE_LEEWAY
+
+
+@dataclass(frozen=True)
+class BackingOff:
+    """A source whose polls fail: the daemon waits longer before each next one."""
+
+    failures: int  # failed polls in a row
+    since: datetime  # the first of them
+    last_failed_at: datetime
+    next_attempt_at: datetime
+    last_error: str  # one line
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class SourceStatus:
     kind: str
     interval_seconds: float
     schedule: Schedule | None = None  # None: no daemon has scheduled it
+    backoff: BackingOff | None = None  # None: its last poll went through
     last_message_at: datetime | None = None  # the newest message stored from it
     last_ticket: str | None = None  # ... and the ticket it went to
     last_quarantined_at: datetime | None = None
@@ -167,13 +183,18 @@ def desk_status(
     conn = session.connection()
     names = [s.name for s in settings.sources]
     claims = _claims(conn)
+    failing = _failing(session)
     sources = [_source_status(s, session) for s in settings.sources]
     jobs = _poll_jobs(conn) if history else {}
     last_msgs = _last_messages(session, names) if history else {}
     last_quar = _last_quarantined(session, names) if history else {}
     for src in sources:
+        src.backoff = failing.get(src.name)
         if src.name in jobs:
             src.schedule = _schedule(jobs[src.name], src.interval_seconds, now)
+            if src.backoff is not None and src.schedule.next_at is not None:
+                # The job was moved to the next try: its last run is the one that failed.
+                src.schedule = replace(src.schedule, last_at=src.backoff.last_failed_at)
         src.last_message_at, src.last_ticket = last_msgs.get(src.name, (None, None))
         src.last_quarantined_at, src.last_quarantine_reason = last_quar.get(src.name, (None, None))
         if src.kind == "imap" and claims is not None:
@@ -312,6 +333,16 @@ def _schedule(next_run: float | None, interval: float, now: datetime) -> Schedul
     next_at = datetime.fromtimestamp(next_run, UTC)
     return Schedule(next_at - timedelta(seconds=interval), next_at,
                     next_at < now - SCHEDULE_LEEWAY)
+
+
+def _failing(session: Session) -> dict[str, BackingOff]:
+    if not inspect(session.connection()).has_table(FAILURES_TABLE):
+        return {}
+    return {
+        f.source: BackingOff(f.failures, f.failing_since, f.last_failed_at, f.next_attempt_at,
+                             f.last_error)
+        for f in session.scalars(select(SourceFailure))
+    }
 
 
 def _claims(conn: Connection) -> dict[str, Claims] | None:
@@ -517,6 +548,10 @@ def render_status(status: DeskStatus, tz: ZoneInfo) -> str:
             late = "  LATE: is the daemon running?" if s.schedule.late else ""
             lines.append(f"    poll:        last started {at(s.schedule.last_at)}, "
                          f"next {at(s.schedule.next_at)}{late}")
+        if s.backoff is not None:
+            b = s.backoff
+            lines.append(f"    BACKING OFF: {b.failures} failure{'s' if b.failures > 1 else ''} "
+                         f"since {at(b.since)}, next try {at(b.next_attempt_at)}: {b.last_error}")
         lines.append(f"    last stored: {at(s.last_message_at)} {s.last_ticket or ''}".rstrip())
         if s.last_quarantined_at is not None:
             lines.append(f"    last quarantined: {at(s.last_quarantined_at)} "

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,17 +19,69 @@ import pytest
 from sqlalchemy import select
 
 from madoguchi.app import Desk
-from madoguchi.config import load_settings
+from madoguchi.config import DaemonSettings, load_settings
 from madoguchi.daemon import Daemon
+from madoguchi.ingest.sources.backoff import SourceBackoff
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction
-from madoguchi.ticketing.models import OutboxMessage, Ticket
+from madoguchi.ticketing.models import OutboxMessage, SourceFailure, Ticket
 from tests.mailfactory import make_mail
+from tests.postgres import PostgresDatabases
 from tests.servers.dovecot import DovecotAccount
 from tests.smtp_server import SmtpTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTACT = ("山田 太郎", "yamada@sakura-shoji.example.jp")
+
+
+# -- the poll job and its backoff, in this process ---------------------------------
+
+
+class Clock:
+    """The backoff's idea of now, moved by the test: nobody sleeps."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def source_backoff(desk: Desk, clock: Clock, *, base: float = 1.0, cap: float = 60.0,
+                   seed: int = 7) -> SourceBackoff:
+    settings = DaemonSettings(source_backoff_base_seconds=base, source_backoff_max_seconds=cap)
+    return SourceBackoff(settings, desk.factory, now=clock, rng=random.Random(seed))
+
+
+def run_poll_job(daemon: Daemon, name: str, clock: Clock,
+                 on_failure: Callable[[int], None] = lambda _failures: None,
+                 *, give_up_after: int = 6) -> list[float]:
+    """Run source ``name``'s poll job as the scheduler does, until a poll goes through.
+
+    After a failed poll the job runs again at the next attempt its backoff
+    set (the clock is moved there); ``on_failure(n)`` is called after the
+    n-th failure in a row. Returns the seconds waited after each failure.
+    """
+    delays: list[float] = []
+    while True:
+        try:
+            daemon.poll(name)
+        except Exception:
+            failing = daemon.backoff.failing(name)
+            assert failing is not None and failing.failures == len(delays) + 1
+            delays.append((failing.next_attempt_at - clock()).total_seconds())
+            if len(delays) > give_up_after:
+                raise
+            on_failure(len(delays))
+            clock.now = failing.next_attempt_at
+        else:
+            assert daemon.backoff.failing(name) is None  # back to its interval
+            return delays
+
+
+def failures_written_down(desk: Desk) -> dict[str, SourceFailure]:
+    with desk.factory() as session:
+        return {f.source: f for f in session.scalars(select(SourceFailure))}
 
 
 def write_config(tmp_path: Path, db_url: str, imap: DovecotAccount, smtp: SmtpTestServer,
@@ -299,4 +354,136 @@ def test_reminder_goes_to_the_assignee_when_there_is_one(
             rcpts = [o.rcpt_to for o in s.scalars(select(OutboxMessage)) if o.kind == "reminder"]
         assert rcpts == [["sato@example.co.jp"]]
     finally:
+        desk.close()
+
+
+def test_remind_and_escalate_do_nothing_for_a_ticket_that_is_gone(desk: Desk) -> None:
+    daemon = Daemon(desk)
+    assert daemon.remind("T-2026-999999") is False
+    assert daemon.escalate("T-2026-999999") is False
+
+
+# -- backoff in the running daemon -----------------------------------------------------
+
+
+def written_failure(desk: Desk) -> SourceFailure | None:
+    return failures_written_down(desk).get("mailbox")
+
+
+def poll_job_next_run(desk: Desk) -> float | None:
+    from sqlalchemy import text
+
+    with desk.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT next_run_time FROM apscheduler_jobs WHERE id = 'poll:mailbox'")
+        ).scalar()
+
+
+def least_wait(failures: int, base: float, cap: float) -> float:
+    """The shortest the backoff can wait, in all, between the first and the n-th failure."""
+    return sum(min(cap, base * 2 ** (k - 1)) / 2 for k in range(1, failures))
+
+
+def test_the_leaders_poll_job_backs_off_while_the_server_is_down_and_status_shows_it(
+    tmp_path: Path, dovecot: DovecotAccount, smtp_server: SmtpTestServer
+) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'desk.db'}", dovecot, smtp_server,
+                          source_backoff_base_seconds=2, source_backoff_max_seconds=30)
+    register_customers(config)
+    log = tmp_path / "d.log"
+    desk = Desk.open(load_settings(config))
+    dovecot.server.stop()
+    proc = start_daemon(config, log)
+    try:
+        row = wait_for(lambda: (f := written_failure(desk)) and f.failures >= 2 and f,
+                       timeout=30, what="two failed polls written down")
+        # Polled every 0.5 s when well; after failing, it waited its backoff.
+        assert (row.last_failed_at - row.failing_since).total_seconds() \
+            >= least_wait(row.failures, 2, 30)
+        ceiling = min(30, 2 * 2 ** (row.failures - 1))
+        assert ceiling / 2 <= (row.next_attempt_at - row.last_failed_at).total_seconds() <= ceiling
+        # The job in the job store (the leader's) waits for the next try.
+        wait_for(lambda: (f := written_failure(desk)) is not None
+                 and abs((poll_job_next_run(desk) or 0) - f.next_attempt_at.timestamp()) < 1e-3,
+                 what="the poll job moved to the next try")
+        shown = subprocess.run(
+            [sys.executable, "-m", "madoguchi", "--config", str(config), "status"],
+            capture_output=True, text=True, cwd=ROOT, check=True,
+        ).stdout
+        assert re.search(r"BACKING OFF: \d+ failures since .*: ImapUnavailable: connect to ",
+                         shown), shown
+
+        dovecot.server.start()
+        dovecot.append(make_mail(from_=CONTACT, message_id="b1@sakura-shoji.example.jp"))
+        wait_for(lambda: len(acks(smtp_server)) == 1, timeout=60, what="the acknowledgement")
+        wait_for(lambda: written_failure(desk) is None, what="the failures cleared")
+        shown = subprocess.run(
+            [sys.executable, "-m", "madoguchi", "--config", str(config), "status"],
+            capture_output=True, text=True, cwd=ROOT, check=True,
+        ).stdout
+        assert "BACKING OFF" not in shown
+        assert "polled again after failing; back to its interval" in log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not dovecot.server.running:
+            dovecot.server.start()
+        desk.close()
+
+
+FAILED_POLL = re.compile(r"^(\S+ \S+) WARNING madoguchi\.ingest\.backoff: mailbox: poll failed "
+                         r"\((\d+) in a row\); next try in ([\d.]+) s", re.MULTILINE)
+
+
+def failed_polls(log: Path) -> list[tuple[datetime, int, float]]:
+    """(when, failures in a row, seconds to the next try) of each failed poll a daemon logged."""
+    return [(datetime.strptime(at, "%Y-%m-%d %H:%M:%S,%f"), int(n), float(wait))
+            for at, n, wait in FAILED_POLL.findall(log.read_text())]
+
+
+@pytest.mark.postgres
+def test_a_standby_backs_off_from_a_shared_mailbox_that_is_down(
+    tmp_path: Path, dovecot: DovecotAccount, smtp_server: SmtpTestServer,
+    postgres_databases: PostgresDatabases,
+) -> None:
+    config = write_config(tmp_path, postgres_databases.new(), dovecot, smtp_server,
+                          source_backoff_base_seconds=1, source_backoff_max_seconds=8)
+    register_customers(config)
+    logs = [tmp_path / "leader.log", tmp_path / "standby.log"]
+    desk = Desk.open(load_settings(config))
+    dovecot.server.stop()
+    procs = [start_daemon(config, logs[0])]
+    try:
+        wait_for(lambda: "is the scheduler" in logs[0].read_text(), what="the leader")
+        procs.append(start_daemon(config, logs[1]))
+        wait_for(lambda: "standing by" in logs[1].read_text(), what="the standby")
+        wait_for(lambda: len(failed_polls(logs[1])) >= 3, timeout=40,
+                 what="three failed polls by the standby")
+        # Each daemon backs off on its own count: the standby's polls (every
+        # 0.5 s when well) waited at least the backoff each time.
+        failed = failed_polls(logs[1])
+        for (at, n, wait), (next_at, next_n, _) in itertools.pairwise(failed[:3]):
+            assert next_n == n + 1
+            ceiling = min(8, 2 ** (n - 1))
+            assert ceiling / 2 - 0.05 <= wait <= ceiling + 0.05
+            assert (next_at - at).total_seconds() >= wait - 0.06, failed
+        # The row counts the source's failed polls by both daemons.
+        row = written_failure(desk)
+        assert row is not None and row.failures >= 3
+
+        dovecot.server.start()
+        dovecot.append(make_mail(from_=CONTACT, message_id="s1@sakura-shoji.example.jp"))
+        wait_for(lambda: len(acks(smtp_server)) == 1, timeout=60, what="the acknowledgement")
+        wait_for(lambda: written_failure(desk) is None, what="the failures cleared")
+        for proc, log in zip(procs, logs, strict=True):
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        if not dovecot.server.running:
+            dovecot.server.start()
         desk.close()

@@ -10,8 +10,8 @@ once the fault is gone, stores every message exactly once.
   (``BEGIN IMMEDIATE``/``EXCLUSIVE``) from the moment the batch's
   transaction first writes; the lock is real, a SQLAlchemy event hook only
   chooses the moment.
-- (b) PostgreSQL stopped (``pg_ctl stop -m fast``, started again from the
-  poller's backoff), restarted (``pg_ctl restart -m fast``), or the desk's
+- (b) PostgreSQL stopped (``pg_ctl stop -m fast``, started again while the
+  daemon's poll job backs off), restarted (``pg_ctl restart -m fast``), or the desk's
   backend terminated (``pg_terminate_backend``) just before a chosen INSERT
   of a batch: a throwaway server of this module's own
   (``tests.postgres.PostgresCluster``), never the shared one at 127.0.0.1:5432.
@@ -19,7 +19,7 @@ once the fault is gone, stores every message exactly once.
   mounted as the storage directory when mounting is permitted (the test
   prints which path it took and why); otherwise ENOSPC is injected into the
   blob store's writes, in the main process and in the worker processes.
-- (d) Dovecot stopped and restarted mid-batch, with the poller's backoff.
+- (d) Dovecot stopped and restarted mid-batch, with the daemon's poll job backing off.
   SMTP refusing then recovering is in ``test_outbox.py``
   (``test_greylisted_451_is_retried_with_backoff_then_sent_when_the_server_recovers``).
 
@@ -31,6 +31,7 @@ next poll stores it.
 from __future__ import annotations
 
 import errno
+import logging
 import multiprocessing
 import os
 import random
@@ -53,6 +54,7 @@ from sqlalchemy.orm import Session
 
 from madoguchi.app import Desk
 from madoguchi.config import FaxSpoolSource, MaildirSource
+from madoguchi.daemon import Daemon
 from madoguchi.ingest.inbound import Inbound, Outcome
 from madoguchi.ingest.sources.fax_spool import FaxSpoolPoller
 from madoguchi.ingest.sources.folder import MaildirPoller
@@ -69,6 +71,7 @@ from tests.conftest import make_settings
 from tests.faxfactory import letter_pdf, send_fax
 from tests.mailfactory import make_mail
 from tests.postgres import PostgresCluster, PostgresDatabases
+from tests.test_daemon import Clock, failures_written_down, run_poll_job, source_backoff
 from tests.test_imap import imap_source
 
 if TYPE_CHECKING:
@@ -514,39 +517,40 @@ def at_insert(engine: Engine, table: str, action: Callable[[Any], None]) -> list
 
 @pytest.mark.postgres
 def test_postgres_stopped_mid_batch_fails_the_poll_and_it_recovers_with_backoff(
-    dovecot: DovecotAccount, pg_cluster: PostgresCluster, pg_desk: Desk
+    dovecot: DovecotAccount, pg_cluster: PostgresCluster, pg_desk: Desk,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     desk = pg_desk
     uids = [dovecot.append(inquiry(n)) for n in range(3)]
     # The batch has written its tickets (not committed): the server goes down.
     fired = at_insert(desk.engine, "messages", lambda _conn: pg_cluster.stop("fast"))
-    delays: list[float] = []
-    stop = threading.Event()
     observed: dict[str, object] = {}
 
-    def sleep(seconds: float) -> None:
-        delays.append(seconds)
-        if len(delays) == 1:
+    def after(failures: int) -> None:
+        if failures == 1:
             # The failed poll marked nothing; the server is still down.
             assert not pg_cluster.running
             observed["inbox"] = dovecot.messages()
-        elif len(delays) == 2:
+        elif failures == 2:
             pg_cluster.start()
-        if seconds > 25 or len(delays) > 6:
-            stop.set()  # a poll went through (back to the interval), or give up
 
-    poller = ImapPoller(imap_source(dovecot), desk.pipeline, desk.factory, 100,
-                        backoff_initial=1.0, sleep=sleep, rng=random.Random(7))
-    poller.run_forever(stop)
+    clock = Clock()
+    daemon = Daemon(desk, pollers={SOURCE: imap_poller(dovecot, desk)},
+                    backoff=source_backoff(desk, clock, base=1.0))
+    with caplog.at_level(logging.WARNING, logger="madoguchi.ingest.backoff"):
+        delays = run_poll_job(daemon, SOURCE, clock, after)
 
     assert fired == [1]
     assert sorted(observed["inbox"]) == uids  # type: ignore[call-overload]
-    # Two failed attempts (mid-batch, then connection refused), each followed by a
-    # doubling backoff; the first attempt after the server is back stores everything.
-    assert len(delays) == 3, delays
+    # Two failed polls (mid-batch, then connection refused), each followed by a
+    # doubling wait; the first poll after the server is back stores everything.
+    assert len(delays) == 2, delays
     assert 0.5 <= delays[0] <= 1.0
     assert 1.0 <= delays[1] <= 2.0
-    assert delays[2] > 25
+    # The database was down: the failures could not be written down, the
+    # backoff went on from the daemon's memory.
+    assert caplog.text.count("could not write the failure down") == 2
+    assert failures_written_down(desk) == {}
     assert_all_stored_once(desk, range(3))
     assert open_claims(desk) == [] and owed_marks(desk) == []
     assert dovecot.messages() == {}
@@ -879,11 +883,11 @@ def test_imap_server_stopped_mid_batch_is_retried_with_backoff_until_it_is_back(
     dovecot: DovecotAccount, sqlite_url: str, tmp_path: Path, batch_size: int,
     seen_at_failure: dict[str, object],
 ) -> None:
-    """Dovecot goes down while a batch is stored, and comes back two attempts later.
+    """Dovecot goes down while a batch is stored, and comes back two failed polls later.
 
     (test_imap.py drops the connection mid-batch with ``doveadm kick``, and
     starts a poll with the server down; here the server goes away mid-batch
-    and the poller's own loop, with its backoff, has to carry on.)
+    and the daemon's poll job, with its backoff, has to carry on.)
     """
     desk = open_desk(sqlite_url, tmp_path)
     try:
@@ -902,23 +906,17 @@ def test_imap_server_stopped_mid_batch_is_retried_with_backoff_until_it_is_back(
                 dovecot.kick()
                 server.stop()
 
-        delays: list[float] = []
-        stop = threading.Event()
         seen: dict[str, object] = {}
 
-        def sleep(seconds: float) -> None:
-            delays.append(seconds)
-            if len(delays) == 1:
+        def after(failures: int) -> None:
+            if failures == 1:
                 seen["tickets"] = count(desk, Ticket)
                 seen["owed"] = owed_marks(desk)
-            if len(delays) == 2:
+            if failures == 2:
                 server.start()
-            if seconds > 25 or len(delays) > 6:
-                stop.set()
 
         poller = ImapPoller(imap_source(dovecot), BeforeBatch(desk, stop_server),
-                            desk.factory, batch_size, backoff_initial=1.0, sleep=sleep,
-                            rng=random.Random(7))
+                            desk.factory, batch_size)
         next_claim = poller._next_claim
         calls = [0]
 
@@ -930,11 +928,14 @@ def test_imap_server_stopped_mid_batch_is_retried_with_backoff_until_it_is_back(
                 looked_ahead[min(calls[0] - 1, 3)].set()
 
         poller._next_claim = traced_next_claim  # type: ignore[method-assign]
-        poller.run_forever(stop)
+        clock = Clock()
+        daemon = Daemon(desk, pollers={SOURCE: poller}, backoff=source_backoff(desk, clock))
+        delays = run_poll_job(daemon, SOURCE, clock, after)
 
         assert seen == seen_at_failure
-        assert len(delays) == 3, delays
-        assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0 and delays[2] > 25
+        assert len(delays) == 2, delays
+        assert 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0
+        assert failures_written_down(desk) == {}
         assert_all_stored_once(desk, range(5))
         assert open_claims(desk) == [] and owed_marks(desk) == []
         assert dovecot.messages() == {}

@@ -1,18 +1,23 @@
-"""Local sources: Maildir and a folder of .eml files, with the spine's guarantees."""
+"""Local sources: Maildir, a folder of .eml files and a FAX spool, with the spine's guarantees."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from madoguchi.app import Desk
-from madoguchi.config import EmlDirSource, MaildirSource
+from madoguchi.config import EmlDirSource, MaildirSource, load_settings
+from madoguchi.daemon import Daemon
 from madoguchi.ingest.sources.folder import EmlDirPoller, MaildirPoller
-from madoguchi.ticketing.models import Message, Ticket
+from madoguchi.ticketing.models import Message, SourceFailure, Ticket
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
+from tests.test_daemon import Clock, failures_written_down, run_poll_job, source_backoff
 
 JST = timezone(timedelta(hours=9))
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=JST)
@@ -78,3 +83,55 @@ def test_eml_folder_moves_mail_to_done_and_broken_files_to_failed_with_reason(
     assert "unparseable" in (folder / "failed" / "broken.eml.reason").read_text(encoding="utf-8")
     assert list(folder.glob("*.eml")) == []
     desk.close()
+
+
+def _break_and_mend(kind: str, root: Path) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A real fault of each folder source kind, and its repair: a folder gone, then back."""
+    if kind == "maildir":
+        return (lambda: shutil.rmtree(root / "new")), (lambda: (root / "new").mkdir())
+    if kind == "fax_spool":
+        def mend_spool() -> None:
+            for sub in ("done", "failed"):
+                (root / sub).mkdir(parents=True)
+        return (lambda: shutil.rmtree(root)), mend_spool
+    # An .eml folder whose done/ is gone: the mail is stored, then cannot be filed away.
+    def break_eml() -> None:
+        (root / "done").rmdir()
+        (root / "waiting.eml").write_bytes(make_mail(message_id="waiting@x"))
+    return break_eml, (lambda: (root / "done").mkdir())
+
+
+@pytest.mark.parametrize("kind", ["maildir", "eml_dir", "fax_spool"])
+def test_a_failing_folder_source_backs_off_and_its_first_good_poll_ends_it(
+    sqlite_url: str, tmp_path: Path, kind: str
+) -> None:
+    root = tmp_path / kind
+    settings = load_settings(None, database_url=sqlite_url, storage_dir=tmp_path / "storage",
+                             sources=[{"name": "folder", "kind": kind, "path": str(root)}])
+    desk = Desk.open(settings)
+    try:
+        clock = Clock(T0)
+        daemon = Daemon(desk, backoff=source_backoff(desk, clock, base=4.0))
+        daemon.poll("folder")  # the folders are there: nothing to take
+        break_folder, mend = _break_and_mend(kind, root)
+        break_folder()
+        written: list[SourceFailure] = []
+
+        def after(failures: int) -> None:
+            written.append(failures_written_down(desk)["folder"])
+            if failures == 2:
+                mend()
+
+        delays = run_poll_job(daemon, "folder", clock, after)
+
+        assert len(delays) == 2
+        assert 2.0 <= delays[0] <= 4.0 and 4.0 <= delays[1] <= 8.0
+        first, second = written
+        assert (first.failures, second.failures) == (1, 2)
+        assert first.failing_since == second.failing_since == T0
+        assert second.last_failed_at == second.failing_since + timedelta(seconds=delays[0])
+        assert second.next_attempt_at == clock.now
+        assert second.last_error.startswith("FileNotFoundError: ")
+        assert failures_written_down(desk) == {}
+    finally:
+        desk.close()

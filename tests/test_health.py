@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -15,13 +17,15 @@ from typer.testing import CliRunner
 from madoguchi.app import Desk
 from madoguchi.cli import app
 from madoguchi.config import Settings, load_settings
-from madoguchi.health import Claims, MailboxPosition, desk_status
+from madoguchi.daemon import Daemon
+from madoguchi.health import Claims, MailboxPosition, Schedule, desk_status
 from madoguchi.ingest.inbound import Inbound
 from madoguchi.ticketing import actions, models
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import MailboxState, PendingMark, Ticket
 from tests.mailfactory import make_mail
+from tests.test_daemon import Clock, source_backoff
 
 JST = timezone(timedelta(hours=9))
 NUMBER = "2031-0001-0008"
@@ -102,6 +106,20 @@ def _folder_settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+def _config_file(settings: Settings, tmp_path: Path) -> Path:
+    """The TOML of ``settings`` (folder sources only), for the command line."""
+    config = tmp_path / "desk.toml"
+    config.write_text(
+        f'database_url = "{settings.database_url}"\nstorage_dir = "{settings.storage_dir}"\n'
+        + "".join(
+            f'[[sources]]\nname = "{s.name}"\nkind = "{s.kind}"\npath = "{s.path}"\n'
+            for s in settings.sources
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
 def test_status_of_folder_sources_counts_files_waiting_and_failed(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -142,15 +160,7 @@ def test_status_of_folder_sources_counts_files_waiting_and_failed(
     assert by_name["gone"].folder_missing and by_name["gone"].files_waiting is None
     assert all(s.schedule is None for s in status.sources)  # no daemon has run
 
-    config = tmp_path / "desk.toml"
-    config.write_text(
-        f'database_url = "{sqlite_url}"\nstorage_dir = "{tmp_path / "storage"}"\n'
-        + "".join(
-            f'[[sources]]\nname = "{s.name}"\nkind = "{s.kind}"\npath = "{s.path}"\n'
-            for s in settings.sources
-        ),
-        encoding="utf-8",
-    )
+    config = _config_file(settings, tmp_path)
     result = CliRunner().invoke(app, ["--config", str(config), "status", "--format", "json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
@@ -236,3 +246,72 @@ def test_status_reads_the_daemons_poll_schedule(database_url: str, tmp_path: Pat
     assert by_name["drop"] is None  # no job: no daemon ever scheduled it
     late = {s.name: s.schedule for s in later.sources}["box"]
     assert late is not None and late.late
+
+
+def test_status_shows_a_source_backing_off_until_its_next_good_poll(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = _folder_settings(database_url, tmp_path)
+    desk = Desk.open(settings)
+    since = datetime.now(UTC).replace(microsecond=0)
+    clock = Clock(since)
+    scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=desk.engine)})
+    try:
+        box = settings.sources[0]
+        daemon = Daemon(desk, pollers={"box": desk.poller(box)},
+                        backoff=source_backoff(desk, clock, base=60.0, cap=600.0))
+        shutil.rmtree(tmp_path / "Maildir" / "new")  # a real fault: the poll cannot list it
+        for _ in range(3):
+            with pytest.raises(FileNotFoundError):
+                daemon.poll("box")
+            failed_at = clock.now
+            failing = daemon.backoff.failing("box")
+            assert failing is not None
+            clock.now = failing.next_attempt_at
+        next_try = clock.now
+        # The leader moved the poll job to the next try (APScheduler's own store).
+        scheduler.start(paused=True)
+        scheduler.add_job("madoguchi.daemon:_run", IntervalTrigger(seconds=60),
+                          args=["poll", "box"], id="poll:box", next_run_time=next_try)
+        scheduler.shutdown()
+        with desk.factory() as session:
+            status = desk_status(settings, session, failed_at)
+        config = _config_file(settings, tmp_path)
+        text = CliRunner().invoke(app, ["--config", str(config), "status"])
+        shown = CliRunner().invoke(app, ["--config", str(config), "status", "--format", "json"])
+
+        (tmp_path / "Maildir" / "new").mkdir()
+        daemon.poll("box")
+        with desk.factory() as session:
+            after = desk_status(settings, session, datetime.now(UTC))
+        text_after = CliRunner().invoke(app, ["--config", str(config), "status"])
+    finally:
+        desk.close()
+
+    by_name = {s.name: s for s in status.sources}
+    backoff = by_name["box"].backoff
+    assert backoff is not None
+    assert (backoff.failures, backoff.since, backoff.last_failed_at, backoff.next_attempt_at) \
+        == (3, since, failed_at, next_try)
+    assert backoff.last_error.startswith("FileNotFoundError: [Errno 2] No such file or directory")
+    assert "\n" not in backoff.last_error
+    assert by_name["box"].schedule == Schedule(failed_at, next_try, late=False)
+    assert all(s.backoff is None for s in status.sources[1:])
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+
+    assert text.exit_code == 0, text.output
+    assert (f"    BACKING OFF: 3 failures since {local(since)}, next try {local(next_try)}: "
+            f"FileNotFoundError: ") in text.stdout
+    assert text.stdout.count("BACKING OFF") == 1
+    assert shown.exit_code == 0, shown.output
+    [box_shown] = [s for s in json.loads(shown.stdout)["sources"] if s["name"] == "box"]
+    assert box_shown["backoff"] == {
+        "failures": 3, "since": since.astimezone(JST).isoformat(),
+        "last_failed_at": failed_at.astimezone(JST).isoformat(),
+        "next_attempt_at": next_try.astimezone(JST).isoformat(),
+        "last_error": backoff.last_error,
+    }
+    assert {s.name: s.backoff for s in after.sources}["box"] is None
+    assert text_after.exit_code == 0 and "BACKING OFF" not in text_after.stdout

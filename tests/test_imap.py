@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -21,8 +19,10 @@ from sqlalchemy.orm import Session
 
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource, Settings, load_settings
+from madoguchi.daemon import Daemon
 from madoguchi.ingest.inbound import Inbound, Outcome, Sink
-from madoguchi.ingest.sources.imap import ImapPoller, ImapUnavailable
+from madoguchi.ingest.sources.imap import ImapPoller
+from madoguchi.ingest.sources.mailbox import ImapUnavailable
 from madoguchi.ticketing.models import (
     IngestClaim,
     MailboxState,
@@ -33,6 +33,7 @@ from madoguchi.ticketing.models import (
     Ticket,
 )
 from tests.mailfactory import make_mail
+from tests.test_daemon import Clock, failures_written_down, run_poll_job, source_backoff
 
 if TYPE_CHECKING:
     from tests.servers.dovecot import DovecotAccount
@@ -616,44 +617,64 @@ def test_server_down_at_start_is_retried_with_backoff(
 ) -> None:
     dovecot.append(inquiry(1))
     dovecot.server.stop()
-    stop = threading.Event()
-    delays: list[float] = []
+    clock = Clock()
+    daemon = Daemon(desk, pollers={SOURCE: poller(dovecot, desk)},
+                    backoff=source_backoff(desk, clock, base=1.0))
 
-    def sleep(seconds: float) -> None:
-        delays.append(seconds)
-        if len(delays) == 2:
+    def after(failures: int) -> None:
+        written = failures_written_down(desk)[SOURCE]
+        assert written.failures == failures
+        failing = daemon.backoff.failing(SOURCE)
+        assert failing is not None and written.next_attempt_at == failing.next_attempt_at
+        assert written.last_error.startswith("ImapUnavailable: connect to ")
+        if failures == 2:
             dovecot.server.start()
-        if count(desk, Ticket) or len(delays) > 10:
-            stop.set()
 
-    poll = ImapPoller(
-        imap_source(dovecot), desk.pipeline, desk.factory, 100,
-        backoff_initial=1.0, sleep=sleep, rng=random.Random(7),
-    )
-    with caplog.at_level(logging.WARNING, logger="madoguchi.ingest.imap"):
-        poll.run_forever(stop)
+    with caplog.at_level(logging.WARNING, logger="madoguchi.ingest.backoff"):
+        delays = run_poll_job(daemon, SOURCE, clock, after)
 
     assert count(desk, Ticket) == 1
-    assert len(delays) == 3
+    # Two failed polls, each followed by a doubling wait; then back to the interval.
+    assert len(delays) == 2
     assert 0.5 <= delays[0] <= 1.0
     assert 1.0 <= delays[1] <= 2.0
-    assert delays[2] > 25  # back to the 30 s interval
-    assert "server unavailable" in caplog.text
+    assert failures_written_down(desk) == {}
+    assert "poll failed (2 in a row)" in caplog.text
 
 
-def test_backoff_doubles_with_jitter_up_to_its_cap(desk: Desk) -> None:
-    source = ImapSource(name=SOURCE, kind="imap", host="127.0.0.1", username="desk",
-                        password_env="UNUSED")
-    poll = ImapPoller(source, desk.pipeline, desk.factory, 100,
-                      backoff_initial=2.0, backoff_max=60.0, rng=random.Random(1))
-
-    delays = [poll.backoff_delay(failures) for failures in range(1, 12)]
+def test_backoff_doubles_with_jitter_up_to_its_cap_and_starts_over_after_a_good_poll(
+    dovecot: DovecotAccount, desk: Desk
+) -> None:
+    dovecot.server.stop()
+    clock = Clock()
+    daemon = Daemon(desk, pollers={SOURCE: poller(dovecot, desk)},
+                    backoff=source_backoff(desk, clock, base=2.0, cap=60.0, seed=1))
+    delays = []
+    for _ in range(11):
+        with pytest.raises(ImapUnavailable):
+            daemon.poll(SOURCE)
+        failing = daemon.backoff.failing(SOURCE)
+        assert failing is not None
+        delays.append((failing.next_attempt_at - clock()).total_seconds())
+        clock.now = failing.next_attempt_at
 
     for failures, delay in enumerate(delays, start=1):
         ceiling = min(60.0, 2.0 * 2 ** (failures - 1))
         assert ceiling / 2 <= delay <= ceiling
     assert max(delays) <= 60.0
     assert len(set(delays)) == len(delays)
+    assert failures_written_down(desk)[SOURCE].failures == 11
+
+    dovecot.server.start()
+    daemon.poll(SOURCE)
+    assert daemon.backoff.failing(SOURCE) is None and failures_written_down(desk) == {}
+    dovecot.server.stop()
+    with pytest.raises(ImapUnavailable):
+        daemon.poll(SOURCE)
+    again = daemon.backoff.failing(SOURCE)
+    assert again is not None and again.failures == 1
+    assert 1.0 <= (again.next_attempt_at - clock()).total_seconds() <= 2.0
+    assert failures_written_down(desk)[SOURCE].failures == 1
 
 
 # -- marking after commit -------------------------------------------------------

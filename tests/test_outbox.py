@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.config.mail import SmtpSettings
+from madoguchi.ticketing.backoff import backoff_delay
 from madoguchi.ticketing.db import make_engine, session_factory
 from madoguchi.ticketing.models import (
     Channel,
@@ -37,12 +38,11 @@ from madoguchi.ticketing.outbox import (
     STOPPED_BEFORE_DATA,
     OutboxSender,
     SendReport,
-    backoff_delay,
     claim_next,
     enqueue,
     lease_for,
-    open_smtp,
 )
+from madoguchi.ticketing.smtp_client import open_smtp
 from tests.postgres import PostgresDatabases
 
 if TYPE_CHECKING:
@@ -369,7 +369,8 @@ def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter() -> None:
     rng = random.Random(1)
     for attempts, ceiling in [(1, 60), (2, 120), (3, 240), (4, 480), (5, 600), (40, 600)]:
         for _ in range(20):
-            delay = backoff_delay(attempts, smtp, rng).total_seconds()
+            delay = backoff_delay(attempts, base_seconds=smtp.backoff_base_seconds,
+                                  max_seconds=smtp.backoff_max_seconds, rng=rng).total_seconds()
             assert ceiling / 2 <= delay <= ceiling
 
 
@@ -545,6 +546,7 @@ def test_desk_status_counts_a_delivering_row_as_sending(
 SENDER_PROCESS = """
 import json, sys
 from madoguchi.config import load_settings
+from madoguchi.ticketing.backoff import backoff_delay
 from madoguchi.ticketing.db import make_engine, session_factory
 from madoguchi.ticketing.outbox import OutboxSender
 

@@ -383,6 +383,25 @@ class PendingMark(Base):
     uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
+class SourceFailure(Base):
+    """A source whose polls fail: there from its first failed poll to its next good one.
+
+    Written by the daemon in a short transaction of its own after each failed
+    poll, so that ``madoguchi status`` in any process shows the source backing
+    off; deleted by the first poll that succeeds.
+    """
+
+    __tablename__ = "source_failures"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)  # failed polls in a row
+    failing_since: Mapped[datetime] = mapped_column(UTCDateTime)  # the first of them
+    last_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # One line, cut to the column's length (ingest.sources.backoff).
+    last_error: Mapped[str] = mapped_column(String(300))
+
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # to be sent (again, after next_attempt_at)
     SENDING = "sending"  # claimed, SMTP up to RCPT; a crash here: sent again after the lease

@@ -44,16 +44,15 @@ conditional UPDATE (``WHERE status = 'pending'``) holds on both.
 
 A temporary failure that concerns the connection (refused, dropped, TLS,
 login, 421) ends the round: the server is unwell, the other rows wait for the
-next round rather than each spending an attempt on it.
+next round rather than each spending an attempt on it. The SMTP conversation
+and what its failures mean are ``ticketing.smtp_client``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import smtplib
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -67,20 +66,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config import Settings
 from madoguchi.config.mail import SmtpSettings
+from madoguchi.ticketing.backoff import backoff_delay
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket, table_of
+from madoguchi.ticketing.smtp_client import SmtpFailure, classify, open_smtp, reply_text, transact
 
 __all__ = [
     "INTERRUPTED",
     "STOPPED_BEFORE_DATA",
     "OutboxSender",
     "SendReport",
-    "backoff_delay",
     "claim_next",
     "enqueue",
     "insert_outbox",
     "lease_for",
-    "open_smtp",
     "outbox_values",
 ]
 
@@ -217,17 +216,6 @@ def lease_for(smtp: SmtpSettings, status: OutboxStatus = OutboxStatus.SENDING) -
     return timedelta(seconds=smtp.timeout_seconds * timeouts)
 
 
-def backoff_delay(attempts: int, smtp: SmtpSettings, rng: random.Random) -> timedelta:
-    """The wait after the ``attempts``-th failed attempt: doubling, capped, jittered.
-
-    Between half and all of ``min(max, base * 2 ** (attempts - 1))``, so that
-    rows refused together do not come back together.
-    """
-    exponent = min(max(attempts - 1, 0), 32)
-    ceiling = min(smtp.backoff_max_seconds, smtp.backoff_base_seconds * 2**exponent)
-    return timedelta(seconds=ceiling * (0.5 + 0.5 * rng.random()))
-
-
 def _ticket_numbers(session: Session, row_ids: list[int]) -> dict[int, str]:
     """The ticket numbers of outbox rows (those that have a ticket), for their log lines."""
     if not row_ids:
@@ -274,38 +262,6 @@ def claim_next(session: Session, *, now: datetime, lease: timedelta) -> OutboxMe
         # Another sender took it between our read and our write: look again.
 
 
-def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
-    """A connection to the configured server: TLS as configured, logged in if configured."""
-    context = ssl.create_default_context(cafile=smtp.ca_file)
-    conn: smtplib.SMTP
-    if smtp.security == "ssl":
-        conn = smtplib.SMTP_SSL(
-            smtp.host, smtp.port, local_hostname=smtp.helo_name,
-            timeout=smtp.timeout_seconds, context=context,
-        )
-    else:
-        conn = smtplib.SMTP(
-            smtp.host, smtp.port, local_hostname=smtp.helo_name, timeout=smtp.timeout_seconds
-        )
-    try:
-        conn.ehlo()
-        if smtp.security == "starttls":
-            # Raises SMTPNotSupportedError when not offered: never fall back to plain.
-            conn.starttls(context=context)
-            conn.ehlo()
-        if smtp.username:
-            try:
-                conn.login(smtp.username, smtp.password())
-            except UnicodeEncodeError as exc:
-                raise smtplib.SMTPException(
-                    "smtp: smtplib logs in with ASCII user names and passwords only"
-                ) from exc
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 @dataclass
 class SendReport:
     """What one ``send_due`` round did, by outbox row id."""
@@ -317,95 +273,6 @@ class SendReport:
     interrupted: list[int] = field(default_factory=list)
     # Found still ``sending`` after their lease: nothing was sent, pending again.
     requeued: list[int] = field(default_factory=list)
-
-
-class _Failure(Exception):
-    def __init__(self, text: str, *, permanent: bool, connection: bool) -> None:
-        super().__init__(text)
-        self.permanent = permanent
-        self.connection = connection
-
-
-def _reply_text(code: int, reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return f"{code} {' '.join(text.split())}"
-
-
-def _classify(exc: Exception) -> _Failure:
-    """Our view of what smtplib raised: permanent or not, the connection's fault or not."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        replies = [(addr, code, _reply_text(code, r)) for addr, (code, r) in
-                   exc.recipients.items()]
-        return _Failure(
-            "recipient refused: " + "; ".join(f"{addr}: {text}" for addr, _c, text in replies),
-            permanent=all(500 <= code < 600 for _a, code, _t in replies),
-            # 421: the server closes the connection (smtplib has closed it too).
-            connection=any(code == 421 for _a, code, _t in replies),
-        )
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return _Failure(f"connection dropped: {exc}", permanent=False, connection=True)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        text = _reply_text(exc.smtp_code, exc.smtp_error)
-        if exc.smtp_code == 421 or isinstance(
-            exc, smtplib.SMTPConnectError | smtplib.SMTPHeloError | smtplib.SMTPAuthenticationError
-        ):
-            # The server's state or our configuration, not this message.
-            return _Failure(f"connection: {text}", permanent=False, connection=True)
-        return _Failure(f"server: {text}", permanent=500 <= exc.smtp_code < 600,
-                        connection=False)
-    if isinstance(exc, OSError):  # smtplib's other exceptions are OSErrors too
-        # Refused, timed out, reset, TLS errors, STARTTLS not offered.
-        return _Failure(f"connection: {type(exc).__name__}: {exc}", permanent=False,
-                        connection=True)
-    # Anything else is a bug: the row stays as it is and its lease decides
-    # (sent again if DATA had not begun, else left for staff).
-    raise exc
-
-
-def _transact(
-    conn: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes,
-    before_data: Callable[[], bool],
-) -> dict[str, tuple[int, bytes]] | None:
-    """``conn.sendmail`` in its steps, asking ``before_data`` before the DATA command.
-
-    Returns the refused recipients, as ``sendmail`` does, or None when
-    ``before_data`` said no (the SMTP transaction is then still open: the
-    caller resets it). Raises as ``sendmail`` does.
-    """
-    conn.ehlo_or_helo_if_needed()
-    options = [f"size={len(raw)}"] if conn.does_esmtp and conn.has_extn("size") else []
-    code, reply = conn.mail(mail_from, options)
-    if code != 250:
-        _abandon(conn, code)
-        raise smtplib.SMTPSenderRefused(code, reply, mail_from)
-    refused: dict[str, tuple[int, bytes]] = {}
-    for addr in rcpt_to:
-        code, reply = conn.rcpt(addr)
-        if code not in (250, 251):
-            refused[addr] = (code, reply)
-        if code == 421:
-            conn.close()
-            raise smtplib.SMTPRecipientsRefused(refused)
-    if len(refused) == len(rcpt_to):
-        _abandon(conn, 0)
-        raise smtplib.SMTPRecipientsRefused(refused)
-    if not before_data():
-        return None
-    code, reply = conn.data(raw)
-    if code != 250:
-        _abandon(conn, code)
-        raise smtplib.SMTPDataError(code, reply)
-    return refused
-
-
-def _abandon(conn: smtplib.SMTP, code: int) -> None:
-    """End the SMTP transaction after a refusal, as ``sendmail`` does (421: the server left)."""
-    if code == 421:
-        conn.close()
-        return
-    # Disconnected: the next use of the connection will say so.
-    with contextlib.suppress(smtplib.SMTPServerDisconnected):
-        conn.rset()
 
 
 class OutboxSender:
@@ -443,10 +310,10 @@ class OutboxSender:
                 try:
                     if conn is None:
                         conn = self._smtp_factory(self.smtp)
-                    refused = _transact(conn, mail_from, rcpt_to, raw,
+                    refused = transact(conn, mail_from, rcpt_to, raw,
                                         partial(self._start_delivering, row_id, attempt))
                 except Exception as exc:
-                    failure = _classify(exc)
+                    failure = classify(exc)
                     self._record_failure(row_id, attempt, failure, report)
                     if failure.connection:
                         if conn is not None:
@@ -554,7 +421,7 @@ class OutboxSender:
         # Some recipients refused, others took it: sent, for resending would
         # duplicate it to the others; the refusals are kept for staff.
         note = (
-            "; ".join(f"refused {a}: {_reply_text(c, r)}" for a, (c, r) in refused.items())
+            "; ".join(f"refused {a}: {reply_text(c, r)}" for a, (c, r) in refused.items())
             if refused
             else None
         )
@@ -572,7 +439,7 @@ class OutboxSender:
         log.info("outbox %s: sent%s", row_id, f" ({note})" if note else "",
                  extra={"ticket": number, "outbox_id": row_id})
 
-    def _record_failure(self, row_id: int, attempt: int, failure: _Failure,
+    def _record_failure(self, row_id: int, attempt: int, failure: SmtpFailure,
                         report: SendReport) -> None:
         now = self._now()
         with self._sessions() as session, session.begin():
@@ -591,7 +458,10 @@ class OutboxSender:
                 log.error("outbox %s: failed: %s", row_id, row.last_error, extra=extra)
             else:
                 row.status = OutboxStatus.PENDING
-                row.next_attempt_at = now + backoff_delay(row.attempts, self.smtp, self._rng)
+                row.next_attempt_at = now + backoff_delay(
+                    row.attempts, base_seconds=self.smtp.backoff_base_seconds,
+                    max_seconds=self.smtp.backoff_max_seconds, rng=self._rng,
+                )
                 report.retrying.append(row_id)
                 log.warning("outbox %s: attempt %s failed, retry at %s: %s",
                             row_id, row.attempts, row.next_attempt_at, failure, extra=extra)

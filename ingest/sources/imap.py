@@ -3,7 +3,8 @@
 Per source and folder the desk remembers the folder's UIDVALIDITY and the
 highest UID handed out (``MailboxState``). One poll:
 
-1. connects (ssl, starttls or plain), logs in, selects the folder;
+1. connects (ssl, starttls or plain), logs in, selects the folder
+   (``ingest.sources.mailbox``, the IMAP side);
 2. if UIDVALIDITY changed, starts again from UID 1 (the pipeline's dedupe
    on Message-ID and content hash makes the re-read harmless) and forgets
    the claims and marks still owed under the old UIDVALIDITY;
@@ -28,68 +29,47 @@ hierarchy separator, whatever the server's.
 
 from __future__ import annotations
 
-import imaplib
 import logging
-import random
-import ssl
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any, cast
 
-from imapclient import IMAPClient
-from sqlalchemy import delete, insert, select
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.config.settings import ConfigError, ImapSource
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
 from madoguchi.ingest.parse import message_ids
 from madoguchi.ingest.sources.claims import ClaimLocks, claim_locks
+from madoguchi.ingest.sources.mailbox import (
+    Fetched,
+    ImapCommandFailed,
+    ImapSourceError,
+    Mailbox,
+    uid_set,
+)
 from madoguchi.ticketing import store
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import IngestClaim, MailboxState, PendingMark
 
 log = logging.getLogger("madoguchi.ingest.imap")
 
-DELETED = r"\Deleted"
 # UIDs per command when finishing marks: keeps command lines short even when
 # many marks are owed after a long outage.
 MARK_CHUNK = 500
 DEFAULT_MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
-class ImapSourceError(Exception):
-    """The poll stopped; the desk's position is where the last commit left it."""
-
-
-class ImapUnavailable(ImapSourceError):
-    """The server could not be reached, or the connection was lost: retry later."""
-
-
-class ImapCommandFailed(ImapSourceError):
-    """The server refused something (login, SELECT, CREATE...): likely configuration."""
-
-
 class ClaimTaken(ImapSourceError):
     """Another poller stored this claim first (it took over after our lock was lost)."""
-
-
-@contextmanager
-def _imap_errors(action: str) -> Iterator[None]:
-    """Turn imaplib/socket errors raised while doing ``action`` into ours."""
-    try:
-        yield
-    except (imaplib.IMAP4.abort, OSError) as exc:
-        raise ImapUnavailable(f"{action}: {exc}") from exc
-    except imaplib.IMAP4.error as exc:
-        raise ImapCommandFailed(f"{action}: {exc}") from exc
 
 
 @dataclass
@@ -135,147 +115,11 @@ class _Take:
         first = self.claims[0]
         if len(self.claims) == 1:
             return f"{first.first_uid}:{first.last_uid}"
-        return _uid_set(self.uids)
+        return uid_set(self.uids)
 
     def unlock(self, locks: ClaimLocks) -> None:
         for claim in self.claims:
             locks.unlock(claim.id)
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    uid: int
-    raw: bytes
-    internaldate: datetime
-
-
-class _Mailbox:
-    """One logged-in connection with the folder selected: the IMAP side of a poll."""
-
-    def __init__(self, source: ImapSource) -> None:
-        self.source = source
-        self.client: IMAPClient | None = None
-        self.delimiter = "/"
-        self.uidvalidity = 0
-
-    def open(self) -> None:
-        src = self.source
-        context = ssl.create_default_context() if src.security != "plain" else None
-        with _imap_errors(f"connect to {src.host}:{src.port} ({src.security})"):
-            self.client = IMAPClient(
-                src.host,
-                src.port,
-                ssl=src.security == "ssl",
-                ssl_context=context if src.security == "ssl" else None,
-                timeout=src.timeout_seconds,
-            )
-            # INTERNALDATE with its offset, not naive local time.
-            self.client.normalise_times = False
-            if src.security == "starttls":
-                self.client.starttls(context)
-        password = src.password()
-        with _imap_errors(f"login as {src.username}"):
-            self.client.login(src.username, password)
-        with _imap_errors("list the hierarchy delimiter"):
-            listed = self.client.list_folders("", "")
-        if listed and listed[0][1]:
-            delimiter = listed[0][1]
-            self.delimiter = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-        if src.after_commit == "move":
-            self._ensure_folder(self.server_name(src.move_to))
-        with _imap_errors(f"select {src.folder}"):
-            # EXAMINE when nothing is ever to be changed on the server.
-            selected = self.client.select_folder(
-                self.server_name(src.folder), readonly=src.after_commit == "none"
-            )
-        self.uidvalidity = int(selected[b"UIDVALIDITY"])
-        log.debug("%s: %s selected on %s:%d, UIDVALIDITY %d, %s messages",
-                  src.name, src.folder, src.host, src.port, self.uidvalidity,
-                  selected.get(b"EXISTS"))
-
-    def server_name(self, folder: str) -> str:
-        return folder if self.delimiter == "/" else folder.replace("/", self.delimiter)
-
-    def _ensure_folder(self, name: str) -> None:
-        assert self.client is not None
-        with _imap_errors(f"create {name}"):
-            if not self.client.folder_exists(name):
-                self.client.create_folder(name)
-                # Subscribed, so that people looking with a mail client see it.
-                self.client.subscribe_folder(name)
-                log.info("%s: created folder %s", self.source.name, name)
-
-    def close(self) -> None:
-        client, self.client = self.client, None
-        if client is None:
-            return
-        try:
-            client.logout()
-        except Exception:  # the connection is often what failed: just drop it
-            with suppress(OSError):
-                client.shutdown()
-
-    def uids_after(self, last_uid: int) -> list[int]:
-        assert self.client is not None
-        with _imap_errors("search new mail"):
-            found = self.client.search(["UID", f"{last_uid + 1}:*"])
-        # "N:*" always matches the highest UID, even one below N.
-        return sorted(uid for uid in found if uid > last_uid)
-
-    def present(self, uids: Sequence[int]) -> list[int]:
-        assert self.client is not None
-        with _imap_errors("search marked mail"):
-            return sorted(self.client.search(["UID", _uid_set(uids)]))
-
-    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
-        assert self.client is not None
-        with _imap_errors("fetch sizes"):
-            fetched = self.client.fetch(uids, ["RFC822.SIZE"])
-        return {uid: int(data[b"RFC822.SIZE"]) for uid, data in fetched.items()
-                if b"RFC822.SIZE" in data}
-
-    def fetch_range(self, first: int, last: int) -> list[_Fetched]:
-        """Fetch the messages still in the folder with UIDs ``first``..``last``."""
-        assert self.client is not None
-        with _imap_errors(f"search UIDs {first}:{last}"):
-            found = self.client.search(["UID", f"{first}:{last}"])
-        # "N:M" matches the highest UID when it is below N, like "N:*".
-        uids = sorted(uid for uid in found if first <= uid <= last)
-        return self.fetch(uids) if uids else []
-
-    def fetch(self, uids: Sequence[int]) -> list[_Fetched]:
-        assert self.client is not None
-        with _imap_errors(f"fetch UIDs {_uid_set(uids)}"):
-            # BODY.PEEK: fetching must not set \\Seen; that is the mark's job.
-            fetched = self.client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
-        return [
-            _Fetched(uid, data[b"BODY[]"], data[b"INTERNALDATE"].astimezone(UTC))
-            for uid, data in sorted(fetched.items())
-            if data.get(b"BODY[]") is not None and b"INTERNALDATE" in data
-        ]
-
-    def mark(self, uids: Sequence[int]) -> None:
-        """Move or flag ``uids`` as configured (they must still be in the folder)."""
-        assert self.client is not None
-        src = self.source
-        if src.after_commit == "flag":
-            with _imap_errors(f"flag {src.flag}"):
-                self.client.add_flags(uids, [src.flag], silent=True)
-            return
-        target = self.server_name(src.move_to)
-        with _imap_errors(f"move to {target}"):
-            if self.client.has_capability("MOVE"):
-                self.client.move(uids, target)
-                return
-            self.client.copy(uids, target)
-            self.client.add_flags(uids, [DELETED], silent=True)
-            if self.client.has_capability("UIDPLUS"):
-                self.client.uid_expunge(uids)
-            else:
-                # A plain EXPUNGE would also remove what others marked \Deleted;
-                # the copies are safe, the server's own expunge will tidy up.
-                log.warning("%s: server lacks UIDPLUS: moved mail left flagged \\Deleted",
-                            src.name)
 
 
 def _headers(raw: bytes) -> Message:
@@ -286,10 +130,6 @@ def _thread_refs(head: Message) -> set[str]:
     """The Message-IDs a mail replies to."""
     return {ref for name in ("in-reply-to", "references")
             for ref in message_ids(str(head.get(name, "")))}
-
-
-def _uid_set(uids: Sequence[int]) -> str:
-    return ",".join(str(uid) for uid in uids)
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
@@ -308,11 +148,7 @@ class ImapPoller:
         batch_size: int,
         *,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        backoff_initial: float = 1.0,
-        backoff_max: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] | None = None,
-        rng: random.Random | None = None,
         locks: ClaimLocks | None = None,
     ) -> None:
         if batch_size < 1:
@@ -326,11 +162,7 @@ class ImapPoller:
         # A batch holds at most this many bytes of mail; a bigger message is
         # fetched on its own (the pipeline quarantines what exceeds its limit).
         self.max_batch_bytes = max_batch_bytes
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self.locks = locks if locks is not None else claim_locks(session_factory.kw["bind"])
 
     # -- one poll ---------------------------------------------------------
@@ -339,7 +171,7 @@ class ImapPoller:
         """Take every new message once; raise ``ImapSourceError`` if the server fails."""
         started = self._clock()
         report = PollReport()
-        mailbox = _Mailbox(self.source)
+        mailbox = Mailbox(self.source)
         try:
             mailbox.open()
             last_uid, owed = self._load_position(mailbox.uidvalidity, report)
@@ -446,7 +278,7 @@ class ImapPoller:
                     ))
             state.last_uid = max(floor, batches[-1][-1])
 
-    def _next_claim(self, mailbox: _Mailbox) -> tuple[_Take, list[_Fetched]] | None:
+    def _next_claim(self, mailbox: Mailbox) -> tuple[_Take, list[Fetched]] | None:
         """Lock the oldest claim nobody holds and fetch its messages; None when none is left.
 
         Held-back replies (deferred claims, one UID each) are taken together,
@@ -498,7 +330,7 @@ class ImapPoller:
                 locked.append(claim)
         return locked
 
-    def _take_claims(self, mailbox: _Mailbox, report: PollReport) -> None:
+    def _take_claims(self, mailbox: Mailbox, report: PollReport) -> None:
         """Fetch, store and mark claim after claim, fetching the next during the store.
 
         The connection is used by one thread at a time: while the pipeline
@@ -538,7 +370,7 @@ class ImapPoller:
                         raise
 
     def _store_claim(
-        self, mailbox: _Mailbox, claim: _Take, fetched: list[_Fetched], report: PollReport
+        self, mailbox: Mailbox, claim: _Take, fetched: list[Fetched], report: PollReport
     ) -> list[int]:
         """Hand one take's messages to the pipeline; the UIDs committed."""
         name, folder = self._key()
@@ -547,7 +379,7 @@ class ImapPoller:
         held = self._replies_to_hold(claim, fetched)
         if held:
             log.info("%s: UIDs %s reply to mail not stored yet: held until the older "
-                     "claims are stored", name, _uid_set(held))
+                     "claims are stored", name, uid_set(held))
             fetched = [item for item in fetched if item.uid not in held]
         taken = [item.uid for item in fetched]
         now = datetime.now(UTC)
@@ -555,7 +387,10 @@ class ImapPoller:
         def settle_claim(session: Session) -> None:
             # Deleting the claim is what makes the store happen once: a
             # second poller storing it too finds it gone and rolls back.
-            gone = session.execute(delete(IngestClaim).where(IngestClaim.id.in_(claim.ids)))
+            # A DELETE's result is a CursorResult, which has the row count.
+            gone = cast("CursorResult[Any]", session.execute(
+                delete(IngestClaim).where(IngestClaim.id.in_(claim.ids))
+            ))
             if gone.rowcount != len(claim.ids):
                 raise ClaimTaken(f"{name}: UIDs {claim.describe()} were stored by another poller")
             session.add_all(
@@ -592,7 +427,7 @@ class ImapPoller:
         log.debug("%s: committed UIDs %d..%d", name, taken[0], taken[-1])
         return taken
 
-    def _replies_to_hold(self, take: _Take, fetched: list[_Fetched]) -> list[int]:
+    def _replies_to_hold(self, take: _Take, fetched: list[Fetched]) -> list[int]:
         """UIDs of replies whose original may be in an older claim another poller holds.
 
         With several pollers, claim k+1 can be stored while claim k still is
@@ -630,7 +465,7 @@ class ImapPoller:
                 return sorted(held)
             held |= more
 
-    def _finish_marks(self, mailbox: _Mailbox, uids: list[int], report: PollReport) -> None:
+    def _finish_marks(self, mailbox: Mailbox, uids: list[int], report: PollReport) -> None:
         """Mark the committed ``uids`` on the server, then forget they were owed.
 
         A mark the server refuses (quota, a bad flag) is logged and left owed:
@@ -650,7 +485,7 @@ class ImapPoller:
                         mailbox.mark(present)
                     except ImapCommandFailed as exc:
                         log.error("%s: could not mark UIDs %s (%s); will retry next poll",
-                                  name, _uid_set(present), exc)
+                                  name, uid_set(present), exc)
                         report.mark_failed += len(present)
                         continue
                     report.marked += len(present)
@@ -660,47 +495,3 @@ class ImapPoller:
                     PendingMark.uidvalidity == mailbox.uidvalidity,
                     PendingMark.uid.in_(chunk),
                 ))
-
-    # -- running ------------------------------------------------------------
-
-    def backoff_delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failed polls in a row: doubling, capped,
-        with jitter so that many pollers do not reconnect in step."""
-        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(failures - 1, 30))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-
-    def run_forever(self, stop_event: threading.Event) -> None:
-        """Poll every ``interval_seconds`` until ``stop_event`` is set.
-
-        A failed poll is retried after an exponential backoff; what it had
-        committed stays committed, and the next poll carries on from there.
-        """
-        sleep = self._sleep or stop_event.wait
-        failures = 0
-        while not stop_event.is_set():
-            started = self._clock()
-            try:
-                self.poll_once()
-            except ImapUnavailable as exc:
-                failures += 1
-                delay = self.backoff_delay(failures)
-                log.warning("%s: server unavailable (%s); attempt %d failed, retrying in %.1f s",
-                            self.source.name, exc, failures, delay)
-            except ImapSourceError as exc:
-                failures += 1
-                delay = self.backoff_delay(failures)
-                log.error("%s: %s; attempt %d failed, retrying in %.1f s",
-                          self.source.name, exc, failures, delay)
-            except Exception:
-                failures += 1
-                delay = self.backoff_delay(failures)
-                log.exception("%s: poll failed; attempt %d, retrying in %.1f s",
-                              self.source.name, failures, delay)
-            else:
-                if failures:
-                    log.info("%s: polling again after %d failed attempt(s)",
-                             self.source.name, failures)
-                failures = 0
-                delay = self.source.interval_seconds - (self._clock() - started)
-            if delay > 0 and not stop_event.is_set():
-                sleep(delay)

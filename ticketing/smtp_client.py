@@ -1,0 +1,140 @@
+"""The SMTP side of delivering one outbox row: connect, the envelope, DATA, and failures.
+
+``transact`` is ``smtplib.SMTP.sendmail`` in its steps, with a question
+asked before the DATA command (the outbox's fence, ``OutboxSender``);
+``classify`` says what an exception smtplib raised means for the row:
+permanent or not, and whether it is the connection's fault (then the
+round ends: the server is unwell, and the other rows wait for the next).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from collections.abc import Callable
+
+from madoguchi.config.mail import SmtpSettings
+
+
+def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
+    """A connection to the configured server: TLS as configured, logged in if configured."""
+    context = ssl.create_default_context(cafile=smtp.ca_file)
+    conn: smtplib.SMTP
+    if smtp.security == "ssl":
+        conn = smtplib.SMTP_SSL(
+            smtp.host, smtp.port, local_hostname=smtp.helo_name,
+            timeout=smtp.timeout_seconds, context=context,
+        )
+    else:
+        conn = smtplib.SMTP(
+            smtp.host, smtp.port, local_hostname=smtp.helo_name, timeout=smtp.timeout_seconds
+        )
+    try:
+        conn.ehlo()
+        if smtp.security == "starttls":
+            # Raises SMTPNotSupportedError when not offered: never fall back to plain.
+            conn.starttls(context=context)
+            conn.ehlo()
+        if smtp.username:
+            try:
+                conn.login(smtp.username, smtp.password())
+            except UnicodeEncodeError as exc:
+                raise smtplib.SMTPException(
+                    "smtp: smtplib logs in with ASCII user names and passwords only"
+                ) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SmtpFailure(Exception):
+    """Why a row was not delivered: for good or not, the connection's fault or not."""
+
+    def __init__(self, text: str, *, permanent: bool, connection: bool) -> None:
+        super().__init__(text)
+        self.permanent = permanent
+        self.connection = connection
+
+
+def reply_text(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return f"{code} {' '.join(text.split())}"
+
+
+def classify(exc: Exception) -> SmtpFailure:
+    """Our view of what smtplib raised: permanent or not, the connection's fault or not."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = [(addr, code, reply_text(code, r)) for addr, (code, r) in
+                   exc.recipients.items()]
+        return SmtpFailure(
+            "recipient refused: " + "; ".join(f"{addr}: {text}" for addr, _c, text in replies),
+            permanent=all(500 <= code < 600 for _a, code, _t in replies),
+            # 421: the server closes the connection (smtplib has closed it too).
+            connection=any(code == 421 for _a, code, _t in replies),
+        )
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SmtpFailure(f"connection dropped: {exc}", permanent=False, connection=True)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = reply_text(exc.smtp_code, exc.smtp_error)
+        if exc.smtp_code == 421 or isinstance(
+            exc, smtplib.SMTPConnectError | smtplib.SMTPHeloError | smtplib.SMTPAuthenticationError
+        ):
+            # The server's state or our configuration, not this message.
+            return SmtpFailure(f"connection: {text}", permanent=False, connection=True)
+        return SmtpFailure(f"server: {text}", permanent=500 <= exc.smtp_code < 600,
+                        connection=False)
+    if isinstance(exc, OSError):  # smtplib's other exceptions are OSErrors too
+        # Refused, timed out, reset, TLS errors, STARTTLS not offered.
+        return SmtpFailure(f"connection: {type(exc).__name__}: {exc}", permanent=False,
+                        connection=True)
+    # Anything else is a bug: the row stays as it is and its lease decides
+    # (sent again if DATA had not begun, else left for staff).
+    raise exc
+
+
+def transact(
+    conn: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes,
+    before_data: Callable[[], bool],
+) -> dict[str, tuple[int, bytes]] | None:
+    """``conn.sendmail`` in its steps, asking ``before_data`` before the DATA command.
+
+    Returns the refused recipients, as ``sendmail`` does, or None when
+    ``before_data`` said no (the SMTP transaction is then still open: the
+    caller resets it). Raises as ``sendmail`` does.
+    """
+    conn.ehlo_or_helo_if_needed()
+    options = [f"size={len(raw)}"] if conn.does_esmtp and conn.has_extn("size") else []
+    code, reply = conn.mail(mail_from, options)
+    if code != 250:
+        _abandon(conn, code)
+        raise smtplib.SMTPSenderRefused(code, reply, mail_from)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for addr in rcpt_to:
+        code, reply = conn.rcpt(addr)
+        if code not in (250, 251):
+            refused[addr] = (code, reply)
+        if code == 421:
+            conn.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(rcpt_to):
+        _abandon(conn, 0)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    if not before_data():
+        return None
+    code, reply = conn.data(raw)
+    if code != 250:
+        _abandon(conn, code)
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def _abandon(conn: smtplib.SMTP, code: int) -> None:
+    """End the SMTP transaction after a refusal, as ``sendmail`` does (421: the server left)."""
+    if code == 421:
+        conn.close()
+        return
+    # Disconnected: the next use of the connection will say so.
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        conn.rset()
