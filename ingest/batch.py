@@ -30,6 +30,7 @@ from madoguchi.ingest.prepare import Prepared
 from madoguchi.ticketing import store
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.deadlines import Deadlines
+from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import Contract, Customer, Ticket
 from madoguchi.ticketing.rules.entitlement import ContactFacts, ContractFacts
 from madoguchi.ticketing.rules.threading import TicketSnapshot
@@ -162,7 +163,7 @@ class Batch:
     def ticket_by_number(self, number: str) -> AnyTicket | None:
         """The ticket with that number (or the one it was merged into), new ones included."""
         if number not in self.staged.by_number:
-            found = store.ticket_by_number(self.session, number)
+            found = ticket_by_number(self.session, number, follow_merges=True)
             if found is None:
                 return None
             self.staged.by_number[number] = found

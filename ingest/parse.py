@@ -243,7 +243,7 @@ def _parse(raw: bytes, limits: Limits) -> ParsedMessage:
         cc=_addresses(header_values.get("cc", [])),
         reply_to=_addresses(header_values.get("reply-to", [])),
         date=parse_date(first("date")),
-        received_date=_received_date(received[0]) if received else None,
+        received_date=received_date(received[0]) if received else None,
         text="\n".join(text.rstrip() for text in plain if text.strip()),
         html=collected.html,
         attachments=tuple(collected.attachments),
@@ -432,7 +432,7 @@ def parse_date(value: str) -> datetime | None:
     return parsed if in_range else None
 
 
-def _received_date(received: str) -> datetime | None:
+def received_date(received: str) -> datetime | None:
     """The date a Received header ends with, after its last semicolon."""
     _, semicolon, date = received.rpartition(";")
     return parse_date(date) if semicolon else None

@@ -14,15 +14,15 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from madoguchi.app import Desk
 from madoguchi.ticketing.dialect import BackupError, dialect_named, dialect_of
+from madoguchi.ticketing.storage import Storage
 
 __all__ = ["BackupError", "backup", "restore"]
 
 MANIFEST = "manifest.json"
 
 
-def backup(desk: Desk, dest: Path) -> dict[str, object]:
+def backup(desk: Storage, dest: Path) -> dict[str, object]:
     """Write a backup into ``dest`` (created; must be empty); return its manifest."""
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
@@ -39,7 +39,7 @@ def backup(desk: Desk, dest: Path) -> dict[str, object]:
     return manifest
 
 
-def restore(desk: Desk, src: Path) -> dict[str, object]:
+def restore(desk: Storage, src: Path) -> dict[str, object]:
     """Bring a backup back over the configured database and storage (daemon stopped)."""
     manifest: dict[str, object] = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
     dialect = dialect_of(desk.settings.database_url)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
@@ -42,6 +42,7 @@ from madoguchi.ticketing.locks import (
     KeyedLocks,
     ProcessLocks,
 )
+from madoguchi.ticketing.models import Message
 
 
 class BackupError(Exception):
@@ -89,6 +90,16 @@ class Dialect(ABC):
     @abstractmethod
     def prefer_index_scans(self, session: Session) -> None:
         """This transaction's queries fetch few rows through indexes: plan them so."""
+
+    @abstractmethod
+    def matching_message_ids(
+        self, session: Session, terms: Sequence[str], before: int | None, limit: int
+    ) -> list[int]:
+        """Ids of messages whose subject or text contains every term, newest first.
+
+        ``before``: only ids below it (the next page). The indexes are
+        migration 0002's: FTS5 trigram on SQLite, pg_trgm on PostgreSQL.
+        """
 
     @abstractmethod
     def copy_database(self, url: str, dest: Path) -> None:
@@ -143,6 +154,34 @@ class SqliteDialect(Dialect):
     def prefer_index_scans(self, session: Session) -> None:
         pass  # SQLite's planner has no parallel workers to hold back
 
+    def matching_message_ids(
+        self, session: Session, terms: Sequence[str], before: int | None, limit: int
+    ) -> list[int]:
+        # The trigram index answers terms of three characters or more; a shorter
+        # term has no trigram and is checked with LIKE on the rows found (or, if
+        # every term is short, by scanning the messages newest first).
+        long_terms = [t for t in terms if len(t) >= 3]
+        short_terms = [t for t in terms if len(t) < 3]
+        params: dict[str, Any] = {"limit": limit, "before": before if before is not None else -1}
+        likes = []
+        for i, t in enumerate(short_terms):
+            params[f"like{i}"] = like_pattern(t)
+            likes.append(
+                f"(m.text LIKE :like{i} ESCAPE '\\' OR m.subject LIKE :like{i} ESCAPE '\\')"
+            )
+        if long_terms:
+            params["match"] = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+            where = ["messages_fts MATCH :match", "(:before < 0 OR f.rowid < :before)", *likes]
+            sql = (
+                "SELECT f.rowid FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid "
+                f"WHERE {' AND '.join(where)} ORDER BY f.rowid DESC LIMIT :limit"
+            )
+        else:
+            where = ["(:before < 0 OR m.id < :before)", *likes]
+            sql = (f"SELECT m.id FROM messages AS m WHERE {' AND '.join(where)} "
+                   "ORDER BY m.id DESC LIMIT :limit")
+        return [row[0] for row in session.execute(text(sql), params)]
+
     def copy_database(self, url: str, dest: Path) -> None:
         # The online backup API: a consistent snapshot while the daemon writes.
         _sqlite_copy(str(make_url(url).database), str(dest / self.COPY))
@@ -191,11 +230,29 @@ class PostgresDialect(Dialect):
         # workers would cost more (tens of milliseconds) than the scan they share.
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
+    def matching_message_ids(
+        self, session: Session, terms: Sequence[str], before: int | None, limit: int
+    ) -> list[int]:
+        # ILIKE '%term%' is what the pg_trgm GIN indexes answer.
+        query = select(Message.id).where(and_(*(
+            or_(Message.text.ilike(like_pattern(t), escape="\\"),
+                Message.subject.ilike(like_pattern(t), escape="\\"))
+            for t in terms
+        )))
+        if before is not None:
+            query = query.where(Message.id < before)
+        return list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))
+
     def copy_database(self, url: str, dest: Path) -> None:
         _pg_tool(pg.dump, url, dest / self.COPY)
 
     def restore_database(self, url: str, src: Path) -> None:
         _pg_tool(pg.restore, url, src / self.COPY)
+
+
+def like_pattern(term: str) -> str:
+    """A LIKE pattern for "contains ``term``", its wildcards escaped with a backslash."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _pg_tool(run: Callable[[str, Path], None], url: str, file: Path) -> None:

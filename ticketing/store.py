@@ -19,12 +19,10 @@ from madoguchi.ticketing.models import (
     Contact,
     ContactEmail,
     Contract,
-    Flag,
     Message,
     OutboxMessage,
     Ticket,
     TicketCounter,
-    TicketFlag,
     TicketStatus,
 )
 from madoguchi.ticketing.rules.entitlement import ContactCard, ContactFacts, ContractFacts
@@ -123,14 +121,6 @@ def ticket_by_message_ids(session: Session, message_ids: Iterable[str]) -> Ticke
     return session.get(Ticket, ticket_id) if ticket_id is not None else None
 
 
-def ticket_by_number(session: Session, number: str) -> Ticket | None:
-    """The ticket with that number, or the one it was merged into."""
-    ticket = session.scalar(select(Ticket).where(Ticket.number == number))
-    seen = set()
-    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
-        seen.add(ticket.id)
-        ticket = session.get(Ticket, ticket.merged_into_id)
-    return ticket
 
 
 # Values in one IN (...) list: well below SQLite's 32,766 and PostgreSQL's
@@ -237,20 +227,6 @@ def insert_rows(
     return [ids[v] for v in values]
 
 
-def participants(session: Session, ticket_id: int, desk_address: str) -> frozenset[str]:
-    """Everyone a ticket's messages were from or to (Cc included), but the desk."""
-    found: set[str] = set()
-    for sender, recipients, cc in session.execute(
-        select(Message.sender, Message.recipients, Message.cc).where(
-            Message.ticket_id == ticket_id
-        )
-    ):
-        found.add(sender)
-        found.update(recipients or ())
-        found.update(cc or ())
-    found.discard("")
-    found.discard(desk_address.lower())
-    return frozenset(found)
 
 
 def contact_emails(session: Session, customer_id: int | None) -> frozenset[str]:
@@ -310,10 +286,6 @@ def _bump_counter(session: Session, year: int) -> int:
     raise RuntimeError(f"could not allocate a ticket number for {year}")
 
 
-def set_flags(ticket: Ticket, flags: Iterable[Flag]) -> None:
-    have = {f.flag for f in ticket.flags}
-    for flag in sorted(set(flags) - have):
-        ticket.flags.append(TicketFlag(flag=flag))
 
 
 def reopen(ticket: Ticket) -> None:

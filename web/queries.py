@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, literal, or_, select, text, tuple_
+from sqlalchemy import Select, exists, literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.ticketing import ticket_number
+from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
     Channel,
@@ -161,10 +162,8 @@ def queue_page(
     limit: int = 50,
 ) -> QueuePage:
     """One page of the queue, soonest first-response due first."""
-    if session.get_bind().dialect.name == "postgresql":
-        # A page is a few dozen rows found through an index: starting parallel
-        # workers would cost more (tens of milliseconds) than the scan they share.
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    # A page is a few dozen rows found through an index.
+    dialect_of(session).prefer_index_scans(session)
     base = _filtered(
         select(Ticket).options(joinedload(Ticket.customer), joinedload(Ticket.assignee),
                                selectinload(Ticket.flags)),
@@ -310,51 +309,6 @@ def ticket_number_in(query: str) -> str | None:
     return ticket_number.normalise(query)
 
 
-def _like(term: str) -> str:
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _matching_ids(session: Session, terms: Sequence[str], before: int | None,
-                  limit: int) -> list[int]:
-    """Ids of messages whose subject or text contains every term, newest first."""
-    if session.get_bind().dialect.name == "sqlite":
-        return _matching_ids_sqlite(session, terms, before, limit)
-    query = select(Message.id).where(and_(*(
-        or_(Message.text.ilike(_like(t), escape="\\"),
-            Message.subject.ilike(_like(t), escape="\\"))
-        for t in terms
-    )))
-    if before is not None:
-        query = query.where(Message.id < before)
-    return list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))
-
-
-def _matching_ids_sqlite(session: Session, terms: Sequence[str], before: int | None,
-                         limit: int) -> list[int]:
-    # The trigram index answers terms of three characters or more; a shorter
-    # term has no trigram and is checked with LIKE on the rows found (or, if
-    # every term is short, by scanning the messages newest first).
-    long_terms = [t for t in terms if len(t) >= 3]
-    short_terms = [t for t in terms if len(t) < 3]
-    params: dict[str, Any] = {"limit": limit, "before": before if before is not None else -1}
-    likes = []
-    for i, t in enumerate(short_terms):
-        params[f"like{i}"] = _like(t)
-        likes.append(f"(m.text LIKE :like{i} ESCAPE '\\' OR m.subject LIKE :like{i} ESCAPE '\\')")
-    if long_terms:
-        params["match"] = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
-        where = ["messages_fts MATCH :match", "(:before < 0 OR f.rowid < :before)", *likes]
-        sql = (
-            "SELECT f.rowid FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid "
-            f"WHERE {' AND '.join(where)} ORDER BY f.rowid DESC LIMIT :limit"
-        )
-    else:
-        where = ["(:before < 0 OR m.id < :before)", *likes]
-        sql = f"SELECT m.id FROM messages AS m WHERE {' AND '.join(where)} " \
-              "ORDER BY m.id DESC LIMIT :limit"
-    return [row[0] for row in session.execute(text(sql), params)]
-
-
 def _snippet(message: Message, terms: Sequence[str], width: int = 48) -> tuple[str, str, str]:
     for source in (message.text, message.subject):
         flat = " ".join(source.split())
@@ -379,7 +333,7 @@ def search(session: Session, query: str, *, before: int | None = None,
     result = SearchResult(terms, problem=problem)
     if not terms:
         return result
-    ids = _matching_ids(session, terms, before, limit + 1)
+    ids = dialect_of(session).matching_message_ids(session, terms, before, limit + 1)
     if len(ids) > limit:
         ids = ids[:limit]
         result.next_before = ids[-1]

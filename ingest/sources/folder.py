@@ -9,7 +9,6 @@ so a reply is never read before the mail it answers.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import re
@@ -23,34 +22,19 @@ from pathlib import Path
 from madoguchi.config import EmlDirSource, MaildirSource
 from madoguchi.ingest.fax import is_fax_filename
 from madoguchi.ingest.inbound import Inbound, Outcome, OutcomeKind, Sink
+from madoguchi.ingest.parse import parse_date, received_date
 
 log = logging.getLogger("madoguchi.ingest.folder")
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
 
-def _header_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed is None:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def received_time(raw: bytes) -> datetime | None:
     """When the desk's server received the mail: the topmost Received:, else Date:."""
     headers = _HEADER_PARSER.parsebytes(raw[:65536])
     received = headers.get_all("Received") or []
-    if received:
-        stamp = re.sub(r"\s+", " ", str(received[0])).rpartition(";")[2]
-        found = _header_date(stamp)
-        if found:
-            return found
-    return _header_date(headers.get("Date"))
+    found = received_date(re.sub(r"\s+", " ", str(received[0]))) if received else None
+    return found or parse_date(str(headers.get("Date") or ""))
 
 
 @dataclass(frozen=True)
