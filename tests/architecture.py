@@ -76,9 +76,10 @@ def _module_name(package: str, path: Path) -> str:
     return ".".join(prefix + parts)
 
 
-def imports_of(package: str, path: Path) -> list[Import]:
+def imports_of(package: str, path: Path, module: str | None = None) -> list[Import]:
+    """What the file imports, absolute; ``module`` is its name (found from its path)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    here = _module_name(package, path).split(".")
+    here = (module or _module_name(package, path)).split(".")
     if path.name != "__init__.py":
         here = here[:-1]
     found: list[Import] = []
@@ -95,16 +96,19 @@ def imports_of(package: str, path: Path) -> list[Import]:
     return found
 
 
+def imports_upward(package: str, imp: Import) -> bool:
+    """Whether ``package`` may not import what ``imp`` names (its own layer or one above)."""
+    target = imp.package
+    return bool(target) and target != package and PACKAGES[target] >= PACKAGES[package]
+
+
 def layer_violations() -> list[str]:
     problems = []
     for package, path in production_files():
         for imp in imports_of(package, path):
-            target = imp.package
-            if not target or target == package:
-                continue
-            if PACKAGES[target] >= PACKAGES[package]:
+            if imports_upward(package, imp):
                 problems.append(f"{_rel(path)}:{imp.line}: {package} imports {imp.module} "
-                                f"({target} is not below {package})")
+                                f"({imp.package} is not below {package})")
     return problems
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +22,45 @@ from tests.postgres import PostgresDatabases, postgres_server
 pytest_plugins = ["tests.servers.dovecot", "tests.smtp_server"]
 
 SQLITE_TEMPLATE: dict[str, Path] = {}
+
+# -- the three lanes (README, "Tests") -------------------------------------------------
+# unit         pure: no database, server or external program; seconds for all of them
+# integration  a real database (SQLite file, PostgreSQL), Dovecot, an SMTP listener,
+#              Tesseract, poppler, zxing: everything a single desk process meets
+# slow         the system lane: whole processes killed, faults injected, the daemon,
+#              scale-out, the browser, fuzzing. Its modules mark themselves `slow`.
+# Integration is found from the fixtures a test uses (a module that runs external
+# programs without them marks itself `integration`); the rest is unit, and a unit
+# test that starts a program or opens a connection fails, so the lane stays honest.
+SERVER_FIXTURES = frozenset({
+    "database_url", "sqlite_url", "postgres_databases", "dovecot_server", "smtp_server",
+    "smtp_tempfail_server", "smtp_permfail_server", "smtp_dropping_server",
+    "smtp_hangup_server", "smtp_closed_port", "smtp_starttls_server", "smtp_ssl_server",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") or item.get_closest_marker("integration"):
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.integration if fixtures & SERVER_FIXTURES
+                        else pytest.mark.unit)
+
+
+def _refused(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("a unit test opens no database or connection and starts no "
+                         "program: mark its module `integration`, or give it a server fixture")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_pure(request: pytest.FixtureRequest,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("unit"):
+        monkeypatch.setattr(subprocess.Popen, "__init__", _refused)
+        monkeypatch.setattr(socket.socket, "connect", _refused)
+        monkeypatch.setattr(sqlite3, "connect", _refused)
+        monkeypatch.setattr(sqlite3.dbapi2, "connect", _refused)
 
 
 @pytest.fixture(scope="session")

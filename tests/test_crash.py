@@ -13,6 +13,9 @@ import pytest
 from bench.crash import crash_test
 from tests.postgres import PostgresDatabases
 
+# The system lane: whole processes, for minutes (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.timeout(900)
 def test_twenty_kills_lose_nothing_and_double_nothing(tmp_path: Path) -> None:

@@ -30,6 +30,9 @@ from tests.postgres import PostgresDatabases
 from tests.servers.dovecot import DovecotAccount
 from tests.smtp_server import SmtpTestServer
 
+# The system lane: whole processes, for minutes (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTACT = ("山田 太郎", "yamada@sakura-shoji.example.jp")
 

@@ -74,6 +74,9 @@ from tests.postgres import PostgresCluster, PostgresDatabases
 from tests.test_daemon import Clock, failures_written_down, run_poll_job, source_backoff
 from tests.test_imap import imap_source
 
+# The system lane: whole processes, for minutes (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from tests.servers.dovecot import DovecotAccount
 

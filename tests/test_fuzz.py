@@ -62,6 +62,9 @@ from tests.hostile import (
 )
 from tests.mailfactory import make_bounce, make_mail
 
+# The system lane: whole processes, for minutes (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 # Examples per target; HYPOTHESIS_PROFILE=long runs ten times as many.
 SCALE = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
 NUMBERS = SupportNumberSettings()

@@ -49,6 +49,9 @@ from tests.hostile import (
     run_corpus,
 )
 
+# Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 GIB = 1 << 30
 
 

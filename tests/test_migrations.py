@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
@@ -11,6 +12,9 @@ from sqlalchemy import create_engine
 from madoguchi.ticketing.db import current_revision, include_object, upgrade
 from madoguchi.ticketing.models import Base
 from tests.postgres import PostgresDatabases
+
+# Migrations run against real SQLite and PostgreSQL databases (tests/conftest.py).
+pytestmark = pytest.mark.integration
 
 
 def _drift(url: str) -> list[object]:

@@ -19,6 +19,9 @@ from madoguchi.ocr.errors import FaxDocumentError
 from madoguchi.ocr.pages import FaxLimits, load_pages
 from madoguchi.ocr.reader import read_fax_document
 
+# Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 MIB = 1024 * 1024
 
 

@@ -18,6 +18,9 @@ from madoguchi.ocr.pages import load_pages
 from madoguchi.ocr.preprocess import ink_mask, rotate
 from madoguchi.ocr.reader import find_form, read_fax
 
+# Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 NUMBER = "2031-1234-5673"
 
 

@@ -24,6 +24,9 @@ from madoguchi.ocr.pages import FaxLimits, load_pages
 from madoguchi.ocr.reader import FaxReading, find_ticket_number, read_fax_document
 from madoguchi.ticketing.support_number import luhn_check_digit
 
+# Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:

@@ -21,7 +21,7 @@ from tests.servers.dovecot import DovecotAccount
 from tests.smtp_server import SmtpTestServer
 from tests.test_daemon import acks, register_customers, start_daemon, wait_for, write_config
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 SENDERS = [
     ("山田 太郎", "yamada@sakura-shoji.example.jp"),

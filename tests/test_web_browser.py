@@ -24,6 +24,9 @@ from tests.faxfactory import letter_pdf, send_fax
 from tests.smtp_server import SmtpTestServer
 from tests.test_web_kit import PASSWORD, WebDesk, ingest_mail, open_web
 
+# The system lane: whole processes, for minutes (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/bin/chromium")
