@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 .venv/bin/ruff check .
+# Strict, over every production module (the configuration is in pyproject.toml).
+.venv/bin/mypy
 # pytest exits 5 when it collected no test: that fails here like any error.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
