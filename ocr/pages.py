@@ -28,8 +28,6 @@ from madoguchi.ocr._exec import poppler
 from madoguchi.ocr.errors import FaxDocumentError
 from madoguchi.ocr.preprocess import fix_aspect
 
-__all__ = ["Deadline", "FaxLimits", "load_pages", "sniff"]
-
 # Modes a FAX page can have: bilevel, or greyscale from a gateway that
 # smooths. Colour, 16-bit and float TIFFs are scans or photos, not FAXes.
 _FAX_MODES = frozenset({"1", "L", "LA", "P"})

@@ -39,11 +39,12 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from madoguchi.config import SupportNumberSettings
+from madoguchi.config.settings import FaxLimits
 from madoguchi.ocr.decide import decide_from_forms, decide_from_text, decide_ticket
 from madoguchi.ocr.fulltext import AnalysedPage, level
 from madoguchi.ocr.fulltext import full_text as page_text
 from madoguchi.ocr.geometry import find_form, px_per_mm
-from madoguchi.ocr.pages import Deadline, FaxLimits, load_pages
+from madoguchi.ocr.pages import Deadline, load_pages
 from madoguchi.ocr.preprocess import binarise, ink_mask, is_blank, remove_streaks, to_gray
 from madoguchi.ocr.qr import read_qr
 from madoguchi.ocr.verdict import Method, MethodRead, Verdict

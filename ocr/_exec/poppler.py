@@ -35,6 +35,11 @@ _PGM_HEADER = re.compile(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s")
 
 
 def _tool(name: str) -> str:
+    """The tool's path, once its version probe has shown it runs at all.
+
+    A broken install (a library missing) would otherwise fail on every PDF
+    and quarantine each as damaged: the probe makes it the desk's fault.
+    """
     path = shutil.which(name)
     if path is None:
         raise OcrUnavailableError(f"poppler-utils ({name}) is not installed")
@@ -55,10 +60,6 @@ def _version(path: str) -> tuple[int, int]:
     if m is None:
         raise OcrUnavailableError(f"{path} -v does not say which poppler it is")
     return int(m.group(1)), int(m.group(2))
-
-
-def version(name: str = "pdftoppm") -> tuple[int, int]:
-    return _version(_tool(name))
 
 
 def _run(

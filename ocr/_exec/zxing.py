@@ -1,9 +1,9 @@
 """The one place that reads barcodes: the zxing-cpp binding.
 
 zxing-cpp is a library, not a program, but it is an outside tool all the
-same: its version is asked once, its absence makes the reader unusable (the
-desk's fault, not the document's), and its failures on an image become the
-project's exceptions.
+same: it is loaded and its version looked up once, its absence makes the
+reader unusable (the desk's fault, not the document's), and its failures on
+an image become the project's exceptions.
 
 Quirks handled here: only QR codes are looked for, upright and dark on
 light (the form prints them so; trying rotations and inversions costs time
@@ -23,20 +23,16 @@ from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
 
 @cache
 def _binding() -> ModuleType:
+    """The binding, loaded and its installed version looked up once (the module has none)."""
     try:
         import zxingcpp
-    except ImportError as exc:
+
+        importlib.metadata.version("zxing-cpp")
+    except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
         raise OcrUnavailableError(
             f"zxing-cpp is not installed (pip install zxing-cpp): {exc}"
         ) from exc
     return zxingcpp
-
-
-@cache
-def version() -> str:
-    """The installed zxing-cpp's version (the binding itself does not say)."""
-    _binding()
-    return importlib.metadata.version("zxing-cpp")
 
 
 def read_qr_codes(gray: Image.Image) -> list[str]:
