@@ -53,7 +53,11 @@ EXITS_NONZERO = (
 KILLED_BY_SIGNAL = _PROBES.format(langs="eng jpn osd") + "kill -SEGV $$\n"
 HANGS = _PROBES.format(langs="eng jpn osd") + "exec sleep 600\n"
 
-pytestmark = pytest.mark.skipif(REAL_TESSERACT is None, reason="tesseract is not installed")
+# A fake and the real Tesseract, started without a server fixture (tests/conftest.py on main).
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(REAL_TESSERACT is None, reason="tesseract is not installed"),
+]
 
 
 def _fake(tmp_path: Path, script: str | None) -> str:
