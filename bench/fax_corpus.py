@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from pdf2image import convert_from_bytes
 from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
@@ -33,6 +32,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from madoguchi.ocr import form
+from madoguchi.ocr._exec import poppler
 from madoguchi.ticketing.support_number import luhn_check_digit
 
 KINDS = (
@@ -698,9 +698,9 @@ def fax_from_pdf(
 ) -> int:
     """Send ``pdf`` through a simulated FAX and save what arrives; returns the page count."""
     cust = customer or _customer(rng)
-    renders = convert_from_bytes(pdf, dpi=_RENDER_DPI, grayscale=True)
+    renders = poppler.render_bytes(pdf, _RENDER_DPI)
     for _ in range(blank_pages):
-        renders += convert_from_bytes(_blank_pdf(), dpi=_RENDER_DPI, grayscale=True)
+        renders += poppler.render_bytes(_blank_pdf(), _RENDER_DPI)
     y_dpi = RESOLUTIONS[resolution]
     total = len(renders)
     pages = [

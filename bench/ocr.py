@@ -29,8 +29,8 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import fax_corpus
+from madoguchi.config.settings import FaxLimits
 from madoguchi.ocr.errors import FaxDocumentError
-from madoguchi.ocr.pages import FaxLimits
 from madoguchi.ocr.reader import read_fax_document
 
 # Items per kind and resolution at --scale 1.

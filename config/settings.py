@@ -74,16 +74,39 @@ class ThreadingSettings(_Section):
     reopen_days: int = Field(14, ge=0)
 
 
-class FaxSettings(_Section):
+# Below this a PDF page would be too coarse to read; such a page is refused.
+MIN_PDF_DPI = 72
+
+
+class FaxLimits(_Section):
+    """How much a single FAX document may cost to open and read.
+
+    The one FAX limits type: ``[fax]`` in the settings carries these keys
+    (``FaxSettings``), and the reader in ocr/ takes them as they are.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_pages: int = Field(50, gt=0)
+    # Per page. A4 at 400 dpi is 15.5 Mpx; a FAX page is about 4 Mpx.
+    max_pixels: int = Field(40_000_000, gt=0)
+    # Wall-clock budget for loading (and, in the reader, for reading) one document.
+    timeout_seconds: float = Field(120.0, gt=0)
+    # PDFs are rasterised at this resolution (square); close to FAX fine mode.
+    pdf_dpi: int = Field(200, ge=MIN_PDF_DPI, le=600)
+
+
+class FaxSettings(FaxLimits):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
     # Mail from these addresses is a FAX-to-email gateway's: its PDF/TIFF
     # attachments are FAX pages, and the ticket's channel is "fax".
     gateway_addresses: list[str] = []
-    # Bounds on one FAX document: pages, pixels per page, seconds to read it.
-    max_pages: int = Field(50, gt=0)
-    max_pixels: int = Field(40_000_000, gt=0)
-    timeout_seconds: float = Field(120, gt=0)
-    # PDFs are rasterised at this resolution (close to FAX fine mode).
-    pdf_dpi: int = Field(200, ge=72, le=600)
+
+    @property
+    def limits(self) -> FaxLimits:
+        """The bounds alone (small, immutable, picklable), for the reader."""
+        return FaxLimits(**{name: getattr(self, name) for name in FaxLimits.model_fields})
 
 
 class DaemonSettings(_Section):

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import PurePath
 
 from madoguchi.config import Settings, SupportNumberSettings
+from madoguchi.config.settings import FaxLimits
 from madoguchi.ingest.message import ParsedMessage
-from madoguchi.ocr.pages import FaxLimits
 from madoguchi.ticketing.blobstore import BlobStore
 
 FAX_SUFFIXES = frozenset({".pdf", ".tif", ".tiff"})
@@ -40,17 +40,11 @@ class FaxConfig:
 
 
 def fax_config(settings: Settings) -> FaxConfig:
-    f = settings.fax
     return FaxConfig(
-        limits=FaxLimits(
-            max_pages=f.max_pages,
-            max_pixels=f.max_pixels,
-            timeout_seconds=f.timeout_seconds,
-            pdf_dpi=f.pdf_dpi,
-        ),
+        limits=settings.fax.limits,
         numbers=settings.support_number,
         ticket_prefix=settings.threading.ticket_prefix,
-        gateways=frozenset(a.lower() for a in f.gateway_addresses),
+        gateways=frozenset(a.lower() for a in settings.fax.gateway_addresses),
     )
 
 
@@ -76,7 +70,7 @@ def read_document(data: bytes, filename: str, cfg: FaxConfig, blobs: BlobStore) 
     # leave out the 問合せ番号 read and the page images.
     seconds = round(time.perf_counter() - started, 4)
     pages = tuple((blobs.put(png, durable=False), len(png)) for png in reading.page_images)
-    record = {
+    record: dict[str, object] = {
         "file": filename,
         "support_number": reading.support_number.display if reading.support_number else None,
         "ticket_number": reading.ticket_number,

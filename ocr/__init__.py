@@ -13,10 +13,11 @@ from typing import Any
 from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
 
 _LAZY = {
-    "FaxLimits": "madoguchi.ocr.pages",
+    "FaxLimits": "madoguchi.config.settings",
     "load_pages": "madoguchi.ocr.pages",
     "FaxReading": "madoguchi.ocr.reader",
-    "MethodRead": "madoguchi.ocr.reader",
+    "MethodRead": "madoguchi.ocr.verdict",
+    "Verdict": "madoguchi.ocr.verdict",
     "read_fax": "madoguchi.ocr.reader",
     "read_fax_document": "madoguchi.ocr.reader",
     "write_form": "madoguchi.ocr.form",

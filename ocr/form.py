@@ -164,7 +164,9 @@ def _rect(c: Canvas, r: Rect, *, fill: bool = False, width: float = 0.8) -> None
     c.rect(x, y, r.width * mm, r.height * mm, stroke=1, fill=1 if fill else 0)
 
 
-def _text(c: Canvas, x_mm: float, y_mm: float, text: str, size: float, font: str = JAPANESE_FONT):
+def _text(
+    c: Canvas, x_mm: float, y_mm: float, text: str, size: float, font: str = JAPANESE_FONT
+) -> None:
     c.setFont(font, size)
     c.drawString(*to_pdf(x_mm, y_mm), text)
 

@@ -8,30 +8,24 @@ anything tries to read them.
 Bad input is refused early and cheaply with a FaxDocumentError: the page
 count is checked before a single page is decoded (``pdfinfo`` for PDF, the
 IFD chain for TIFF), the pixel count from the header before the pixels are
-allocated, and poppler runs under a deadline.
+allocated, and poppler runs under a deadline. The bounds are the settings'
+``[fax]`` section (``config.settings.FaxLimits``).
 """
 
 from __future__ import annotations
 
 import io
 import math
-import re
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-from pdf2image import convert_from_path, pdfinfo_from_path
-from pdf2image.exceptions import (
-    PDFInfoNotInstalledError,
-    PDFPageCountError,
-    PDFPopplerTimeoutError,
-    PopplerNotInstalledError,
-)
 from PIL import Image, UnidentifiedImageError
 
-from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
+from madoguchi.config.settings import MIN_PDF_DPI, FaxLimits
+from madoguchi.ocr._exec import poppler
+from madoguchi.ocr.errors import FaxDocumentError
 from madoguchi.ocr.preprocess import fix_aspect
 
 # Modes a FAX page can have: bilevel, or greyscale from a gateway that
@@ -40,21 +34,6 @@ _FAX_MODES = frozenset({"1", "L", "LA", "P"})
 # From 1 inch wide at 200 dpi to A3 at 600 dpi.
 _MIN_WIDTH, _MAX_WIDTH = 200, 7200
 _RASTER_FORMATS = frozenset({"TIFF", "PNG", "JPEG", "GIF", "BMP"})
-
-
-@dataclass(frozen=True)
-class FaxLimits:
-    """How much a single FAX document may cost to open."""
-
-    max_pages: int = 50
-    # Per page. A4 at 400 dpi is 15.5 Mpx; a FAX page is about 4 Mpx.
-    max_pixels: int = 40_000_000
-    # Wall-clock budget for loading (and, in the reader, for reading) one document.
-    timeout_seconds: float = 120.0
-    # PDFs are rasterised at this resolution (square); close to FAX fine mode.
-    pdf_dpi: int = 200
-    # Below this a PDF page would be too coarse to read; its page is refused.
-    min_pdf_dpi: int = 72
 
 
 class Deadline:
@@ -255,63 +234,18 @@ def _count_frames(im: Image.Image, limits: FaxLimits, name: str, deadline: Deadl
     return count
 
 
-_PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size$")
-_POINTS = re.compile(r"([\d.]+)\s*x\s*([\d.]+)\s*pts")
-
-
-def _poppler_timeout(deadline: Deadline, what: str) -> int:
-    # pdf2image wants whole seconds.
-    return max(1, math.ceil(deadline.check(what)))
-
-
-def _pdfinfo(path: Path, name: str, deadline: Deadline, **pages: int) -> dict[str, object]:
-    try:
-        return pdfinfo_from_path(
-            str(path), timeout=_poppler_timeout(deadline, f"reading {name}"), **pages
-        )
-    except PDFPopplerTimeoutError as exc:
-        raise FaxDocumentError("timeout", f"pdfinfo took too long on {name}") from exc
-    except PDFInfoNotInstalledError as exc:
-        raise OcrUnavailableError("poppler-utils (pdfinfo) is not installed") from exc
-    except PDFPageCountError as exc:
-        detail = str(exc).replace("Unable to get page count.", "").strip()
-        if "password" in detail.lower() or "encrypt" in detail.lower():
-            raise FaxDocumentError(
-                "encrypted_pdf", f"{name} is password-protected: {detail or 'encrypted'}"
-            ) from exc
-        raise FaxDocumentError(
-            "corrupt_pdf", f"{name} is not a readable PDF: {detail or 'no page count'}"
-        ) from exc
-
-
-def _page_sizes(info: dict[str, object], count: int, name: str) -> list[tuple[float, float]]:
-    sizes: dict[int, tuple[float, float]] = {}
-    for key, value in info.items():
-        m = _PAGE_SIZE.match(key)
-        p = _POINTS.search(str(value))
-        if m and p:
-            sizes[int(m.group(1))] = (float(p.group(1)), float(p.group(2)))
-    if len(sizes) != count:
-        raise FaxDocumentError("corrupt_pdf", f"{name}: pdfinfo did not give every page's size")
-    return [sizes[i] for i in range(1, count + 1)]
-
-
 def _load_pdf(data: bytes, name: str, limits: FaxLimits, deadline: Deadline) -> list[Image.Image]:
     with tempfile.TemporaryDirectory(prefix="madoguchi-fax-") as tmp:
         path = Path(tmp) / "fax.pdf"
         path.write_bytes(data)
-        info = _pdfinfo(path, name, deadline)
-        count = info.get("Pages")
-        if not isinstance(count, int) or count < 0:
-            raise FaxDocumentError("corrupt_pdf", f"{name}: no page count")
+        count = poppler.page_count(path, name, deadline.check(f"reading {name}"))
         if count == 0:
             raise FaxDocumentError("empty_document", f"{name} has no pages")
         if count > limits.max_pages:
             raise FaxDocumentError(
                 "too_many_pages", f"{name} has {count} pages; the limit is {limits.max_pages}"
             )
-        per_page = _pdfinfo(path, name, deadline, first_page=1, last_page=count)
-        sizes = _page_sizes(per_page, count, name)
+        sizes = poppler.page_sizes(path, name, count, deadline.check(f"reading {name}"))
         pages: list[Image.Image] = []
         for index, (w_pt, h_pt) in enumerate(sizes, start=1):
             dpi = _pdf_page_dpi(w_pt, h_pt, limits, name, index)
@@ -324,7 +258,7 @@ def _pdf_page_dpi(w_pt: float, h_pt: float, limits: FaxLimits, name: str, page: 
     area_in2 = max(w_pt, 1.0) * max(h_pt, 1.0) / (72.0 * 72.0)
     fits = math.floor(math.sqrt(limits.max_pixels / area_in2))
     dpi = min(limits.pdf_dpi, fits)
-    if dpi < limits.min_pdf_dpi:
+    if dpi < MIN_PDF_DPI:
         raise FaxDocumentError(
             "image_too_large",
             f"{name}: page {page} is {w_pt / 72:.0f}×{h_pt / 72:.0f} inches; "
@@ -334,26 +268,8 @@ def _pdf_page_dpi(w_pt: float, h_pt: float, limits: FaxLimits, name: str, page: 
 
 
 def _render_pdf_page(path: Path, page: int, dpi: int, name: str, deadline: Deadline) -> Image.Image:
-    try:
-        images = convert_from_path(
-            str(path),
-            dpi=dpi,
-            first_page=page,
-            last_page=page,
-            grayscale=True,
-            timeout=_poppler_timeout(deadline, f"rendering page {page} of {name}"),
-        )
-    except PDFPopplerTimeoutError as exc:
-        raise FaxDocumentError("timeout", f"rendering page {page} of {name} took too long") from exc
-    except PopplerNotInstalledError as exc:
-        raise OcrUnavailableError("poppler-utils (pdftoppm) is not installed") from exc
-    except PDFPageCountError as exc:
-        raise FaxDocumentError("corrupt_pdf", f"{name} is not a readable PDF") from exc
-    except (OSError, ValueError, UnidentifiedImageError) as exc:
-        raise FaxDocumentError("corrupt_pdf", f"page {page} of {name} cannot be rendered") from exc
-    if not images:
-        raise FaxDocumentError("corrupt_pdf", f"page {page} of {name} cannot be rendered")
-    image = images[0]
+    timeout = deadline.check(f"rendering page {page} of {name}")
+    image = poppler.render(path, dpi, first=page, last=page, name=name, timeout=timeout)[0]
     if image.mode != "L":
         image = image.convert("L")
     image.info["dpi"] = (float(dpi), float(dpi))

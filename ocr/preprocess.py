@@ -70,7 +70,8 @@ def block_reduce(ink: np.ndarray, factor: int) -> np.ndarray:
     """Share of ink in each factor×factor block (cropping the ragged edge)."""
     h, w = (ink.shape[0] // factor) * factor, (ink.shape[1] // factor) * factor
     blocks = ink[:h, :w].reshape(h // factor, factor, w // factor, factor)
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
+    shares: np.ndarray = blocks.mean(axis=(1, 3), dtype=np.float32)
+    return shares
 
 
 def skew_angle(ink: np.ndarray, max_angle: float = 4.0, step: float = 0.1) -> float:

@@ -14,9 +14,10 @@ from PIL import Image
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen.canvas import Canvas
 
-from madoguchi.ocr import pages
+from madoguchi.config.settings import FaxLimits
+from madoguchi.ocr._exec import poppler
 from madoguchi.ocr.errors import FaxDocumentError
-from madoguchi.ocr.pages import FaxLimits, load_pages
+from madoguchi.ocr.pages import load_pages
 from madoguchi.ocr.reader import read_fax_document
 
 # Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
@@ -111,7 +112,7 @@ def test_five_hundred_page_pdf_is_refused_by_page_count_before_rasterising(monke
     def never(*_a, **_k):
         raise AssertionError("rasterised a PDF that has too many pages")
 
-    monkeypatch.setattr(pages, "convert_from_path", never)
+    monkeypatch.setattr(poppler, "render", never)
     data = _pdf(500)
     start = time.monotonic()
     err = _refused(data, "huge.pdf")
@@ -131,7 +132,7 @@ def test_five_hundred_page_tiff_is_refused_by_page_count_before_decoding():
 
 
 def test_giant_pdf_page_is_refused_instead_of_rendered(monkeypatch):
-    monkeypatch.setattr(pages, "convert_from_path", lambda *a, **k: pytest.fail("rendered"))
+    monkeypatch.setattr(poppler, "render", lambda *a, **k: pytest.fail("rendered"))
     err = _refused(_pdf(1, size=(200 * 72.0, 200 * 72.0)), "poster.pdf")
     assert err.reason_code == "image_too_large"
 

@@ -9,14 +9,14 @@ import subprocess
 
 import numpy as np
 import pytest
-import zxingcpp
-from pdf2image import convert_from_bytes
 from PIL import Image
 
 from madoguchi.ocr import form
+from madoguchi.ocr._exec import poppler, zxing
+from madoguchi.ocr.geometry import find_form
 from madoguchi.ocr.pages import load_pages
 from madoguchi.ocr.preprocess import ink_mask, rotate
-from madoguchi.ocr.reader import find_form, read_fax
+from madoguchi.ocr.reader import read_fax
 
 # Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
 pytestmark = pytest.mark.integration
@@ -82,14 +82,13 @@ def test_write_form_accepts_a_path(tmp_path):
 
 
 def test_preprinted_form_carries_the_number_in_a_qr_code():
-    page = convert_from_bytes(_pdf(NUMBER, "T-2026-000123"), dpi=150, grayscale=True)[0]
-    codes = zxingcpp.read_barcodes(page, formats=zxingcpp.BarcodeFormat.QRCode)
-    assert [c.text for c in codes] == ["SSN:203112345673 TKT:T-2026-000123"]
+    page = poppler.render_bytes(_pdf(NUMBER, "T-2026-000123"), dpi=150)[0]
+    assert zxing.read_qr_codes(page) == ["SSN:203112345673 TKT:T-2026-000123"]
 
 
 def test_blank_form_has_no_code():
-    page = convert_from_bytes(_pdf(None), dpi=150, grayscale=True)[0]
-    assert zxingcpp.read_barcodes(page, formats=zxingcpp.BarcodeFormat.QRCode) == []
+    page = poppler.render_bytes(_pdf(None), dpi=150)[0]
+    assert zxing.read_qr_codes(page) == []
 
 
 @pytest.mark.parametrize("bad", ["2031-1234-5674", "12345", "abcd-efgh-ijkl"])
@@ -118,7 +117,7 @@ def test_digit_boxes_are_twelve_in_three_groups_inside_the_marks():
 @pytest.mark.parametrize("angle", [-3.0, 0.0, 2.5])
 def test_reader_finds_the_marks_after_skew_and_scaling(angle):
     dpi = 150
-    page = convert_from_bytes(_pdf(NUMBER), dpi=dpi, grayscale=True)[0]
+    page = poppler.render_bytes(_pdf(NUMBER), dpi=dpi)[0]
     scaled = page.resize((round(page.width * 0.95), round(page.height * 0.95)))
     turned = rotate(scaled, angle)
     geometry = find_form(ink_mask(turned), dpi / 25.4)

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pdf2image import convert_from_bytes
 from PIL import Image
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
 from bench import fax_corpus
-from madoguchi.ocr import form, preprocess, reader
-from madoguchi.ocr.pages import FaxLimits, load_pages
-from madoguchi.ocr.reader import FaxReading, find_ticket_number, read_fax_document
+from madoguchi.config.settings import FaxLimits
+from madoguchi.ocr import form, preprocess, second_look
+from madoguchi.ocr._exec import poppler
+from madoguchi.ocr.pages import load_pages
+from madoguchi.ocr.reader import FaxReading, read_fax_document
+from madoguchi.ocr.ticket_text import find_ticket_number
 from madoguchi.ticketing.support_number import luhn_check_digit
 
 # Real Tesseract, poppler and zxing, started without a server fixture (tests/conftest.py).
@@ -274,7 +276,7 @@ def test_second_look_reads_a_standard_resolution_number_the_first_look_misread(
     second = [r for r in reading.reads if r.value == number]
     assert len(second) == 1 and second[0].note.startswith("second look, top of the page:")
     agree = int(second[0].note.split(": ")[1].split(" of ")[0])
-    assert agree >= reader.SECOND_LOOK_MIN_AGREE + 2  # not a near thing
+    assert agree >= second_look.SECOND_LOOK_MIN_AGREE + 2  # not a near thing
     assert 0.5 < reading.confidence <= 1.0
 
 
@@ -312,7 +314,7 @@ def test_ticket_number_is_found_through_ocr_dashes():
 def _letter_page(dpi: int = 200) -> Image.Image:
     buf = io.BytesIO()
     form.write_form(buf, None)
-    return convert_from_bytes(buf.getvalue(), dpi=dpi, grayscale=True)[0]
+    return poppler.render_bytes(buf.getvalue(), dpi=dpi)[0]
 
 
 @pytest.mark.parametrize("angle", [-2.6, 1.4, 3.0])
