@@ -3,34 +3,38 @@
     .venv/bin/pip install -e '.[bench]'      # mail-parser and pytesseract, exact pins
     .venv/bin/python bench/libraries.py > bench/results/libraries.txt
 
-mail-parser against ``madoguchi.ingest.parse.parse_message``: the demo mails
-of ``demo/mail/`` and Japanese mail built with ``tests/mailfactory.py`` in
-every charset Japanese clients send (ISO-2022-JP, Shift_JIS and Windows-31J
-with CP932 characters, EUC-JP, UTF-8), as text/plain, plain + HTML, HTML
-only and with attachments. Each message is parsed by both in one process,
-warmed up, the two taking turns; the figures are wall and CPU time per
-message. Correctness: the decoded subject, sender name and body text (the
-text/plain part; the HTML part when there is no other) against what the
-factory encoded, exactly (line ends and the whitespace around the body aside).
+mail-parser against ``madoguchi.ingest.parse.parse_message``, with the stdlib
+beneath both for reference (its own decoding, ``policy.default``; and the bare
+``compat32`` parse parse_message starts from, timed only): the demo mails and
+Japanese mail built with ``tests/mailfactory.py`` (``bench/japanese_mail.py``)
+in every charset Japanese clients send, as text/plain, plain + HTML, HTML only
+and with attachments. All parse each message in one process, warmed up,
+taking turns; the figures are wall time per message. Correctness: the decoded
+subject, sender name and body text (the text/plain part; the HTML part when
+there is no other) against what the factory encoded, exactly (line ends and
+the whitespace around the body aside).
 
 pytesseract against the project's Tesseract wrapper: the calls the FAX reader
 makes on the demo FAXes of ``demo/fax/`` are recorded (image and arguments)
-and replayed through both, same image, same Tesseract, ``OMP_THREAD_LIMIT=1``.
-Besides time: whether pytesseract's output carries what the reader reads
-(TSV words with their confidences, hOCR character confidences) and what each
-does when Tesseract cannot do the work. A benchmark, not a test: it reports,
-it asserts nothing.
+and replayed through both, same image, same Tesseract, ``OMP_THREAD_LIMIT=1``;
+and through the wrapper's command line alone with the image as PNM and as
+PNG, to tell the image format's cost from the library's. Besides time:
+whether pytesseract's output carries what the reader reads (TSV words with
+their confidences, hOCR character confidences) and what each does when
+Tesseract cannot do the work. A benchmark, not a test: it reports, it asserts
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import email
 import gc
 import io
 import logging
 import os
 import platform
-import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,24 +42,26 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from html import escape
+from email import policy
+from email.message import Message
+from email.policy import compat32
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
-# Run as a script from anywhere: the repository root holds the tests package.
+# Run as a script from anywhere: the repository root holds the bench and tests packages.
 sys.path.insert(0, str(ROOT))
 
 import mailparser  # noqa: E402
 import pytesseract  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.japanese_mail import BIG, LABELS, SHAPES, MailCase, mail_corpus  # noqa: E402
 from madoguchi.config import Limits  # noqa: E402
 from madoguchi.ingest.parse import parse_message  # noqa: E402
 from madoguchi.ocr.reader import read_fax_document  # noqa: E402
-from tests.mailfactory import make_mail  # noqa: E402
 
 try:  # where the wrapper lives once the FAX reader is split along its seams
     from madoguchi.ocr._exec import tesseract
@@ -65,116 +71,6 @@ except ImportError:
     from madoguchi.ocr.tesseract import _parse_hocr as parse_hocr
     from madoguchi.ocr.tesseract import _parse_tsv as parse_tsv
 
-CHARSETS = ("iso-2022-jp", "shift_jis", "cp932", "euc-jp", "utf-8")
-LABELS = {
-    "iso-2022-jp": "ISO-2022-JP",
-    "shift_jis": "Shift_JIS",
-    "cp932": "Windows-31J",
-    "euc-jp": "EUC-JP",
-    "utf-8": "UTF-8",
-}
-SHAPES = ("text/plain", "plain + HTML", "HTML only", "attachments")
-BIG = "1 MB attachment"
-
-# JIS X 0208 only: what every Japanese charset can carry.
-JIS_SUBJECTS = (
-    "ログインできない件について",
-    "CSV出力の文字化けについて",
-    "ライセンス更新のご相談",
-    "バージョンアップ後にエラーが表示されます",
-    "【至急】サーバーに接続できません（本番環境）",
-    "Re: 管理画面の表示が遅い件",
-    "見積依頼：年間保守契約の更新と追加ライセンス五十名分および導入支援作業について",
-)
-JIS_NAMES = ("山田 太郎", "佐藤 花子", "鈴木 一郎", "渡辺 美咲", "伊藤 健太")
-JIS_LINES = (
-    "いつもお世話になっております。",
-    "株式会社サンプル システム部の山田です。",
-    "サポートサービス番号: 2031-0001-0008",
-    "本日朝より管理画面にログインできなくなりました。",
-    "エラーメッセージは「認証に失敗しました」です。",
-    "再起動しても改善しません。",
-    "Windows 11 / Chrome 131 で発生しています。",
-    "添付のログをご確認ください。",
-    "ご確認のほど、よろしくお願いいたします。",
-)
-# What Windows clients put in as well: NEC and IBM extensions (CP932,
-# CP50221, eucJP-ms), the Windows mapping of ～ and －, half-width kana.
-WINDOWS_SUBJECTS = (
-    "①CSV出力の文字化け（㈱サンプル）",
-    "髙﨑様の件～再送です",
-    "ﾊﾟｽﾜｰﾄﾞ再発行のお願い②",
-    "Ⅲ期目の契約更新について～㈲みなと製作所",
-    "【重要】①②③の手順でエラー～ﾛｸﾞ添付",
-)
-WINDOWS_NAMES = ("髙橋 花子", "山﨑 健太", "ﾔﾏﾀﾞ ﾀﾛｳ", "德永 剛")
-WINDOWS_LINES = (
-    "①の手順で設定しました。",
-    "㈱サンプル 情報システム部の髙橋です。",
-    "9:00～17:30の間にご連絡ください。",
-    "ﾛｸﾞｲﾝ画面で「ｴﾗｰ」と表示されます。",
-    "Ⅱ章の設定例どおりです。",
-    "山﨑が担当いたします。",
-    "費用は￥10,000－の見込みです。",
-)
-REPERTOIRES = {
-    "JIS X 0208": (JIS_SUBJECTS, JIS_NAMES, JIS_LINES, ()),
-    "+ CP932 chars": (WINDOWS_SUBJECTS, WINDOWS_NAMES, JIS_LINES, WINDOWS_LINES),
-}
-ATTACHMENT_NAMES = ("見積書.pdf", "エラー画面.png", "ログ①.txt", "設定ファイル.zip")
-
-# The demo mails, read by eye: subject, sender name, one sentence of the body.
-DEMO_TRUTH = {
-    "01-login-trouble.eml": (
-        "【2031-0001-0008】ChatLuckにログインできません",
-        "山田 太郎",
-        "株式会社さくら商事 情報システム部の山田です。",
-    ),
-    "02-csv-export.eml": (
-        "CSV出力の文字化けについて①",
-        "佐藤 一郎",
-        "顧客一覧をCSVで出力すると、①②などの丸数字と「髙」が化けます。",
-    ),
-    "03-login-followup.eml": (
-        "Re: 【2031-0001-0008】ChatLuckにログインできません",
-        "山田 太郎",
-        "ログインできないのはActive Directory連携ユーザーのみでした。",
-    ),
-    "04-expired-contract.eml": (
-        "バージョンアップ手順の確認",
-        "鈴木 次郎",
-        "最新版へのバージョンアップ手順を教えてください。",
-    ),
-    "05-unregistered-sender.eml": (
-        "パスワード再設定のお願い",
-        "",
-        "管理者パスワードを忘れてしまいました。",
-    ),
-    "06-vacation-notice.eml": ("不在通知: お知らせ", "", "11月30日まで不在にしております。"),
-    "08-html-only.eml": (
-        "ファイル共有の容量について",
-        "髙橋 花子",
-        "ファイル共有の<b>容量上限</b>を教えてください。",
-    ),
-    "09-stranger-quotes-ticket.eml": ("問い合わせの件", "", "この件の進捗を教えてください。"),
-}
-# 07-broken.eml is not mail at all: the desk quarantines it before parsing.
-
-
-# --- the mail corpus ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MailCase:
-    group: str  # the timing row
-    charset: str  # the correctness row ...
-    repertoire: str  # ... and its sub-row
-    raw: bytes
-    subject: str
-    name: str
-    body: str  # the exact body, or for a demo mail one sentence it contains
-    exact_body: bool = True
-
 
 @dataclass(frozen=True)
 class Decoded:
@@ -183,71 +79,46 @@ class Decoded:
     body: str  # the text/plain part, or the HTML part of an HTML-only mail
 
 
-def _html(lines: list[str], charset: str) -> str:
-    meta = f'<meta http-equiv="Content-Type" content="text/html; charset={LABELS[charset]}">'
-    paragraphs = "\n".join(f"<p>{escape(line, quote=False)}</p>" for line in lines)
-    return f"<html><head>{meta}</head>\n<body>\n{paragraphs}\n</body></html>\n"
+LIMITS = Limits()
 
 
-def factory_case(rng: random.Random, charset: str, repertoire: str, shape: str) -> MailCase:
-    subjects, names, lines, extra = REPERTOIRES[repertoire]
-    subject, name = rng.choice(subjects), rng.choice(names)
-    chosen = rng.sample(lines, rng.randint(3, 7)) + rng.sample(extra, min(len(extra), 3))
-    rng.shuffle(chosen)
-    body = "\n".join(chosen) + "\n"
-    html = _html(chosen, charset)
-    attachments = [
-        (name_, "application/octet-stream", rng.randbytes(rng.randint(8_000, 40_000)))
-        for name_ in rng.sample(ATTACHMENT_NAMES, 2)
-    ]
-    address = f"user{rng.randint(1, 999)}@customer.example.co.jp"
-    raw = make_mail(
-        subject,
-        None if shape == "HTML only" else body,
-        charset=charset,
-        from_=(name, address),
-        html=html if shape in ("plain + HTML", "HTML only") else None,
-        attachments=attachments if shape == "attachments" else (),
-        filename_style=rng.choice(("rfc2231", "rfc2047")),
-    )
-    truth = html if shape == "HTML only" else body
-    return MailCase(shape, charset, repertoire, raw, subject, name, truth)
-
-
-def mail_corpus(seed: int, per_cell: int) -> list[MailCase]:
-    rng = random.Random(seed)
-    cases = [
-        factory_case(rng, charset, repertoire, shape)
-        for charset in CHARSETS
-        for repertoire in REPERTOIRES
-        for shape in SHAPES
-        for _ in range(per_cell)
-    ]
-    for charset in ("iso-2022-jp", "utf-8"):  # the size the docstring once quoted
-        big = make_mail(
-            charset=charset, attachments=[("manual.pdf", "application/pdf", rng.randbytes(1 << 20))]
-        )
-        cases.append(MailCase(BIG, charset, "JIS X 0208", big, "", "", "", False))
-    for path in sorted((ROOT / "demo" / "mail").glob("*.eml")):
-        if path.name in DEMO_TRUTH:
-            subject, name, sentence = DEMO_TRUTH[path.name]
-            raw = path.read_bytes()
-            cases.append(MailCase("demo mails", "demo", "", raw, subject, name, sentence, False))
-    return cases
-
-
-def ours(raw: bytes, limits: Limits = Limits()) -> Decoded:  # noqa: B008 - built once
-    parsed = parse_message(raw, limits)
+def by_parse_message(raw: bytes) -> Decoded:
+    parsed = parse_message(raw, LIMITS)
     body = parsed.html if parsed.content_type == "text/html" and parsed.html else parsed.text
     return Decoded(parsed.subject, parsed.from_name, body)
 
 
-def theirs(raw: bytes) -> Decoded:
+def by_mail_parser(raw: bytes) -> Decoded:
     parsed = mailparser.parse_from_bytes(raw)
     plain, html = parsed.text_plain, parsed.text_html
     body = plain[0] if plain else html[0] if html else ""
     sender = parsed.from_
     return Decoded(parsed.subject or "", sender[0][0] if sender else "", body)
+
+
+def by_stdlib(raw: bytes) -> Decoded:
+    """The stdlib's own decoding (``policy.default``), which mail-parser builds on."""
+    message = email.message_from_bytes(raw, policy=policy.default)
+    sender = message["from"]
+    addresses = sender.addresses if sender is not None else ()
+    part = message.get_body(("plain", "html"))
+    body = part.get_content() if part is not None else ""
+    name = addresses[0].display_name if addresses else ""
+    return Decoded(str(message["subject"] or ""), name, body)
+
+
+def structure_only(raw: bytes) -> Message:
+    """The MIME tree that parse_message starts from (``compat32``), nothing decoded."""
+    return email.message_from_bytes(raw, policy=compat32)
+
+
+DECODERS: dict[str, Callable[[bytes], Decoded]] = {
+    "parse_message": by_parse_message,
+    "mail-parser": by_mail_parser,
+    "stdlib default": by_stdlib,
+}
+# Timed, not judged: the floor a parser built on the stdlib cannot go below.
+FLOOR = "stdlib compat32"
 
 
 def _clean(text: str) -> str:
@@ -288,19 +159,21 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
+def _children_cpu() -> float:
+    # getrusage, not os.times(): that counts in clock ticks of 10 ms.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
 def measured(into: Samples) -> Iterator[None]:
-    before = os.times()
+    children = _children_cpu()
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         cpu_used, wall_used = time.process_time() - cpu, time.perf_counter() - wall
-        after = os.times()
-        children = (after.children_user - before.children_user) + (
-            after.children_system - before.children_system
-        )
-        into.add(wall_used, cpu_used, children)
+        into.add(wall_used, cpu_used, _children_cpu() - children)
 
 
 class LoadWatch:
@@ -324,7 +197,7 @@ def time_in_turns(
     rounds: int,
     load: LoadWatch,
 ) -> dict[tuple[str, str], Samples]:
-    """Each item through each contender ``rounds`` times, the order swapped every round.
+    """Each item through each contender ``rounds`` times, the order reversed every round.
 
     One untimed pass first (imports, caches, Tesseract's first model load).
     """
@@ -515,20 +388,21 @@ def failures(page: Image.Image) -> list[tuple[str, str, str]]:
 
 
 def correctness_lines(cases: list[MailCase]) -> list[str]:
-    rows: dict[tuple[str, str], list[tuple[tuple[bool, ...], tuple[bool, ...]]]] = {}
+    rows: dict[tuple[str, str], list[list[tuple[bool, ...]]]] = {}
     for case in cases:
         if case.group != BIG:
             rows.setdefault((case.charset, case.repertoire), []).append(
-                (verdict(case, ours), verdict(case, theirs))
+                [verdict(case, read) for read in DECODERS.values()]
             )
     fields = "subj  name  body   all"
     out = [
         "Decoded exactly right, of n: subject, sender name, body text, all three",
         "(demo mails: the body holds a known sentence; HTML-only mail: the body is the HTML)",
-        f"{'charset':12} {'characters':14} {'n':>4}   {'parse_message':^23}   {'mail-parser':^23}",
-        f"{'':32}   {fields:^23}   {fields:^23}",
+        f"{'charset':12} {'characters':14} {'n':>4}"
+        + "".join(f"   {name:^23}" for name in DECODERS),
+        f"{'':32}" + f"   {fields:^23}" * len(DECODERS),
     ]
-    every: list[tuple[tuple[bool, ...], tuple[bool, ...]]] = []
+    every: list[list[tuple[bool, ...]]] = []
     for (charset, repertoire), results in rows.items():
         every += results
         out.append(_correctness_row(LABELS.get(charset, charset), repertoire, results))
@@ -536,33 +410,37 @@ def correctness_lines(cases: list[MailCase]) -> list[str]:
     return out
 
 
-def _correctness_row(
-    charset: str, repertoire: str, results: list[tuple[tuple[bool, ...], tuple[bool, ...]]]
-) -> str:
+def _correctness_row(charset: str, repertoire: str, results: list[list[tuple[bool, ...]]]) -> str:
     def counts(side: int) -> str:
         per_field = [sum(r[side][i] for r in results) for i in range(3)]
         return " ".join(f"{n:5d}" for n in [*per_field, sum(all(r[side]) for r in results)])
 
-    return f"{charset:12} {repertoire:14} {len(results):4d}   {counts(0)}   {counts(1)}"
+    sides = "".join(f"   {counts(side)}" for side in range(len(DECODERS)))
+    return f"{charset:12} {repertoire:14} {len(results):4d}{sides}"
 
 
 def timing_lines(cases: list[MailCase], samples: dict[tuple[str, str], Samples]) -> list[str]:
     rows = [(group, [group]) for group in (*SHAPES, BIG, "demo mails")]
     rows.append(("all factory mail", list(SHAPES)))
+    names = [*DECODERS, FLOOR]
     out = [
         "Milliseconds per message: wall median, wall p95, CPU median",
-        f"{'mail':18} {'n':>4} {'KB':>7}   {'parse_message':^26}   {'mail-parser':^26}   ratio",
+        f"{'mail':18} {'n':>4} {'KB':>7}" + "".join(f"  {name:^20}" for name in names) + "  ratio",
     ]
     for label, groups in rows:
         members = [c for c in cases if c.group in groups]
-        mine, other = (_merged(samples, groups, name) for name in ("ours", "mail-parser"))
         kb = statistics.median(len(c.raw) for c in members) / 1024
-        ratio = statistics.median(other.wall) / statistics.median(mine.wall)
-        out.append(
-            f"{label:18} {len(members):4d} {kb:7.1f}   {_ms(mine)}   {_ms(other)}   {ratio:4.1f}x"
-        )
+        merged = [_merged(samples, groups, name) for name in names]
+        ratio = statistics.median(merged[1].wall) / statistics.median(merged[0].wall)
+        figures = "".join(f"  {_ms(m)}" for m in merged)
+        out.append(f"{label:18} {len(members):4d} {kb:7.1f}{figures}  {ratio:4.1f}x")
     out.append("(ratio: mail-parser's wall median over parse_message's)")
     return out
+
+
+def _ms(s: Samples) -> str:
+    median, high, cpu = statistics.median(s.wall), p95(s.wall), statistics.median(s.cpu)
+    return f"{median * 1e3:6.2f} {high * 1e3:6.2f} {cpu * 1e3:6.2f}"
 
 
 def _merged(samples: dict[tuple[str, str], Samples], groups: list[str], name: str) -> Samples:
@@ -571,11 +449,6 @@ def _merged(samples: dict[tuple[str, str], Samples], groups: list[str], name: st
         merged.wall += samples[(group, name)].wall
         merged.cpu += samples[(group, name)].cpu
     return merged
-
-
-def _ms(s: Samples) -> str:
-    median, high, cpu = statistics.median(s.wall), p95(s.wall), statistics.median(s.cpu)
-    return f"{median * 1e3:8.2f} {high * 1e3:8.2f} {cpu * 1e3:8.2f}"
 
 
 def _kinds(calls: list[OcrCall]) -> list[str]:
@@ -645,7 +518,10 @@ class Figures:
 def measure(args: argparse.Namespace, load: LoadWatch) -> Figures:
     cases = mail_corpus(args.seed, args.per_cell)
     print(f"mail: {len(cases)} messages", file=sys.stderr)
-    readers = {"ours": lambda c: ours(c.raw), "mail-parser": lambda c: theirs(c.raw)}
+    readers: dict[str, Callable[[Any], object]] = {
+        name: (lambda c, read=read: read(c.raw)) for name, read in DECODERS.items()
+    }
+    readers[FLOOR] = lambda c: structure_only(c.raw)
     mail = time_in_turns(cases, readers, lambda c: c.group, args.mail_rounds, load)
 
     calls = reader_calls()
@@ -677,10 +553,12 @@ def report(figures: Figures, args: argparse.Namespace, header: str) -> None:
     print(header)
     print(
         f"seed {args.seed}; rounds: mail {args.mail_rounds}, OCR of a line {args.line_rounds},"
-        f" of a page {args.page_rounds}; every round swaps which of the two goes first"
+        f" of a page {args.page_rounds}; each round reverses the order the contenders go in"
     )
     print()
-    print("== mail-parser against madoguchi.ingest.parse.parse_message")
+    print(
+        "== mail-parser against madoguchi.ingest.parse.parse_message (and the stdlib beneath both)"
+    )
     print("\n".join(correctness_lines(figures.cases)))
     print()
     print("\n".join(timing_lines(figures.cases, figures.mail)))
@@ -707,7 +585,7 @@ def main() -> None:
     parser.add_argument("--per-cell", type=int, default=5, help="mails per charset, chars, shape")
     parser.add_argument("--mail-rounds", type=int, default=30)
     parser.add_argument("--line-rounds", type=int, default=15)
-    parser.add_argument("--page-rounds", type=int, default=5)
+    parser.add_argument("--page-rounds", type=int, default=7)
     args = parser.parse_args()
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # it logs every odd header
     load = LoadWatch()
@@ -715,8 +593,8 @@ def main() -> None:
     figures = measure(args, load)
     load.sample()
     header = (
-        "# OMP_THREAD_LIMIT=1 .venv/bin/python bench/libraries.py"
-        f"   ({_versions()}; wall {time.perf_counter() - started:.0f} s on cores shared with"
+        "# .venv/bin/python bench/libraries.py  (it sets OMP_THREAD_LIMIT=1)"
+        f"  ({_versions()}; wall {time.perf_counter() - started:.0f} s on cores shared with"
         f" other work; 1-min load average during the run: {load.summary()})"
     )
     report(figures, args, header)
