@@ -97,7 +97,7 @@ def by_mail_parser(raw: bytes) -> Decoded:
 
 
 def by_stdlib(raw: bytes) -> Decoded:
-    """The stdlib's own decoding (``policy.default``), which mail-parser builds on."""
+    """The stdlib's own decoding (``policy.default``): what Python's codecs make of the mail."""
     message = email.message_from_bytes(raw, policy=policy.default)
     sender = message["from"]
     addresses = sender.addresses if sender is not None else ()
