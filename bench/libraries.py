@@ -291,13 +291,15 @@ def _config(call: OcrCall) -> str:
 def by_pytesseract(call: OcrCall) -> str | bytes:
     """The same call through pytesseract: its raw output, which the reader would still parse."""
     if call.chars:
-        return pytesseract.image_to_pdf_or_hocr(
+        hocr: bytes = pytesseract.image_to_pdf_or_hocr(
             call.image,
             lang=call.lang,
             config=_config(call) + " -c hocr_char_boxes=1",
             extension="hocr",
         )
-    return pytesseract.image_to_data(call.image, lang=call.lang, config=_config(call))
+        return hocr
+    tsv: str = pytesseract.image_to_data(call.image, lang=call.lang, config=_config(call))
+    return tsv
 
 
 def bare(call: OcrCall, image_format: str) -> bytes:
@@ -515,13 +517,14 @@ class Figures:
     failed: list[tuple[str, str, str]]
 
 
+def _on_raw(read: Callable[[bytes], object]) -> Callable[[MailCase], object]:
+    return lambda case: read(case.raw)
+
+
 def measure(args: argparse.Namespace, load: LoadWatch) -> Figures:
     cases = mail_corpus(args.seed, args.per_cell)
     print(f"mail: {len(cases)} messages", file=sys.stderr)
-    readers: dict[str, Callable[[Any], object]] = {
-        name: (lambda c, read=read: read(c.raw)) for name, read in DECODERS.items()
-    }
-    readers[FLOOR] = lambda c: structure_only(c.raw)
+    readers = {name: _on_raw(read) for name, read in {**DECODERS, FLOOR: structure_only}.items()}
     mail = time_in_turns(cases, readers, lambda c: c.group, args.mail_rounds, load)
 
     calls = reader_calls()
