@@ -1,24 +1,34 @@
 """Raw inbound bytes -> ``ParsedMessage``: what every later step reads.
 
-Choice of parser, measured on the (shared, busy) dev machine, best of 7
-rounds of CPU time per message:
+Why our own decoding and not mail-parser, the design card's first choice:
+``.venv/bin/python bench/libraries.py`` (its run: ``bench/results/libraries.txt``)
+parses 200 Japanese mails built with ``tests/mailfactory.py``, whose content
+is known, and the 8 demo mails, with each in turn:
 
-    mail                               parse_message  stdlib compat32  mail-parser
-    2.5 KB ISO-2022-JP text/plain            0.20 ms          0.06 ms      0.7-1.0 ms
-    3.8 KB Shift_JIS base64                  0.20 ms          0.06 ms      0.9-1.7 ms
-    5 KB mixed: alternative + PDF            0.50 ms          0.25 ms      1.1 ms
-    13 KB Outlook plain + HTML (QP)          0.5-0.65 ms      0.31 ms      1.1-1.3 ms
-    1.4 MB with a 1 MB attachment            30 ms            22 ms        23 ms
+    subject, sender name and body right  parse_message  mail-parser  stdlib default
+    all (208)                                      208           84             107
+    ISO-2022-JP, JIS X 0208 text (20)               20            0              20
+    ISO-2022-JP, Shift_JIS, EUC-JP
+      with CP932 characters (60)                    60            0               0
+    Windows-31J (40)                                40            0               0
+    median ms per message:
+      0.7 KB text/plain                           0.26         0.60            1.05
+      68 KB, 2 attachments                        2.08         2.20            3.93
+      1.4 MB                                      32.5         25.5            28.6
 
-(stdlib ``policy.default`` is slower still, 1.4 ms for the 5 KB mail.)
-mail-parser 4.8.0 costs 3-5 times more and its text is wrong for Japanese
-(ISO-2022-JP bodies left undecoded, Shift_JIS with CP932 characters turned
-into U+FFFD, as the project notes record), so every text part would have to
-be decoded again anyway; its defects are the stdlib's. So the MIME structure
-comes from the stdlib feed parser with ``compat32`` (raw header values, 8-bit
-bytes kept as surrogate escapes, defects recorded), and everything needing
-judgement is ours: charsets (``decode``), MIME parameters (RFC 2231/2047),
-which parts are the text and which attachments. mail-parser is not used here.
+CP932 characters are ①㈱～髙﨑 and half-width kana, which Windows clients put
+in mail of any charset. mail-parser 4.8.0 hands 7-bit ISO-2022-JP bodies back
+undecoded, knows no Windows-31J (Python has no codec of that name) and turns
+CP932 characters into U+FFFD or drops them: the defects of Python's codecs
+(the stdlib's own decoding, ``policy.default``, fails the same mail) and one
+of its own. Every text part would have to be decoded again, and it costs 1.5
+to 2.3 times our time on ordinary mail (1.1 times with attachments, 0.8 times
+on the 1.4 MB mail, where base64 decoding is most of the work). So the MIME
+structure comes from the stdlib feed parser with ``compat32`` (raw header
+values, 8-bit bytes kept as surrogate escapes, defects recorded; 0.07 ms for
+the 0.7 KB mail), and everything needing judgement is ours: charsets
+(``decode``), MIME parameters (RFC 2231/2047), which parts are the text and
+which attachments. mail-parser is not used here.
 
 Guards: the size limit is checked before parsing; multipart nesting is
 bounded before the stdlib parser (whose work grows with depth x lines) sees
