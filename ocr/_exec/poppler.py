@@ -1,28 +1,37 @@
-"""The one place that runs poppler's ``pdfinfo`` and ``pdftoppm``.
+"""The one place that runs poppler's ``pdfinfo`` and ``pdftoppm`` (through pdf2image).
 
-Quirks handled here:
+pdf2image knows the command lines and parses ``pdfinfo``; this wrapper
+probes the tools once (a broken install is the desk's fault, not every
+PDF's), hands pdf2image the binaries it found, and turns pdf2image's errors
+into the project's own. Quirks handled here:
 
 * ``pdfinfo`` exits 0 on some damaged files and prints nothing useful; a
-  PDF is readable only when it prints a page count. Asked for a page range
-  (``-f``/``-l``) it prints every page's size, which the loader needs before
-  it decides a resolution.
+  PDF is readable only when it gives a page count. Asked for a page range
+  it gives every page's size, which the loader needs before it decides a
+  resolution.
 * A password-protected PDF fails with a message naming the password or the
   encryption: that is the sender's choice, not damage, and says so.
-* ``pdftoppm -gray`` writes each page as a binary PGM to stdout: no
-  temporary files, and the same pixels a file would hold.
-* Both run under the document's deadline and are killed when it passes.
+* pdf2image wants its timeouts in whole seconds; both tools run under the
+  document's deadline and are killed when it passes.
 """
 
 from __future__ import annotations
 
-import io
+import math
 import re
 import shutil
 import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from pdf2image import convert_from_bytes, convert_from_path, pdfinfo_from_path
+from pdf2image.exceptions import (
+    PDFInfoNotInstalledError,
+    PDFPageCountError,
+    PDFPopplerTimeoutError,
+    PopplerNotInstalledError,
+)
 from PIL import Image, UnidentifiedImageError
 
 from madoguchi.ocr.errors import FaxDocumentError, OcrUnavailableError
@@ -31,7 +40,6 @@ _VERSION = re.compile(rb"version\s+(\d+)\.(\d+)")
 _PROBE_TIMEOUT = 30.0
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size$")
 _POINTS = re.compile(r"([\d.]+)\s*x\s*([\d.]+)\s*pts")
-_PGM_HEADER = re.compile(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s")
 
 
 def _tool(name: str) -> str:
@@ -62,49 +70,52 @@ def _version(path: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _run(
-    cmd: list[str], timeout: float | None, too_long: str
-) -> subprocess.CompletedProcess[bytes]:
-    limit = None if timeout is None else max(timeout, 0.1)
-    try:
-        return subprocess.run(cmd, capture_output=True, timeout=limit, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise FaxDocumentError("timeout", too_long) from exc
-    except OSError as exc:
-        raise OcrUnavailableError(f"cannot run {cmd[0]}: {exc}") from exc
+def _folder(name: str) -> str:
+    """Where the probed tool lives, for pdf2image to run that one."""
+    return str(Path(_tool(name)).parent)
+
+
+def _options(*, first: int | None, last: int | None, timeout: float | None) -> dict[str, Any]:
+    """pdf2image's page range and timeout (whole seconds), given only when set."""
+    options: dict[str, Any] = {}
+    if first is not None:
+        options["first_page"] = first
+    if last is not None:
+        options["last_page"] = last
+    if timeout is not None:
+        options["timeout"] = max(1, math.ceil(timeout))
+    return options
 
 
 def _info(
     path: Path, name: str, timeout: float, pages: tuple[int, int] | None = None
-) -> dict[str, str]:
-    cmd = [_tool("pdfinfo"), str(path)]
-    if pages is not None:
-        cmd += ["-f", str(pages[0]), "-l", str(pages[1])]
-    proc = _run(cmd, timeout, f"pdfinfo took too long on {name}")
-    info: dict[str, str] = {}
-    for line in proc.stdout.decode("utf-8", "ignore").split("\n"):
-        key, _, value = line.partition(":")
-        if key:
-            info[key] = value.strip()
-    if "Pages" not in info:
-        detail = proc.stderr.decode("utf-8", "ignore").strip()
+) -> dict[str, object]:
+    options = _options(first=pages[0] if pages else None, last=pages[1] if pages else None,
+                       timeout=timeout)
+    try:
+        info: dict[str, object] = pdfinfo_from_path(
+            str(path), poppler_path=_folder("pdfinfo"), **options
+        )
+    except PDFPopplerTimeoutError as exc:
+        raise FaxDocumentError("timeout", f"pdfinfo took too long on {name}") from exc
+    except PDFInfoNotInstalledError as exc:
+        raise OcrUnavailableError("poppler-utils (pdfinfo) is not installed") from exc
+    except PDFPageCountError as exc:
+        detail = str(exc).replace("Unable to get page count.", "").strip()
         if "password" in detail.lower() or "encrypt" in detail.lower():
             raise FaxDocumentError(
                 "encrypted_pdf", f"{name} is password-protected: {detail or 'encrypted'}"
-            )
+            ) from exc
         raise FaxDocumentError(
             "corrupt_pdf", f"{name} is not a readable PDF: {detail or 'no page count'}"
-        )
+        ) from exc
     return info
 
 
 def page_count(path: Path, name: str, timeout: float) -> int:
     """How many pages the PDF has; FaxDocumentError when it is no readable PDF."""
-    try:
-        count = int(_info(path, name, timeout)["Pages"])
-    except ValueError as exc:
-        raise FaxDocumentError("corrupt_pdf", f"{name}: no page count") from exc
-    if count < 0:
+    count = _info(path, name, timeout).get("Pages")
+    if not isinstance(count, int) or count < 0:
         raise FaxDocumentError("corrupt_pdf", f"{name}: no page count")
     return count
 
@@ -115,7 +126,7 @@ def page_sizes(path: Path, name: str, count: int, timeout: float) -> list[tuple[
     sizes: dict[int, tuple[float, float]] = {}
     for key, value in info.items():
         m = _PAGE_SIZE.match(key)
-        p = _POINTS.search(value)
+        p = _POINTS.search(str(value))
         if m and p:
             sizes[int(m.group(1))] = (float(p.group(1)), float(p.group(2)))
     if len(sizes) != count:
@@ -137,43 +148,28 @@ def render(
     FaxDocumentError("corrupt_pdf") when poppler renders nothing,
     ("timeout") when it runs past ``timeout`` seconds.
     """
-    cmd = [_tool("pdftoppm"), "-r", str(dpi), str(path)]
-    if first is not None:
-        cmd += ["-f", str(first)]
-    if last is not None:
-        cmd += ["-l", str(last)]
-    cmd.append("-gray")
     what = name if first is None else f"page {first} of {name}"
-    proc = _run(cmd, timeout, f"rendering {what} took too long")
     try:
-        images = _split_pgm(proc.stdout)
+        images: list[Image.Image] = convert_from_path(
+            str(path), dpi=dpi, grayscale=True, poppler_path=_folder("pdftoppm"),
+            **_options(first=first, last=last, timeout=timeout),
+        )
+    except PDFPopplerTimeoutError as exc:
+        raise FaxDocumentError("timeout", f"rendering {what} took too long") from exc
+    except (PopplerNotInstalledError, PDFInfoNotInstalledError) as exc:
+        raise OcrUnavailableError("poppler-utils (pdftoppm) is not installed") from exc
+    except PDFPageCountError as exc:
+        raise FaxDocumentError("corrupt_pdf", f"{name} is not a readable PDF") from exc
     except (OSError, ValueError, UnidentifiedImageError) as exc:
         raise FaxDocumentError("corrupt_pdf", f"{what} cannot be rendered") from exc
     if not images:
         raise FaxDocumentError("corrupt_pdf", f"{what} cannot be rendered")
-    return images
+    return [image if image.mode == "L" else image.convert("L") for image in images]
 
 
 def render_bytes(pdf: bytes, dpi: int) -> list[Image.Image]:
     """Every page of a PDF held in memory, greyscale at ``dpi`` (for PDFs we drew ourselves)."""
-    with tempfile.TemporaryDirectory(prefix="madoguchi-pdf-") as tmp:
-        path = Path(tmp) / "document.pdf"
-        path.write_bytes(pdf)
-        return render(path, dpi)
-
-
-def _split_pgm(data: bytes) -> list[Image.Image]:
-    """The PGM images ``pdftoppm`` wrote one after another."""
-    images: list[Image.Image] = []
-    offset = 0
-    while offset < len(data):
-        m = _PGM_HEADER.match(data, offset)
-        if m is None:
-            raise ValueError("not a PGM image")
-        width, height, maxval = (int(v) for v in m.groups())
-        end = m.end() + width * height * (1 if maxval < 256 else 2)
-        image = Image.open(io.BytesIO(data[offset:end]))
-        image.load()
-        images.append(image)
-        offset = end
-    return images
+    images: list[Image.Image] = convert_from_bytes(
+        pdf, dpi=dpi, grayscale=True, poppler_path=_folder("pdftoppm")
+    )
+    return [image if image.mode == "L" else image.convert("L") for image in images]
