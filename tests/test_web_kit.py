@@ -180,13 +180,15 @@ def make_ticket(
     assignee_id: int | None = None,
     sender: str = "someone@example.jp",
     page: bytes | None = None,
+    received_at: datetime | None = None,
 ) -> str:
     """A ticket with one inbound message, written directly (not through the pipeline)."""
     now = datetime.now(UTC)
+    received = received_at or now - timedelta(hours=1)
     with transaction(desk.factory) as session:
         number = store.next_ticket_number(session, "T", now.year)
         ticket = Ticket(number=number, status=status, channel=channel, subject=subject,
-                        received_at=now - timedelta(hours=1), first_response_due=due,
+                        received_at=received, first_response_due=due,
                         customer_id=customer_id, assignee_id=assignee_id,
                         closed_at=now if status == TicketStatus.CLOSED else None)
         ticket.flags = [TicketFlag(flag=f) for f in flags]
@@ -195,7 +197,7 @@ def make_ticket(
         message = Message(ticket_id=ticket.id, direction=Direction.IN, channel=channel,
                           sender=sender if channel == Channel.EMAIL else "",
                           sender_name="FAX" if channel == Channel.FAX else "見本 太郎",
-                          subject=subject, received_at=now - timedelta(hours=1), text=text,
+                          subject=subject, received_at=received, text=text,
                           fax_reading={"problems": ["no support number found"]}
                           if channel == Channel.FAX else None)
         if page is not None:

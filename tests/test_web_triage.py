@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -40,9 +40,10 @@ STRANGER = ("見知らぬ 人", "someone@other.example.jp")
 pytest_plugins = ["tests.test_web_kit"]
 
 
-def _fax(wd: WebDesk, text: str = "ライセンスキーの再発行をお願いします。") -> str:
+def _fax(wd: WebDesk, text: str = "ライセンスキーの再発行をお願いします。",
+         received_at: datetime | None = None) -> str:
     return make_ticket(wd.desk, channel=Channel.FAX, flags=(Flag.UNREADABLE_FAX,), page=png(),
-                       subject="FAX: ライセンスについて", text=text)
+                       subject="FAX: ライセンスについて", text=text, received_at=received_at)
 
 
 def _contact_id(wd: WebDesk, email: str) -> int:
@@ -161,7 +162,9 @@ def test_the_web_and_the_command_line_give_a_fax_the_same_ticket_state(
     webdesk: WebDesk, agent: Staff, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = f"{YAMADA[0]}\nライセンスキーの再発行をお願いします。"
-    by_web, by_cli = _fax(webdesk, text), _fax(webdesk, text)
+    # Both arrived at the same moment, so their deadlines can be compared whatever the hour.
+    received = datetime.now(UTC) - timedelta(hours=1)
+    by_web, by_cli = _fax(webdesk, text, received), _fax(webdesk, text, received)
     agent.post(f"/tickets/{by_web}/support-number", {"support_number": SAKURA_NUMBER})
     monkeypatch.setenv("MADOGUCHI_DATABASE_URL", webdesk.settings.database_url)
     monkeypatch.setenv("MADOGUCHI_STORAGE_DIR", str(webdesk.settings.storage_dir))
