@@ -425,11 +425,13 @@ def decode_eucjp(data: bytes) -> str | None:
 
 
 # RFC 2047 encoded words; the charset may carry an RFC 2231 language (*ja).
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+# Some mailers leave blanks inside the encoded text (=?utf-7?Q?ABC / 123?=): taken
+# as they are, since the text cannot hold "?" the word still ends at the first "?=".
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
 _LINE_BREAK = re.compile(r"\r?\n")
 
 
-def decode_header_value(value: str) -> str:
+def decode_header_value(value: str, hints: Sequence[str] = ()) -> str:
     """Decode a raw header value: unfold, RFC 2047 words, raw 8-bit bytes.
 
     ``value`` is as the stdlib parser keeps it: 8-bit bytes appear as
@@ -439,7 +441,7 @@ def decode_header_value(value: str) -> str:
     if "\n" in value:
         value = unfold(value)
     if "=?" not in value:
-        return _raw_text(value)
+        return _raw_text(value, hints)
     pieces: list[str] = []
     pending = bytearray()
     pending_charset = ""
@@ -450,16 +452,16 @@ def decode_header_value(value: str) -> str:
         # Whitespace between two encoded words is no part of the text.
         adjacent = previous_end is not None and not between.strip()
         if pending and not (adjacent and charset == pending_charset):
-            pieces.append(decode_bytes(bytes(pending), pending_charset))
+            pieces.append(decode_bytes(bytes(pending), pending_charset, hints))
             pending.clear()
         if not adjacent:
-            pieces.append(_raw_text(between))
+            pieces.append(_raw_text(between, hints))
         pending += _word_bytes(match.group(2), match.group(3))
         pending_charset = charset
         previous_end = match.end()
     if pending:
-        pieces.append(decode_bytes(bytes(pending), pending_charset))
-    pieces.append(_raw_text(value[previous_end or 0 :]))
+        pieces.append(decode_bytes(bytes(pending), pending_charset, hints))
+    pieces.append(_raw_text(value[previous_end or 0 :], hints))
     return "".join(pieces)
 
 
@@ -474,11 +476,12 @@ def unfold(value: str) -> str:
     return " ".join((lines[0].rstrip(" \t"), *inner, lines[-1].lstrip(" \t")))
 
 
-def _raw_text(value: str) -> str:
-    """Header text outside encoded words; 8-bit bytes read by charset guessing."""
+def _raw_text(value: str, hints: Sequence[str] = ()) -> str:
+    """Header text outside encoded words; 8-bit bytes read by charset guessing, the
+    message's declared charsets (``hints``) among the candidates."""
     if value.isascii():
         return value
-    return decode_bytes(to_bytes(value), None)
+    return decode_bytes(to_bytes(value), None, hints)
 
 
 def to_bytes(value: str) -> bytes:
@@ -518,7 +521,7 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 _SECTION = re.compile(r"(.*?)\*(\d{1,4})?(\*)?")
 
 
-def parse_params(value: str) -> tuple[str, dict[str, str]]:
+def parse_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
     """Split a Content-Type / Content-Disposition value into its value and params.
 
     The value and parameter names are lower-cased; parameter values are
@@ -541,9 +544,9 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
             sections.setdefault(section.group(1), []).append((index, extended, raw))
         else:
             plain.setdefault(name, raw)
-    params = {name: decode_header_value(raw) for name, raw in plain.items()}
+    params = {name: decode_header_value(raw, hints) for name, raw in plain.items()}
     for name, parts in sections.items():
-        params[name] = _join_rfc2231(parts)
+        params[name] = _join_rfc2231(parts, hints)
     return head.strip().lower(), params
 
 
@@ -554,15 +557,15 @@ def _unquote(raw: str) -> str:
     return _QUOTED_PAIR.sub(r"\1", inner)
 
 
-def _join_rfc2231(parts: list[tuple[int, bool, str]]) -> str:
+def _join_rfc2231(parts: list[tuple[int, bool, str]], hints: Sequence[str]) -> str:
     parts.sort(key=lambda part: part[0])
     if not any(extended for _, extended, _ in parts):
         # Some mailers split an RFC 2047 word over plain continuations.
-        return decode_header_value("".join(raw for _, _, raw in parts))
+        return decode_header_value("".join(raw for _, _, raw in parts), hints)
     charset: str | None = None
     data = bytearray()
     for position, (_, extended, raw) in enumerate(parts):
         if extended and position == 0 and raw.count("'") >= 2:
             charset, _, raw = raw.split("'", 2)
         data += unquote_to_bytes(to_bytes(raw)) if extended else to_bytes(raw)
-    return decode_bytes(bytes(data), charset or None)
+    return decode_bytes(bytes(data), charset or None, hints)
