@@ -10,7 +10,8 @@ wrong reading away, in order of weight:
 * an East Asian character inside a Latin word ("Hofj臠eralle"): 1 each;
 * a Japanese reading with no kana and no Japanese punctuation at all: 0.35
   (real Japanese text has them; Latin-1 read as Shift_JIS gives rare kanji);
-  a Latin reading whose letters are mostly not ASCII: 1 (CJK read as Latin-1);
+  a Latin reading whose letters are mostly not ASCII: 1 (CJK read as Latin-1),
+  and each UTF-8 character in it read byte by byte ("Ã©" for é): 1;
 * charset-normalizer's mess ratio (symbols amid letters, accents on
   unlikely letters, "ŽR“c" for 山田): its value, 0 for clean text.
 
@@ -46,6 +47,11 @@ _LATIN_CODECS = frozenset(
      "latin_1", "iso8859_15", "iso8859_2", "iso8859_9", "iso8859_10", "mac_roman", "cp1125")
 )
 _NON_ASCII = re.compile("[^\x00-\x7f]")
+# A UTF-8 lead byte and a continuation byte read as Windows-1252: "Ã©" for é.
+_UTF8_AS_LATIN = re.compile(
+    "[\u00c2-\u00f4][\u00a0-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+    "\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
 _ASCII_LETTERS = re.compile("[A-Za-z]")
 # The share of a text measured: enough to judge, bounded for long bodies.
 _SAMPLE = 8000
@@ -66,8 +72,8 @@ def suspicion(text: str, codec: str) -> float:
     score += len(_INSIDE_LATIN_WORD.findall(sample))
     if codec in _JAPANESE_CODECS and not _JAPANESE_MARKS.search(sample):
         score += 0.35
-    elif codec in _LATIN_CODECS and _mostly_not_ascii(sample):
-        score += 1
+    elif codec in _LATIN_CODECS:
+        score += len(_UTF8_AS_LATIN.findall(sample)) + (1 if _mostly_not_ascii(sample) else 0)
     return score
 
 
