@@ -208,6 +208,7 @@ class _Part:
     disposition: str | None
     filename: str
     content_id: str | None
+    uuencoded: bool  # Content-Transfer-Encoding: x-uuencode (or its kin)
 
     @classmethod
     def read(cls, message: Message, hints: CharsetHints) -> _Part:
@@ -227,6 +228,8 @@ class _Part:
             disposition=disposition or None,
             filename=_no_nul(disposition_params.get("filename") or params.get("name") or ""),
             content_id=ids[0] if ids else None,
+            uuencoded="content-transfer-encoding" in fields
+            and fields["content-transfer-encoding"].strip().lower() in UUENCODINGS,
         )
 
 
@@ -312,7 +315,7 @@ def _read(part: _Part, depth: int, collected: _Collected) -> _Pieces:
         ParsedAttachment(
             filename=part.filename,
             content_type=part.content_type,
-            payload=_payload(part.message),
+            payload=_payload(part.message, part.uuencoded),
             content_id=part.content_id,
             inline=part.disposition == "inline"
             or (part.disposition is None and part.content_id is not None),
@@ -343,7 +346,7 @@ def _has_content(pieces: _Pieces) -> bool:
 
 
 def _text_leaf(part: _Part, kind: str, collected: _Collected) -> _Pieces:
-    data = _payload(part.message)
+    data = _payload(part.message, part.uuencoded)
     declared = part.params.get("charset", "")
     if not declared and kind == "html":
         meta = _META_CHARSET.search(data, 0, 2048)
@@ -373,7 +376,7 @@ def _text_leaf(part: _Part, kind: str, collected: _Collected) -> _Pieces:
     return [("plain", text)]
 
 
-def _payload(message: Message) -> bytes:
+def _payload(message: Message, uuencoded: bool = False) -> bytes:
     """The entity's body bytes, transfer encoding undone."""
     if message.is_multipart():  # message/*, which the stdlib parsed: write it back
         return _entity_body(message)
@@ -381,7 +384,7 @@ def _payload(message: Message) -> bytes:
     data = decoded if isinstance(decoded, bytes) else b""  # None: no body at all
     if any(isinstance(defect, InvalidBase64LengthDefect) for defect in message.defects):
         data = b64decode_lenient(data)  # the stdlib hands such base64 back undecoded
-    elif str(message.get("content-transfer-encoding", "")).strip().lower() in UUENCODINGS:
+    elif uuencoded:
         # The stdlib decodes uuencode only after a "begin" line, else hands it back.
         data = uudecode(data) or data
     return data
@@ -508,7 +511,9 @@ def _mailbox(
     address = _clean_address(address)
     if not address and not name:  # a bare name, no address at all
         name = value
-    name = " ".join(_CONTROLS.sub(" ", _no_nul(decode_header_value(name, hints))).split())
+    name = _no_nul(decode_header_value(name, hints))
+    if not name.isprintable() or "  " in name:
+        name = " ".join(_CONTROLS.sub(" ", name).split())
     name = without_bidi(name)
     return (name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"), address
 

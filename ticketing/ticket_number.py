@@ -115,8 +115,15 @@ def subject_tags(subject: str, prefix: str) -> list[str]:
     return _canonical(_tagged(prefix).findall(fold(subject)))
 
 
+# Six digits in a row, in either width: a text without them quotes no number
+# (most new mail), and is spared the folding and the labels.
+_SEQUENCE = re.compile(f"[0-9０-９]{{{SEQUENCE_DIGITS}}}")
+
+
 def quoted_numbers(text: str, prefix: str, labels: Sequence[str]) -> list[str]:
     """Numbers written after one of ``labels`` (受付番号：T-…, also in quoted lines)."""
+    if _SEQUENCE.search(text) is None:
+        return []
     return _canonical(_quoted(prefix, tuple(labels)).findall(fold(text)))
 
 
