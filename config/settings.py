@@ -69,9 +69,26 @@ class SupportNumberSettings(_Section):
 TICKET_PREFIX_PATTERN = "[A-Z]{1,5}"
 
 
+# The labels customers write before a ticket number they quote; the
+# acknowledgement names the number after the first of them (受付番号).
+TICKET_LABELS = (
+    "受付番号", "受付No.", "問合せ番号", "問い合わせ番号", "お問い合わせ番号", "お問合せ番号",
+    "問合わせ番号", "お問合わせ番号", "問い合せ番号", "問合番号", "Inquiry No.", "Inquiry number",
+    "Ticket No.", "Ticket number", "Reference No.", "Case No.",
+)
+
+
 class ThreadingSettings(_Section):
     ticket_prefix: str = Field("T", pattern=f"^{TICKET_PREFIX_PATTERN}$")
     reopen_days: int = Field(14, ge=0)
+    ticket_labels: list[str] = Field(list(TICKET_LABELS), min_length=1)
+
+    @field_validator("ticket_labels")
+    @classmethod
+    def _labels_not_blank(cls, labels: list[str]) -> list[str]:
+        if any(not label.strip() for label in labels):
+            raise ValueError("a ticket label cannot be blank")
+        return labels
 
 
 # Below this a PDF page would be too coarse to read; such a page is refused.

@@ -41,7 +41,7 @@ class Arrival:
     decision: ThreadDecision | None = None
     candidates: dict[str, AnyTicket] = field(default_factory=dict)
     support_number: str | None = None  # support_number: a check-digit-valid number
-    written_number: str | None = None  # ... and the number as written, even if invalid
+    written_number: str | None = None  # ... and the digits as written, even if invalid
     rights: Entitlement | None = None  # entitlement
     contract: Contract | None = None  # placement: the new ticket's contract
     ticket: AnyTicket | None = None  # placement: where the message goes

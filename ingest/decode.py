@@ -1,4 +1,4 @@
-"""Charset decoding for Japanese mail: bodies, header values, MIME parameters.
+"""Charset decoding for the world's mail, Japanese first: bodies, header values, MIME parameters.
 
 Pure functions, no state. The rules:
 
@@ -7,13 +7,25 @@ Pure functions, no state. The rules:
   extensions (髙, 﨑) and half-width kana decode, and a character reads the
   same whichever of the three the mailer chose (JIS 0x2141 is "～" everywhere,
   as the Windows user typed it, never "〜" in one mail and "～" in the next).
-* A declared charset is tried strictly first. When that fails, or its result
-  cannot be text (an ESC left in it means 7-bit ISO-2022-JP read as ASCII;
-  C1 controls mean Shift_JIS read as Latin-1), fall back to UTF-8, then
-  CP932 or EUC-JP (whichever reads as Japanese), then ISO-2022-JP when escape
-  sequences are present; as a last resort take the reading with the fewest
-  replacement characters. Valid UTF-8 beats a declared US-ASCII/Latin-1,
-  which mailers write without looking at the text.
+* A declared label is read with the codec of its superset, as browsers read
+  it (the WHATWG Encoding Standard): gb2312/GBK as GB18030, ks_c_5601/EUC-KR
+  as CP949, Big5 as Big5-HKSCS, ISO-8859-1 as Windows-1252,
+  ISO-8859-9 as Windows-1254, TIS-620 as Windows-874, Shift_JIS as CP932.
+  Mailers write the old name and the wider set's bytes.
+* A declared charset whose strict reading is clean is taken at once (the
+  fast path of nearly every mail). Otherwise (no label, an unknown one, a
+  label mailers write without looking, or a reading that fails or holds
+  private-use, replacement or control characters) the bytes are read in
+  every candidate charset: UTF-8, the charsets the message declares
+  elsewhere (its other parts, its encoded words), the Japanese ones,
+  Windows-1252, and when none of those reads cleanly, what
+  charset-normalizer's detector proposes. The reading with the least
+  damage wins (``_damage``: unreadable characters count ten, mixed scripts
+  inside a word one, charset-normalizer's mess ratio its value); on a tie
+  the earlier candidate, so Japanese stays Japanese. Valid UTF-8 beats a
+  declared US-ASCII/Latin-1, which mailers write without looking at the text;
+  UTF-8 with stray single-byte characters is read as UTF-8, each stray byte
+  as Windows-1252 (charset ``utf-8+cp1252``).
 """
 
 from __future__ import annotations
@@ -21,9 +33,12 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
+
+from madoguchi.ingest.damage import CLEAN, damage, damaged, detected, suspicion
 
 _JIS = "iso2022_jp"
 _EUC = "euc_jp"
@@ -46,13 +61,22 @@ _ALIASES = {
     ),
     **dict.fromkeys(("x-unicode20utf8", "unicode-1-1-utf-8"), "utf-8"),
 }
+# The superset each declared charset is read with (Python's canonical names).
+_SUPERSETS = {
+    "gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949", "big5": "big5hkscs",
+    "iso8859-1": "cp1252", "iso8859-9": "cp1254", "tis-620": "cp874",
+    "iso8859-11": "cp874",
+}
 # Labels that name no charset at all.
 _NO_CHARSET = frozenset(("", "unknown", "unknown-8bit", "x-unknown", "default", "x-user-defined"))
-# Labels mailers put on text they did not look at (Python's canonical names).
-_WEAK = frozenset(("ascii", "iso8859-1", "cp1252", "iso8859-15"))
+# Labels mailers put on text they did not look at (as read: ISO-8859-1 is
+# Windows-1252). US-ASCII is no superset's name: 8-bit bytes under it are guessed.
+_WEAK = frozenset(("ascii", "cp1252", "iso8859-15"))
 # Codecs Python has that are no charset a mail may declare.
 _NOT_MAIL = frozenset(("unicode-escape", "raw-unicode-escape", "idna", "punycode"))
-_FALLBACKS = ("utf-8", "cp932", _EUC, _JIS)
+_JAPANESE = ("cp932", _EUC, _JIS)
+# The single-byte reading tried last: what Western mailers send unlabelled.
+_WESTERN = "cp1252"
 # Encodings whose ASCII-only bytes are not ASCII text.
 _NOT_ASCII_COMPATIBLE = ("utf-16", "utf-32", "utf-7")
 
@@ -98,12 +122,16 @@ class DecodedText(NamedTuple):
     exact: bool  # False when replacement characters stand in for bad bytes
 
 
-def decode_bytes(data: bytes, declared: str | None) -> str:
-    """Decode text bytes whose declared charset may be wrong or missing."""
-    return decode_text(data, declared).text
+def decode_bytes(data: bytes, declared: str | None, hints: Sequence[str] = ()) -> str:
+    """Decode text bytes whose declared charset may be wrong or missing.
+
+    ``hints`` are the charsets the message declares elsewhere (labels, in any
+    spelling): candidates when ``declared`` is missing or does not read.
+    """
+    return decode_text(data, declared, hints).text
 
 
-def decode_text(data: bytes, declared: str | None) -> DecodedText:
+def decode_text(data: bytes, declared: str | None, hints: Sequence[str] = ()) -> DecodedText:
     """Like ``decode_bytes``, also saying which charset read the bytes."""
     codec = charset_codec(declared)
     if (
@@ -113,20 +141,115 @@ def decode_text(data: bytes, declared: str | None) -> DecodedText:
         and (codec is None or not codec.startswith(_NOT_ASCII_COMPATIBLE))
     ):
         return DecodedText(data.decode("ascii"), "ascii", True)
+    strong = codec is not None and codec not in _WEAK
+    if strong:
+        assert codec is not None
+        text = _strict(data, codec, guessing=False)
+        if text is not None and not damaged(text):
+            return DecodedText(text, codec, True)  # the fast path: the label reads cleanly
+    hinted = [c for c in map(charset_codec, hints) if c is not None and c not in _WEAK]
+    first = _first_reading(data, codec, hinted)
+    doubt = suspicion(first.text, first.charset)
+    if doubt < CLEAN:
+        return first
+    # Kanji without kana is doubtful only against Latin text ("äöüß" reads as two
+    # rare kanji); CJK readings the detector finds are no likelier than Japanese.
+    detect = not strong and (damaged(first.text) or doubt >= 1)
+    return _wider(data, codec, hinted, first, detect=detect)
+
+
+def _first_reading(data: bytes, codec: str | None, hinted: list[str]) -> DecodedText:
+    """The declared charset if it reads; else the first of UTF-8, the charsets the
+    message declares elsewhere, and the Japanese ones that reads; else the reading
+    with the fewest replacement characters."""
     if codec is not None and codec not in _WEAK:
         text = _strict(data, codec, guessing=False)
         if text is not None:
             return DecodedText(text, codec, True)
-        fallbacks = [name for name in _FALLBACKS if name != codec]
+        fallbacks = ["utf-8", *hinted, *_JAPANESE]
     elif codec is not None:
-        fallbacks = ["utf-8", codec, *_FALLBACKS[1:]]  # a weak label after UTF-8
+        # A weak label after UTF-8, read as ISO-8859-1 would be: bytes 0x80-0x9F
+        # (C1 controls there) mean it is not what the text is, e.g. Shift_JIS.
+        weak = [codec] if not _C1_BYTES.search(data) else []
+        fallbacks = ["utf-8", *weak, *hinted, *_JAPANESE]
     else:
-        fallbacks = list(_FALLBACKS)
-    for name in fallbacks:
+        fallbacks = ["utf-8", *hinted, *_JAPANESE]
+    for name in dict.fromkeys(fallbacks):
+        if name == codec and codec not in _WEAK:
+            continue
         text = _strict(data, name, guessing=True)
         if text is not None:
             return DecodedText(text, name, True)
-    return _least_damaged(data, [codec or "utf-8", "utf-8", "cp932", _EUC])
+    return _least_damaged(data, [codec or "utf-8", "utf-8", *hinted, "cp932", _EUC])
+
+
+def _wider(
+    data: bytes, codec: str | None, hinted: list[str], first: DecodedText, *, detect: bool
+) -> DecodedText:
+    """A reading in a wider set of charsets, taken only when it is clean: the hinted
+    ones, the declared one, Windows-1252, UTF-8 with stray bytes, and (``detect``:
+    no charset or a weak one was declared, and the first reading is damaged)
+    what the detector proposes; and only when it is less damaged than the first. A label that
+    read, if only with private-use characters (a Japanese user's own, 外字), is
+    left for a clean reading alone, and so is Japanese. The detector is not asked
+    about declared text: SJIS with one bad byte "reads" cleanly as Cyrillic CP855."""
+    names = [n for n in dict.fromkeys([*hinted, *([codec] if codec else []), _WESTERN])
+             if n != first.charset]
+    readings = [DecodedText(text, name, True) for name in names
+                if (text := _strict(data, name, guessing=True)) is not None]
+    mixed = _utf8_with_strays(data)
+    best = _least(readings, mixed)
+    if detect and (best is None or best[1] >= CLEAN):
+        proposed = [n for n in detected(data) if n not in names and _ascii_compatible(n)]
+        readings += [DecodedText(text, name, True) for name in proposed
+                     if (text := _decode_or_none(data, name)) is not None]
+        best = _least(readings, mixed)
+    if best is None or best[1] >= CLEAN or best[1] >= damage(first.text, first.charset):
+        return first
+    return best[0]
+
+
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
+
+
+@lru_cache(maxsize=64)
+def _ascii_compatible(codec: str) -> bool:
+    """Whether ``codec`` reads ASCII bytes as ASCII (EBCDIC and UTF-16 do not)."""
+    try:
+        return _ASCII_PROBE.decode(codec) == _ASCII_PROBE.decode("ascii")
+    except (UnicodeError, LookupError):
+        return False
+
+
+_ASCII_PROBE = bytes(range(0x20, 0x7F)) + b"\r\n\t"
+# What a stray-byte reading must beat a whole one by: it is a repair.
+_STRAY_PENALTY = 0.2
+
+
+def _least(
+    readings: list[DecodedText], mixed: DecodedText | None
+) -> tuple[DecodedText, float] | None:
+    """The reading with the least damage, the earliest on a tie; None if there is none."""
+    scored = [(damage(r.text, r.charset), i, r) for i, r in enumerate(readings)]
+    if mixed is not None:
+        scored.append((damage(mixed.text, "utf-8") + _STRAY_PENALTY, len(scored), mixed))
+    if not scored:
+        return None
+    score, _, reading = min(scored)
+    return reading, score
+
+
+def _utf8_with_strays(data: bytes) -> DecodedText | None:
+    """UTF-8 text with a few bytes of a single-byte charset in it (a mailer that
+    pasted Latin-1 into UTF-8): each stray byte as Windows-1252; None when
+    the bytes hold no UTF-8 character at all."""
+    text = data.decode("utf-8", "surrogateescape")
+    strays = len(_SURROGATE.findall(text))
+    if not strays or not any(ord(ch) > 0x7F and not 0xDC80 <= ord(ch) <= 0xDCFF for ch in text):
+        return None
+    fixed = _SURROGATE.sub(lambda m: bytes([ord(m.group()) - 0xDC00]).decode(
+        _WESTERN, "replace"), text)
+    return DecodedText(fixed, "utf-8+" + _WESTERN, True)
 
 
 @lru_cache(maxsize=256)
@@ -145,7 +268,8 @@ def charset_codec(declared: str | None) -> str | None:
         return None
     if name in _NOT_MAIL:
         return None
-    return _ALIASES.get(name, name)
+    name = _ALIASES.get(name, name)
+    return _SUPERSETS.get(name, name)
 
 
 def _strict(data: bytes, codec: str, *, guessing: bool) -> str | None:
@@ -301,11 +425,13 @@ def decode_eucjp(data: bytes) -> str | None:
 
 
 # RFC 2047 encoded words; the charset may carry an RFC 2231 language (*ja).
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+# Some mailers leave blanks inside the encoded text (=?utf-7?Q?ABC / 123?=): taken
+# as they are, since the text cannot hold "?" the word still ends at the first "?=".
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
 _LINE_BREAK = re.compile(r"\r?\n")
 
 
-def decode_header_value(value: str) -> str:
+def decode_header_value(value: str, hints: Sequence[str] = ()) -> str:
     """Decode a raw header value: unfold, RFC 2047 words, raw 8-bit bytes.
 
     ``value`` is as the stdlib parser keeps it: 8-bit bytes appear as
@@ -315,7 +441,7 @@ def decode_header_value(value: str) -> str:
     if "\n" in value:
         value = unfold(value)
     if "=?" not in value:
-        return _raw_text(value)
+        return _raw_text(value, hints)
     pieces: list[str] = []
     pending = bytearray()
     pending_charset = ""
@@ -326,16 +452,16 @@ def decode_header_value(value: str) -> str:
         # Whitespace between two encoded words is no part of the text.
         adjacent = previous_end is not None and not between.strip()
         if pending and not (adjacent and charset == pending_charset):
-            pieces.append(decode_bytes(bytes(pending), pending_charset))
+            pieces.append(decode_bytes(bytes(pending), pending_charset, hints))
             pending.clear()
         if not adjacent:
-            pieces.append(_raw_text(between))
+            pieces.append(_raw_text(between, hints))
         pending += _word_bytes(match.group(2), match.group(3))
         pending_charset = charset
         previous_end = match.end()
     if pending:
-        pieces.append(decode_bytes(bytes(pending), pending_charset))
-    pieces.append(_raw_text(value[previous_end or 0 :]))
+        pieces.append(decode_bytes(bytes(pending), pending_charset, hints))
+    pieces.append(_raw_text(value[previous_end or 0 :], hints))
     return "".join(pieces)
 
 
@@ -350,11 +476,12 @@ def unfold(value: str) -> str:
     return " ".join((lines[0].rstrip(" \t"), *inner, lines[-1].lstrip(" \t")))
 
 
-def _raw_text(value: str) -> str:
-    """Header text outside encoded words; 8-bit bytes read by charset guessing."""
+def _raw_text(value: str, hints: Sequence[str] = ()) -> str:
+    """Header text outside encoded words; 8-bit bytes read by charset guessing, the
+    message's declared charsets (``hints``) among the candidates."""
     if value.isascii():
         return value
-    return decode_bytes(to_bytes(value), None)
+    return decode_bytes(to_bytes(value), None, hints)
 
 
 def to_bytes(value: str) -> bytes:
@@ -394,7 +521,7 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 _SECTION = re.compile(r"(.*?)\*(\d{1,4})?(\*)?")
 
 
-def parse_params(value: str) -> tuple[str, dict[str, str]]:
+def parse_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
     """Split a Content-Type / Content-Disposition value into its value and params.
 
     The value and parameter names are lower-cased; parameter values are
@@ -417,9 +544,9 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
             sections.setdefault(section.group(1), []).append((index, extended, raw))
         else:
             plain.setdefault(name, raw)
-    params = {name: decode_header_value(raw) for name, raw in plain.items()}
+    params = {name: decode_header_value(raw, hints) for name, raw in plain.items()}
     for name, parts in sections.items():
-        params[name] = _join_rfc2231(parts)
+        params[name] = _join_rfc2231(parts, hints)
     return head.strip().lower(), params
 
 
@@ -430,15 +557,15 @@ def _unquote(raw: str) -> str:
     return _QUOTED_PAIR.sub(r"\1", inner)
 
 
-def _join_rfc2231(parts: list[tuple[int, bool, str]]) -> str:
+def _join_rfc2231(parts: list[tuple[int, bool, str]], hints: Sequence[str]) -> str:
     parts.sort(key=lambda part: part[0])
     if not any(extended for _, extended, _ in parts):
         # Some mailers split an RFC 2047 word over plain continuations.
-        return decode_header_value("".join(raw for _, _, raw in parts))
+        return decode_header_value("".join(raw for _, _, raw in parts), hints)
     charset: str | None = None
     data = bytearray()
     for position, (_, extended, raw) in enumerate(parts):
         if extended and position == 0 and raw.count("'") >= 2:
             charset, _, raw = raw.split("'", 2)
         data += unquote_to_bytes(to_bytes(raw)) if extended else to_bytes(raw)
-    return decode_bytes(bytes(data), charset or None)
+    return decode_bytes(bytes(data), charset or None, hints)

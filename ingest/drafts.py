@@ -28,7 +28,8 @@ class NewTicket:
 
     channel: Channel
     subject: str
-    support_number: str | None
+    support_number: str | None  # the contract's
+    support_number_written: str | None  # what the message gave
     customer_id: int | None
     contract_id: int | None
     contact_id: int | None
@@ -55,6 +56,7 @@ class NewTicket:
             "channel": self.channel,
             "subject": self.subject,
             "support_number": self.support_number,
+            "support_number_written": self.support_number_written,
             "customer_id": self.customer_id,
             "contract_id": self.contract_id,
             "contact_id": self.contact_id,

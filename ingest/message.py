@@ -47,7 +47,7 @@ class ParsedMessage:
     date: datetime | None  # the Date: header, timezone-aware
     received_date: datetime | None  # the topmost Received: header's date
     text: str  # the readable text (text/plain, or text/html turned into text)
-    html: str | None  # the decoded HTML part, unsanitised
+    html: str | None  # the first decoded HTML part, unsanitised
     attachments: tuple[ParsedAttachment, ...]
     # Lower-cased header names to decoded values, for the rules that read
     # them (auto-submitted, precedence, list-id, x-autoreply, return-path...).
@@ -57,3 +57,6 @@ class ParsedMessage:
     # that bounced, when the report carries its headers.
     bounced_message_id: str | None = None
     defects: tuple[str, ...] = ()
+    # The message's other HTML parts, in order (a second HTML part beside the
+    # first, an HTML part of each forwarded block), unsanitised.
+    more_html: tuple[str, ...] = ()

@@ -34,6 +34,9 @@ log = logging.getLogger("madoguchi.ingest.prepare")
 # left at its source for the next poll, never quarantined.
 DESK_FAULTS = (OcrUnavailableError, StorageUnavailableError)
 
+# Between the sanitised HTML parts of one message, as the ticket page shows them.
+_HTML_PART_BREAK = "\n<hr>\n"
+
 # Below this many messages a batch is prepared in-process: starting work in
 # the pool costs more than it saves.
 POOL_THRESHOLD = 16
@@ -70,7 +73,8 @@ class Prepared:
 
     Attachment payloads are dropped once written to the blob store (their
     sha256 and size are kept), so little crosses back from a worker process;
-    the HTML part is sanitised there too (``html``; ``message.html`` is None).
+    the HTML parts are sanitised there too (``html``, the parts one after the
+    other; ``message.html`` is None).
     """
 
     digest: str  # sha256 of the raw bytes, already in the blob store
@@ -79,7 +83,7 @@ class Prepared:
     key: str | None = None
     attachment_blobs: tuple[tuple[str, int], ...] = ()  # (sha256, size) per attachment
     fax: FaxPrepared | None = None  # a FAX document, or a gateway mail's FAX
-    html: str | None = None  # the message's HTML part, sanitised
+    html: str | None = None  # the message's HTML parts, sanitised
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,11 @@ def prepare(raw: bytes, kind: str | None, name: str, cfg: PrepareConfig) -> Prep
     except FaxDocumentError as exc:
         return Prepared(digest, None, ParseError(exc.reason_code, exc.reason))
     stored = tuple((blobs.put(a.payload, durable=False), len(a.payload)) for a in msg.attachments)
-    html = sanitize_html(msg.html) if msg.html else None
+    parts = [sanitize_html(part) for part in (msg.html, *msg.more_html) if part]
+    html = _HTML_PART_BREAK.join(parts) if parts else None
     light = replace(
-        msg, html=None, attachments=tuple(replace(a, payload=b"") for a in msg.attachments)
+        msg, html=None, more_html=(),
+        attachments=tuple(replace(a, payload=b"") for a in msg.attachments),
     )
     return Prepared(digest, light, None, dedupe_key(msg, raw), stored, fax, html)
 

@@ -38,10 +38,11 @@ import atheris
 with atheris.instrument_imports(include=["madoguchi"]):
     import madoguchi.ingest.parse  # noqa: F401  (called through parse_or_refuse)
     from madoguchi.config import SupportNumberSettings
+    from madoguchi.config.settings import TICKET_LABELS
     from madoguchi.ingest.filenames import MAX_FILENAME_BYTES, safe_filename
     from madoguchi.ingest.htmltext import html_to_text, sanitize_html
-    from madoguchi.ticketing.rules.threading import body_ticket_numbers, subject_ticket_tags
     from madoguchi.ticketing.support_number import find_support_number, luhn_valid
+    from madoguchi.ticketing.ticket_number import quoted_numbers, subject_tags
 
 from tests.hostile import (
     SEED,
@@ -54,6 +55,7 @@ from tests.hostile import (
 from tests.mailfactory import make_bounce, make_mail
 
 NUMBERS = SupportNumberSettings()
+LABELS = TICKET_LABELS
 SEED_LIMIT = 64 * 1024  # larger corpus cases only slow the fuzzer down
 
 
@@ -73,7 +75,7 @@ def fuzz_identify(data: bytes) -> None:
     found = find_support_number(subject, body, NUMBERS)
     if found.number is not None:
         assert luhn_valid(found.number.digits), found
-    for number in [*subject_ticket_tags(subject, "T"), *body_ticket_numbers(body, "T")]:
+    for number in [*subject_tags(subject, "T"), *quoted_numbers(body, "T", LABELS)]:
         assert number.startswith("T-") and len(number) == 13, number
 
 

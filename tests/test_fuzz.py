@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from madoguchi.app import Desk
 from madoguchi.config import SupportNumberSettings, load_settings
+from madoguchi.config.settings import TICKET_LABELS
 from madoguchi.ingest.filenames import MAX_FILENAME_BYTES, safe_filename
 from madoguchi.ingest.htmltext import html_to_text, sanitize_html
 from madoguchi.ingest.inbound import Inbound
@@ -39,11 +40,10 @@ from madoguchi.ticketing.rules.threading import (
     ThreadAction,
     ThreadEvidence,
     TicketSnapshot,
-    body_ticket_numbers,
     decide_thread,
-    subject_ticket_tags,
 )
 from madoguchi.ticketing.support_number import find_support_number, luhn_valid
+from madoguchi.ticketing.ticket_number import quoted_numbers, subject_tags
 from tests.conftest import _sqlite_url
 from tests.hostile import (
     CONTACT,
@@ -68,6 +68,7 @@ pytestmark = pytest.mark.slow
 # Examples per target; HYPOTHESIS_PROFILE=long runs ten times as many.
 SCALE = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
 NUMBERS = SupportNumberSettings()
+LABELS = TICKET_LABELS
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
@@ -182,7 +183,7 @@ def test_a_support_number_found_is_always_a_valid_one(subject: str, body: str):
 @fuzz(300)
 @given(identify_text)
 def test_ticket_numbers_found_are_well_formed(text: str):
-    for number in [*subject_ticket_tags(text, "T"), *body_ticket_numbers(text, "T")]:
+    for number in [*subject_tags(text, "T"), *quoted_numbers(text, "T", LABELS)]:
         assert re.fullmatch(r"T-\d{4}-\d{6}", number)
 
 
@@ -190,7 +191,7 @@ def test_ticket_numbers_found_are_well_formed(text: str):
 @given(prose, st.sampled_from(["Re: ", "RE: Fwd: ", "返信: ", "転送: ", ""]), prose)
 def test_a_subject_tag_is_found_whatever_surrounds_it(before: str, prefix: str, after: str):
     subject = f"{prefix}{before}[T-2026-000123]{after}"
-    assert "T-2026-000123" in subject_ticket_tags(subject, "T")
+    assert "T-2026-000123" in subject_tags(subject, "T")
 
 
 addresses = st.sampled_from(["yamada@sakura.example.jp", "cc@sakura.example.jp",

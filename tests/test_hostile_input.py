@@ -365,8 +365,9 @@ def _runs_within(seconds: float, code: str) -> bool:
 
 def test_a_body_with_the_inquiry_label_and_many_blanks_is_read_in_linear_time():
     code = (
-        "from madoguchi.ticketing.rules.threading import body_ticket_numbers\n"
-        "body_ticket_numbers('問合せ番号' + ' ' * 20000 + 'x', 'T')\n"
+        "from madoguchi.config.settings import TICKET_LABELS\n"
+        "from madoguchi.ticketing.ticket_number import quoted_numbers\n"
+        "quoted_numbers('問合せ番号' + ' ' * 20000 + 'x', 'T', TICKET_LABELS)\n"
     )
     assert _runs_within(5, code)
 

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from madoguchi.config.settings import ThreadingSettings
 from madoguchi.ticketing.rules.threading import (
     ThreadAction,
     ThreadEvidence,
     TicketSnapshot,
-    body_ticket_numbers,
     decide_thread,
-    subject_ticket_tags,
 )
+from madoguchi.ticketing.ticket_number import quoted_numbers, subject_tags
+
+LABELS = ThreadingSettings().ticket_labels
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -34,13 +36,13 @@ def test_subject_tag_is_found_behind_any_reply_prefix() -> None:
         "返信: [T-2026-000123] ログイン",
         "転送: ［T-2026-000123］ ログイン",
     ):
-        assert subject_ticket_tags(subject, "T") == ["T-2026-000123"], subject
+        assert subject_tags(subject, "T") == ["T-2026-000123"], subject
 
 
 def test_body_quote_of_the_inquiry_number_is_found() -> None:
-    assert body_ticket_numbers("問合せ番号: T-2026-000123\n", "T") == ["T-2026-000123"]
-    assert body_ticket_numbers("> お問い合わせ番号：T-2026-000123", "T") == ["T-2026-000123"]
-    assert body_ticket_numbers("T-2026-000123 とは無関係", "T") == []
+    assert quoted_numbers("問合せ番号: T-2026-000123\n", "T", LABELS) == ["T-2026-000123"]
+    assert quoted_numbers("> お問い合わせ番号：T-2026-000123", "T", LABELS) == ["T-2026-000123"]
+    assert quoted_numbers("T-2026-000123 とは無関係", "T", LABELS) == []
 
 
 def test_reply_with_references_joins_whoever_sends_it() -> None:

@@ -307,3 +307,14 @@ def test_attachments_download_with_safe_names_and_page_images_show_inline(
     r = agent.get(f"/attachments/{image.id}/view")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.content.startswith(b"\x89PNG")
+
+
+def test_the_ticket_page_shows_the_number_as_written_beside_the_contracts(
+    webdesk: WebDesk, agent: Staff
+) -> None:
+    number = ingest_mail(webdesk.desk, subject="質問", message_id="wrong@cust.example.jp",
+                         body="サポートサービス番号: 2031-0001-0009\n\n質問です。\n")
+    page = agent.get(f"/tickets/{number}").text
+    assert "<dt>サポート番号</dt><dd class=\"mono\">2031-0001-0008</dd>" in page
+    assert "記載されたサポート番号" in page
+    assert 'id="support-number-written">2031-0001-0009</dd>' in page

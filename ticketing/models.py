@@ -190,8 +190,11 @@ class Ticket(Base):
     status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
     subject: Mapped[str] = mapped_column(Text, default="")
-    # As read from the message (digits), even when it matches no contract.
+    # The number of the ticket's contract (validated), None while it has none.
     support_number: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The digits the customer wrote (or the FAX page showed), check digit or
+    # not, whether or not they name a contract; None when they gave none.
+    support_number_written: Mapped[str | None] = mapped_column(String(32), default=None)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from madoguchi.config import Settings
 from madoguchi.ticketing.models import Ticket
-from madoguchi.ticketing.views import display_number
+from madoguchi.ticketing.views import display_number, display_written
 
 
 def _width(text: str) -> int:
@@ -67,6 +67,8 @@ def render_ticket(ticket: Ticket, settings: Settings) -> str:
         f"  channel:        {ticket.channel.value}",
         f"  customer:       {ticket.customer.company if ticket.customer else '-'}",
         f"  support number: {display_number(ticket, settings.support_number) or '-'}",
+        # The export's field name: what the customer wrote, check digit or not.
+        f"  support_number_written: {display_written(ticket, settings.support_number) or '-'}",
         f"  flags:          {', '.join(ticket.flag_names) or '-'}",
         f"  received:       {_local(ticket.received_at, settings)}",
         f"  first response: due {_local(ticket.first_response_due, settings)}, "

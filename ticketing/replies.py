@@ -80,8 +80,11 @@ def quote(original: Message, tz: ZoneInfo) -> str:
     return header + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
 
 
-def signature(settings: Settings, user: StaffUser) -> str:
-    return f"--\n{settings.acknowledgement.from_name}\n担当: {user.name}\n{settings.desk_address}"
+def signature(settings: Settings, user: StaffUser, ticket_number: str) -> str:
+    """The desk's signature; it names the ticket after 受付番号, as the acknowledgement
+    did, so a reply that lost its tag and references still threads (``quoted_numbers``)."""
+    return (f"--\n受付番号：{ticket_number}\n{settings.acknowledgement.from_name}\n"
+            f"担当: {user.name}\n{settings.desk_address}")
 
 
 def parse_recipients(value: str, what: str) -> list[Address]:
@@ -124,7 +127,7 @@ def build_reply(ticket: Ticket, original: Message | None, settings: Settings, us
                 *, to: list[Address], cc: list[Address], body: str, include_quote: bool,
                 now: datetime) -> EmailMessage:
     domain = settings.desk_address.rpartition("@")[2]
-    text = body.rstrip() + "\n\n" + signature(settings, user) + "\n"
+    text = body.rstrip() + "\n\n" + signature(settings, user, ticket.number) + "\n"
     if include_quote and original is not None:
         text += "\n" + quote(original, settings.tz) + "\n"
     msg = EmailMessage(policy=SMTP_POLICY)

@@ -69,9 +69,10 @@ def accepted_by_staff(decision: Entitlement) -> Entitlement:
     return replace(decision, flags=decision.flags - ACCEPT_CLEARS)
 
 
-def _apply(ticket: Ticket, number: SupportNumber, decision: Entitlement,
-           contract: Contract | None, deadlines: Deadlines) -> None:
-    ticket.support_number = number.digits
+def _apply(ticket: Ticket, decision: Entitlement, contract: Contract | None,
+           deadlines: Deadlines) -> None:
+    # The contract's number, or none: a number of no contract stays what was written.
+    ticket.support_number = contract.support_number if contract is not None else None
     ticket.contract_id, ticket.customer_id = decision.contract_id, decision.customer_id
     ticket.contact_id = decision.contact_id
     ticket.flags = [f for f in ticket.flags if f.flag in decision.flags]
@@ -120,7 +121,9 @@ def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
         sender_contacts=contacts,
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
-    _apply(ticket, number, decision, contract, deadlines)
+    # Staff read it off the page: it is what the customer wrote.
+    ticket.support_number_written = number.digits
+    _apply(ticket, decision, contract, deadlines)
     record_note(session, ticket, user,
                 f"FAXのサポートサービス番号を {number.display} と確認しました", now)
     session.flush()
@@ -158,7 +161,7 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
         sender_contacts=store.contacts_for_address(session, sender.sender if sender else ""),
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
-    _apply(ticket, number, accepted_by_staff(decision), contract, deadlines)
+    _apply(ticket, accepted_by_staff(decision), contract, deadlines)
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
     if register_sender and sender is not None:
         contact = register_contact(session, contract, sender.sender, sender.sender_name)

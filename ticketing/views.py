@@ -37,7 +37,14 @@ def _ticket_query() -> Select[Ticket]:
 
 
 def display_number(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
+    """The ticket's support number (its contract's), grouped for reading."""
     return format_number(ticket.support_number, cfg) if ticket.support_number else None
+
+
+def display_written(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
+    """The support number as the customer wrote it (check digit or not), grouped."""
+    written = ticket.support_number_written
+    return format_number(written, cfg) if written else None
 
 
 def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> dict[str, Any]:
@@ -48,6 +55,7 @@ def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> d
         "channel": ticket.channel.value,
         "subject": ticket.subject,
         "support_number": display_number(ticket, cfg),
+        "support_number_written": display_written(ticket, cfg),
         "customer": ticket.customer.company if ticket.customer else None,
         "flags": ticket.flag_names,
         "received_at": iso(ticket.received_at, tz),

@@ -25,6 +25,11 @@ FLAG_LABELS = {
 }
 DIRECTION_LABELS = {"in": "受信", "out": "送信", "note": "社内メモ"}
 ROLE_LABELS = {"agent": "担当者", "supervisor": "管理者"}
+# Ticket fields shown under the export's names.
+FIELD_LABELS = {
+    "support_number": "サポート番号",
+    "support_number_written": "記載されたサポート番号",
+}
 
 
 def sla_state(ticket: object, now: datetime, soon: timedelta) -> str:
@@ -83,5 +88,6 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         FLAG_LABELS=FLAG_LABELS,
         DIRECTION_LABELS=DIRECTION_LABELS,
         ROLE_LABELS=ROLE_LABELS,
+        FIELD_LABELS=FIELD_LABELS,
     )
     return env

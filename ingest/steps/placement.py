@@ -40,14 +40,13 @@ def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
     rights = arrival.rights
     assert rights is not None
     contract = batch.contract_row(rights.contract_id)
-    written = arrival.written_number
-    if written is None and contract is not None:
-        # No number in the message, but the contact's only contract is known.
-        written = contract.support_number
     ticket = NewTicket(
         channel=Channel.FAX if arrival.prepared.fax is not None else Channel.EMAIL,
         subject=_subject(batch, arrival, rights.customer_id),
-        support_number=written,
+        # The contract's number, never an unchecked one: a number whose check
+        # digit failed, or that names no contract, is only what was written.
+        support_number=contract.support_number if contract is not None else None,
+        support_number_written=arrival.written_number,
         customer_id=rights.customer_id,
         contract_id=rights.contract_id,
         contact_id=rights.contact_id,

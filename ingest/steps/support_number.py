@@ -1,8 +1,9 @@
 """The support service number a new ticket's mail gives: at the top, or after its label.
 
 The rule is ``ticketing.support_number.find_support_number``. A number whose
-check digit fails is kept as written, so staff see it, and matches no
-contract. (A FAX's number was read by OCR when it was prepared.)
+check digit fails matches no contract; it is kept as what was written
+(``support_number_written``), so staff see it, and is never the ticket's
+support number, which is its contract's. (A FAX's number was read by OCR when it was prepared.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Which ticket a message continues: the evidence, and the thread decision.
 
-Mail: its References/In-Reply-To, else the ``[T-…]`` tag in its subject,
-else 問合せ番号 quoted in its body (the first that names a ticket);
+Mail: its References/In-Reply-To, else the ``[T-…]``/``【T-…】`` tag in its
+subject, else the number quoted after its label (受付番号：T-…, 問合せ番号 …,
+``threading.ticket_labels``) in its subject or body (the first that names a ticket);
 ``ticketing.rules.threading.decide_thread`` then joins, reopens or opens.
 A FAX: the 問合せ番号 its page quotes, vouched for by the support number on
 the same page (``decide_fax_thread``).
@@ -16,23 +17,24 @@ from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing.rules.threading import (
     ThreadEvidence,
     TicketSnapshot,
-    body_ticket_numbers,
     decide_fax_thread,
     decide_thread,
-    subject_ticket_tags,
 )
+from madoguchi.ticketing.ticket_number import quoted_numbers, subject_tags
 
 
 def _evidence(batch: Batch, arrival: Arrival) -> ThreadEvidence:
     msg = arrival.mail
-    prefix = batch.settings.threading.ticket_prefix
+    prefix, labels = batch.settings.threading.ticket_prefix, batch.settings.threading.ticket_labels
     refs = message_refs(msg)
     by_ref = batch.ticket_by_refs(refs) if refs else None
     by_tag = by_body = None
     if by_ref is None:
-        by_tag = batch.first_ticket(subject_ticket_tags(msg.subject, prefix))
+        by_tag = batch.first_ticket(subject_tags(msg.subject, prefix))
         if by_tag is None:
-            by_body = batch.first_ticket(body_ticket_numbers(msg.text, prefix))
+            # A labelled number counts in the subject too ("Re: 受付番号 T-… の件").
+            quoted = quoted_numbers(msg.subject + "\n" + msg.text, prefix, labels)
+            by_body = batch.first_ticket(quoted)
     arrival.candidates = {t.number: t for t in (by_ref, by_tag, by_body) if t is not None}
 
     def snap(ticket: AnyTicket | None) -> TicketSnapshot | None:
@@ -59,7 +61,7 @@ def _fax(batch: Batch, arrival: Arrival) -> Outcome | None:
     arrival.decision = decide_fax_thread(
         batch.snapshot_of(target) if target is not None else None,
         target is not None and fax.support_digits is not None
-        and target.support_number == fax.support_digits,
+        and fax.support_digits in (target.support_number, target.support_number_written),
         arrival.when,
         batch.settings.threading.reopen_days,
     )

@@ -1,9 +1,10 @@
 """Which ticket a message belongs to (Zammad's follow_up_check, as a pure function).
 
 In order: the References/In-Reply-To headers name a message of a ticket;
-the subject carries the ticket tag; the body quotes 問合せ番号 with the
-number. Header references are trusted from anyone (only a participant's mail
-client has them); a tag or number alone is trusted only from a participant
+the subject carries the ticket tag; the body quotes the number after its
+label (受付番号, 問合せ番号, ...; ``ticket_number.quoted_numbers`` reads them).
+Header references are trusted from anyone (only a participant's mail client
+has them); a tag or number alone is trusted only from a participant
 of that ticket or a registered contact of its customer, so a stranger cannot
 write into someone else's ticket by quoting its number.
 """
@@ -11,12 +12,8 @@ write into someone else's ticket by quoting its number.
 from __future__ import annotations
 
 import enum
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from madoguchi.ticketing import ticket_number
 
 
 @dataclass(frozen=True)
@@ -52,27 +49,6 @@ class ThreadDecision:
     ticket: TicketSnapshot | None = None
     rule: str = ""  # which rule decided: "references", "subject_tag", "body_number"
     unregistered_sender: bool = False
-
-
-def _fold(text: str) -> str:
-    # Full-width brackets, colons, letters and digits fold to ASCII.
-    return unicodedata.normalize("NFKC", text)
-
-
-def subject_ticket_tags(subject: str, prefix: str) -> list[str]:
-    """Ticket numbers in ``[T-2026-000123]`` tags, whatever Re:/Fwd:/返信: precede them."""
-    return re.findall(r"\[(" + ticket_number.pattern(prefix) + r")\]", _fold(subject))
-
-
-_BODY_LABEL = r"(?:お?問(?:い)?合(?:わ)?せ番号|問合番号|Inquiry\s*No\.?|Ticket\s*No\.?)"
-
-
-def body_ticket_numbers(body: str, prefix: str) -> list[str]:
-    """Ticket numbers quoted after 問合せ番号 / お問い合わせ番号 (also in quoted lines)."""
-    # Possessive quantifiers: optional items between runs of blanks would
-    # otherwise backtrack in cubic time on a body full of spaces.
-    pattern = _BODY_LABEL + r"\s*+[:：]?+\s*+[\[(（]?+\s*+(" + ticket_number.pattern(prefix) + ")"
-    return re.findall(pattern, _fold(body), flags=re.IGNORECASE)
 
 
 def decide_thread(
