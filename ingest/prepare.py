@@ -178,6 +178,7 @@ class Preparer:
         Sends the pool an empty task and looks at the previous one's answer;
         a pool still busy with a batch is not waited for.
         """
+        renewals = self.renewals
         probe = self._probe
         if probe is not None:
             pool, future = probe
@@ -193,8 +194,8 @@ class Preparer:
                 return True
             self.last_progress = monotonic()
         if self.workers and self._pool is not None:
-            self._probe = self._submit([], None)
-        return True
+            self._probe = self._submit([], None)  # renews a pool found broken at once
+        return self.renewals == renewals
 
     def stream(self, items: Sequence[Inbound]) -> Iterator[Prepared]:
         """Each item prepared, in order, while the caller stores the earlier ones."""

@@ -457,8 +457,10 @@ class Daemon:
 
     def _exit_if_wedged(self) -> None:
         now = monotonic()
-        progress = self.desk.pipeline.preparer.last_progress
+        # A poll's progress: messages prepared (the desk's parsing and OCR).
+        parsed = self.desk.pipeline.preparer.last_progress
         for component in self.components.all():
+            progress = parsed if component.name.startswith("poll:") else 0.0
             if component.wedged(now, progress, self.settings.daemon.wedged_seconds):
                 _exit_wedged(component.name, f"busy since {component.beat_at} ({component.detail})")
 

@@ -197,8 +197,9 @@ class SupervisedScheduler(BackgroundScheduler):  # type: ignore[misc]
 
     def _process_jobs(self) -> float:
         try:
-            wait = super()._process_jobs()
+            # Before the due jobs: a failed poll's backoff moves its job first.
             self._tend(self)
+            wait = super()._process_jobs()
         except Exception as exc:
             self._failures += 1
             delay = backoff_delay(self._failures, base_seconds=0.5, max_seconds=10,
