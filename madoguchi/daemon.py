@@ -193,6 +193,8 @@ class Daemon:
     def _fence(self, session: Session) -> None:
         """Raise ``LeadershipLost`` unless this daemon's epoch still leads (when it leads)."""
         if self.lease is not None:
+            if self.lease.epoch != self.epoch:  # found lost here, not yet taken elsewhere
+                raise LeadershipLost(self.epoch, self.lease.epoch)
             fence(session, self.epoch)
 
     def run_job(self, action: str, *args: str) -> None:

@@ -254,10 +254,14 @@ class LeaseKeeper(threading.Thread):
             self.stopping.wait(wait)
 
     def _turn(self) -> float:
-        if self.lease.epoch is not None and self.lease.renew():
-            self.component.beat("leading", f"epoch {self.lease.epoch}",
-                                next_within=self.renew_seconds)
-            return self.renew_seconds
+        if self.lease.epoch is not None:
+            if self.lease.renew():
+                self.component.beat("leading", f"epoch {self.lease.epoch}",
+                                    next_within=self.renew_seconds)
+                return self.renew_seconds
+            # Lost: try again as a standby does, when nobody else holds it.
+            self.component.beat("standby", "the lead was lost", next_within=self.retry_seconds)
+            return self.retry_seconds
         epoch = self.lease.acquire()
         if epoch is None:
             if not self._standing_by:
