@@ -114,7 +114,7 @@ class FaultyProxy:
                     if not data:
                         return
                     (b if src is a else a).sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # cut: closed under the select
             return
         finally:
             for s in (a, b):
