@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -130,7 +131,11 @@ def build_corpus(mails: int, faxes: int, seed: int, workdir: Path) -> list[Item]
 class Desk:
     """One database, mailbox, spool and SMTP listener, and the daemon's config for them."""
 
-    def __init__(self, workdir: Path, server: Dovecot, name: str, database_url: str | None) -> None:
+    def __init__(self, workdir: Path, server: Dovecot, name: str, database_url: str | None,
+                 *, handler: _RecordingHandler | None = None, imap_port: int | None = None,
+                 **config: Any) -> None:
+        """``handler``: the SMTP listener's (default: accept all); ``imap_port``: where
+        the daemon finds the mailbox (a proxy's); ``config``: more for ``write_config``."""
         self.workdir = workdir / name
         self.workdir.mkdir()
         self.url = database_url or f"sqlite:///{self.workdir / 'desk.db'}"
@@ -140,15 +145,16 @@ class Desk:
             csv_text = (ROOT / "demo" / "customers.csv").read_text(encoding="utf-8")
             import_rows(session, read_rows(csv_text, SupportNumberSettings()))
         self.account = server.add_user(name)
-        self.handler = _RecordingHandler()
+        self.handler = handler or _RecordingHandler()
         self.smtp = SmtpTestServer(_LoopbackController(self.handler), self.handler).start()
         self.spool = self.workdir / "spool"
         self.spool.mkdir()
         self.storage = self.workdir / "storage"
+        imap = self.account if imap_port is None else _Via(self.account, imap_port)
+        config.setdefault("interval", 0.2)
         self.config = daemons.write_config(
             self.workdir / "madoguchi.toml", database_url=self.url, storage=self.storage,
-            imap=self.account, smtp_port=self.smtp.port, batch=20, spool=self.spool,
-            interval=0.2,
+            imap=imap, smtp_port=self.smtp.port, batch=20, spool=self.spool, **config,
         )
         self.log = self.workdir / "daemon.log"
 
@@ -177,6 +183,17 @@ class Desk:
     def close(self) -> None:
         self.smtp.stop()
         self.engine.dispose()
+
+
+@dataclass
+class _Via:
+    """A Dovecot account reached through another port (a proxy in front of the server)."""
+
+    account: Any
+    port: int
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.account, name)
 
 
 def run(desk: Desk, corpus: list[Item], *, kills: int, rng: random.Random,

@@ -26,8 +26,14 @@ def write_config(
     path: Path, *, database_url: str, storage: Path, imap: object, smtp_port: int,
     batch: int, spool: Path | None = None, interval: float = 0.3, outbox_interval: float = 0.3,
     sla_sweep: float = 5, parse_workers: int | None = None,
+    smtp: dict[str, object] | None = None, daemon: dict[str, object] | None = None,
 ) -> Path:
-    """A daemon configuration for a Dovecot account (``imap``) and an SMTP listener."""
+    """A daemon configuration for a Dovecot account (``imap``) and an SMTP listener.
+
+    ``smtp`` and ``daemon``: more keys of those sections (numbers).
+    """
+    more_smtp = "\n".join(f"{k} = {v}" for k, v in (smtp or {}).items())
+    more_daemon = "\n".join(f"{k} = {v}" for k, v in (daemon or {}).items())
     spool_source = f"""
 [[sources]]
 name = "fax"
@@ -49,6 +55,7 @@ imap_batch_size = {batch}
 host = "127.0.0.1"
 port = {smtp_port}
 timeout_seconds = 2
+{more_smtp}
 
 [acknowledgement]
 max_per_sender_per_hour = 100000
@@ -57,6 +64,7 @@ max_per_sender_per_hour = 100000
 outbox_interval_seconds = {outbox_interval}
 sla_sweep_seconds = {sla_sweep}
 leader_retry_seconds = 0.3
+{more_daemon}
 
 [[sources]]
 name = "mailbox"

@@ -61,6 +61,11 @@ class SmtpSettings(BaseModel):
     ca_file: Path | None = None
     helo_name: str | None = None
     timeout_seconds: float = Field(30, gt=0)
+    # How long to wait for the reply to the end of the message (the final
+    # dot): RFC 5321 4.5.3.2.6 asks for 10 minutes, as a server may check the
+    # message before it answers. No reply by then, or the connection lost
+    # before it: the mail is left for staff to check, never sent again.
+    data_timeout_seconds: float = Field(600, gt=0)
     max_attempts: int = Field(8, ge=1)
     backoff_base_seconds: float = Field(60, gt=0)
     backoff_max_seconds: float = Field(3600, gt=0)

@@ -145,6 +145,13 @@ class DaemonSettings(_Section):
     backup_time: str = Field("03:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     # How often a standby daemon tries to become the scheduler.
     leader_retry_seconds: float = Field(5, gt=0)
+    # How often the leader confirms its lease (madoguchi.ticketing.leadership).
+    lease_renew_seconds: float = Field(2, gt=0)
+    # Supervision (madoguchi.supervision): how often heartbeats are written,
+    # how overdue a beat is LATE, how long busy without progress is wedged.
+    heartbeat_seconds: float = Field(5, gt=0)
+    component_late_seconds: float = Field(60, gt=0)
+    wedged_seconds: float = Field(600, gt=0)
     # A source whose poll fails is polled again after a backoff instead of
     # its interval: base, 2 x base, 4 x base... up to the max, each between
     # half and all of that (jitter: daemons that lost one server do not come

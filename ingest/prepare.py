@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from time import monotonic
 
 from madoguchi.config import Limits
+from madoguchi.ingest.children import die_with_parent
 from madoguchi.ingest.fax import FaxConfig, FaxPrepared, read_document, read_gateway_mail
 from madoguchi.ingest.htmltext import sanitize_html
 from madoguchi.ingest.inbound import Inbound
@@ -138,18 +141,31 @@ def prepare(raw: bytes, kind: str | None, name: str, cfg: PrepareConfig) -> Prep
 
 
 class Preparer:
-    """Prepares a batch's inputs, streaming them in order; a worker pool when it pays."""
+    """Prepares a batch's inputs, streaming them in order; a worker pool when it pays.
+
+    A pool found broken (a worker died: on a hostile document, or killed
+    while idle) is renewed wherever that shows: when work is submitted, when
+    a result is read, and by ``check`` between batches. A batch whose pool
+    broke under it goes again, once, on the new pool; if that breaks too,
+    its inputs are prepared one by one and the one that kills its worker is
+    quarantined.
+    """
 
     def __init__(self, cfg: PrepareConfig, blobs: BlobStore, workers: int) -> None:
         self.cfg = cfg
         self.blobs = blobs
         self.workers = workers
         self._pool: Executor | None = None
+        self._lock = threading.Lock()
+        self._probe: tuple[Executor, Future[list[Prepared]]] | None = None
+        self.renewals = 0  # pools renewed after a break
+        self.last_progress = monotonic()  # a result read, or a probe answered
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
 
     def start(self) -> list[Future[list[Prepared]]]:
         """Start the worker processes now rather than at the first large batch.
@@ -158,7 +174,34 @@ class Preparer:
         the OCR stack); a long-running daemon pays that once, at start-up.
         Returns what to wait for: the caller may do other work meanwhile.
         """
-        return [self._submit([], None) for _ in range(self.workers)] if self.workers else []
+        if not self.workers:
+            return []
+        return [self._submit([], None)[1] for _ in range(self.workers)]
+
+    def check(self) -> bool:
+        """Renew the pool if a worker died while idle; False when it had to.
+
+        Sends the pool an empty task and looks at the previous one's answer;
+        a pool still busy with a batch is not waited for.
+        """
+        renewals = self.renewals
+        probe = self._probe
+        if probe is not None:
+            pool, future = probe
+            if not future.done():
+                return True
+            self._probe = None
+            try:
+                future.result()
+            except BrokenProcessPool:
+                self._renew(pool)
+                return False
+            except Exception:  # a probe has nothing to fail on: the next one tells
+                return True
+            self.last_progress = monotonic()
+        if self.workers and self._pool is not None:
+            self._probe = self._submit([], None)  # renews a pool found broken at once
+        return self.renewals == renewals
 
     def stream(self, items: Sequence[Inbound]) -> Iterator[Prepared]:
         """Each item prepared, in order, while the caller stores the earlier ones."""
@@ -166,39 +209,86 @@ class Preparer:
         # A FAX takes about a second to read: worth a worker even alone.
         has_fax = any(kind == "fax" for _, kind, _ in jobs) or bool(self.cfg.fax.gateways)
         if self.workers < 1 or not (len(jobs) >= POOL_THRESHOLD or has_fax):
-            yield from (prepare(raw, kind, name, self.cfg) for raw, kind, name in jobs)
+            for raw, kind, name in jobs:
+                yield prepare(raw, kind, name, self.cfg)
+                self.last_progress = monotonic()
             return
         size = 1 if has_fax else 8
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         futures = [self._submit(chunk, self.cfg) for chunk in chunks]
-        for chunk, future in zip(chunks, futures, strict=True):
+        retried = False
+        i = 0
+        while i < len(chunks):
+            pool, future = futures[i]
             try:
-                yield from future.result()
+                prepared = future.result()
             except DESK_FAULTS:
                 raise  # the desk's fault, not the document's: retried at the next poll
-            except Exception as exc:  # a worker's failure is one input's fault
-                if isinstance(exc, BrokenProcessPool):
-                    self.close()
-                yield from (self._isolate(job) for job in chunk)
+            except BrokenProcessPool:
+                self._renew(pool)
+                if not retried:
+                    retried = True
+                    log.warning("a worker died; the rest of the batch goes again on a new pool")
+                    futures[i:] = [self._submit(chunk, self.cfg) for chunk in chunks[i:]]
+                    continue
+                prepared = [self._isolate(job) for job in chunks[i]]
+            except Exception:  # a worker's failure is one input's fault
+                prepared = [self._isolate(job) for job in chunks[i]]
+            self.last_progress = monotonic()
+            yield from prepared
+            i += 1
 
-    def _submit(self, jobs: list[Job], cfg: PrepareConfig | None) -> Future[list[Prepared]]:
-        if self._pool is None:
-            # forkserver: workers inherit no database connections or threads.
-            ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
-        return self._pool.submit(_prepare_chunk, jobs, cfg)
+    def _submit(self, jobs: list[Job], cfg: PrepareConfig | None
+                ) -> tuple[Executor, Future[list[Prepared]]]:
+        """Hand ``jobs`` to the pool (a new one if it is found broken); with the pool used."""
+        for attempt in (1, 2):
+            with self._lock:
+                if self._pool is None:
+                    self._pool = _new_pool(self.workers)
+                pool = self._pool
+            try:
+                return pool, pool.submit(_prepare_chunk, jobs, cfg)
+            except BrokenProcessPool:
+                if attempt == 2:
+                    raise
+                self._renew(pool)
+        raise AssertionError("unreachable")
+
+    def _renew(self, broken: Executor) -> None:
+        """Drop the broken pool (if it is still the current one); the next submit starts one."""
+        with self._lock:
+            if self._pool is not broken:
+                return  # another thread renewed it already
+            self._pool = None
+            self.renewals += 1
+        log.warning("the worker pool was broken (a worker died); starting a new one")
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def _isolate(self, job: Job) -> Prepared:
-        """Prepare one input of a failed chunk alone, still in a worker."""
-        try:
-            return self._submit([job], self.cfg).result()[0]
-        except DESK_FAULTS:
-            raise
-        except Exception as exc:
-            if isinstance(exc, BrokenProcessPool):
-                self.close()
-            log.error("%s: preparing it failed: %r", job[2], exc)
-            digest = self.blobs.put(job[0], durable=False)
-            return Prepared(digest, None, ParseError(
-                "worker_failed", f"reading it stopped the worker: {type(exc).__name__}: {exc}"
-            ))
+        """Prepare one input of a failed chunk alone, still in a worker (twice if a worker
+        died meanwhile that was not its own)."""
+        for attempt in (1, 2):
+            pool, future = self._submit([job], self.cfg)
+            try:
+                return future.result()[0]
+            except DESK_FAULTS:
+                raise
+            except Exception as exc:
+                if isinstance(exc, BrokenProcessPool):
+                    self._renew(pool)
+                    if attempt == 1:
+                        continue
+                log.error("%s: preparing it failed: %r", job[2], exc)
+                digest = self.blobs.put(job[0], durable=False)
+                return Prepared(digest, None, ParseError(
+                    "worker_failed",
+                    f"reading it stopped the worker: {type(exc).__name__}: {exc}"))
+        raise AssertionError("unreachable")
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: workers inherit no database connections or threads. The
+    # forkserver and every worker die with the daemon (ingest.children).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", "madoguchi.ingest._forkserver"])
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent)

@@ -22,15 +22,28 @@ A source whose poll fails backs off (``ingest.sources.backoff``): its poll
 job's next run is moved to the backoff's next attempt, in whichever
 scheduler holds it, and the job keeps its interval from there; the first
 good poll ends the backoff.
+
+Leadership is a lease with a fencing epoch (``ticketing.leadership``),
+taken and renewed by its own thread (``supervision.LeaseKeeper``); the
+scheduler runs only while the lease is held, under its epoch, and is
+stopped at once when it is lost. Every job, and every outbox claim, checks
+the epoch first. Everything is supervised (``madoguchi.supervision``): the
+schedulers' loops survive the job store's errors, each part beats, a
+stalled scheduler is restarted, a wedged part makes the daemon exit
+non-zero for systemd to restart it, and systemd's watchdog is pinged only
+while every part beats on time. The main thread only follows the lease and
+watches: no database error reaches it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
+import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -44,14 +57,27 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.orm import Session
 
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
-from madoguchi.ingest.sources.backoff import SourceBackoff
+from madoguchi.ingest.sources.backoff import SourceBackoff, one_line
 from madoguchi.ingest.sources.poller import Poller
-from madoguchi.ticketing.db import transaction
+from madoguchi.sdnotify import notify, watchdog_seconds
+from madoguchi.supervision import (
+    EXIT_WEDGED,
+    Component,
+    Components,
+    HeartbeatWriter,
+    LeaseKeeper,
+    SupervisedScheduler,
+)
+from madoguchi.ticketing.backoff import backoff_delay
+from madoguchi.ticketing.db import make_engine, transaction
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.escalation import escalate, remind, reminder_at, tickets_awaiting
+from madoguchi.ticketing.heartbeats import this_daemon
+from madoguchi.ticketing.leadership import LeadershipLost, Lease, fence
 from madoguchi.ticketing.locks import ExclusiveLock
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.outbox import OutboxSender, SendReport
@@ -62,8 +88,11 @@ log = logging.getLogger("madoguchi.daemon")
 # must not carry the desk in their pickled arguments: they use this one.
 _ACTIVE: Daemon | None = None
 _ADVISORY_KEY = 0x4D61646F  # "Mado"
-# How often the main thread hands the schedulers what job threads asked of them.
+# How often the main thread follows the lease and watches the components.
 _TEND_SECONDS = 0.2
+# Restarts of a scheduler that beat in between; more in a row: it is wedged.
+_MAX_RESTARTS = 5
+SHARED, LEADER = "shared", "leader"
 
 
 def leader_lock(desk: Desk) -> ExclusiveLock:
@@ -83,6 +112,18 @@ class PassReport:
     failed: int = 0
 
 
+@dataclass
+class _Supervised:
+    """A scheduler the main thread keeps running: how to make it, its restarts."""
+
+    make: Callable[[], SupervisedScheduler]
+    component: Component
+    scheduler: SupervisedScheduler | None = None
+    restarts: int = 0  # in a row, without a beat between
+    start_at: float = 0.0  # monotonic: not before (backoff after a failed start)
+    started_beat: float = 0.0
+
+
 class Daemon:
     def __init__(
         self,
@@ -95,42 +136,91 @@ class Daemon:
         ``backoff`` (its clock and randomness) are the tests' to give."""
         self.desk = desk
         self.settings = desk.settings
+        d = desk.settings.daemon
         self.pollers = (dict(pollers) if pollers is not None
                         else {s.name: desk.poller(s) for s in desk.settings.sources})
-        self.backoff = backoff or SourceBackoff(desk.settings.daemon, desk.factory)
-        self.outbox = OutboxSender(desk.settings, desk.factory)
-        self.lead = timedelta(minutes=desk.settings.daemon.reminder_lead_minutes)
+        self.backoff = backoff or SourceBackoff(d, desk.factory)
+        self.outbox = OutboxSender(desk.settings, desk.factory, fence=self._fence)
+        self.lead = timedelta(minutes=d.reminder_lead_minutes)
+        self.components = Components(d.component_late_seconds)
+        self.lease: Lease | None = None  # set by ``run``; None: no leadership (``--once``)
+        self.epoch: int | None = None  # the epoch this daemon's scheduler runs under
+        self._rng = random.Random()
         self._plans: queue.Queue[tuple[list[tuple[str, datetime, str, str]], set[str]]] = (
             queue.Queue()
         )
-        # (source, next attempt) of failed polls, for the main thread to reschedule.
-        self._retries: queue.Queue[tuple[str, datetime]] = queue.Queue()
+        # (source, next attempt) of failed polls, for the scheduler polling it to apply.
+        self._retries: dict[str, queue.Queue[tuple[str, datetime]]] = {
+            SHARED: queue.Queue(), LEADER: queue.Queue()}
+        self._jobs_added = False
+        self._late: set[str] = set()
 
     # -- the jobs ------------------------------------------------------------
 
     def poll(self, name: str) -> str:
         """Poll one source; a failure is raised after its backoff is set."""
+        component = self.components.get(f"poll:{name}")
+        interval = self._interval(name)
+        component.busy()
         try:
             report = self.pollers[name].poll_once()
         except Exception as exc:
-            self._retries.put((name, self.backoff.failed(name, exc)))
+            when = self.backoff.failed(name, exc)
+            wait = max(0.0, (when - _now()).total_seconds())
+            component.done("failing", one_line(exc), next_within=wait + interval)
+            owner = SHARED if name in self.shared_sources() else LEADER
+            self._retries[owner].put((name, when))
             raise
         self.backoff.succeeded(name)
+        component.done("ok", str(report), next_within=interval)
         log.info("%s: %s", name, report)
         return str(report)
 
+    def _interval(self, name: str) -> float:
+        return next((s.interval_seconds for s in self.settings.sources if s.name == name), 60.0)
+
     def send_outbox(self) -> SendReport:
-        return self.outbox.send_due()
+        component = self.components.get("outbox")
+        component.busy()
+        report = SendReport()
+        try:
+            report = self.outbox.send_due()
+        finally:
+            component.done("ok", f"sent {len(report.sent)}, retrying {len(report.retrying)}",
+                           next_within=self.settings.daemon.outbox_interval_seconds)
+        return report
+
+    def _fence(self, session: Session) -> None:
+        """Raise ``LeadershipLost`` unless this daemon's epoch still leads (when it leads)."""
+        if self.lease is not None:
+            if self.lease.epoch != self.epoch:  # found lost here, not yet taken elsewhere
+                raise LeadershipLost(self.epoch, self.lease.epoch)
+            fence(session, self.epoch)
+
+    def run_job(self, action: str, *args: str) -> None:
+        """A scheduled job, run only while this daemon's epoch leads."""
+        epoch = self.epoch
+        try:
+            with transaction(self.desk.factory) as session:
+                self._fence(session)
+        except LeadershipLost as exc:
+            log.warning("%s not run: %s", action, exc)
+            return
+        log.info("%s%s: run as the leader of epoch %s", action,
+                 f" {' '.join(args)}" if args else "", epoch)
+        getattr(self, action)(*args)
 
     def remind(self, number: str) -> bool:
         """The reminder job of ticket ``number``; False when it is gone or not needed."""
         with transaction(self.desk.factory) as session:
+            self._fence(session)
             ticket = ticket_by_number(session, number, follow_merges=False)
             return ticket is not None and remind(session, ticket, self.settings, _now())
 
     def escalate(self, number: str) -> bool:
         """The escalation job of ticket ``number``; False when it is gone or not needed."""
         with transaction(self.desk.factory) as session:
+            self._fence(session)
             ticket = ticket_by_number(session, number, follow_merges=False)
             return ticket is not None and escalate(session, ticket, self.settings, _now())
 
@@ -138,8 +228,8 @@ class Daemon:
         """Act on what is due now; leave what is due later to the scheduler.
 
         Returns (reminders, escalations) sent in this sweep. The jobs for later
-        are handed to the main thread (``_plans``): a job thread must not call
-        the scheduler, whose shutdown holds its locks while it waits for jobs.
+        are handed to the scheduler's loop (``_plans``): a job thread must not
+        call the scheduler, whose shutdown holds its locks while it waits for jobs.
         """
         now = _now()
         calendar = self.desk.deadlines.calendar
@@ -164,20 +254,28 @@ class Daemon:
         return reminders, escalations
 
     def _apply_plans(self, scheduler: BackgroundScheduler) -> None:
-        """Schedule the reminders and escalations a sweep found for later (main thread)."""
+        """Schedule the reminders and escalations a sweep found for later (scheduler loop)."""
         while not self._plans.empty():
             later, waiting = self._plans.get_nowait()
-            for job_id, when, action, number in later:
-                if scheduler.get_job(job_id) is None:
-                    scheduler.add_job(
-                        f"{__name__}:_run", DateTrigger(run_date=when), args=[action, number],
-                        id=job_id, replace_existing=True,
-                    )
-            # Answered or closed since: their jobs are cancelled.
-            for job in scheduler.get_jobs():
-                kind, _, number = job.id.partition(":")
-                if kind in ("remind", "escalate") and number not in waiting:
-                    job.remove()
+            try:
+                self._apply_plan(scheduler, later, waiting)
+            except Exception:
+                self._plans.put((later, waiting))  # the next turn tries again
+                raise
+
+    def _apply_plan(self, scheduler: BackgroundScheduler,
+                    later: list[tuple[str, datetime, str, str]], waiting: set[str]) -> None:
+        for job_id, when, action, number in later:
+            if scheduler.get_job(job_id) is None:
+                scheduler.add_job(
+                    f"{__name__}:_run", DateTrigger(run_date=when), args=[action, number],
+                    id=job_id, replace_existing=True,
+                )
+        # Answered or closed since: their jobs are cancelled.
+        for job in scheduler.get_jobs():
+            kind, _, number = job.id.partition(":")
+            if kind in ("remind", "escalate") and number not in waiting:
+                job.remove()
 
     def backup(self) -> None:
         from madoguchi.backup import backup
@@ -211,31 +309,191 @@ class Daemon:
         return [s.name for s in self.settings.sources if isinstance(s, ImapSource)]
 
     def run(self, stop: threading.Event) -> int:
-        """Wait for leadership, schedule, run until ``stop`` is set; exit code."""
+        """Lead when nobody does, schedule while leading, until ``stop`` is set; exit code."""
+        # From the main thread: the forkserver it starts lives as long as it does.
         self.desk.pipeline.start_workers()
         swept = self.desk.blobs.sweep_temporaries()
         if swept:
             log.info("removed %d temporary file(s) an earlier crash left in the store", swept)
         from madoguchi.web_server import start_for_daemon
 
+        d = self.settings.daemon
         # Every daemon serves the desk when configured, leader or standby.
         web_server = start_for_daemon(self.desk)
-        shared = self._shared_pollers()
+        self.lease = Lease(leader_lock(self.desk), self.desk.factory, this_daemon())
+        keeper = LeaseKeeper(self.lease, self.components.get("lease"),
+                             renew_seconds=d.lease_renew_seconds,
+                             retry_seconds=d.leader_retry_seconds)
+        writer = HeartbeatWriter(self.components, self.desk.factory, this_daemon(),
+                                 seconds=d.heartbeat_seconds, wedged_seconds=d.wedged_seconds)
+        leader = _Supervised(self._leader_scheduler, self.components.get("scheduler"))
+        shared = (_Supervised(self._shared_scheduler, self.components.get("shared-polls"))
+                  if self.shared_sources() else None)
+        keeper.start()
+        writer.start()
         try:
-            return self._lead(stop, shared)
+            return self._supervise(stop, keeper, leader, shared, web_server is not None)
         finally:
+            keeper.stop()
+            self._stop(leader, wait=True)
             if shared is not None:
-                shared.shutdown(wait=True)
+                self._stop(shared, wait=True)
+            self.lease.release()
+            writer.stop()
             if web_server is not None:
                 web_server.stop()
+            notify("STOPPING=1")
 
-    def _shared_pollers(self) -> BackgroundScheduler | None:
+    def _supervise(self, stop: threading.Event, keeper: LeaseKeeper, leader: _Supervised,
+                   shared: _Supervised | None, web: bool) -> int:
+        """The main thread's loop: follow the lease, restart what stalled, ping the watchdog."""
+        d = self.settings.daemon
+        watchdog = watchdog_seconds()
+        last_ping = last_check = 0.0
+        if shared is not None:
+            self._keep_running(shared)
+            log.info("polling %s alongside any other daemon", ", ".join(self.shared_sources()))
+        notify("READY=1", "STATUS=started; following the lead")
+        while not stop.wait(_TEND_SECONDS):
+            self._follow_lease(keeper.epoch, leader)
+            for supervised in (leader, shared):
+                if supervised is not None and (self.epoch is not None or supervised is shared):
+                    self._keep_running(supervised)
+            now = monotonic()
+            if now - last_check >= d.heartbeat_seconds:
+                last_check = now
+                self._check_workers()
+                if web:
+                    self.components.get("web").beat("serving", next_within=d.heartbeat_seconds)
+            self._exit_if_wedged()
+            late = {c.name for c in self.components.late()}
+            if late != self._late:
+                if late:
+                    log.error("LATE: %s; systemd's watchdog is not pinged", ", ".join(sorted(late)))
+                self._late = late
+            if watchdog and not late and now - last_ping >= watchdog / 3:
+                notify("WATCHDOG=1")
+                last_ping = now
+        log.info("stopping: finishing the running jobs")
+        return 0
+
+    def _follow_lease(self, epoch: int | None, leader: _Supervised) -> None:
+        """Schedule under ``epoch`` while it is held; stop at once when it is lost."""
+        if epoch == self.epoch:
+            return
+        if self.epoch is not None:
+            log.error("stopped scheduling: the lead of epoch %s is lost", self.epoch)
+            notify("STATUS=standing by (the lead was lost)")
+        self._stop(leader, wait=False)
+        self.epoch = epoch
+        self.components.get("scheduler").beat(
+            "standby" if epoch is None else "starting", next_within=float(
+                self.settings.daemon.leader_retry_seconds))
+        if epoch is not None:
+            leader.restarts = 0
+            leader.start_at = 0.0
+
+    def _keep_running(self, supervised: _Supervised) -> None:
+        """Start the scheduler if it is not running, restart it if it stopped beating."""
+        global _ACTIVE
+        now = monotonic()
+        component = supervised.component
+        if supervised.scheduler is not None:
+            if component.beat_mono > supervised.started_beat:
+                supervised.restarts = 0  # it beats: the restarts are behind it
+            if not component.late(now):
+                return
+            log.error("%s stopped beating (last: %s); restarting it", component.name,
+                      component.detail or component.state)
+            self._stop(supervised, wait=False)
+            supervised.restarts += 1
+            if supervised.restarts > _MAX_RESTARTS:
+                _exit_wedged(component.name, f"restarted {_MAX_RESTARTS} times in vain")
+        if now < supervised.start_at:
+            return
+        scheduler = supervised.make()
+        try:
+            scheduler.start()
+        except Exception as exc:
+            supervised.restarts += 1
+            wait = backoff_delay(supervised.restarts, base_seconds=0.5, max_seconds=30,
+                                 rng=self._rng).total_seconds()
+            supervised.start_at = now + wait
+            log.warning("%s could not start (%d in a row), again in %.1f s: %s",
+                        component.name, supervised.restarts, wait, one_line(exc))
+            component.beat("retrying", one_line(exc), next_within=wait + 1)
+            return
+        supervised.scheduler = scheduler
+        supervised.started_beat = component.beat_mono
+        component.beat("running", next_within=2.0)
+        if supervised.component.name == "scheduler":
+            _ACTIVE = self
+            self._jobs_added = False
+            log.info("this daemon is the scheduler (epoch %s)", self.epoch)
+            notify(f"STATUS=leading (epoch {self.epoch})")
+
+    def _stop(self, supervised: _Supervised, *, wait: bool) -> None:
+        scheduler, supervised.scheduler = supervised.scheduler, None
+        if scheduler is None:
+            return
+        with contextlib.suppress(Exception):  # stopped already
+            scheduler.shutdown(wait=wait)
+        if supervised.component.name == "scheduler":
+            for name in self.pollers:
+                if name not in self.shared_sources():
+                    self.components.drop(f"poll:{name}")  # polled by the leader alone
+            self.components.drop("outbox")
+
+    def _check_workers(self) -> None:
+        preparer = self.desk.pipeline.preparer
+        if not preparer.workers:
+            return
+        component = self.components.get("workers")
+        if preparer.check():
+            component.beat("ok", f"{preparer.workers} workers",
+                           next_within=self.settings.daemon.heartbeat_seconds)
+        else:
+            log.warning("a parse worker died while idle; the pool was renewed")
+            component.beat("renewed", "a worker had died; a new pool",
+                           next_within=self.settings.daemon.heartbeat_seconds)
+
+    def _exit_if_wedged(self) -> None:
+        now = monotonic()
+        # A poll's progress: messages prepared (the desk's parsing and OCR).
+        parsed = self.desk.pipeline.preparer.last_progress
+        for component in self.components.all():
+            progress = parsed if component.name.startswith("poll:") else 0.0
+            if component.wedged(now, progress, self.settings.daemon.wedged_seconds):
+                _exit_wedged(component.name, f"busy since {component.beat_at} ({component.detail})")
+
+    def _tend_leader(self, scheduler: BackgroundScheduler) -> None:
+        """In the leader's scheduler loop: its jobs, the sweep's plans, the polls' retries."""
+        if not self._jobs_added:
+            self._add_jobs(scheduler)
+            self._jobs_added = True
+        self._apply_plans(scheduler)
+        self._apply_retries(scheduler, self._retries[LEADER])
+
+    def _leader_scheduler(self) -> SupervisedScheduler:
+        d = self.settings.daemon
+        # The job store has an engine of its own: its shutdown disposes of it.
+        store = SQLAlchemyJobStore(engine=make_engine(self.settings.database_url))
+        return SupervisedScheduler(
+            self.components.get("scheduler"), self._tend_leader,
+            jobstores={"default": store},
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": d.misfire_grace_seconds},
+            jobstore_retry_interval=2, timezone=self.settings.tz,
+        )
+
+    def _shared_scheduler(self) -> SupervisedScheduler:
         """This daemon's own polls of the shared sources; they need no leadership."""
         shared = self.shared_sources()
-        if not shared:
-            return None
         by_name = {s.name: s for s in self.settings.sources}
-        scheduler = BackgroundScheduler(
+        scheduler = SupervisedScheduler(
+            self.components.get("shared-polls"),
+            lambda s: self._apply_retries(s, self._retries[SHARED]),
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(max_workers=max(1, len(shared)))},
             job_defaults={"coalesce": True, "max_instances": 1},
@@ -246,73 +504,23 @@ class Daemon:
                 self.poll, IntervalTrigger(seconds=by_name[name].interval_seconds),
                 args=[name], id=f"poll:{name}", next_run_time=_now(),
             )
-        scheduler.start()
-        log.info("polling %s alongside any other daemon", ", ".join(shared))
         return scheduler
 
-    def _lead(self, stop: threading.Event, shared: BackgroundScheduler | None) -> int:
-        global _ACTIVE
-        # The scheduler holding each source's poll job, for its backoff.
-        polls = dict.fromkeys(self.shared_sources(), shared) if shared is not None else {}
-        lock = leader_lock(self.desk)
-        while not lock.acquire():
-            log.info("another daemon schedules for this database; standing by")
-            if self._stand_by(stop, polls, self.settings.daemon.leader_retry_seconds):
-                return 0
-        log.info("this daemon is the scheduler")
-        _ACTIVE = self
-        scheduler = self._scheduler()
-        try:
-            scheduler.start()
-            self._add_jobs(scheduler)
-            polls |= {name: scheduler for name in self.pollers if name not in polls}
-            while not stop.wait(_TEND_SECONDS):
-                self._apply_plans(scheduler)
-                self._apply_retries(polls)
-            log.info("stopping: finishing the running jobs")
-        finally:
-            if scheduler.running:
-                scheduler.shutdown(wait=True)
-            _ACTIVE = None
-            lock.release()
-        return 0
-
-    def _stand_by(self, stop: threading.Event, polls: Mapping[str, BackgroundScheduler],
-                  seconds: float) -> bool:
-        """Wait ``seconds``, rescheduling failed polls meanwhile; True once ``stop`` is set."""
-        deadline = monotonic() + seconds
-        while not stop.wait(max(0.0, min(_TEND_SECONDS, deadline - monotonic()))):
-            self._apply_retries(polls)
-            if monotonic() >= deadline:
-                return False
-        return True
-
-    def _apply_retries(self, polls: Mapping[str, BackgroundScheduler]) -> None:
+    def _apply_retries(self, scheduler: BackgroundScheduler,
+                       retries: queue.Queue[tuple[str, datetime]]) -> None:
         """Move the next run of each failed poll's job to its backoff's next attempt.
 
-        From the main thread only, as ``_apply_plans``: the poll that failed
+        In the scheduler's loop, as ``_apply_plans``: the poll that failed
         handed it over (``_retries``). The job keeps its interval from there.
         """
-        while not self._retries.empty():
-            name, when = self._retries.get_nowait()
-            scheduler = polls.get(name)
-            if scheduler is None:
-                continue  # polled by no job of this daemon (``run_once``)
-            with contextlib.suppress(JobLookupError):
-                scheduler.modify_job(f"poll:{name}", next_run_time=when)
-
-    def _scheduler(self) -> BackgroundScheduler:
-        d = self.settings.daemon
-        return BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.desk.engine)},
-            executors={"default": ThreadPoolExecutor(max_workers=4)},
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": d.misfire_grace_seconds,
-            },
-            timezone=self.settings.tz,
-        )
+        while not retries.empty():
+            name, when = retries.get_nowait()
+            try:
+                with contextlib.suppress(JobLookupError):
+                    scheduler.modify_job(f"poll:{name}", next_run_time=when)
+            except Exception:
+                retries.put((name, when))
+                raise
 
     def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
         d = self.settings.daemon
@@ -349,7 +557,20 @@ def _run(action: str, *args: str) -> None:
     daemon = _ACTIVE
     if daemon is None:  # a job fired after shutdown began
         return
-    getattr(daemon, action)(*args)
+    daemon.run_job(action, *args)
+
+
+def _exit_wedged(name: str, why: str) -> None:
+    """End the process at once, non-zero: a wedged thread cannot be stopped otherwise.
+
+    systemd (``Restart=on-failure``) starts the daemon again; the lock and
+    the database sessions end with the process.
+    """
+    log.critical("%s is wedged: %s; exiting with status %d for a restart", name, why,
+                 EXIT_WEDGED)
+    notify(f"STATUS=exiting: {name} is wedged")
+    logging.shutdown()
+    os._exit(EXIT_WEDGED)
 
 
 def _now() -> datetime:

@@ -12,7 +12,9 @@ daemon, web or command-line process answers, and right after a restart.
   the past means no scheduler is running (or the poll is stuck);
 * the newest message stored from a source, and the newest quarantined;
 * a source whose polls fail has a row in ``source_failures`` (written by
-  the daemon's backoff, ``ingest.sources.backoff``) until a poll succeeds.
+  the daemon's backoff, ``ingest.sources.backoff``) until a poll succeeds;
+* each daemon's components beat into ``daemon_heartbeats``
+  (``madoguchi.supervision``): LATE once a beat is overdue.
 
 The triage counts use the queues' own definitions (ticketing/queues.py), as the
 web desk lists them.
@@ -51,6 +53,7 @@ from madoguchi.config import (
     Source,
 )
 from madoguchi.ingest.fax import is_fax_filename
+from madoguchi.ticketing.heartbeats import Beat, read_beats
 from madoguchi.ticketing.models import (
     Channel,
     Direction,
@@ -151,6 +154,7 @@ class DeskStatus:
     quarantine_total: int
     quarantine_by_reason: dict[str, int]
     outbox: dict[str, int]  # pending, sending (delivering too), failed
+    components: list[Beat] = field(default_factory=list)  # every daemon's, by daemon
 
     @property
     def open_tickets(self) -> int:
@@ -231,6 +235,7 @@ def desk_status(
         quarantine_total=sum(by_reason.values()),
         quarantine_by_reason=by_reason,
         outbox=outbox,
+        components=read_beats(session),
     )
 
 
@@ -281,13 +286,9 @@ def _ocr_seconds() -> ColumnElement[float]:
 
 
 def _fax_tickets(session: Session) -> tuple[int, int]:
-    """Tickets opened by a FAX, and how many of them went to triage on arrival.
-
-    The flag ``unreadable_fax`` is gone once staff give the number, so
-    "went to triage" is read from the opening FAX's reading: no number.
-    Counted in the database; only gateway mails carrying several documents
-    (rare) have their readings looked at here.
-    """
+    """Tickets opened by a FAX, and how many went to triage on arrival (the opening
+    FAX's reading has no number: the flag is gone once staff give it); only gateway
+    mails carrying several documents (rare) have their readings looked at here."""
     reading = Message.fax_reading
     number = reading["support_number"].as_string()
     documents = reading["documents"].as_string()
@@ -507,7 +508,15 @@ def metric_families(storage: Storage, now: datetime) -> list[Family]:
             owed.add(s.marks_owed, source=s.name)
         if s.claims is not None:
             claimed.add(s.claims.uids, source=s.name)
-    families += [f for f in (waiting, owed, claimed) if f.samples]
+    beat = Family("madoguchi_component_last_beat_timestamp_seconds", "gauge",
+                  "When each daemon's component (scheduler, lease, poll:<source>, outbox, "
+                  "workers) last beat, in Unix time.")
+    late = Family("madoguchi_component_late", "gauge",
+                  "1 while a daemon's component is LATE: its next beat is overdue.")
+    for b in status.components:
+        beat.add(b.beat_at.timestamp(), daemon=b.daemon, component=b.component)
+        late.add(int(b.late(now)), daemon=b.daemon, component=b.component)
+    families += [f for f in (waiting, owed, claimed, beat, late) if f.samples]
     return families
 
 
@@ -568,6 +577,10 @@ def render_status(status: DeskStatus, tz: ZoneInfo) -> str:
             lines.append(f"    marks owed:  {s.marks_owed}")
         if s.claims is not None:
             lines.append(f"    claims:      {s.claims.claims} ({s.claims.uids} UIDs)")
+    lines += ["", "daemons:"] + [
+        f"  {b.daemon} {b.component:<14} {b.state} {b.detail}".rstrip()
+        + f", last beat {at(b.beat_at)}" + ("  LATE" if b.late(status.at) else "")
+        for b in status.components] if status.components else ["", "daemons:     none running"]
     reasons = ", ".join(f"{k} {v}" for k, v in status.quarantine_by_reason.items())
     lines += [
         "",

@@ -136,10 +136,12 @@ def register_customers(config: Path) -> None:
     desk.close()
 
 
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_daemon(config: Path, log: Path, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "madoguchi", "--config", str(config), "daemon"],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT,
+        env={**os.environ, **env} if env else None,
     )
 
 

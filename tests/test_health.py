@@ -18,7 +18,7 @@ from madoguchi.app import Desk
 from madoguchi.cli import app
 from madoguchi.config import Settings, load_settings
 from madoguchi.daemon import Daemon
-from madoguchi.health import Claims, MailboxPosition, Schedule, desk_status
+from madoguchi.health import Claims, MailboxPosition, Schedule, desk_status, render_status
 from madoguchi.ingest.inbound import Inbound
 from madoguchi.ticketing import actions, models
 from madoguchi.ticketing.customers_csv import import_rows, read_rows
@@ -315,3 +315,29 @@ def test_status_shows_a_source_backing_off_until_its_next_good_poll(
     }
     assert {s.name: s.backoff for s in after.sources}["box"] is None
     assert text_after.exit_code == 0 and "BACKING OFF" not in text_after.stdout
+
+
+def test_status_and_metrics_show_each_daemons_components_and_the_late_ones(
+    desk: Desk,
+) -> None:
+    from madoguchi.health import metric_families
+    from madoguchi.ticketing.heartbeats import Beat, write_beats
+
+    t0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+    with transaction(desk.factory) as session:
+        write_beats(session, "host-a:41", [
+            Beat("host-a:41", "scheduler", "running", "", t0, t0 + timedelta(minutes=1)),
+            Beat("host-a:41", "outbox", "ok", "sent 1, retrying 0", t0, t0 + timedelta(hours=1)),
+        ])
+    now = t0 + timedelta(minutes=30)
+    with desk.factory() as session:
+        shown = render_status(desk_status(desk.settings, session, now), desk.settings.tz)
+    lines = {li.split()[1]: li for li in shown.splitlines() if li.startswith("  host-a:41")}
+    assert lines["scheduler"].endswith("LATE")
+    assert "sent 1, retrying 0" in lines["outbox"] and "LATE" not in lines["outbox"]
+    samples = {(f.name, s[1].get("component")): s[2]
+               for f in metric_families(desk, now) for s in f.samples}
+    assert samples[("madoguchi_component_late", "scheduler")] == 1
+    assert samples[("madoguchi_component_late", "outbox")] == 0
+    assert samples[("madoguchi_component_last_beat_timestamp_seconds", "outbox")] == \
+        t0.timestamp()

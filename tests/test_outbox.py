@@ -36,6 +36,7 @@ from madoguchi.ticketing.models import (
 from madoguchi.ticketing.outbox import (
     INTERRUPTED,
     STOPPED_BEFORE_DATA,
+    UNCONFIRMED,
     OutboxSender,
     SendReport,
     claim_next,
@@ -323,19 +324,67 @@ def test_permanent_refusal_of_one_row_does_not_stop_the_next(
     assert report.failed == ids
 
 
-def test_connection_dropped_after_data_is_retried(
+# --- the two windows after the final dot: never sent twice -----------------------------
+
+
+def test_connection_dropped_after_the_whole_message_is_left_to_staff_never_resent(
     db: OutboxDb, tmp_path: Path, smtp_dropping_server: SmtpTestServer
 ) -> None:
+    # The server had the whole message and hung up unanswered: it may deliver it.
     row_id = queue(db)
     clock = Clock()
     out = sender(server_settings(db, tmp_path, smtp_dropping_server), db, clock)
-    assert out.send_due().retrying == [row_id]
-    assert "dropped" in (db.row(row_id).last_error or "")
+    assert out.send_due().interrupted == [row_id]
+    row = db.row(row_id)
+    assert row.status is OutboxStatus.FAILED
+    assert (row.last_error or "").startswith(UNCONFIRMED)
+    assert "check the recipient's mailbox" in (row.last_error or "")
 
     smtp_dropping_server.accept()
-    clock.advance(hours=1)
+    clock.advance(days=1)
+    assert out.send_due() == SendReport()
+    assert db.row(row_id).status is OutboxStatus.FAILED
+
+
+def test_server_slow_to_answer_the_final_dot_is_waited_for_and_sent_once(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    # Keeps the message, answers 2 s later: longer than every other step may take.
+    row_id = queue(db)
+    smtp_server.stall("data")
+    threading.Timer(2.0, smtp_server.accept).start()
+    settings = server_settings(db, tmp_path, smtp_server, timeout_seconds=0.5,
+                               data_timeout_seconds=30)
+    clock = Clock()
+    out = sender(settings, db, clock)
     assert out.send_due().sent == [row_id]
-    assert len(smtp_dropping_server.messages) == 1
+    clock.advance(hours=1)
+    assert out.send_due() == SendReport()
+    assert db.row(row_id).status is OutboxStatus.SENT
+    assert len(smtp_server.messages) == 1
+
+
+def test_no_answer_to_the_final_dot_within_the_data_timeout_is_left_to_staff(
+    db: OutboxDb, tmp_path: Path, smtp_server: SmtpTestServer
+) -> None:
+    row_id = queue(db)
+    smtp_server.stall("data")
+    settings = server_settings(db, tmp_path, smtp_server, data_timeout_seconds=1)
+    clock = Clock()
+    out = sender(settings, db, clock)
+    assert out.send_due().interrupted == [row_id]
+    smtp_server.accept()  # the server delivers what it kept
+    row = db.row(row_id)
+    assert row.status is OutboxStatus.FAILED
+    assert "no answer to the end of the message after 1 s" in (row.last_error or "")
+    clock.advance(days=1)
+    assert out.send_due() == SendReport()
+    assert len(smtp_server.messages) == 1
+
+
+def test_the_delivering_lease_outlasts_the_wait_for_the_final_answer() -> None:
+    smtp = SmtpSettings(timeout_seconds=30, data_timeout_seconds=600)
+    assert lease_for(smtp, OutboxStatus.DELIVERING) > timedelta(seconds=600)
 
 
 def test_connection_closed_before_the_greeting_is_retried(
@@ -383,12 +432,20 @@ class ProcessDied(BaseException):
 
 def crash_after_delivery(smtp: SmtpSettings) -> smtplib.SMTP:
     conn = open_smtp(smtp)
+    sent_whole = [False]
 
-    def data(msg: bytes) -> tuple[int, bytes]:
-        smtplib.SMTP.data(conn, msg)
-        raise ProcessDied  # the server has it; we die before writing "sent"
+    def send(data: bytes | str) -> None:
+        smtplib.SMTP.send(conn, data)
+        sent_whole[0] = isinstance(data, bytes) and data.endswith(b"\r\n.\r\n")
 
-    conn.data = data  # type: ignore[method-assign]
+    def getreply() -> tuple[int, bytes]:
+        reply = smtplib.SMTP.getreply(conn)
+        if sent_whole[0]:
+            raise ProcessDied  # the server has it; we die before writing "sent"
+        return reply
+
+    conn.send = send  # type: ignore[method-assign]
+    conn.getreply = getreply  # type: ignore[method-assign]
     return conn
 
 
@@ -435,8 +492,8 @@ def test_row_another_worker_is_sending_within_its_lease_is_left_alone(
 
 
 def test_delivering_lease_is_a_few_timeouts_and_sending_lease_much_longer() -> None:
-    smtp = SmtpSettings(timeout_seconds=30)
-    assert lease_for(smtp, OutboxStatus.DELIVERING) == timedelta(seconds=150)
+    smtp = SmtpSettings(timeout_seconds=30, data_timeout_seconds=600)
+    assert lease_for(smtp, OutboxStatus.DELIVERING) == timedelta(seconds=150 + 600)
     assert lease_for(smtp) == lease_for(smtp, OutboxStatus.SENDING) == timedelta(seconds=600)
 
 

@@ -30,7 +30,17 @@ class ExclusiveLock(Protocol):
         """Take the lock if nobody holds it; False when another process does."""
         ...
 
-    def release(self) -> None: ...
+    def alive(self) -> bool:
+        """Whether this process still holds the lock (asked on the lock's own connection).
+
+        False once the lock is gone for sure or cannot be confirmed (its
+        connection was terminated or cannot be reached); never raises.
+        """
+        ...
+
+    def release(self) -> None:
+        """Let the lock go; never raises (a lock whose connection is gone is gone)."""
+        ...
 
 
 class KeyedLocks(Protocol):
@@ -62,20 +72,55 @@ class AdvisoryLock:
         self._conn: Connection | None = None
 
     def acquire(self) -> bool:
-        conn = self.engine.connect()
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
-        conn.commit()
+        self.release()
+        # Autocommit: the lock belongs to the session, not to a transaction.
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
         if got:
             self._conn = conn
             return True
         conn.close()
         return False
 
+    def alive(self) -> bool:
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            return False
+        try:
+            held = conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND classid = 0 AND objid = :k"
+            ), {"k": self.key}).scalar()
+        except Exception:
+            self._drop()
+            return False
+        if not held:
+            self._drop()
+        return bool(held)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # The session is gone or unreachable, and its lock with it.
+            conn.invalidate()
+            conn.close()
+
     def release(self) -> None:
-        if self._conn is not None:
-            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-            self._conn.close()
-            self._conn = None
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        except Exception:
+            self._drop()  # its session ended: the server freed the lock with it
+            return
+        self._conn = None
+        conn.close()
 
 
 class AdvisoryLocks:
@@ -145,11 +190,13 @@ class FileLock:
         self._fd = fd
         return True
 
+    def alive(self) -> bool:
+        return self._fd is not None  # an flock lasts as long as its descriptor
+
     def release(self) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            os.close(fd)  # frees the flock
 
 
 class FileRecordLocks:
@@ -218,6 +265,9 @@ class _OneKey:
 
     def acquire(self) -> bool:
         return self.locks.try_lock(self.key)
+
+    def alive(self) -> bool:
+        return self.key in self.locks._held.keys
 
     def release(self) -> None:
         self.locks.unlock(self.key)

@@ -405,6 +405,40 @@ class SourceFailure(Base):
     last_error: Mapped[str] = mapped_column(String(300))
 
 
+class DaemonLeader(Base):
+    """The leader's lease: one row, its epoch raised by each daemon that takes the lead.
+
+    The epoch is the fencing token (``ticketing.leadership``): a scheduled job
+    or an outbox claim acts only while the epoch it was started under is
+    still the row's, so a leader that lost its lock stops at its next step.
+    """
+
+    __tablename__ = "daemon_leader"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(200))  # host:pid of the leader
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Heartbeat(Base):
+    """A daemon's component (scheduler, a source's polls, the outbox, workers...) beating.
+
+    Written every few seconds by the daemon (``madoguchi.supervision``);
+    ``late_at`` is when the component counts as LATE without a newer beat.
+    """
+
+    __tablename__ = "daemon_heartbeats"
+
+    daemon: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    component: Mapped[str] = mapped_column(String(200), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    late_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(300))
+
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"  # to be sent (again, after next_attempt_at)
     SENDING = "sending"  # claimed, SMTP up to RCPT; a crash here: sent again after the lease

@@ -10,7 +10,8 @@ The life of a row::
     pending ──claim──▶ sending ──MAIL, RCPT accepted──▶ delivering ──DATA accepted──▶ sent
      ▲  ▲                 │                                 │
      │  └── lease over ───┘ (died before DATA:              └── lease over ──▶ failed, INTERRUPTED
-     │                       the server has nothing)
+     │                       the server has nothing)        └── no answer to the final dot
+     │                                                              ──▶ failed, UNCONFIRMED
      └── temporary failure in sending or delivering (refused, dropped, 4xx), attempts < max:
          next_attempt_at = now + backoff with jitter.
          Permanent refusal (5xx) or attempts used up ──▶ failed
@@ -34,8 +35,20 @@ before the SMTP step it allows, and while a row is ``sending`` or
   the recipient's mailbox before they resend.
 - ``sent``, in a new transaction after the server accepted.
 
-A reply refusing the DATA, or a connection dropped before the reply, is a
-failure like any other: by SMTP's rules the server has not taken the message.
+A reply refusing the DATA (or a refusal of the message once sent) is a
+failure like any other: by SMTP's rules the server has not taken the message;
+so is a connection lost before the whole message was sent. Once its end (the
+final dot) is sent, the reply is awaited ``smtp.data_timeout_seconds`` (10
+minutes, RFC 5321 4.5.3.2.6: a slow server is not a failed one); if none
+comes, timed out or the connection dropped, the server may have the message
+and deliver it: the row is failed with ``UNCONFIRMED`` for staff, like a
+crash during DATA, and never sent again. Nothing is ever sent twice; the
+price is a mail staff must check by hand when a server hangs up at that
+moment.
+
+A leader's sender is fenced (``ticketing.leadership``): each claim checks,
+in its transaction, that its daemon still leads, and a sender whose daemon
+lost the lead stops at its next claim.
 
 Several senders may run at once: on PostgreSQL a row is claimed with
 ``SELECT ... FOR UPDATE SKIP LOCKED``, so two workers never take the same row
@@ -68,12 +81,14 @@ from madoguchi.config import Settings
 from madoguchi.config.mail import SmtpSettings
 from madoguchi.ticketing.backoff import backoff_delay
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.leadership import Fence, LeadershipLost
 from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket, table_of
 from madoguchi.ticketing.smtp_client import SmtpFailure, classify, open_smtp, reply_text, transact
 
 __all__ = [
     "INTERRUPTED",
     "STOPPED_BEFORE_DATA",
+    "UNCONFIRMED",
     "OutboxSender",
     "SendReport",
     "claim_next",
@@ -88,6 +103,8 @@ log = logging.getLogger("madoguchi.outbox")
 INTERRUPTED = (
     "delivery state unknown after a crash; check the recipient's mailbox before resending"
 )
+# The start of last_error for a message sent whole whose answer never came.
+UNCONFIRMED = "delivery state unknown: the server did not answer the end of the message"
 
 # Leases in SMTP timeouts. `sending`: connect, EHLO, STARTTLS, EHLO, AUTH,
 # MAIL and each RCPT wait at most one; generous, as overtaking a live sender
@@ -211,9 +228,15 @@ def _checked_bytes(message: EmailMessage) -> bytes:
 
 
 def lease_for(smtp: SmtpSettings, status: OutboxStatus = OutboxStatus.SENDING) -> timedelta:
-    """How long a row may stay ``sending`` (or ``delivering``) before its sender counts as dead."""
-    timeouts = _DELIVERING_TIMEOUTS if status is OutboxStatus.DELIVERING else _SENDING_TIMEOUTS
-    return timedelta(seconds=smtp.timeout_seconds * timeouts)
+    """How long a row may stay ``sending`` (or ``delivering``) before its sender counts as dead.
+
+    ``delivering`` includes the wait for the answer to the final dot, so a
+    live sender waiting for a slow server is never taken for a dead one.
+    """
+    if status is OutboxStatus.DELIVERING:
+        return timedelta(seconds=smtp.timeout_seconds * _DELIVERING_TIMEOUTS
+                         + smtp.data_timeout_seconds)
+    return timedelta(seconds=smtp.timeout_seconds * _SENDING_TIMEOUTS)
 
 
 def _ticket_numbers(session: Session, row_ids: list[int]) -> dict[int, str]:
@@ -269,7 +292,8 @@ class SendReport:
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-    # Found still ``delivering`` after their lease: marked failed, not resent.
+    # Left to staff, never resent: found still ``delivering`` after their lease
+    # (INTERRUPTED), or sent whole with no answer to the final dot (UNCONFIRMED).
     interrupted: list[int] = field(default_factory=list)
     # Found still ``sending`` after their lease: nothing was sent, pending again.
     requeued: list[int] = field(default_factory=list)
@@ -286,21 +310,30 @@ class OutboxSender:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         smtp_factory: Callable[[SmtpSettings], smtplib.SMTP] = open_smtp,
         rng: random.Random | None = None,
+        fence: Fence | None = None,
     ) -> None:
+        """``fence``: a leader's check that it still leads, run in each claim's transaction."""
         self.smtp = settings.smtp
         self._sessions = session_factory
         self._now = now
         self._smtp_factory = smtp_factory
         self._rng = rng or random.Random()
+        self._fence = fence
 
     def send_due(self, limit: int = 100) -> SendReport:
         """Recover rows of dead senders, then deliver up to ``limit`` due rows, one at a time."""
         report = SendReport()
-        self.recover_expired(report)
+        try:
+            self.recover_expired(report)
+        except LeadershipLost as exc:
+            log.warning("outbox: not sending: %s", exc)
+            return report
         conn: smtplib.SMTP | None = None
         try:
             for _ in range(limit):
                 with self._sessions() as session, session.begin():
+                    if self._fence is not None and not self._fenced(session):
+                        break
                     row = claim_next(session, now=self._now(), lease=lease_for(self.smtp))
                     if row is None:
                         break
@@ -311,7 +344,8 @@ class OutboxSender:
                     if conn is None:
                         conn = self._smtp_factory(self.smtp)
                     refused = transact(conn, mail_from, rcpt_to, raw,
-                                        partial(self._start_delivering, row_id, attempt))
+                                       partial(self._start_delivering, row_id, attempt),
+                                       data_timeout=self.smtp.data_timeout_seconds)
                 except Exception as exc:
                     failure = classify(exc)
                     self._record_failure(row_id, attempt, failure, report)
@@ -339,6 +373,16 @@ class OutboxSender:
                     conn.close()
         return report
 
+    def _fenced(self, session: Session) -> bool:
+        """Whether this sender's daemon still leads (checked in ``session``'s transaction)."""
+        assert self._fence is not None
+        try:
+            self._fence(session)
+        except LeadershipLost as exc:
+            log.warning("outbox: stopped claiming: %s", exc)
+            return False
+        return True
+
     def recover_expired(self, report: SendReport) -> None:
         """Rows whose sender's lease is over: sent again if DATA had not begun, else failed.
 
@@ -348,6 +392,8 @@ class OutboxSender:
         """
         now = self._now()
         with self._sessions() as session, session.begin():
+            if self._fence is not None:
+                self._fence(session)
             expired = session.execute(
                 select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts)
                 .where(
@@ -450,7 +496,13 @@ class OutboxSender:
                 return  # recovered after the lease meanwhile; that verdict stands
             row.last_error = str(failure)
             extra = {"ticket": _ticket_numbers(session, [row_id]).get(row_id), "outbox_id": row_id}
-            if failure.permanent or row.attempts >= self.smtp.max_attempts:
+            if failure.unconfirmed:
+                row.status = OutboxStatus.FAILED
+                row.last_error = (f"{UNCONFIRMED} ({failure}); check the recipient's mailbox "
+                                  "before resending")
+                report.interrupted.append(row_id)
+                log.error("outbox %s: %s", row_id, row.last_error, extra=extra)
+            elif failure.permanent or row.attempts >= self.smtp.max_attempts:
                 row.status = OutboxStatus.FAILED
                 if not failure.permanent:
                     row.last_error = f"gave up after {row.attempts} attempts: {failure}"

@@ -10,9 +10,11 @@ round ends: the server is unwell, and the other rows wait for the next).
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 from collections.abc import Callable
+from time import monotonic
 
 from madoguchi.config.mail import SmtpSettings
 
@@ -50,12 +52,22 @@ def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
 
 
 class SmtpFailure(Exception):
-    """Why a row was not delivered: for good or not, the connection's fault or not."""
+    """Why a row was not delivered: for good or not, the connection's fault or not.
 
-    def __init__(self, text: str, *, permanent: bool, connection: bool) -> None:
+    ``unconfirmed``: the whole message was sent and no answer came (timed
+    out, or the connection dropped): the server may have it.
+    """
+
+    def __init__(self, text: str, *, permanent: bool, connection: bool,
+                 unconfirmed: bool = False) -> None:
         super().__init__(text)
         self.permanent = permanent
         self.connection = connection
+        self.unconfirmed = unconfirmed
+
+
+class DeliveryUnconfirmed(Exception):
+    """The message's end (the final dot) was sent, and no reply to it came."""
 
 
 def reply_text(code: int, reply: bytes | str) -> str:
@@ -65,6 +77,9 @@ def reply_text(code: int, reply: bytes | str) -> str:
 
 def classify(exc: Exception) -> SmtpFailure:
     """Our view of what smtplib raised: permanent or not, the connection's fault or not."""
+    if isinstance(exc, DeliveryUnconfirmed):
+        # Not sent again (the server may deliver it): left to staff.
+        return SmtpFailure(str(exc), permanent=True, connection=True, unconfirmed=True)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         replies = [(addr, code, reply_text(code, r)) for addr, (code, r) in
                    exc.recipients.items()]
@@ -96,9 +111,12 @@ def classify(exc: Exception) -> SmtpFailure:
 
 def transact(
     conn: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes,
-    before_data: Callable[[], bool],
+    before_data: Callable[[], bool], *, data_timeout: float,
 ) -> dict[str, tuple[int, bytes]] | None:
     """``conn.sendmail`` in its steps, asking ``before_data`` before the DATA command.
+
+    The reply to the end of the message is awaited ``data_timeout`` seconds;
+    without it, ``DeliveryUnconfirmed`` (the server may have the message).
 
     Returns the refused recipients, as ``sendmail`` does, or None when
     ``before_data`` said no (the SMTP transaction is then still open: the
@@ -123,11 +141,40 @@ def transact(
         raise smtplib.SMTPRecipientsRefused(refused)
     if not before_data():
         return None
-    code, reply = conn.data(raw)
+    code, reply = _data(conn, raw, data_timeout)
     if code != 250:
         _abandon(conn, code)
         raise smtplib.SMTPDataError(code, reply)
     return refused
+
+
+def _data(conn: smtplib.SMTP, raw: bytes, data_timeout: float) -> tuple[int, bytes]:
+    """``conn.data(raw)``, the reply to the final dot awaited ``data_timeout`` seconds.
+
+    A failure before the final dot is sent is smtplib's own (the server holds
+    no complete message: sent again later); from the dot on, no reply is
+    ``DeliveryUnconfirmed``.
+    """
+    code, reply = conn.docmd("data")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    content = re.sub(rb"(?m)^\.", b"..", raw)  # dot-stuffing, as smtplib does
+    if content[-2:] != b"\r\n":
+        content += b"\r\n"
+    conn.send(content + b".\r\n")
+    started = monotonic()
+    try:
+        if conn.sock is not None:
+            conn.sock.settimeout(data_timeout)
+        return conn.getreply()
+    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+        conn.close()
+        raise DeliveryUnconfirmed(
+            f"no answer to the end of the message after {monotonic() - started:.0f} s "
+            f"({type(exc).__name__}: {exc or 'connection dropped'})") from exc
+    finally:
+        if conn.sock is not None:
+            conn.sock.settimeout(conn.timeout)
 
 
 def _abandon(conn: smtplib.SMTP, code: int) -> None:
