@@ -25,6 +25,11 @@ TOML, all keys optional::
     # contract_expired, unreadable_fax.
     skip_flagged = ["unregistered_sender"]
     max_per_sender_per_hour = 3
+    # Tickets out of scope (unregistered_sender, contract_expired,
+    # contract_not_started) are never promised a deadline: "none" sends them
+    # nothing, "notice" a polite notice worded for their case.
+    out_of_scope = "none"
+    # notice_template = "/etc/madoguchi/out_of_scope.txt.j2"
 
 Passwords never live in the TOML: ``password_env`` names an environment
 variable, ``password_file`` a file outside the repository.
@@ -103,8 +108,12 @@ class AckSettings(BaseModel):
     # Acknowledgements to one address within a rolling hour, at most; stops
     # a loop with a responder that our auto-reply headers do not stop.
     max_per_sender_per_hour: int = Field(3, ge=0)
+    # What an out-of-scope ticket's sender gets: nothing, or a notice that
+    # promises no deadline (ticketing/templates/out_of_scope.txt.j2 by default).
+    out_of_scope: Literal["none", "notice"] = "none"
+    notice_template: Path | None = None
 
-    @field_validator("template")
+    @field_validator("template", "notice_template")
     @classmethod
     def _template_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
