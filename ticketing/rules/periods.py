@@ -106,7 +106,17 @@ PLAN_START: dict[Plan, str] = {
 
 
 class PlanError(ValueError):
-    """The plan's dates do not make periods (a date missing, or out of order)."""
+    """The plan's dates do not make periods, or a period cannot follow.
+
+    ``code`` says which rule (``not_used``, ``needs``, ``cancel_before``,
+    ``trial_not_renewed``, ``cancelled``) and ``field`` which date, for
+    callers that word it in their own language.
+    """
+
+    def __init__(self, message: str, code: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -149,10 +159,12 @@ class PlanTerms:
         """Raise PlanError when a date the plan needs is missing or out of order."""
         for name in ("ordered_on", "purchased_on", "notified_on", "cancelled_on"):
             if getattr(self, name) is not None and name not in PLAN_DATES[self.plan]:
-                raise PlanError(f"{name} is not used by plan {self.plan.value}")
+                raise PlanError(f"{name} is not used by plan {self.plan.value}", "not_used",
+                                name)
         start = self.notified_on or self.ordered_on
         if self.cancelled_on is not None and start is not None and self.cancelled_on < start:
-            raise PlanError(f"cancelled_on {self.cancelled_on} is before notified_on {start}")
+            raise PlanError(f"cancelled_on {self.cancelled_on} is before notified_on {start}",
+                            "cancel_before", "cancelled_on")
 
 
 def term_end(start: date, *, years: int = 0, months: int = 0) -> date:
@@ -172,7 +184,7 @@ def _month_end(day: date) -> date:
 def _needed(terms: PlanTerms, name: str) -> date:
     value = getattr(terms, name)
     if value is None:
-        raise PlanError(f"plan {terms.plan.value} needs {name}")
+        raise PlanError(f"plan {terms.plan.value} needs {name}", "needs", name)
     assert isinstance(value, date)
     return value
 
@@ -226,10 +238,12 @@ def next_period(terms: PlanTerms, last: Period) -> Period:
     is not renewed, and a cancelled plan is not renewed past its cancellation.
     """
     if terms.plan is Plan.CLOUD_TRIAL:
-        raise PlanError("a cloud_trial is not renewed: import the paid plan instead")
+        raise PlanError("a cloud_trial is not renewed: import the paid plan instead",
+                        "trial_not_renewed")
     starts = last.ends_on + timedelta(days=1)
     if terms.cancelled_on is not None and terms.cancelled_on < starts:
-        raise PlanError(f"cancelled on {terms.cancelled_on}: no period after {last.ends_on}")
+        raise PlanError(f"cancelled on {terms.cancelled_on}: no period after {last.ends_on}",
+                        "cancelled", "cancelled_on")
     kind, months = _RENEWED_AS[terms.plan]
     return Period(kind, starts, term_end(starts, months=months))
 
