@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from madoguchi.config import Settings
-from madoguchi.ticketing.contracts import TermsError, describe, renew
+from madoguchi.ticketing.contracts import TermsError, describe, render_contract, renew
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Contract
 from madoguchi.ticketing.storage import Storage
@@ -65,22 +65,6 @@ def _day(text: str | None, settings: Settings) -> date:
         raise _fail(f"--on {text!r} is not a date (YYYY-MM-DD)", 2) from None
 
 
-def _render(record: dict[str, Any], day: date) -> str:
-    dates = ", ".join(f"{k} {record[k]}" for k in ("ordered_on", "purchased_on", "notified_on",
-                                                    "cancelled_on") if record[k])
-    lines = [
-        f"{record['support_number']}  {record['company']}  {record['product'] or '-'}  "
-        f"plan {record['plan']}" + (f" ({dates})" if dates else ""),
-        f"on {day}: {record['standing']}",
-    ]
-    for p in record["periods"]:
-        support = f"support from {p['support_from']}" if p["support_from"] else ""
-        note = "now" if p["covers_today"] else ("cancelled" if not p["counts"] else "")
-        lines.append(f"  {p['kind']:<12} {p['starts_on']} – {p['ends_on']}  {support:<25} "
-                     f"{p['origin']:<10} {note}".rstrip())
-    return "\n".join(lines)
-
-
 @contracts_app.command("show")
 def contracts_show(
     ctx: typer.Context,
@@ -104,7 +88,7 @@ def contracts_show(
     if format == "json":
         typer.echo(json.dumps({**record, "on": day.isoformat()}, ensure_ascii=False))
     else:
-        typer.echo(_render(record, day))
+        typer.echo(render_contract(record, day))
 
 
 @contracts_app.command("renew")

@@ -356,3 +356,20 @@ def _period_record(period: Period, origin: str, today: date, *,
         "counts": counts,  # False: it starts after the cancellation
         "covers_today": counts and period.covers(today),
     }
+
+
+def render_contract(record: dict[str, Any], day: date) -> str:
+    """``describe``'s record as ``madoguchi contracts show`` prints it."""
+    dates = ", ".join(f"{k} {record[k]}" for k in ("ordered_on", "purchased_on", "notified_on",
+                                                    "cancelled_on") if record[k])
+    lines = [
+        f"{record['support_number']}  {record['company']}  {record['product'] or '-'}  "
+        f"plan {record['plan']}" + (f" ({dates})" if dates else ""),
+        f"on {day}: {record['standing']}",
+    ]
+    for p in record["periods"]:
+        support = f"support from {p['support_from']}" if p["support_from"] else ""
+        note = "now" if p["covers_today"] else ("cancelled" if not p["counts"] else "")
+        lines.append(f"  {p['kind']:<12} {p['starts_on']} – {p['ends_on']}  {support:<25} "
+                     f"{p['origin']:<10} {note}".rstrip())
+    return "\n".join(lines)
