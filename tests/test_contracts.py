@@ -245,7 +245,8 @@ def test_the_rows_of_one_contract_must_agree_on_its_fields() -> None:
 def test_with_products_configured_a_row_must_name_one_that_offers_its_plan() -> None:
     products = Products.from_settings(load_settings(None, sources=[], products=[
         {"preset": "chatluck", "aliases": ["チャットラック"]}, {"preset": "agcrm"}]))
-    row = "2031-0001-0008,A社,,,{product},{plan},,,{ordered},,{notified},,,,,,,,名前,a@a.example.jp,,\n"
+    row = ("2031-0001-0008,A社,,,{product},{plan},,,{ordered},,{notified},,,,,,,,名前,"
+           "a@a.example.jp,,\n")
     ok = read_rows(HEADER + row.format(product="ﾁｬｯﾄﾗｯｸ", plan="annual", ordered="2026-03-31",
                                        notified=""), NUMBERS, products)
     assert ok[0].details.product == "ChatLuck"  # an alias, stored by the product's name
