@@ -363,7 +363,25 @@ class CalendarSettings(BaseModel):
         return rules
 
 
-class SlaSettings(BaseModel):
+class CutoffSettings(BaseModel):
+    """A cut-off time of day ``"HH:MM"``: received at or after it, the next business day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cutoff: str = "17:00"
+
+    @field_validator("cutoff")
+    @classmethod
+    def _valid_cutoff(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    def cutoff_time(self) -> time:
+        minutes = parse_clock(self.cutoff)
+        return time(minutes // 60, minutes % 60)
+
+
+class SlaSettings(CutoffSettings):
     """The default first-response policy; a contract's ``sla_override`` wins.
 
     ``next_business_day_close``: a message received on a business day before
@@ -386,13 +404,3 @@ class SlaSettings(BaseModel):
     cutoff: str = "17:00"
     # N for policy "business_hours"; fractions allowed (1.5 = 1 h 30 min).
     business_hours: float = Field(4, gt=0, le=10_000)
-
-    @field_validator("cutoff")
-    @classmethod
-    def _valid_cutoff(cls, value: str) -> str:
-        parse_clock(value)
-        return value
-
-    def cutoff_time(self) -> time:
-        minutes = parse_clock(self.cutoff)
-        return time(minutes // 60, minutes % 60)

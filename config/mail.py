@@ -38,9 +38,16 @@ variable, ``password_file`` a file outside the repository.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from madoguchi.config.secrets import read_secret
 
@@ -51,6 +58,16 @@ FLAG_NAMES = frozenset(
     {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax",
      "contract_not_started"}
 )
+
+
+def _existing(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"template file not found: {value}")
+    return value
+
+
+# A template the desk names: it must be there at start-up.
+TemplateFile = Annotated[Path, AfterValidator(_existing)]
 
 
 class SmtpSettings(BaseModel):
@@ -98,7 +115,7 @@ class AckSettings(BaseModel):
     enabled: bool = True
     # A Jinja2 text template; None means the shipped
     # ticketing/templates/acknowledgement.txt.j2.
-    template: Path | None = None
+    template: TemplateFile | None = None
     # The display name in From and the signature.
     from_name: str = Field("サポートセンター", min_length=1)
     # Subject: "[T-2026-000123] <subject_label>: <the customer's subject>".
@@ -111,14 +128,7 @@ class AckSettings(BaseModel):
     # What an out-of-scope ticket's sender gets: nothing, or a notice that
     # promises no deadline (ticketing/templates/out_of_scope.txt.j2 by default).
     out_of_scope: Literal["none", "notice"] = "none"
-    notice_template: Path | None = None
-
-    @field_validator("template", "notice_template")
-    @classmethod
-    def _template_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"template file not found: {value}")
-        return value
+    notice_template: TemplateFile | None = None
 
     @field_validator("skip_flagged")
     @classmethod

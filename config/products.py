@@ -36,20 +36,19 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import time
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from madoguchi.config.business import CalendarSettings, SlaSettings, parse_clock
+from madoguchi.config.business import CalendarSettings, CutoffSettings, SlaSettings
+from madoguchi.config.mail import TemplateFile
 
 PLAN_NAMES = ("certificate", "annual", "cloud_trial", "cloud_monthly", "cloud_yearly")
 PlanName = Literal["certificate", "annual", "cloud_trial", "cloud_monthly", "cloud_yearly"]
 OutOfScope = Literal["none", "notice"]
 
 
-class LicenseKeySettings(BaseModel):
+class LicenseKeySettings(CutoffSettings):
     """The licence-key rule, and how a licence-key request is recognised.
 
     ChatLuck サポートサービス約款 2(3): "当社営業日17時までの申請受理分につきましては
@@ -63,26 +62,16 @@ class LicenseKeySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cutoff: str = "17:00"
-    keywords: list[str] = [
+    keywords: list[str] = Field(default_factory=lambda: [
         "ライセンスキー申請", "ライセンスキーの申請", "ライセンスキー再発行",
         "ライセンスキーの再発行", "ライセンスキーの発行", "ライセンスキー発行",
         "ライセンスキーを発行", "ライセンスキーを再発行",
         "license key request", "license key reissue",
-    ]
-    form_labels: list[str] = [
+    ])
+    form_labels: list[str] = Field(default_factory=lambda: [
         "お問合せ種別", "お問い合わせ種別", "問合せ種別", "ご依頼内容", "種別",
-    ]
-    form_values: list[str] = ["ライセンスキー", "license key"]
-
-    @field_validator("cutoff")
-    @classmethod
-    def _valid_cutoff(cls, value: str) -> str:
-        parse_clock(value)
-        return value
-
-    def cutoff_time(self) -> time:
-        minutes = parse_clock(self.cutoff)
-        return time(minutes // 60, minutes % 60)
+    ])
+    form_values: list[str] = Field(default_factory=lambda: ["ライセンスキー", "license key"])
 
 
 class FaxFormSettings(BaseModel):
@@ -105,16 +94,9 @@ class ProductAckSettings(BaseModel):
     from_name: str | None = Field(None, min_length=1)
     from_address: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
     subject_label: str | None = Field(None, min_length=1)
-    template: Path | None = None
+    template: TemplateFile | None = None
     out_of_scope: OutOfScope | None = None
-    notice_template: Path | None = None
-
-    @field_validator("template", "notice_template")
-    @classmethod
-    def _template_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"template file not found: {value}")
-        return value
+    notice_template: TemplateFile | None = None
 
     @field_validator("from_name", "subject_label")
     @classmethod

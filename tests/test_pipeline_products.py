@@ -132,6 +132,17 @@ def test_writing_before_the_trial_starts_is_not_started_and_promised_nothing(
     assert after.flag_names == ["contract_expired"]
 
 
+def accept(desk: Desk, number: str, digits: str, when: datetime, *, register: bool) -> None:
+    """Staff accept the ticket as the customer's of ``digits`` at ``when`` (triage)."""
+    with transaction(desk.factory) as s:
+        ticket = ticket_by_number(s, number)
+        assert ticket is not None
+        support = parse_support_number(digits, desk.settings.support_number)
+        assert support is not None
+        accept_as_customer(s, ticket, support, register, None, desk.settings, desk.deadlines,
+                           when)
+
+
 def _outbox(desk: Desk) -> list[tuple[str, str]]:
     with desk.factory() as s:
         return [(o.dedupe_key, o.raw.decode("ascii", "replace"))
@@ -148,13 +159,7 @@ def test_an_expired_contracts_mail_gets_no_deadline_no_reminder_and_no_promise(
         assert t.number not in [w.number for w in tickets_awaiting(s)]
     # Staff accept it: the first-response time starts then.
     accepted = jst(2026, 11, 26, 11, 0)
-    with transaction(desk2.factory) as s:
-        ticket = ticket_by_number(s, t.number)
-        assert ticket is not None
-        number = parse_support_number("2031-0003-0006", desk2.settings.support_number)
-        assert number is not None
-        accept_as_customer(s, ticket, number, False, None, desk2.settings, desk2.deadlines,
-                           accepted)
+    accept(desk2, t.number, "2031-0003-0006", accepted, register=False)
     with desk2.factory() as s:
         ticket = ticket_by_number(s, t.number)
         assert ticket is not None and ticket.flag_names == []
@@ -206,13 +211,7 @@ def test_mail_naming_no_contract_takes_the_product_of_its_mailbox(desk2: Desk) -
 def test_the_first_response_clock_of_an_accepted_ticket_is_its_products(desk2: Desk) -> None:
     t = send(desk2, "minato", jst(2026, 11, 24, 12, 0), sender=("佐藤 個人", "sato@home.example"))
     assert t.flag_names == ["unregistered_sender"] and t.first_response_due is None
-    with transaction(desk2.factory) as s:
-        ticket = ticket_by_number(s, t.number)
-        assert ticket is not None
-        number = parse_support_number("2031-0002-0007", desk2.settings.support_number)
-        assert number is not None
-        accept_as_customer(s, ticket, number, True, None, desk2.settings, desk2.deadlines,
-                           jst(2026, 11, 24, 18, 0))
+    accept(desk2, t.number, "2031-0002-0007", jst(2026, 11, 24, 18, 0), register=True)
     with desk2.factory() as s:
         ticket = ticket_by_number(s, t.number)
         assert ticket is not None

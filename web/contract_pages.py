@@ -8,6 +8,7 @@ line (``madoguchi contracts``, ``madoguchi customers export``) calls too.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -90,36 +91,41 @@ def edit_contract(ctx: Ctx) -> Response:
     return ctx.redirect(f"/contracts/{contract.id}", ok="保存しました。")
 
 
-@endpoint(role=Role.SUPERVISOR)
-def renew_contract(ctx: Ctx) -> Response:
+def _contract_action(ctx: Ctx, act: Callable[[Contract], str | None]) -> Response:
+    """Do ``act`` on the contract and go back to its page with what it says (None: not found)."""
     contract = _contract(ctx)
     if contract is None:
         return _missing(ctx)
+    back = f"/contracts/{contract.id}"
     try:
-        period = directory.renew_contract(contract, ctx.now)
-    except ActionError as exc:
+        done = act(contract)
+    except (ActionError, TermsError) as exc:
         ctx.db.rollback()
-        return ctx.redirect(f"/contracts/{contract.id}", error=str(exc))
+        return ctx.redirect(back, error=exc.japanese if isinstance(exc, TermsError) else str(exc))
+    if done is None:
+        return error_page(ctx.state, ctx.request, 404, "サポート期間が見つかりません。")
     ctx.db.commit()
-    return ctx.redirect(f"/contracts/{contract.id}",
-                        ok=f"{period.starts_on} 〜 {period.ends_on} の期間を追加しました。")
+    return ctx.redirect(back, ok=done)
+
+
+@endpoint(role=Role.SUPERVISOR)
+def renew_contract(ctx: Ctx) -> Response:
+    def act(contract: Contract) -> str:
+        period = directory.renew_contract(contract, ctx.now)
+        return f"{period.starts_on} 〜 {period.ends_on} の期間を追加しました。"
+
+    return _contract_action(ctx, act)
 
 
 @endpoint(role=Role.SUPERVISOR)
 def delete_period(ctx: Ctx) -> Response:
-    contract = _contract(ctx)
-    if contract is None:
-        return _missing(ctx)
-    try:
+    def act(contract: Contract) -> str | None:
         removed = remove_period(contract, int(ctx.request.path_params["period"]))
-    except TermsError as exc:
-        ctx.db.rollback()
-        return ctx.redirect(f"/contracts/{contract.id}", error=exc.japanese)
-    if removed is None:
-        return error_page(ctx.state, ctx.request, 404, "サポート期間が見つかりません。")
-    ctx.db.commit()
-    return ctx.redirect(f"/contracts/{contract.id}",
-                        ok=f"{removed.starts_on} 〜 {removed.ends_on} の期間を削除しました。")
+        if removed is None:
+            return None
+        return f"{removed.starts_on} 〜 {removed.ends_on} の期間を削除しました。"
+
+    return _contract_action(ctx, act)
 
 
 @endpoint(role=Role.SUPERVISOR)
