@@ -23,7 +23,7 @@ TOML, all keys optional::
     ical_file = "/etc/madoguchi/closures.ics"   # more closures, from an .ics
 
     [sla]
-    policy = "next_business_day_close"  # or "business_hours"
+    policy = "next_business_day_close"  # or "next_business_hours", "business_hours"
     cutoff = "17:00"
     business_hours = 4                  # used by policy = "business_hours"
 """
@@ -363,24 +363,12 @@ class CalendarSettings(BaseModel):
         return rules
 
 
-class SlaSettings(BaseModel):
-    """The default first-response policy; a contract's ``sla_override`` wins.
-
-    ``next_business_day_close``: a message received on a business day before
-    ``cutoff`` (also before opening or in the lunch break) is due by that day's
-    close; one received at or after the cut-off, or on a closed day, is due by
-    the close of the next business day.
-    ``business_hours``: due ``business_hours`` business hours after receipt.
-    The time zone is the top-level ``timezone``.
-    """
+class CutoffSettings(BaseModel):
+    """A cut-off time of day ``"HH:MM"``: received at or after it, the next business day."""
 
     model_config = ConfigDict(extra="forbid")
 
-    policy: Literal["next_business_day_close", "business_hours"] = "next_business_day_close"
-    # "HH:MM": received at or after it on a business day, due the next business day.
     cutoff: str = "17:00"
-    # N for policy "business_hours"; fractions allowed (1.5 = 1 h 30 min).
-    business_hours: float = Field(4, gt=0, le=10_000)
 
     @field_validator("cutoff")
     @classmethod
@@ -391,3 +379,28 @@ class SlaSettings(BaseModel):
     def cutoff_time(self) -> time:
         minutes = parse_clock(self.cutoff)
         return time(minutes // 60, minutes % 60)
+
+
+class SlaSettings(CutoffSettings):
+    """The default first-response policy; a contract's ``sla_override`` wins.
+
+    ``next_business_day_close``: a message received on a business day before
+    ``cutoff`` (also before opening or in the lunch break) is due by that day's
+    close; one received at or after the cut-off, or on a closed day, is due by
+    the close of the next business day.
+    ``next_business_hours``: due by the close of the business hours in which
+    work can start (received after a day's close or on a closed day: the next
+    business day's close); the cut-off is not used.
+    ``business_hours``: due ``business_hours`` business hours after receipt.
+    The time zone is the top-level ``timezone``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["next_business_day_close", "next_business_hours", "business_hours"] = (
+        "next_business_day_close"
+    )
+    # "HH:MM": received at or after it on a business day, due the next business day.
+    cutoff: str = "17:00"
+    # N for policy "business_hours"; fractions allowed (1.5 = 1 h 30 min).
+    business_hours: float = Field(4, gt=0, le=10_000)

@@ -25,6 +25,11 @@ TOML, all keys optional::
     # contract_expired, unreadable_fax.
     skip_flagged = ["unregistered_sender"]
     max_per_sender_per_hour = 3
+    # Tickets out of scope (unregistered_sender, contract_expired,
+    # contract_not_started) are never promised a deadline: "none" sends them
+    # nothing, "notice" a polite notice worded for their case.
+    out_of_scope = "none"
+    # notice_template = "/etc/madoguchi/out_of_scope.txt.j2"
 
 Passwords never live in the TOML: ``password_env`` names an environment
 variable, ``password_file`` a file outside the repository.
@@ -33,9 +38,16 @@ variable, ``password_file`` a file outside the repository.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from madoguchi.config.secrets import read_secret
 
@@ -43,8 +55,19 @@ from madoguchi.config.secrets import read_secret
 # import the storage layer, so the names are repeated here and a test keeps
 # them in step.
 FLAG_NAMES = frozenset(
-    {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax"}
+    {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax",
+     "contract_not_started"}
 )
+
+
+def _existing(value: Path) -> Path:
+    if not value.is_file():
+        raise ValueError(f"template file not found: {value}")
+    return value
+
+
+# A template the desk names: it must be there at start-up.
+TemplateFile = Annotated[Path, AfterValidator(_existing)]
 
 
 class SmtpSettings(BaseModel):
@@ -97,7 +120,7 @@ class AckSettings(BaseModel):
     enabled: bool = True
     # A Jinja2 text template; None means the shipped
     # ticketing/templates/acknowledgement.txt.j2.
-    template: Path | None = None
+    template: TemplateFile | None = None
     # The display name in From and the signature.
     from_name: str = Field("サポートセンター", min_length=1)
     # Subject: "[T-2026-000123] <subject_label>: <the customer's subject>".
@@ -107,13 +130,10 @@ class AckSettings(BaseModel):
     # Acknowledgements to one address within a rolling hour, at most; stops
     # a loop with a responder that our auto-reply headers do not stop.
     max_per_sender_per_hour: int = Field(3, ge=0)
-
-    @field_validator("template")
-    @classmethod
-    def _template_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"template file not found: {value}")
-        return value
+    # What an out-of-scope ticket's sender gets: nothing, or a notice that
+    # promises no deadline (ticketing/templates/out_of_scope.txt.j2 by default).
+    out_of_scope: Literal["none", "notice"] = "none"
+    notice_template: TemplateFile | None = None
 
     @field_validator("skip_flagged")
     @classmethod

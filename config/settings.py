@@ -29,6 +29,12 @@ from pydantic_settings import (
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
+from madoguchi.config.products import (
+    FaxFormSettings,
+    LicenseKeySettings,
+    ProductSettings,
+    check_products,
+)
 from madoguchi.config.secrets import read_secret
 from madoguchi.config.web import WebSettings
 
@@ -252,6 +258,16 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     fax: FaxSettings = FaxSettings()
     web: WebSettings = WebSettings()
+    # The one product of a desk without [[products]]; the defaults of each product.
+    license_key: LicenseKeySettings = LicenseKeySettings()
+    fax_form: FaxFormSettings = FaxFormSettings()
+    # The products the desk serves (config/products.py); none: one product.
+    products: list[ProductSettings] = []
+
+    @model_validator(mode="after")
+    def _products_consistent(self) -> Settings:
+        check_products(self.products, {s.name for s in self.sources})
+        return self
 
     @field_validator("timezone")
     @classmethod

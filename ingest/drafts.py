@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from madoguchi.ticketing.models import Ticket
-from madoguchi.ticketing.vocabulary import Channel, Direction, Flag, TicketStatus
+from madoguchi.ticketing.vocabulary import Channel, Direction, Flag, InquiryKind, TicketStatus
 
 
 @dataclass(eq=False)
@@ -39,6 +39,9 @@ class NewTicket:
     work_starts_at: datetime | None = None  # given by the deadline step
     first_response_due: datetime | None = None
     flags: set[Flag] = field(default_factory=set)
+    flag_details: dict[Flag, str] = field(default_factory=dict)  # what staff read beside them
+    product: str | None = None  # given by placement: whose terms (None: the default product)
+    inquiry_kind: InquiryKind | None = None  # given by the deadline step
     linked_ticket: Ticket | NewTicket | None = None
     id: int | None = None
     status: TicketStatus = TicketStatus.OPEN
@@ -63,6 +66,8 @@ class NewTicket:
             "received_at": self.received_at,
             "work_starts_at": self.work_starts_at,
             "first_response_due": self.first_response_due,
+            "product": self.product,
+            "inquiry_kind": self.inquiry_kind,
             "first_responded_at": None,
             "closed_at": self.closed_at,
             "escalated_at": None,

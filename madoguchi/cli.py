@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
+from madoguchi.contracts_cli import contracts_app, customers_export
 from madoguchi.logs import configure_logging
 from madoguchi.web_cli import users_app, web_command
+
+if TYPE_CHECKING:
+    from madoguchi.ticketing.models import Contract
 
 app = typer.Typer(help="Madoguchi (窓口): support mail and FAX to threaded tickets.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -27,6 +31,8 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(quarantine_app, name="quarantine")
 app.command("web")(web_command)
 app.add_typer(users_app, name="users")
+app.add_typer(contracts_app, name="contracts")
+customers_app.command("export")(customers_export)
 
 ConfigOption = Annotated[
     Path | None,
@@ -72,9 +78,10 @@ def customers_import(ctx: typer.Context, file: Path) -> None:
     from madoguchi.ticketing.db import transaction
 
     settings = _settings(ctx)
+    desk = _desk(ctx)
     try:
-        rows = read_rows(file.read_text(encoding="utf-8-sig"), settings.support_number)
-        desk = _desk(ctx)
+        rows = read_rows(file.read_text(encoding="utf-8-sig"), settings.support_number,
+                         desk.deadlines.products)
         with transaction(desk.factory) as session:
             report = import_rows(session, rows)
     except CsvImportError as exc:
@@ -82,10 +89,12 @@ def customers_import(ctx: typer.Context, file: Path) -> None:
             typer.echo(f"{file}:{line}: {message}", err=True)
         typer.echo("nothing imported", err=True)
         raise typer.Exit(1) from exc
+    finally:
+        desk.close()
     typer.echo(
         f"{report.rows} rows: {report.customers_created} customers, "
         f"{report.contracts_created} contracts, {report.contacts_created} contacts created, "
-        f"{report.updated} contacts updated"
+        f"{report.updated} contacts updated, {report.periods_changed} periods added or corrected"
     )
 
 
@@ -290,17 +299,20 @@ app.add_typer(sla_app, name="sla")
 def sla_due(
     ctx: typer.Context,
     timestamp: str,
-    support_number: Annotated[str | None, typer.Option("--support-number")] = None,
+    support_number: Annotated[str | None, typer.Option(
+        "--support-number", help="The contract's product and own terms.")] = None,
+    product: Annotated[str | None, typer.Option(
+        "--product", help="The product's terms (a name or alias; default: the default "
+        "product). With --support-number, the contract's product must be this one.")] = None,
+    kind: Annotated[str, typer.Option(
+        "--kind", help="general, or license_key (the licence-key rule).")] = "general",
     format: Annotated[str, typer.Option("--format")] = "text",
 ) -> None:
     """When work starts and when the first response is due, for a message received then."""
     from datetime import datetime
 
-    from sqlalchemy import select
-
     from madoguchi.ticketing.deadlines import Deadlines
-    from madoguchi.ticketing.models import Contract
-    from madoguchi.ticketing.support_number import parse_support_number
+    from madoguchi.ticketing.vocabulary import InquiryKind
 
     settings = _settings(ctx)
     try:
@@ -311,32 +323,53 @@ def sla_due(
     if received.tzinfo is None:
         typer.echo("madoguchi: give the timestamp with its offset (e.g. +09:00 or Z)", err=True)
         raise typer.Exit(2)
-    contract = None
-    if support_number:
-        number = parse_support_number(support_number, settings.support_number)
-        if number is None:
-            typer.echo(f"madoguchi: invalid support number {support_number!r}", err=True)
-            raise typer.Exit(2)
-        desk = _desk(ctx)
-        with desk.factory() as session:
-            contract = session.scalar(
-                select(Contract).where(Contract.support_number == number.digits)
-            )
-        desk.close()
-        if contract is None:
-            typer.echo(f"madoguchi: no contract {number.display}", err=True)
-            raise typer.Exit(1)
-    deadline = Deadlines.from_settings(settings).first_response(received, contract)
+    if kind not in {k.value for k in InquiryKind}:
+        raise _fail(f"--kind is one of {', '.join(k.value for k in InquiryKind)}", 2)
+    deadlines = Deadlines.from_settings(settings)
+    chosen = deadlines.products.named(product) if product else None
+    if product and chosen is None:
+        raise _fail(f"no product {product!r} (configured: "
+                    f"{', '.join(deadlines.products.names) or 'none'})", 2)
+    contract = _contract_named(ctx, support_number) if support_number else None
+    terms = deadlines.product_for(contract, product)
+    if contract is not None and chosen is not None and terms is not chosen:
+        raise _fail(f"the contract {support_number} is for {terms.name or 'the default product'}"
+                    f", not {chosen.name}", 2)
+    deadline = deadlines.first_response(received, contract, product=product,
+                                        kind=InquiryKind(kind))
     if format == "json":
         typer.echo(json.dumps({
             "received_at": deadline.received_at.isoformat(),
             "starts_at": deadline.starts_at.isoformat(),
             "due_at": deadline.due_at.isoformat(),
-        }))
+            "product": terms.name or None,
+            "kind": kind,
+        }, ensure_ascii=False))
     else:
         typer.echo(f"received: {deadline.received_at.isoformat()}")
         typer.echo(f"starts:   {deadline.starts_at.isoformat()}")
         typer.echo(f"due:      {deadline.due_at.isoformat()}")
+        if terms.name:
+            typer.echo(f"product:  {terms.name} ({kind})")
+
+
+def _contract_named(ctx: typer.Context, support_number: str) -> Contract:
+    """The contract of a number given on the command line; exits 2 (bad number) or 1 (none)."""
+    from sqlalchemy import select
+
+    from madoguchi.ticketing.models import Contract
+    from madoguchi.ticketing.support_number import parse_support_number
+
+    number = parse_support_number(support_number, _settings(ctx).support_number)
+    if number is None:
+        raise _fail(f"invalid support number {support_number!r}", 2)
+    desk = _desk(ctx)
+    with desk.factory() as session:
+        contract = session.scalar(select(Contract).where(Contract.support_number == number.digits))
+    desk.close()
+    if contract is None:
+        raise _fail(f"no contract {number.display}")
+    return contract
 
 
 @app.command()
@@ -349,35 +382,36 @@ def form(
         str | None, typer.Option("--support-number", help="Pre-print this number (and its QR).")
     ] = None,
     contract: Annotated[
-        str | None, typer.Option("--contract", help="Same as --support-number, checked to exist.")
+        str | None, typer.Option("--contract", help="Same as --support-number, checked to exist; "
+                                 "the form is the contract's product's.")
     ] = None,
     ticket: Annotated[
         str | None, typer.Option("--ticket", help="Pre-fill 問合せ番号 for a follow-up.")
     ] = None,
+    product: Annotated[
+        str | None, typer.Option("--product", help="The product whose form it is (vendor, "
+                                 "FAX number, hours); default: the default product.")
+    ] = None,
 ) -> None:
     """Write the FAX request form (A4 PDF, Japanese); blank unless a number is given."""
     from madoguchi.ocr.form import write_form
+    from madoguchi.ticketing.deadlines import Deadlines
 
     settings = _settings(ctx)
     number = support_number or contract
+    deadlines = Deadlines.from_settings(settings)
+    terms = deadlines.products.named(product) if product else deadlines.products.default
+    if terms is None:
+        raise _fail(f"no product {product!r} (configured: "
+                    f"{', '.join(deadlines.products.names) or 'none'})", 2)
     if contract:
-        from sqlalchemy import select
-
-        from madoguchi.ticketing.models import Contract
-        from madoguchi.ticketing.support_number import parse_support_number
-
-        parsed = parse_support_number(contract, settings.support_number)
-        desk = _desk(ctx)
-        with desk.factory() as session:
-            found = parsed and session.scalar(
-                select(Contract.id).where(Contract.support_number == parsed.digits)
-            )
-        desk.close()
-        if not found:
-            typer.echo(f"madoguchi: no contract {contract}", err=True)
-            raise typer.Exit(1)
+        terms = deadlines.product_for(_contract_named(ctx, contract))
+    details = terms.fax_form
+    assert details is not None  # every product built from settings has its form
     try:
-        write_form(output, number, ticket, settings=settings.support_number)
+        write_form(output, number, ticket, vendor_name=details.vendor_name,
+                   vendor_fax=details.fax_number, hours=details.hours,
+                   settings=settings.support_number)
     except ValueError as exc:
         typer.echo(f"madoguchi: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -437,9 +471,9 @@ def triage_assign(ctx: typer.Context, ticket: str, support_number: str) -> None:
         desk.close()
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"madoguchi: {message}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 @app.command()

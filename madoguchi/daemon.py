@@ -232,10 +232,13 @@ class Daemon:
         call the scheduler, whose shutdown holds its locks while it waits for jobs.
         """
         now = _now()
-        calendar = self.desk.deadlines.calendar
+        deadlines = self.desk.deadlines
         with self.desk.factory() as session:
+            # Each ticket's reminder on its own product's calendar.
             plan = [
-                (t.number, reminder_at(t, calendar, self.lead), t.first_response_due)
+                (t.number,
+                 reminder_at(t, deadlines.product_for(product=t.product).calendar, self.lead),
+                 t.first_response_due)
                 for t in tickets_awaiting(session)
             ]
         reminders = escalations = 0

@@ -203,8 +203,12 @@ def draw_form(
     ticket_number: str | None = None,
     vendor_name: str = "サポートセンター",
     vendor_fax: str = "",
+    hours: str = "平日 9:00〜12:00、13:00〜17:30",
 ) -> None:
     """Draw one form page on ``c`` without validating anything.
+
+    ``hours`` are the business hours the answer comes in, as printed (the
+    desk passes its product's calendar's).
 
     ``write_form`` is the checked entry point; this one also lets the test
     corpus print forms that must be refused (a wrong check digit, a QR code
@@ -267,7 +271,7 @@ def draw_form(
         c,
         20,
         272.5,
-        "※FAXは24時間受け付けます。回答は営業日（平日 9:00〜12:00、13:00〜17:30）に行います。",
+        f"※FAXは24時間受け付けます。回答は営業日（{hours}）に行います。",
         7,
     )
     _text(c, 100, 285, FORM_ID, 6, DIGIT_FONT)
@@ -280,6 +284,7 @@ def write_form(
     *,
     vendor_name: str = "サポートセンター",
     vendor_fax: str = "",
+    hours: str | None = None,
     settings: SupportNumberSettings | None = None,
 ) -> None:
     """Write the FAX request form as a one-page A4 PDF.
@@ -287,7 +292,9 @@ def write_form(
     With ``support_number`` the number is pre-printed in the boxes and in a
     QR code; it must pass the check digit (a form must never carry a number
     the desk would refuse). ``ticket_number`` pre-fills 問合せ番号 for a
-    follow-up form. Raises ValueError on a bad number.
+    follow-up form. ``vendor_name``, ``vendor_fax`` and ``hours`` are the
+    product's (``ticketing.products.FaxFormDetails``). Raises ValueError on a
+    bad number.
     """
     cfg = settings or SupportNumberSettings()
     digits: str | None = None
@@ -312,6 +319,7 @@ def write_form(
         ticket_number=ticket_number,
         vendor_name=vendor_name,
         vendor_fax=vendor_fax,
+        **({"hours": hours} if hours else {}),
     )
     c.showPage()
     c.save()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -20,6 +21,7 @@ from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.config.mail import FLAG_NAMES
 from madoguchi.ticketing.acknowledgement import (
     acknowledge_new_ticket,
+    acknowledgement_due,
     build_acknowledgement,
     check_template,
     format_due_ja,
@@ -39,6 +41,7 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.outbox import OutboxSender
+from madoguchi.ticketing.products import Products
 
 if TYPE_CHECKING:
     from tests.smtp_server import SmtpTestServer
@@ -414,3 +417,88 @@ def test_acknowledgement_reaches_the_customer_through_a_real_smtp_server(
     assert back["Subject"] == "[T-2026-000777] 受付のお知らせ: ログインできません"
     assert back["In-Reply-To"] == "<T-2026-000777@sakura.example.jp>"
     assert "11月25日(水) 17:30までに" in body_of(back)
+
+
+# --- out of scope: no deadline promised; each product's voice ---------------------------
+
+
+@pytest.mark.parametrize("flag", [Flag.CONTRACT_EXPIRED, Flag.CONTRACT_NOT_STARTED,
+                                  Flag.UNREGISTERED_SENDER])
+def test_an_out_of_scope_ticket_is_promised_no_response_by_default(
+    tmp_path: Path, flag: Flag
+) -> None:
+    """All Gather CRM 4(2)③ サポート対象外: "サポート契約の期限を過ぎている本ソフトウェアに
+    関するご質問・お問い合わせ", "窓口担当者の方以外からのご質問・お問い合わせ"."""
+    settings = make_settings(tmp_path, acknowledgement={"skip_flagged": []})
+    out = ticket(flags=(flag,))
+    out.first_response_due = None  # the pipeline gives it none until staff accept it
+    assert acknowledgement_due(out, inbound(), settings, now=NOW, recent_acks=0) is None
+    assert acknowledgement_due(ticket(), inbound(), settings, now=NOW, recent_acks=0) is not None
+
+
+@pytest.mark.parametrize(
+    ("flag", "words", "subject"),
+    [
+        (Flag.UNREGISTERED_SENDER, "窓口担当者として\nご登録いただいている方からのみ",
+         "お問い合わせについてのご案内"),
+        (Flag.CONTRACT_EXPIRED, "サポート期間が終了しているため", "サポート期間についてのご案内"),
+        (Flag.CONTRACT_NOT_STARTED, "サポート期間がまだ開始していないため",
+         "サポート期間についてのご案内"),
+    ],
+)
+def test_a_desk_may_send_a_polite_notice_worded_for_the_case(
+    tmp_path: Path, flag: Flag, words: str, subject: str
+) -> None:
+    settings = make_settings(tmp_path, acknowledgement={"out_of_scope": "notice",
+                                                        "skip_flagged": []})
+    check_template(settings, now=NOW)
+    msg = acknowledgement_due(ticket(flags=(flag,), company="株式会社さくら商事"), inbound(),
+                              settings, now=NOW, recent_acks=0)
+    assert msg is not None
+    _raw, back = parsed(msg)
+    body = body_of(back)
+    assert back["Subject"] == f"[T-2026-000123] {subject}: ログインできません"
+    assert words in body and "受付番号：T-2026-000123" in body
+    # No response time is promised: no time of day, no first response, no "順次対応".
+    assert not re.search(r"\d:\d\d", body.split("受付日時")[1].split("\n", 1)[1])
+    assert "一次回答" not in body and "順次対応" not in body
+    assert back["Auto-Submitted"] == "auto-replied"
+
+
+def test_skip_flagged_still_means_nothing_at_all(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, acknowledgement={"out_of_scope": "notice"})
+    stranger = ticket(flags=(Flag.UNREGISTERED_SENDER,))
+    assert acknowledgement_due(stranger, inbound(), settings, now=NOW, recent_acks=0) is None
+
+
+def test_each_product_acknowledges_in_its_own_voice(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, products=[
+        {"preset": "chatluck", "acknowledgement": {"from_name": "ChatLuck サポート",
+                                                   "from_address": "cltech@chatluck.example"}},
+        {"preset": "agcrm"},
+    ])
+    check_template(settings, now=NOW)
+    products = Products.from_settings(settings)
+    chat = build_acknowledgement(ticket(), inbound(), settings, due_at=DUE, now=NOW,
+                                 voice=products.get("ChatLuck").voice)
+    _raw, back = parsed(chat)
+    assert back["From"].addresses[0].display_name == "ChatLuck サポート"
+    assert back["From"].addresses[0].addr_spec == "cltech@chatluck.example"
+    assert back["Message-ID"].endswith("@chatluck.example>")
+    assert "ChatLuck サポート\nE-mail: cltech@chatluck.example\n" in body_of(back)
+    _raw, other = parsed(build_acknowledgement(ticket(), inbound(), settings, due_at=DUE,
+                                               now=NOW, voice=products.get("All Gather CRM").voice))
+    assert other["From"].addresses[0].addr_spec == DESK  # the desk's, not given
+    # Mail from a product's own address is the desk's, never acknowledged.
+    assert not should_acknowledge(ticket(), inbound(sender="cltech@chatluck.example"), settings,
+                                  0, products.get("ChatLuck").voice)[0]
+
+
+def test_a_products_broken_notice_template_is_a_config_error_at_start_up(tmp_path: Path) -> None:
+    broken = tmp_path / "notice.txt.j2"
+    broken.write_text("{{ cas }}\n", encoding="utf-8")
+    settings = make_settings(tmp_path, products=[
+        {"preset": "agcrm", "acknowledgement": {"notice_template": str(broken)}}])
+    with pytest.raises(ConfigError,
+                       match=r"products\.All Gather CRM\.acknowledgement\.notice_template"):
+        check_template(settings, now=NOW)

@@ -76,11 +76,23 @@ def test_sla_due_refuses_a_moment_without_offset() -> None:
 
 
 def test_tickets_list_sorts_by_due_and_marks_overdue(env: Desk) -> None:
+    # A registered contact of a contract in force whenever the test runs: only
+    # inquiries in scope are given a due time.
+    rows = read_rows(
+        "support_number,company,department,address,product,period_start,period_end,"
+        "contact_name,contact_email,contact_phone,contact_fax\n"
+        "2031-0001-0008,株式会社さくら商事,,,ChatLuck,2000-01-01,2199-12-31,"
+        "山田 太郎,yamada@sakura.example.jp,,\n", env.settings.support_number)
+    with transaction(env.factory) as s:
+        import_rows(s, rows)
     now = datetime.now(UTC)
+    body = "サポートサービス番号 2031-0001-0008\n質問です。"
     env.pipeline.ingest_batch([
-        Inbound(make_mail(message_id="late@x", subject="古い問い合わせ"), "t", "1",
+        Inbound(make_mail(message_id="late@x", subject="古い問い合わせ", body=body,
+                          from_=("山田 太郎", "yamada@sakura.example.jp")), "t", "1",
                 received_at=now - timedelta(days=20)),
-        Inbound(make_mail(message_id="new@x", subject="新しい問い合わせ"), "t", "2",
+        Inbound(make_mail(message_id="new@x", subject="新しい問い合わせ", body=body,
+                          from_=("山田 太郎", "yamada@sakura.example.jp")), "t", "2",
                 received_at=now),
     ])
     lines = run("tickets", "list").splitlines()

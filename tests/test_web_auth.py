@@ -27,7 +27,8 @@ from tests.test_web_kit import (
 
 PAGES = [
     "/", "/queue", "/triage", "/search?q=ライセンス", "/customers", "/customers/1",
-    "/customers/1/edit", "/customers/import", "/contracts/1/edit", "/contacts/1/edit",
+    "/customers/1/edit", "/customers/import", "/contracts/1", "/contracts/1/edit",
+    "/contacts/1/edit",
 ]
 
 pytest_plugins = ["tests.test_web_kit"]

@@ -193,16 +193,22 @@ def test_accepting_takes_the_senders_contact_as_the_rule_decides_and_the_contrac
         contract = s.scalars(select(Contract)
                              .where(Contract.support_number == "203100030006")).one()
         contract.sla_override = {"calendar": "24x7", "policy": "business_hours", "hours": 2}
+    # Out of scope until accepted: nothing is due, so nothing is reminded or escalated.
+    assert ticket(webdesk.desk, number).first_response_due is None
+    before = datetime.now(UTC)
     agent.post(f"/tickets/{number}/accept", {"support_number": "2031-0003-0006"})
+    after = datetime.now(UTC)
     t = ticket(webdesk.desk, number)
     assert t.flag_names == [] and t.contact_id == _contact_id(webdesk, suzuki[1])
     assert t.first_response_due is not None and t.work_starts_at is not None
-    assert t.first_response_due - t.received_at == timedelta(hours=2)
+    # The contract's terms (24x7, 2 business hours), counted from the acceptance.
+    assert before <= t.work_starts_at <= after
+    assert t.first_response_due - t.work_starts_at == timedelta(hours=2)
 
 
 def test_staff_accepting_overrides_only_the_review_flags_of_the_rules_decision() -> None:
     decision = Entitlement(1, 2, None, frozenset({Flag.UNREGISTERED_SENDER,
                                                   Flag.CONTRACT_EXPIRED}))
     assert accepted_by_staff(decision) == Entitlement(1, 2, None, frozenset())
-    assert {Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED,
+    assert {Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.CONTRACT_NOT_STARTED,
                              Flag.UNKNOWN_SUPPORT_NUMBER} == ACCEPT_CLEARS

@@ -15,7 +15,15 @@ differently between vendors), and the customer's own subject is quoted back.
 The body comes from a Jinja2 template the desk may edit (the shipped one is
 ``templates/acknowledgement.txt.j2``; ``[acknowledgement] template`` points
 at another). Unknown variables are errors, not blanks: call
-``check_template`` at start-up to find them before a customer would.
+``check_template`` at start-up to find them before a customer would. Each
+product may speak with its own voice (``products.AckVoice``: sender name and
+address, subject label, templates).
+
+A ticket out of scope (``vocabulary.OUT_OF_SCOPE``: the sender is not
+registered for the contract, or the contract has no support period that day)
+is never promised a deadline: it gets nothing (``out_of_scope = "none"``) or
+a polite notice worded for its case (``"notice"``,
+``templates/out_of_scope.txt.j2``), which promises no response time.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -49,6 +58,7 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.outbox import enqueue
+from madoguchi.ticketing.products import AckVoice, Products
 from madoguchi.ticketing.ticket_number import TicketNumber
 from madoguchi.ticketing.ticket_number import tag as subject_tag
 
@@ -57,6 +67,7 @@ __all__ = [
     "SHIPPED_TEMPLATE",
     "acknowledge_new_ticket",
     "build_acknowledgement",
+    "build_notice",
     "check_template",
     "format_due_ja",
     "format_moment_ja",
@@ -67,6 +78,13 @@ log = logging.getLogger("madoguchi.acknowledgement")
 
 ACK_KIND = "ack"
 SHIPPED_TEMPLATE = Path(__file__).resolve().parent / "templates" / "acknowledgement.txt.j2"
+SHIPPED_NOTICE = Path(__file__).resolve().parent / "templates" / "out_of_scope.txt.j2"
+# The case a notice is worded for, the first that applies; its subject label.
+NOTICE_CASES = (
+    ("unregistered_sender", "お問い合わせについてのご案内"),
+    ("contract_expired", "サポート期間についてのご案内"),
+    ("contract_not_started", "サポート期間についてのご案内"),
+)
 
 _MAX_SUBJECT = 200
 
@@ -108,10 +126,28 @@ class AckInbound(Protocol):
     def received_at(self) -> datetime: ...
 
 
+def desk_voice(settings: Settings) -> AckVoice:
+    """The voice of a desk without products: ``[acknowledgement]`` and ``desk_address``."""
+    ack = settings.acknowledgement
+    return AckVoice(ack.from_name, settings.desk_address, ack.subject_label, ack.template,
+                    ack.out_of_scope, ack.notice_template)
+
+
+def out_of_scope_case(ticket: AckTicket) -> str | None:
+    """The out-of-scope flag a notice would be worded for; None when the ticket is in scope."""
+    names = set(ticket.flag_names)
+    return next((case for case, _label in NOTICE_CASES if case in names), None)
+
+
 def should_acknowledge(
-    ticket: AckTicket, inbound: AckInbound, settings: Settings, recent_acks_to_sender: int
+    ticket: AckTicket, inbound: AckInbound, settings: Settings, recent_acks_to_sender: int,
+    voice: AckVoice | None = None,
 ) -> tuple[bool, str]:
-    """Whether a new ticket's first mail gets an acknowledgement, and why (not)."""
+    """Whether a new ticket's first mail gets an answer at all, and why (not).
+
+    Which answer (the acknowledgement, or for a ticket out of scope a notice or
+    nothing) is ``acknowledgement_due``'s.
+    """
     ack = settings.acknowledgement
     if not ack.enabled:
         return False, "acknowledgements are disabled"
@@ -122,7 +158,8 @@ def should_acknowledge(
     sender = inbound.sender.strip().lower()
     if not usable_address(sender):
         return False, f"no usable sender address ({one_line(inbound.sender, 80)!r})"
-    if sender == settings.desk_address.lower():
+    own = {settings.desk_address.lower(), (voice or desk_voice(settings)).from_address.lower()}
+    if sender in own:
         return False, "the sender is the desk's own address"
     skipped = [f for f in ticket.flag_names if f in ack.skip_flagged]
     if skipped:
@@ -167,17 +204,35 @@ def build_acknowledgement(
     due_at: datetime | None,
     now: datetime,
     company: str | None = None,
+    voice: AckVoice | None = None,
 ) -> EmailMessage:
     """The acknowledgement of ``ticket``, answering its first mail ``inbound``.
 
-    ``company`` is the customer's, by default ``ticket.customer.company``.
+    ``company`` is the customer's, by default ``ticket.customer.company``;
+    ``voice`` the product's (default: the desk's ``[acknowledgement]``).
     Everything taken from the customer's mail (subject, name, address,
     message ids) is reduced to one line or checked before it reaches a header.
     Raises jinja2.TemplateError when the desk's template is broken.
     """
-    return _build(ticket, inbound, settings, due_at, now,
-                  settings.acknowledgement.template or SHIPPED_TEMPLATE,
-                  _company(ticket) if company is None else company)
+    voice = voice or desk_voice(settings)
+    return _build(ticket, inbound, settings, due_at, now, voice.template or SHIPPED_TEMPLATE,
+                  _company(ticket) if company is None else company, voice)
+
+
+def build_notice(
+    ticket: AckTicket, inbound: AckInbound, settings: Settings, *, case: str, now: datetime,
+    company: str | None = None, voice: AckVoice | None = None,
+) -> EmailMessage:
+    """The notice answering an out-of-scope ticket's first mail, worded for ``case`` (a flag).
+
+    It says the inquiry was received and why it cannot be answered as a
+    support request yet; it promises no response time.
+    """
+    voice = voice or desk_voice(settings)
+    label = dict(NOTICE_CASES)[case]
+    return _build(ticket, inbound, settings, None, now, voice.notice_template or SHIPPED_NOTICE,
+                  _company(ticket) if company is None else company,
+                  replace(voice, subject_label=label), case=case)
 
 
 def _build(
@@ -188,15 +243,18 @@ def _build(
     now: datetime,
     template: Path,
     company: str,
+    voice: AckVoice,
+    case: str = "",
 ) -> EmailMessage:
     tz = settings.tz
-    ack = settings.acknowledgement
     tag = subject_tag(ticket.number)
     subject = one_line(inbound.subject, _MAX_SUBJECT)
     sender_name = one_line(inbound.sender_name, _MAX_SUBJECT)
-    desk_domain = settings.desk_address.rpartition("@")[2]
+    desk_domain = voice.from_address.rpartition("@")[2]
     work_starts = ticket.work_starts_at
+    extra = {"case": case} if case else {}
     body = _template(template).render(
+        **extra,
         company=company,
         sender_name=sender_name,
         ticket_number=ticket.number,
@@ -205,16 +263,16 @@ def _build(
         received=format_moment_ja(inbound.received_at, tz),
         work_starts=format_moment_ja(work_starts, tz) if work_starts and work_starts > now else "",
         due=format_due_ja(due_at, tz) if due_at else "",
-        desk_name=ack.from_name,
-        desk_address=settings.desk_address,
+        desk_name=voice.from_name,
+        desk_address=voice.from_address,
     )
 
     # The SMTP policy: CRLF also inside the base64 body, as RFC 2046 wants text.
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = Address(display_name=ack.from_name, addr_spec=settings.desk_address)
+    msg["From"] = Address(display_name=voice.from_name, addr_spec=voice.from_address)
     msg["To"] = Address(display_name=sender_name, addr_spec=inbound.sender.strip())
-    msg["Subject"] = f"{tag} {ack.subject_label}: {subject}" if subject else (
-        f"{tag} {ack.subject_label}"
+    msg["Subject"] = f"{tag} {voice.subject_label}: {subject}" if subject else (
+        f"{tag} {voice.subject_label}"
     )
     msg["Date"] = format_datetime(now.astimezone(tz))
     # Short enough not to be folded (some clients then lose the thread).
@@ -225,7 +283,7 @@ def _build(
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
     msg["Precedence"] = "auto_reply"
-    msg["X-Loop"] = settings.desk_address
+    msg["X-Loop"] = voice.from_address
     msg.set_content(body, charset="utf-8", cte="base64")
     return msg
 
@@ -252,6 +310,7 @@ def acknowledge_new_ticket(
     now: datetime,
     recent_acks: int | None = None,
     company: str | None = None,
+    voice: AckVoice | None = None,
 ) -> OutboxMessage | None:
     """Queue the acknowledgement of a new ticket in the caller's transaction, if one is due.
 
@@ -267,7 +326,7 @@ def acknowledge_new_ticket(
         else recent_ack_counts(session, now)[inbound.sender.strip().lower()]
     )
     message = acknowledgement_due(ticket, inbound, settings, now=now, recent_acks=recent,
-                                  company=company)
+                                  company=company, voice=voice)
     if message is None:
         return None
     return enqueue(
@@ -293,34 +352,48 @@ def acknowledgement_due(
     now: datetime,
     recent_acks: int,
     company: str | None = None,
+    voice: AckVoice | None = None,
 ) -> EmailMessage | None:
-    """The acknowledgement to queue for a new ticket, or None when the rules say no.
+    """The mail to queue for a new ticket, or None when the rules say no.
 
-    For callers that queue many at once (``outbox.outbox_values`` and
-    ``outbox.insert_outbox``); ``acknowledge_new_ticket`` queues one.
+    The acknowledgement with its due time; for a ticket out of scope, the
+    notice for its case when the voice says ``out_of_scope = "notice"``, else
+    nothing. For callers that queue many at once (``outbox.outbox_values``
+    and ``outbox.insert_outbox``); ``acknowledge_new_ticket`` queues one.
     """
-    ok, reason = should_acknowledge(ticket, inbound, settings, recent_acks)
+    ok, reason = should_acknowledge(ticket, inbound, settings, recent_acks, voice)
     if not ok:
         log.info("%s: no acknowledgement: %s", ticket.number, reason)
         return None
+    voice = voice or desk_voice(settings)
     company = _company(ticket) if company is None else company
+    case = out_of_scope_case(ticket)
+    if case is not None:
+        if voice.out_of_scope != "notice":
+            log.info("%s: no acknowledgement: out of scope (%s)", ticket.number, case)
+            return None
+        return build_notice(ticket, inbound, settings, case=case, now=now, company=company,
+                            voice=voice)
     try:
-        return build_acknowledgement(
-            ticket, inbound, settings, due_at=ticket.first_response_due, now=now, company=company
-        )
+        return build_acknowledgement(ticket, inbound, settings, due_at=ticket.first_response_due,
+                                     now=now, company=company, voice=voice)
     except jinja2.TemplateError:
-        if settings.acknowledgement.template is None:
+        if voice.template is None:
             raise
         # The desk's template broke after start-up (it is re-read when it
         # changes): the customer still hears from us, and the ticket is kept.
         log.exception("%s: acknowledgement template %s is broken; using the shipped one",
-                      ticket.number, settings.acknowledgement.template)
+                      ticket.number, voice.template)
         return _build(ticket, inbound, settings, ticket.first_response_due, now,
-                      SHIPPED_TEMPLATE, company)
+                      SHIPPED_TEMPLATE, company, voice)
 
 
 def check_template(settings: Settings, *, now: datetime | None = None) -> None:
-    """Render the configured template once with sample data; ConfigError if it cannot."""
+    """Render every configured template once with sample data; ConfigError if one cannot.
+
+    The desk's acknowledgement and out-of-scope notice (each case), and each
+    product's.
+    """
     now = now or datetime.now(settings.tz)
     ticket = Ticket(
         number=str(TicketNumber(settings.threading.ticket_prefix, now.year, 1)),
@@ -340,8 +413,19 @@ def check_template(settings: Settings, *, now: datetime | None = None) -> None:
         subject="テスト",
         received_at=now,
     )
-    path = settings.acknowledgement.template or SHIPPED_TEMPLATE
-    try:
-        build_acknowledgement(ticket, inbound, settings, due_at=now + timedelta(days=1), now=now)
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"acknowledgement.template: {path}: {exc}") from exc
+    voices = [("acknowledgement", desk_voice(settings))]
+    voices += [(f"products.{p.name}.acknowledgement", p.voice)
+               for p in Products.from_settings(settings).all if p.voice is not None]
+    for key, voice in voices:
+        try:
+            build_acknowledgement(ticket, inbound, settings, due_at=now + timedelta(days=1),
+                                  now=now, voice=voice)
+        except jinja2.TemplateError as exc:
+            path = voice.template or SHIPPED_TEMPLATE
+            raise ConfigError(f"{key}.template: {path}: {exc}") from exc
+        for case, _label in NOTICE_CASES:
+            try:
+                build_notice(ticket, inbound, settings, case=case, now=now, voice=voice)
+            except jinja2.TemplateError as exc:
+                path = voice.notice_template or SHIPPED_NOTICE
+                raise ConfigError(f"{key}.notice_template: {path}: {exc}") from exc

@@ -170,6 +170,11 @@ class BusinessCalendar:
     def tz(self) -> ZoneInfo:
         return self._tz
 
+    @property
+    def weekly_hours(self) -> WeeklyHours:
+        """The hours of each weekday, Monday first, in minutes (before closures)."""
+        return self._weekly
+
     def __repr__(self) -> str:
         week = ", ".join(
             f"{name} {' '.join(f'{_clock(s)}-{_clock(e)}' for s, e in day)}"

@@ -7,13 +7,16 @@ will not do raises ``ActionError`` with the sentence staff read.
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Collection, Mapping
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.actions import ActionError
-from madoguchi.ticketing.models import Contact, ContactEmail, Contract, Customer
+from madoguchi.ticketing.contracts import TermsError, apply_details, read_details, renew
+from madoguchi.ticketing.models import Contact, ContactEmail, Contract, ContractPeriod, Customer
+from madoguchi.ticketing.products import Products
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 MAX_EMAIL = 320
@@ -46,25 +49,32 @@ def update_customer(session: Session, customer: Customer, *, company: str, depar
     customer.address = _field(address, "住所", 400)
 
 
-def _date(value: str, what: str) -> date:
+def update_contract(contract: Contract, fields: Mapping[str, str], *,
+                    products: Products | None, now: datetime) -> int:
+    """The contract's fields as the web desk's form gives them (the CSV's columns).
+
+    The periods they give are merged into the history (``ticketing.contracts``);
+    returns how many were added or corrected.
+    """
     try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise ActionError(f"{what}は YYYY-MM-DD の形で入力してください") from None
+        details = read_details(fields, products)
+    except TermsError as exc:
+        raise ActionError(exc.japanese) from None
+    return apply_details(contract, details, origin="desk", now=now)
 
 
-def update_contract(contract: Contract, *, product: str, environment: str, period_start: str,
-                    period_end: str) -> None:
-    start, end = _date(period_start, "サポート開始日"), _date(period_end, "サポート終了日")
-    if end < start:
-        raise ActionError("サポート終了日は開始日より後にしてください")
-    contract.product = _field(product, "製品", 200)
-    contract.environment = _field(environment, "環境", 4000)
-    contract.period_start, contract.period_end = start, end
+def renew_contract(contract: Contract, now: datetime) -> ContractPeriod:
+    """The next period of the contract, as ``madoguchi contracts renew`` adds it."""
+    try:
+        return renew(contract, now=now, origin="renewal")
+    except TermsError as exc:
+        raise ActionError(exc.japanese) from None
 
 
 def update_contact(session: Session, contact: Contact, *, name: str, phone: str, fax: str,
-                   emails: str) -> None:
+                   emails: str, contract_ids: Collection[int] | None = None) -> None:
+    """The contact's name, numbers and addresses; with ``contract_ids``, the contracts of
+    its company it is registered for (窓口担当者 per contract)."""
     addresses = list(dict.fromkeys(e.strip().lower() for e in emails.split() if e.strip()))
     bad = [a for a in addresses if not valid_email(a) or len(a) > MAX_EMAIL]
     if bad:
@@ -75,6 +85,10 @@ def update_contact(session: Session, contact: Contact, *, name: str, phone: str,
     keep = [e for e in contact.emails if e.email in addresses]
     have = {e.email for e in keep}
     contact.emails = keep + [ContactEmail(email=a) for a in addresses if a not in have]
+    if contract_ids is not None:
+        wanted = set(contract_ids)
+        own = session.scalars(select(Contract).where(Contract.customer_id == contact.customer_id))
+        contact.contracts = [k for k in own if k.id in wanted]
     session.flush()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,3 +21,31 @@ def format_moment_ja(moment: datetime, tz: ZoneInfo) -> str:
 def format_due_ja(moment: datetime, tz: ZoneInfo) -> str:
     """A deadline in words: "11月25日(火) 17:30まで"."""
     return f"{format_moment_ja(moment, tz)}まで"
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60}:{minute % 60:02d}"
+
+
+def format_hours_ja(weekly: Sequence[Sequence[tuple[int, int]]]) -> str:
+    """Weekly hours as a FAX form prints them: "平日 9:00〜12:00、13:00〜17:30".
+
+    Monday to Friday alike and the weekend closed: "平日"; otherwise each
+    weekday's hours, days with the same hours joined ("月〜金 … / 土 …").
+    """
+    def day_text(day: Sequence[tuple[int, int]]) -> str:
+        return "、".join(f"{_clock(s)}〜{_clock(e)}" for s, e in day)
+
+    if all(list(d) == list(weekly[0]) for d in weekly[:5]) and not any(weekly[5:]) and weekly[0]:
+        return f"平日 {day_text(weekly[0])}"
+    parts: list[str] = []
+    start = 0
+    while start < 7:
+        end = start
+        while end + 1 < 7 and list(weekly[end + 1]) == list(weekly[start]):
+            end += 1
+        if weekly[start]:
+            days = _WEEKDAYS[start] if end == start else f"{_WEEKDAYS[start]}〜{_WEEKDAYS[end]}"
+            parts.append(f"{days} {day_text(weekly[start])}")
+        start = end + 1
+    return " / ".join(parts)

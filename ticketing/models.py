@@ -29,10 +29,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from madoguchi.ticketing.rules.periods import (
+    Period,
+    PeriodKind,
+    Plan,
+    PlanTerms,
+    Standing,
+    standing_on,
+)
+
 # The desk's vocabulary, stored here; imported from here too (explicitly re-exported).
 from madoguchi.ticketing.vocabulary import Channel as Channel
 from madoguchi.ticketing.vocabulary import Direction as Direction
 from madoguchi.ticketing.vocabulary import Flag as Flag
+from madoguchi.ticketing.vocabulary import InquiryKind as InquiryKind
 from madoguchi.ticketing.vocabulary import Role as Role
 from madoguchi.ticketing.vocabulary import TicketStatus as TicketStatus
 
@@ -124,20 +134,78 @@ class Contract(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     # Digits only, normalised (no hyphens): the key customers quote.
     support_number: Mapped[str] = mapped_column(String(32), unique=True)
+    # The product's name as configured ([[products]] name or alias); "" or an
+    # unknown name: the desk's default product.
     product: Mapped[str] = mapped_column(String(200), default="")
     environment: Mapped[str] = mapped_column(Text, default="")
+    # The span of the stored periods (first start, last end), kept for lists;
+    # entitlement asks the periods themselves (``periods``, ``standing_on``).
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
     # Contract terms that override the desk's default first-response policy.
     sla_override: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
+    # How the periods are computed (rules.periods), and the dates they come from.
+    plan: Mapped[Plan] = mapped_column(_enum(Plan, "contract_plan"), default=Plan.CERTIFICATE)
+    ordered_on: Mapped[date | None] = mapped_column(Date, default=None)
+    purchased_on: Mapped[date | None] = mapped_column(Date, default=None)
+    notified_on: Mapped[date | None] = mapped_column(Date, default=None)
+    cancelled_on: Mapped[date | None] = mapped_column(Date, default=None)
+    # What the vendors ask for (契約コード, 貴部署名, 所在地, ご使用環境), per contract.
+    contract_code: Mapped[str] = mapped_column(String(100), default="")
+    department: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(400), default="")
+    server_os: Mapped[str] = mapped_column(String(200), default="")
+    web_server: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[str] = mapped_column(String(200), default="")
+    users: Mapped[int | None] = mapped_column(Integer, default=None)
 
     customer: Mapped[Customer] = relationship(back_populates="contracts")
     contacts: Mapped[list[Contact]] = relationship(
         secondary=contract_contacts, back_populates="contracts"
     )
+    periods: Mapped[list[ContractPeriod]] = relationship(
+        back_populates="contract", cascade="all, delete-orphan",
+        order_by="ContractPeriod.starts_on",
+    )
+
+    @property
+    def terms(self) -> PlanTerms:
+        return PlanTerms(self.plan, self.ordered_on, self.purchased_on, self.notified_on,
+                         self.cancelled_on)
+
+    @property
+    def stored_periods(self) -> tuple[Period, ...]:
+        return tuple(p.as_period() for p in self.periods)
 
     def in_force_on(self, day: date) -> bool:
-        return self.period_start <= day <= self.period_end
+        if not self.periods:  # not yet flushed: the span it was given
+            return self.period_start <= day <= self.period_end
+        return standing_on(day, self.stored_periods, self.terms)[0] is Standing.IN_FORCE
+
+
+class ContractPeriod(Base):
+    """One support period of a contract: the history, never overwritten by an import."""
+
+    __tablename__ = "contract_periods"
+    __table_args__ = (UniqueConstraint("contract_id", "starts_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[PeriodKind] = mapped_column(_enum(PeriodKind, "period_kind"))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    # Support given before the period starts (ChatLuck: from the first licence purchase).
+    support_from: Mapped[date | None] = mapped_column(Date, default=None)
+    # How it came: "migration", "import", "renewal", "desk".
+    origin: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    contract: Mapped[Contract] = relationship(back_populates="periods")
+
+    def as_period(self) -> Period:
+        return Period(self.kind, self.starts_on, self.ends_on, self.support_from)
 
 
 class Contact(Base):
@@ -209,6 +277,12 @@ class Ticket(Base):
     assignee_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff_users.id"), index=True, default=None
     )
+    # The product whose terms the ticket gets (its contract's, else the mailbox's;
+    # None: the desk's default) and which of its rules (inquiry kind).
+    product: Mapped[str | None] = mapped_column(String(200), default=None)
+    inquiry_kind: Mapped[InquiryKind | None] = mapped_column(
+        _enum(InquiryKind, "inquiry_kind"), default=None
+    )
     # A ticket merged into another (a mistaken new ticket) points at it.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     # A follow-up too late to reopen a closed ticket, or one from a stranger,
@@ -242,6 +316,8 @@ class TicketFlag(Base):
         ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
     )
     flag: Mapped[Flag] = mapped_column(_enum(Flag, "ticket_flag"), primary_key=True, index=True)
+    # What staff should know about it (e.g. the sender is the contact of another contract).
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
 
     ticket: Mapped[Ticket] = relationship(back_populates="flags")
 

@@ -16,8 +16,10 @@ from madoguchi.ticketing.models import Flag, Ticket, TicketFlag
 
 ACTIVE = text("tickets.status <> 'closed'")
 
-# What staff decide on in mail triage: a stranger, an expired contract, an unknown number.
-REVIEW_FLAGS = (Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.UNKNOWN_SUPPORT_NUMBER)
+# What staff decide on in mail triage: a stranger, a contract expired or not yet
+# started, an unknown number.
+REVIEW_FLAGS = (Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.CONTRACT_NOT_STARTED,
+                Flag.UNKNOWN_SUPPORT_NUMBER)
 
 
 def flagged(flags: Sequence[Flag]) -> ColumnElement[bool]:

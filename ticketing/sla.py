@@ -9,6 +9,13 @@ request received before 17:00 on a business day is answered that day):
 * received at or after the cut-off (or after that day's close), or on a
   closed day: due by the close of the next business day.
 
+``next_business_hours`` (All Gather CRM: "弊社営業時間外にメールを頂いた場合、原則として
+翌営業時間内の一次対応となります"): due by the close of the business hours in which
+work can start; received on a business day before its close (before opening
+and at lunch included), that day's close; after it, or on a closed day, the
+next business day's close. The cut-off rule above is then the licence-key
+rule (ChatLuck: "当社営業日17時までの申請受理分につきましてはその当日中に").
+
 Alternative, ``business_hours``: due a number of business hours after receipt,
 counted from the next opening.
 
@@ -32,10 +39,11 @@ log = logging.getLogger("madoguchi.sla")
 
 __all__ = ["Deadline", "FirstResponsePolicy", "first_response_due"]
 
-PolicyKind = Literal["next_business_day_close", "business_hours"]
+PolicyKind = Literal["next_business_day_close", "next_business_hours", "business_hours"]
 CalendarChoice = Literal["desk", "24x7"]
 
-_POLICIES = ("next_business_day_close", "business_hours")
+_POLICIES = ("next_business_day_close", "next_business_hours", "business_hours")
+_BY_CLOSE = ("next_business_day_close", "next_business_hours")
 _CALENDARS = ("desk", "24x7")
 _OVERRIDE_KEYS = ("calendar", "cutoff", "hours", "policy")
 _MAX_HOURS = 10_000
@@ -57,7 +65,8 @@ class Deadline(NamedTuple):
 class FirstResponsePolicy:
     """How a first-response deadline is set.
 
-    ``kind``: ``next_business_day_close`` (uses ``cutoff``) or
+    ``kind``: ``next_business_day_close`` (uses ``cutoff``),
+    ``next_business_hours`` (the day's close is the cut-off) or
     ``business_hours`` (uses ``business_time``). ``calendar``: ``desk`` (the
     desk's calendar) or ``24x7`` (round the clock, every day, same zone).
     """
@@ -83,7 +92,7 @@ class FirstResponsePolicy:
 
         Accepted keys, all optional (``None`` or ``{}``: the default applies)::
 
-            {"policy": "business_hours" | "next_business_day_close",
+            {"policy": "business_hours" | "next_business_day_close" | "next_business_hours",
              "hours": 4,               # business hours; alone it means "business_hours"
              "cutoff": "17:00",        # for next_business_day_close
              "calendar": "desk" | "24x7"}
@@ -111,10 +120,9 @@ class FirstResponsePolicy:
             changes["kind"] = kind
         hours = override.get("hours")
         if hours is not None:
-            if kind == "next_business_day_close":
+            if kind in _BY_CLOSE:
                 raise ValueError(
-                    "sla_override.hours: only for policy 'business_hours', "
-                    "not 'next_business_day_close'"
+                    f"sla_override.hours: only for policy 'business_hours', not {kind!r}"
                 )
             changes["business_time"] = _hours(hours, "sla_override.hours")
             changes["kind"] = "business_hours"
@@ -170,6 +178,9 @@ def first_response_due(
         calendar = policy.calendar_for(calendar)
     if policy.kind == "business_hours":
         return Deadline._make(calendar.window(received_at, within=policy.business_time))
+    if policy.kind == "next_business_hours":
+        # No cut-off but the close itself: from the close on, the next business day.
+        return Deadline._make(calendar.window(received_at, cutoff=time.max))
     return Deadline._make(calendar.window(received_at, cutoff=policy.cutoff))
 
 

@@ -43,11 +43,17 @@ def contract_facts(contract: Contract) -> ContractFacts:
         support_number=contract.support_number,
         period_start=contract.period_start,
         period_end=contract.period_end,
+        periods=contract.stored_periods,
+        terms=contract.terms,
+        product=contract.product,
     )
 
 
 def contract_for_number(session: Session, digits: str) -> ContractFacts | None:
-    contract = session.scalar(select(Contract).where(Contract.support_number == digits))
+    contract = session.scalar(
+        select(Contract).where(Contract.support_number == digits)
+        .options(selectinload(Contract.periods))
+    )
     return contract_facts(contract) if contract else None
 
 
@@ -58,7 +64,7 @@ def contacts_for_address(session: Session, address: str) -> tuple[ContactFacts, 
         select(Contact)
         .join(ContactEmail)
         .where(ContactEmail.email == address.lower())
-        .options(selectinload(Contact.contracts))
+        .options(selectinload(Contact.contracts).selectinload(Contract.periods))
         .order_by(Contact.id)
     ).unique()
     return tuple(
@@ -76,7 +82,8 @@ def contacts_by_ids(session: Session, ids: Iterable[int]) -> tuple[ContactFacts,
     if not wanted:
         return ()
     contacts = session.scalars(
-        select(Contact).where(Contact.id.in_(wanted)).options(selectinload(Contact.contracts))
+        select(Contact).where(Contact.id.in_(wanted))
+        .options(selectinload(Contact.contracts).selectinload(Contract.periods))
     )
     return tuple(
         ContactFacts(c.id, c.customer_id, tuple(contract_facts(k) for k in c.contracts))

@@ -11,7 +11,10 @@ Either way the ticket's contract, customer, contact and flags are what the
 pipeline's own rule (``rules.entitlement.decide_entitlement``) decides from
 the facts the pipeline would have had, and its first-response due time is
 the one ``deadlines.Deadlines`` gives; accepting then overrides the rule's
-review flags, by name (``accepted_by_staff``).
+review flags, by name (``accepted_by_staff``). A ticket still out of scope
+has no due time (nothing is promised, nothing reminded or escalated); one
+that had none and is accepted gets its first-response time from the moment
+of acceptance.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from madoguchi.ticketing.rules.entitlement import (
     decide_entitlement,
     match_fax_contact,
 )
-from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
+from madoguchi.ticketing.support_number import SupportNumber, format_number, parse_support_number
+from madoguchi.ticketing.vocabulary import OUT_OF_SCOPE, InquiryKind
 
 MAX_REASON = 1_000
 # What staff answer by accepting an inquiry as the customer's: who sent it,
@@ -69,19 +73,31 @@ def accepted_by_staff(decision: Entitlement) -> Entitlement:
     return replace(decision, flags=decision.flags - ACCEPT_CLEARS)
 
 
-def _apply(ticket: Ticket, decision: Entitlement, contract: Contract | None,
-           deadlines: Deadlines) -> None:
+def _apply(ticket: Ticket, decision: Entitlement,
+           contract: Contract | None, settings: Settings, deadlines: Deadlines,
+           now: datetime | None = None) -> None:
+    """The decision on the ticket; its due time from receipt, or from ``now`` (an acceptance)."""
     # The contract's number, or none: a number of no contract stays what was written.
     ticket.support_number = contract.support_number if contract is not None else None
     ticket.contract_id, ticket.customer_id = decision.contract_id, decision.customer_id
     ticket.contact_id = decision.contact_id
+    details = decision.details(lambda d: format_number(d, settings.support_number))
     ticket.flags = [f for f in ticket.flags if f.flag in decision.flags]
     have = {f.flag for f in ticket.flags}
     ticket.flags += [TicketFlag(flag=f) for f in sorted(decision.flags - have)]
-    if ticket.first_responded_at is None:
-        # Answered already: the clock it was answered against stays as it was.
-        deadline = deadlines.first_response(ticket.received_at, contract)
-        ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
+    for flag in ticket.flags:
+        flag.detail = details.get(flag.flag)
+    if contract is not None:
+        ticket.product = deadlines.product_for(contract).name or None
+    if ticket.first_responded_at is not None:
+        return  # answered already: the clock it was answered against stays as it was
+    if decision.flags & OUT_OF_SCOPE:
+        ticket.work_starts_at = ticket.first_response_due = None
+        return
+    start = now if now is not None and ticket.first_response_due is None else ticket.received_at
+    deadline = deadlines.first_response(start, contract, product=ticket.product,
+                                        kind=ticket.inquiry_kind or InquiryKind.GENERAL)
+    ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
 
 
 def _contract(session: Session, number: SupportNumber) -> Contract | None:
@@ -123,7 +139,7 @@ def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
     )
     # Staff read it off the page: it is what the customer wrote.
     ticket.support_number_written = number.digits
-    _apply(ticket, decision, contract, deadlines)
+    _apply(ticket, decision, contract, settings, deadlines)
     record_note(session, ticket, user,
                 f"FAXのサポートサービス番号を {number.display} と確認しました", now)
     session.flush()
@@ -144,7 +160,8 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
 
     The ticket gets the contract (its customer, its terms, the sender's
     contact if they are one of it), as the rule decides for the sender's
-    registered contacts; the review flags are cleared. With
+    registered contacts; the review flags are cleared. A ticket that was out
+    of scope (no due time) is due as an inquiry received now. With
     ``register_sender`` the sender's address becomes a registered contact of
     that contract, so their next mail is not flagged.
     """
@@ -161,7 +178,7 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
         sender_contacts=store.contacts_for_address(session, sender.sender if sender else ""),
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
-    _apply(ticket, accepted_by_staff(decision), contract, deadlines)
+    _apply(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
     if register_sender and sender is not None:
         contact = register_contact(session, contract, sender.sender, sender.sender_name)

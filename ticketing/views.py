@@ -58,6 +58,8 @@ def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> d
         "support_number_written": display_written(ticket, cfg),
         "customer": ticket.customer.company if ticket.customer else None,
         "flags": ticket.flag_names,
+        "product": ticket.product,
+        "inquiry_kind": ticket.inquiry_kind.value if ticket.inquiry_kind else None,
         "received_at": iso(ticket.received_at, tz),
         "first_response_due": iso(ticket.first_response_due, tz),
         "linked_ticket": ticket.linked_ticket.number if ticket.linked_ticket else None,

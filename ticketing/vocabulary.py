@@ -1,4 +1,4 @@
-"""The desk's words as values: ticket status, channel, direction, role, flag.
+"""The desk's words as values: ticket status, channel, direction, role, flag, inquiry kind.
 
 Plain enums with no database behind them, so that the pure rules in
 ``ticketing/rules`` can speak them; ``ticketing.models`` stores them.
@@ -40,3 +40,19 @@ class Flag(enum.StrEnum):
     UNKNOWN_SUPPORT_NUMBER = "unknown_support_number"
     CONTRACT_EXPIRED = "contract_expired"
     UNREADABLE_FAX = "unreadable_fax"
+    # Written before support begins (before the licence purchase, the trial's notice).
+    CONTRACT_NOT_STARTED = "contract_not_started"
+
+
+# What the desk does not promise a response to until staff accept the ticket:
+# not a registered contact of the contract, or no support period on that day.
+OUT_OF_SCOPE = frozenset(
+    {Flag.UNREGISTERED_SENDER, Flag.CONTRACT_EXPIRED, Flag.CONTRACT_NOT_STARTED}
+)
+
+
+class InquiryKind(enum.StrEnum):
+    """Which first-response rule of the product an inquiry gets."""
+
+    GENERAL = "general"  # "the next business hours" as the product defines them
+    LICENSE_KEY = "license_key"  # ライセンスキー: received before the cut-off, that day

@@ -226,7 +226,7 @@ class TicketView:
 _PAGE: tuple[ORMOption, ...] = (
     selectinload(Ticket.customer),
     selectinload(Ticket.flags),
-    selectinload(Ticket.contract),
+    selectinload(Ticket.contract).selectinload(Contract.periods),
     selectinload(Ticket.contact).selectinload(Contact.emails),
     selectinload(Ticket.assignee),
     selectinload(Ticket.linked_ticket),
@@ -354,7 +354,8 @@ def search(session: Session, query: str, *, before: int | None = None,
 
 def customers_page(session: Session, q: str, page: int,
                    size: int = 50) -> tuple[list[Customer], bool]:
-    query = select(Customer).options(selectinload(Customer.contracts))
+    query = select(Customer).options(selectinload(Customer.contracts)
+                                     .selectinload(Contract.periods))
     if q:
         digits = re.sub(r"\D", "", q)
         by_name = Customer.company.contains(q, autoescape=True)
@@ -373,6 +374,7 @@ def customer_detail(session: Session, customer_id: int) -> Customer | None:
         .where(Customer.id == customer_id)
         .options(
             selectinload(Customer.contracts).selectinload(Contract.contacts),
+            selectinload(Customer.contracts).selectinload(Contract.periods),
             selectinload(Customer.contacts).selectinload(Contact.emails),
             selectinload(Customer.contacts).selectinload(Contact.contracts),
         )

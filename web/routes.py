@@ -24,14 +24,13 @@ from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_
 from madoguchi.ticketing.models import (
     Attachment,
     Contact,
-    Contract,
     Customer,
     Message,
     Role,
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import queries
+from madoguchi.web import contract_pages, queries
 from madoguchi.web.auth import authenticate
 from madoguchi.web.http import SANDBOX_CSP, Ctx, current_user, endpoint, error_page, start_session
 from madoguchi.web.metrics import metrics
@@ -463,7 +462,7 @@ def customer(ctx: Ctx) -> Response:
                       tickets=queries.customer_tickets(ctx.db, c.id))
 
 
-_Row = TypeVar("_Row", Customer, Contract, Contact)
+_Row = TypeVar("_Row", Customer, Contact)
 
 
 def _edit(ctx: Ctx, model: type[_Row], template: str, apply: Callable[[_Row], None],
@@ -492,18 +491,14 @@ def edit_customer(ctx: Ctx) -> Response:
 
 
 @endpoint(role=Role.SUPERVISOR)
-def edit_contract(ctx: Ctx) -> Response:
-    return _edit(ctx, Contract, "contract_edit.html", lambda k: directory.update_contract(
-        k, product=ctx.field("product"), environment=ctx.field("environment"),
-        period_start=ctx.field("period_start"), period_end=ctx.field("period_end"),
-    ), lambda k: k.customer_id)
-
-
-@endpoint(role=Role.SUPERVISOR)
 def edit_contact(ctx: Ctx) -> Response:
+    # The form lists the company's contracts as checkboxes; "contracts_listed" says it did.
+    ticked = ctx.form.getlist("contract") if ctx.form is not None else []
+    chosen = [int(v) for v in ticked if isinstance(v, str) and v.isdigit()]
+    listed = ctx.field("contracts_listed") == "1"
     return _edit(ctx, Contact, "contact_edit.html", lambda p: directory.update_contact(
         ctx.db, p, name=ctx.field("name"), phone=ctx.field("phone"), fax=ctx.field("fax"),
-        emails=ctx.field("emails"),
+        emails=ctx.field("emails"), contract_ids=chosen if listed else None,
     ), lambda p: p.customer_id)
 
 
@@ -520,8 +515,9 @@ def import_customers(ctx: Ctx) -> Response:
         return ctx.render("import.html", 400, nav="customers", report=None,
                           errors=[(0, "ファイルが大きすぎます")])
     try:
-        rows = read_rows(data.decode("utf-8-sig"), ctx.settings.support_number)
-        report = import_rows(ctx.db, rows)
+        rows = read_rows(data.decode("utf-8-sig"), ctx.settings.support_number,
+                         ctx.storage.deadlines.products)
+        report = import_rows(ctx.db, rows, now=ctx.now)
     except UnicodeDecodeError:
         return ctx.render("import.html", 400, nav="customers", report=None,
                           errors=[(0, "UTF-8 のCSVファイルを選んでください")])
@@ -571,7 +567,12 @@ def routes() -> list[BaseRoute]:
         Route("/customers/import", import_customers, methods=["GET", "POST"]),
         Route("/customers/{id:int}", customer),
         Route("/customers/{id:int}/edit", edit_customer, methods=["GET", "POST"]),
-        Route("/contracts/{id:int}/edit", edit_contract, methods=["GET", "POST"]),
+        Route("/customers/export", contract_pages.export_customers),
+        Route("/contracts/{id:int}", contract_pages.contract_page),
+        Route("/contracts/{id:int}/edit", contract_pages.edit_contract, methods=["GET", "POST"]),
+        Route("/contracts/{id:int}/renew", contract_pages.renew_contract, methods=post),
+        Route("/contracts/{id:int}/periods/{period:int}/delete", contract_pages.delete_period,
+              methods=post),
         Route("/contacts/{id:int}/edit", edit_contact, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

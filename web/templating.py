@@ -22,7 +22,20 @@ FLAG_LABELS = {
     "contract_expired": "契約期間外",
     "unknown_support_number": "不明なサポート番号",
     "unreadable_fax": "番号読取不可",
+    "contract_not_started": "契約開始前",
 }
+PLAN_LABELS = {
+    "certificate": "証書の期間", "annual": "年間（注文受付日の翌日から1年）",
+    "cloud_trial": "無料トライアル（30日間）", "cloud_monthly": "月額（自動更新）",
+    "cloud_yearly": "年額（自動更新）",
+}
+PERIOD_LABELS = {
+    "certificate": "証書", "annual": "年度", "trial": "無料トライアル", "free": "無償期間",
+    "monthly": "月額", "yearly": "年額",
+}
+STANDING_LABELS = {"in_force": "期間内", "not_started": "開始前", "expired": "期間外"}
+ORIGIN_LABELS = {"migration": "移行", "import": "CSV取込", "renewal": "更新", "desk": "画面で登録",
+                 "automatic": "自動更新"}
 DIRECTION_LABELS = {"in": "受信", "out": "送信", "note": "社内メモ"}
 ROLE_LABELS = {"agent": "担当者", "supervisor": "管理者"}
 # Ticket fields shown under the export's names.
@@ -89,5 +102,9 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         DIRECTION_LABELS=DIRECTION_LABELS,
         ROLE_LABELS=ROLE_LABELS,
         FIELD_LABELS=FIELD_LABELS,
+        PLAN_LABELS=PLAN_LABELS,
+        PERIOD_LABELS=PERIOD_LABELS,
+        STANDING_LABELS=STANDING_LABELS,
+        ORIGIN_LABELS=ORIGIN_LABELS,
     )
     return env

@@ -3,9 +3,10 @@
 After the chunk's rows are written, because an outbox row names its ticket
 by id; those not queued yet, in the order the tickets were opened, with one
 INSERT. Whether a ticket is acknowledged, and the mail, are
-``ticketing.acknowledgement``'s (the per-sender hourly limit is counted once
-for the batch). In the careful pass each acknowledgement has its own
-savepoint: a failure there costs the acknowledgement, never the ticket.
+``ticketing.acknowledgement``'s, in the voice of the ticket's product (the
+per-sender hourly limit is counted once for the batch). In the careful pass
+each acknowledgement has its own savepoint: a failure there costs the
+acknowledgement, never the ticket.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _queue(
         sender = message.sender.lower()
         ack = acknowledgement_due(ticket, message, batch.settings, now=now,
                                   recent_acks=counts[sender] + pending[sender],
-                                  company=ticket.company)
+                                  company=ticket.company,
+                                  voice=batch.deadlines.products.get(ticket.product).voice)
         if ack is not None:
             key = ack_key(ticket)
             rows.append(outbox_values(kind=ACK_KIND, dedupe_key=key,

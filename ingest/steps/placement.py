@@ -1,9 +1,11 @@
 """Carry out the thread decision: join (or reopen) the ticket, or open a new one.
 
 A new ticket gets the contract, customer, contact and flags the entitlement
-step decided, a link to the ticket it follows up (``new_linked``), and the
-``unregistered_sender`` flag when a stranger quoted someone else's ticket.
-Its number and due time are the next steps'.
+step decided (with the hints staff read beside them), a link to the ticket
+it follows up (``new_linked``), and the ``unregistered_sender`` flag when a
+stranger quoted someone else's ticket. It gets the product whose terms
+apply: its contract's, else the one of the mailbox it came to
+(``ticketing.products``). Its number and due time are the next steps'.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from madoguchi.ingest.drafts import NewTicket
 from madoguchi.ingest.fax import fax_subject
 from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing import store
-from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.models import Contract, Ticket
+from madoguchi.ticketing.products import Product
 from madoguchi.ticketing.rules.threading import ThreadAction
+from madoguchi.ticketing.support_number import format_number
 from madoguchi.ticketing.vocabulary import Channel, Flag
 
 
@@ -25,6 +29,15 @@ def _subject(batch: Batch, arrival: Arrival, customer_id: int | None) -> str:
         return arrival.mail.subject
     company = batch.company(customer_id) if customer_id else None
     return fax_subject(arrival.fax, msg.subject if msg else "", company)
+
+
+def _product(batch: Batch, arrival: Arrival, contract: Contract | None) -> Product:
+    if contract is not None:
+        return batch.deadlines.product_for(contract)
+    msg = arrival.prepared.message
+    return batch.deadlines.products.for_mail(
+        arrival.item.source, (*msg.to, *msg.cc) if msg is not None else ()
+    )
 
 
 def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
@@ -53,6 +66,8 @@ def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
         received_at=arrival.when,
         company=batch.company(rights.customer_id),
         flags=set(rights.flags),
+        flag_details=rights.details(lambda d: format_number(d, batch.settings.support_number)),
+        product=_product(batch, arrival, contract).name or None,
     )
     if decision.action is ThreadAction.NEW_LINKED and target is not None:
         ticket.linked_ticket = target

@@ -54,7 +54,8 @@ def write(batch: Batch) -> None:
         ticket.id = ticket_id
     _link_late(batch, tickets)
     store.insert_rows(session, table_of(TicketFlag), [
-        {"ticket_id": t.id, "flag": flag} for t in tickets for flag in sorted(t.flags)
+        {"ticket_id": t.id, "flag": flag, "detail": t.flag_details.get(flag)}
+        for t in tickets for flag in sorted(t.flags)
     ])
     raw_ids = store.insert_rows(
         session, table_of(RawMessage), [m.raw.row() for m in messages], key="sha256"

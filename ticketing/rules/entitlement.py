@@ -1,29 +1,50 @@
 """Is the sender entitled to support, and under which contract?
 
-Only registered contacts (窓口担当者) of a customer whose contract is in
-force may ask. Nothing is dropped for failing this: the ticket is opened
-with flags and staff decide.
+Only the contacts registered for the contract (窓口担当者) may ask, and only
+within a support period of it: "ご質問・お問い合わせができる方は、窓口担当者として
+登録された方のみとなります" and "サポート契約の期限を過ぎている本ソフトウェアに関する
+ご質問・お問い合わせ" is out of scope (All Gather CRM ご利用ガイド 4(2)). The period is
+the one covering the day the message was received (``rules.periods``).
+Nothing is dropped for failing this: the ticket is opened with flags and
+staff decide.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from madoguchi.ticketing.rules.periods import Period, PeriodKind, PlanTerms, Standing, standing_on
 from madoguchi.ticketing.vocabulary import Flag
+
+_STANDING_FLAG = {Standing.EXPIRED: Flag.CONTRACT_EXPIRED,
+                  Standing.NOT_STARTED: Flag.CONTRACT_NOT_STARTED}
 
 
 @dataclass(frozen=True)
 class ContractFacts:
+    """A contract as the rule sees it: its periods and plan (``period_start``/``period_end``
+    stand for one certificate period when no periods are given)."""
+
     id: int
     customer_id: int
     support_number: str
     period_start: date
     period_end: date
+    periods: tuple[Period, ...] = ()
+    terms: PlanTerms = field(default_factory=PlanTerms)
+    product: str = ""
+
+    def standing_on(self, day: date) -> Standing:
+        periods = self.periods or (
+            Period(PeriodKind.CERTIFICATE, self.period_start, self.period_end),
+        )
+        return standing_on(day, periods, self.terms)[0]
 
     def in_force_on(self, day: date) -> bool:
-        return self.period_start <= day <= self.period_end
+        return self.standing_on(day) is Standing.IN_FORCE
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,20 @@ class Entitlement:
     customer_id: int | None
     contact_id: int | None
     flags: frozenset[Flag] = field(default_factory=frozenset)
+    # The sender is a contact of the contract's company, registered for these of
+    # its other contracts (support numbers) but not for this one: staff's hint.
+    other_contracts: tuple[str, ...] | None = None
+
+    def details(self, display: Callable[[str], str]) -> dict[Flag, str]:
+        """What staff read beside the flags (``display`` writes a support number)."""
+        if Flag.UNREGISTERED_SENDER not in self.flags or self.other_contracts is None:
+            return {}
+        if not self.other_contracts:
+            return {Flag.UNREGISTERED_SENDER: "送信者は同じ会社の窓口担当者ですが、"
+                                              "どの契約にも登録されていません。"}
+        numbers = "、".join(display(n) for n in self.other_contracts)
+        return {Flag.UNREGISTERED_SENDER: f"送信者は同じ会社の別の契約（{numbers}）の窓口担当者"
+                                          "です。この契約には登録されていません。"}
 
 
 def decide_entitlement(
@@ -58,15 +93,7 @@ def decide_entitlement(
     flags: set[Flag] = set()
 
     if contract_for_number is not None:
-        contract = contract_for_number
-        contact = next((c for c in sender_contacts if c.customer_id == contract.customer_id), None)
-        if contact is None:
-            flags.add(Flag.UNREGISTERED_SENDER)
-        if not contract.in_force_on(received_day):
-            flags.add(Flag.CONTRACT_EXPIRED)
-        return Entitlement(
-            contract.id, contract.customer_id, contact.id if contact else None, frozenset(flags)
-        )
+        return _for_contract(contract_for_number, sender_contacts, received_day)
 
     # No usable number (none, failed check digit, or matching no contract):
     # infer the contract from the sender when that is unambiguous.
@@ -89,7 +116,7 @@ def decide_entitlement(
     all_contracts = [(ct, c) for ct in sender_contacts for c in ct.contracts]
     if not in_force and len(all_contracts) == 1:
         contact, contract = all_contracts[0]
-        flags.add(Flag.CONTRACT_EXPIRED)
+        flags.add(_STANDING_FLAG[contract.standing_on(received_day)])
         return Entitlement(contract.id, contract.customer_id, contact.id, frozenset(flags))
 
     # Several contracts in force (or none at all): staff must pick one.
@@ -99,6 +126,35 @@ def decide_entitlement(
     customer_id = contact.customer_id if len(customers) == 1 else None
     contact_id = contact.id if len(sender_contacts) == 1 else None
     return Entitlement(None, customer_id, contact_id, frozenset(flags))
+
+
+def _for_contract(
+    contract: ContractFacts, sender_contacts: tuple[ContactFacts, ...], received_day: date
+) -> Entitlement:
+    """The message names ``contract``: is the sender registered for it, is it in force?
+
+    A contact of the same company registered only for its other contracts is
+    not registered for this one: flagged, with those contracts as the hint.
+    """
+    flags: set[Flag] = set()
+    registered = next(
+        (c for c in sender_contacts if any(k.id == contract.id for k in c.contracts)), None
+    )
+    colleague = None
+    if registered is None:
+        flags.add(Flag.UNREGISTERED_SENDER)
+        colleague = next((c for c in sender_contacts if c.customer_id == contract.customer_id),
+                         None)
+    standing = contract.standing_on(received_day)
+    if standing is not Standing.IN_FORCE:
+        flags.add(_STANDING_FLAG[standing])
+    contact = registered or colleague
+    return Entitlement(
+        contract.id, contract.customer_id, contact.id if contact else None, frozenset(flags),
+        other_contracts=None if colleague is None else tuple(
+            k.support_number for k in colleague.contracts
+        ),
+    )
 
 
 @dataclass(frozen=True)
