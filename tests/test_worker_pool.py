@@ -91,11 +91,14 @@ def test_a_worker_killed_while_a_batch_is_read_costs_one_retry_and_quarantines_n
         pid = next(iter(pool._processes))  # type: ignore[attr-defined]
         # Killed as the batch is handed over: submitted to a pool that is not yet broken.
         original = pool.submit
+        killed: list[int] = []
 
         def submit_then_kill(*args: object, **kwargs: object) -> object:
             future = original(*args, **kwargs)  # type: ignore[arg-type]
-            if args[1]:  # a real chunk, not a warm-up
+            # A real chunk, not a warm-up; once (later chunks may meet the same pool).
+            if args[1] and not killed:
                 os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
             return future
 
         pool.submit = submit_then_kill  # type: ignore[method-assign]
