@@ -40,3 +40,6 @@ class Flag(enum.StrEnum):
     UNKNOWN_SUPPORT_NUMBER = "unknown_support_number"
     CONTRACT_EXPIRED = "contract_expired"
     UNREADABLE_FAX = "unreadable_fax"
+    # Mail that joined a ticket without the desk's mail server vouching for its sender,
+    # or from someone not of the thread who named it by a reference header.
+    UNVERIFIED_SENDER = "unverified_sender"

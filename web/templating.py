@@ -22,6 +22,7 @@ FLAG_LABELS = {
     "contract_expired": "契約期間外",
     "unknown_support_number": "不明なサポート番号",
     "unreadable_fax": "番号読取不可",
+    "unverified_sender": "送信者未確認",
 }
 DIRECTION_LABELS = {"in": "受信", "out": "送信", "note": "社内メモ"}
 ROLE_LABELS = {"agent": "担当者", "supervisor": "管理者"}
