@@ -72,15 +72,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("privacy_actions") as batch_op:
         batch_op.create_index(batch_op.f("ix_privacy_actions_subject_sha256"), ["subject_sha256"])
-    # Existing messages were all taken as their sender's: not flagged.
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.add_column(sa.Column("unverified_sender", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+    # Existing messages were all taken as their sender's: not flagged. A plain
+    # ADD COLUMN, not batch mode: on SQLite that would copy the table and drop
+    # the search triggers of 0002.
+    op.add_column("messages", sa.Column("unverified_sender", sa.Boolean(), nullable=False,
+                                        server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages") as batch_op:
-        batch_op.drop_column("unverified_sender")
+    # SQLite 3.35+ drops a column in place (no copy, the triggers stay).
+    op.drop_column("messages", "unverified_sender")
     op.drop_table("privacy_actions")
     op.drop_table("ticket_access_log")
     op.drop_table("sign_in_attempts")
