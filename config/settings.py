@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     # authserv-ids of the desk's own mail servers: their Authentication-Results
     # header is believed (a DMARC or SPF failure makes the sender untrusted).
     trusted_authserv_ids: list[str] = []
+    # Their header counts only above this many Received headers from the top
+    # (the desk's own MTA's): lower down, the sender wrote it.
+    trusted_results_above_received: int = Field(1, ge=1, le=20)
     limits: Limits = Limits()
     support_number: SupportNumberSettings = SupportNumberSettings()
     threading: ThreadingSettings = ThreadingSettings()

@@ -24,6 +24,7 @@ from madoguchi.ingest.steps import (
     dedupe,
     entitlement,
     machine_mail,
+    mail_trust,
     message,
     numbering,
     placement,
@@ -57,6 +58,7 @@ MAIL: tuple[Step, ...] = (
     support_number.MAIL,  # a new ticket: the number at the top or after its label
     entitlement.MAIL,  # ... the sender's contacts, the contract in force → flags
     placement.STEP,  # join (reopen) the ticket, or open a new one
+    mail_trust.STEP,  # ... a follow-up nobody vouched for: flagged, its writer no participant
     numbering.STEP,  # ... its number
     deadline.STEP,  # ... its first-response deadline
     message.STEP,  # the message's rows, attachments and text
@@ -77,6 +79,7 @@ FAX: tuple[Step, ...] = (
 CHUNK_END: tuple[BatchStep, ...] = (
     rows.STEP,  # the chunk's tickets and messages: one INSERT per table
     acknowledge.STEP,  # the new tickets' acknowledgements into the outbox
+    mail_trust.FLAGS,  # stored tickets an unverified follow-up joined: flagged
 )
 
 BATCH_END: tuple[BatchStep, ...] = (
