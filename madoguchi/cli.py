@@ -12,6 +12,7 @@ import typer
 from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.logs import configure_logging
+from madoguchi.security import harden_process, mail_trust_note
 from madoguchi.web_cli import users_app, web_command
 
 app = typer.Typer(help="Madoguchi (窓口): support mail and FAX to threaded tickets.",
@@ -49,6 +50,7 @@ def main(ctx: typer.Context, config: ConfigOption = None) -> None:
         typer.echo(f"madoguchi: {exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format)
+    harden_process()  # what the desk writes is its user's alone (umask 077)
     ctx.obj = settings
 
 
@@ -219,10 +221,12 @@ def status(
     finally:
         desk.close()
     tz = desk.settings.tz
+    trust = mail_trust_note(desk.settings)
     if format == "json":
-        typer.echo(json.dumps(status_record(found, tz), ensure_ascii=False))
+        record = {**status_record(found, tz), "mail_trust": trust.split(":", 1)[1].strip()}
+        typer.echo(json.dumps(record, ensure_ascii=False))
     else:
-        typer.echo(render_status(found, tz))
+        typer.echo(render_status(found, tz) + "\n" + trust)
 
 
 @app.command()
