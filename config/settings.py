@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
+from madoguchi.config.retention import RetentionSettings
 from madoguchi.config.secrets import read_secret
 from madoguchi.config.web import WebSettings
 
@@ -231,6 +232,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = DaemonSettings()
     fax: FaxSettings = FaxSettings()
     web: WebSettings = WebSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("timezone")
     @classmethod

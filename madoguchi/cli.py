@@ -12,6 +12,7 @@ import typer
 from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.logs import configure_logging
+from madoguchi.privacy_cli import privacy_app
 from madoguchi.security import harden_process, mail_trust_note
 from madoguchi.web_cli import users_app, web_command
 
@@ -28,6 +29,7 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(quarantine_app, name="quarantine")
 app.command("web")(web_command)
 app.add_typer(users_app, name="users")
+app.add_typer(privacy_app, name="privacy")
 
 ConfigOption = Annotated[
     Path | None,

@@ -45,6 +45,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from madoguchi import retention_job
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
 from madoguchi.ingest.sources.backoff import SourceBackoff
@@ -336,6 +337,7 @@ class Daemon:
             f"{__name__}:_run", IntervalTrigger(seconds=d.sla_sweep_seconds),
             args=["sla_sweep"], id="sla-sweep", replace_existing=True, next_run_time=_now(),
         )
+        retention_job.schedule(scheduler, self.settings)  # [retention], daily
         if d.backup_dir is not None:
             at = time.fromisoformat(d.backup_time)
             scheduler.add_job(

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
-from madoguchi.ticketing import actions, directory, replies, triage
+from madoguchi.ticketing import access_log, actions, directory, replies, triage
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
 from madoguchi.ticketing.ids import parse_id
@@ -91,6 +91,7 @@ def ticket(ctx: Ctx) -> Response:
     if view is None:
         return _not_found(ctx, "チケット")
     t = view.ticket
+    access_log.opened(ctx.db, ctx.user, t.id, "ticket", ctx.now)
     wanted = ctx.param("reply_to")
     target = next((m for m in t.messages if str(m.id) == wanted), None) if wanted else None
     target = target or replies.default_reply_target(t)
@@ -308,6 +309,7 @@ def message_html(ctx: Ctx) -> Response:
     message = ctx.db.get(Message, ctx.request.path_params["id"])
     if message is None or not message.html:
         return _not_found(ctx, "HTML本文")
+    access_log.opened(ctx.db, ctx.user, message.ticket_id, "html", ctx.now)
     # Sanitised at ingest; again here in case a row came from elsewhere. It is
     # shown in a sandboxed frame: no script runs, nothing is fetched, its
     # styles stay inside the frame.
@@ -337,7 +339,10 @@ def _attachment(ctx: Ctx) -> tuple[Attachment, Path] | None:
     if a is None:
         return None
     path = ctx.storage.blobs.path_for(a.sha256)
-    return (a, path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    access_log.opened(ctx.db, ctx.user, a.message.ticket_id, "attachment", ctx.now)
+    return a, path
 
 
 @endpoint()
