@@ -52,8 +52,17 @@ def main(ctx: typer.Context, config: ConfigOption = None) -> None:
         typer.echo(f"madoguchi: {exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format)
-    harden_process()  # what the desk writes is its user's alone (umask 077)
     ctx.obj = settings
+
+
+def run() -> None:
+    """The ``madoguchi`` program: what it writes is its user's alone (umask 077), then the app.
+
+    (The umask is the process's: set here, at the program's entry, not in the
+    app, which tests call in their own process.)
+    """
+    harden_process()
+    app(prog_name="madoguchi")
 
 
 def _desk(ctx: typer.Context) -> Desk:
