@@ -22,7 +22,9 @@ from madoguchi.config import Settings
 from madoguchi.ticketing.models import Message
 from madoguchi.web import queries
 from tests.security_kit import STAFF, STRANGER, serving, visitor
-from tests.test_web_kit import PASSWORD, WebDesk, make_ticket, open_web, quick_hashing  # noqa: F401
+from tests.test_web_kit import PASSWORD, WebDesk, make_ticket, open_web
+
+pytest_plugins = ["tests.test_web_kit"]
 
 pytestmark = pytest.mark.integration
 

@@ -84,7 +84,7 @@ class _Table:
         return entry
 
     def touch(self, key: str, now: float) -> _Entry:
-        self._forget(now)
+        self.forget(now)
         entry = self.entries.get(key)
         if entry is None:
             while len(self.entries) >= self.max_keys:
@@ -93,7 +93,7 @@ class _Table:
         self.entries.move_to_end(key)
         return entry
 
-    def _forget(self, now: float) -> None:
+    def forget(self, now: float) -> None:
         # Ordered by last update: the stale ones are at the front.
         while self.entries:
             key, first = next(iter(self.entries.items()))
@@ -146,6 +146,7 @@ class SignInThrottle:
                 wait = self._wait(self._accounts.get(account, now, self.window), now)
                 if wait:
                     return Refusal(wait)
+            self._accounts.forget(now)
             for table, key in ((self._addresses, address), (self._accounts, account)):
                 if key is not None:
                     entry = table.touch(key, now)
@@ -164,5 +165,8 @@ class SignInThrottle:
 
     def size(self) -> int:
         """Entries held (addresses and accounts): what bounds the throttle's memory."""
+        now = self._clock()
         with self._lock:
+            for table in (self._addresses, self._accounts):
+                table.forget(now)
             return len(self._addresses.entries) + len(self._accounts.entries)
