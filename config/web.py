@@ -30,7 +30,8 @@ TOML, all keys optional::
     max_requests_per_connection = 1000
     max_connections = 1000      # open connections; more are closed at once
     max_connections_per_client = 64    # per client address (behind a proxy: set the proxy's)
-    max_concurrent_requests = 100      # more at once are answered 503
+    max_concurrent_requests = 256      # more at once are answered 503
+    max_concurrent_requests_per_client = 8     # ... and more than this from one address
     max_upload_bytes = 10485760 # the largest CSV the import page takes
     # metrics_token_env = "MADOGUCHI_METRICS_TOKEN"   # /metrics wants "Authorization: Bearer …"
     # metrics_token_file = "/etc/madoguchi/metrics-token"
@@ -79,7 +80,8 @@ class WebSettings(BaseModel):
     max_requests_per_connection: int = Field(1000, gt=0)
     max_connections: int = Field(1000, gt=0)
     max_connections_per_client: int = Field(64, gt=0)
-    max_concurrent_requests: int = Field(100, gt=0)
+    max_concurrent_requests: int = Field(256, gt=0)
+    max_concurrent_requests_per_client: int = Field(8, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     # The bearer token Prometheus sends to /metrics, from the environment or
     # a file (never the TOML). Neither set: only loopback clients may scrape.

@@ -12,7 +12,8 @@ connections too, so half-open ones would turn every real request into a
   connections per client address: beyond a cap a new connection is closed
   at once, before any byte is read;
 - ``ConcurrencyLimit`` — at most ``max_concurrent_requests`` requests in the
-  application at once; more are answered 503 at once;
+  application at once, ``max_concurrent_requests_per_client`` from one
+  client address; more are answered 503 at once;
 - ``FloodFilter`` — the same log line from the same source at most ``burst``
   times in ``period`` seconds; the next one that passes says how many were
   left out, so a flood costs kilobytes of log, not megabytes.
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from madoguchi.config.web import WebSettings
+from madoguchi.web.client import client_address
 
 log = logging.getLogger("madoguchi.web.guard")
 
@@ -124,31 +126,45 @@ def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
 
 
 class ConcurrencyLimit:
-    """At most ``limit`` requests inside the application at once; the rest get 503 at once."""
+    """At most ``limit`` requests inside the application at once, and ``per_client`` from
+    one client address (as ``[web] trusted_proxies`` tell it); the rest get 503 at once.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    The per-client cap keeps one place's flood from taking every place: staff
+    elsewhere are still served while it lasts.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, per_client: int | None = None,
+                 proxies: tuple[str, ...] = ()) -> None:
         self.app = app
         self.limit = limit
+        self.per_client = per_client or limit
+        self.proxies = proxies
         self.active = 0
+        self.by_client: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.active >= self.limit:
+        client = client_address(scope, self.proxies)
+        if self.active >= self.limit or self.by_client[client] >= self.per_client:
             log.warning("answered 503: %d requests under way", self.active)
+            body = "混み合っています。しばらくしてからお試しください。\n".encode()
             await send({"type": "http.response.start", "status": 503, "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"5"),
-                (b"connection", b"close"), (b"x-content-type-options", b"nosniff"),
-                (b"cache-control", b"no-store")]})
-            await send({"type": "http.response.body",
-                        "body": "混み合っています。しばらくしてからお試しください。\n".encode()})
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": body})
             return
         self.active += 1
+        self.by_client[client] += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.active -= 1
+            self.by_client[client] -= 1
+            if self.by_client[client] <= 0:
+                del self.by_client[client]
 
 
 class FloodFilter(logging.Filter):

@@ -41,7 +41,8 @@ def web_app(settings: Settings, *, desk: Storage | None = None,
 def _config(app: Starlette, host: str, port: int, web: WebSettings) -> uvicorn.Config:
     install_flood_filter()
     return uvicorn.Config(
-        ConcurrencyLimit(app, web.max_concurrent_requests),
+        ConcurrencyLimit(app, web.max_concurrent_requests, web.max_concurrent_requests_per_client,
+                         tuple(web.trusted_proxies)),
         host=host,
         port=port,
         # Deadlines for headers and body, caps on connections (madoguchi.web_guard).

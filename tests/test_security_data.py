@@ -67,7 +67,8 @@ def test_the_database_and_blobs_are_the_desk_users_alone_whatever_the_umask(
 
 def _yamada_data(wd: WebDesk) -> str:
     """A ticket of Yamada's with an attachment, a reply to it, and a quarantined auto-reply."""
-    number = ingest_mail(wd.desk, subject="請求書の件", body="サポートサービス番号: 2031-0001-0008\n\n"
+    number = ingest_mail(wd.desk, subject="請求書の件",
+                         body="サポートサービス番号: 2031-0001-0008\n\n"
                          "住所は東京都千代田区1-2-3、電話は03-1234-5678です。\n",
                          attachments=[("請求書.pdf", "application/pdf", b"%PDF-1.4 yamada")])
     with transaction(wd.desk.factory) as s:

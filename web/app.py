@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -28,7 +27,7 @@ from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.storage import Storage
-from madoguchi.web.auth import load_secret
+from madoguchi.web.auth import PasswordChecks, load_secret
 from madoguchi.web.http import DeskWeb, SecurityHeaders, error_page
 from madoguchi.web.metrics import Collector
 from madoguchi.web.routes import routes
@@ -88,7 +87,7 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
                                 max_delay=web.login_lockout_seconds,
                                 window=web.login_failure_window_seconds,
                                 max_keys=web.login_tracked_keys),
-        password_slots=threading.BoundedSemaphore(web.max_password_checks),
+        password_checks=PasswordChecks(web.max_password_checks),
         on_reply=(lambda: _outbox_round(storage)) if web.send_outbox_after_reply else None,
         metrics=metrics,
     )

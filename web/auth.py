@@ -13,10 +13,13 @@ passwords must pass ``web.passwords``; the brake on guessing is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -61,29 +64,69 @@ def find_user(session: Session, login: str) -> StaffUser | None:
     return session.scalar(select(StaffUser).where(StaffUser.login == login.strip()))
 
 
-def check_password(user: StaffUser | None, password: str,
-                   slots: threading.Semaphore | None = None, *, wait: float = 10.0) -> bool:
+class PasswordChecks:
+    """How many Argon2 checks run at once (each takes 64 MiB and most of a core), and who waits.
+
+    ``slots`` checks at once, of which one is kept for attempts from a *clean*
+    address (no recent failure: staff at their own desk), so that a flood of
+    guesses from places that have failed already cannot queue ahead of them.
+    At most ``max_waiting`` attempts from other addresses wait for a slot,
+    each at most ``wait`` seconds; beyond that ``TooBusyError`` (503) at once,
+    so that waiting requests never pile up in the server.
+    """
+
+    def __init__(self, slots: int, *, max_waiting: int = 4, wait: float = 2.0) -> None:
+        self._shared = threading.BoundedSemaphore(max(1, slots - 1))
+        self._clean = threading.BoundedSemaphore(1)
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.max_waiting, self.wait = max_waiting, wait
+
+    @contextlib.contextmanager
+    def slot(self, *, clean: bool) -> Iterator[None]:
+        if self._shared.acquire(blocking=False):
+            held = self._shared
+        elif clean and self._clean.acquire(blocking=False):
+            held = self._clean
+        else:
+            held = self._queue(clean)
+        try:
+            yield
+        finally:
+            held.release()
+
+    def _queue(self, clean: bool) -> threading.BoundedSemaphore:
+        with self._lock:
+            if self._waiting >= self.max_waiting and not clean:
+                raise TooBusyError("too many password checks waiting")
+            self._waiting += 1
+        try:
+            deadline = time.monotonic() + self.wait
+            while time.monotonic() < deadline:
+                if self._shared.acquire(timeout=0.05):
+                    return self._shared
+                if clean and self._clean.acquire(blocking=False):
+                    return self._clean
+            raise TooBusyError("no password check could start in time")
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+
+def check_password(user: StaffUser | None, password: str) -> bool:
     """Is ``password`` right for this active user? An unknown or disabled user costs the same.
 
-    ``slots`` bounds the Argon2 checks running at once (each takes 64 MiB and
-    most of a core): one waits at most ``wait`` seconds for a slot, then
-    ``TooBusyError``. A rehash (argon2-cffi's defaults grew) is left on
-    ``user`` for the caller to commit.
+    Callers bound how many run at once (``PasswordChecks``). A rehash
+    (argon2-cffi's defaults grew) is left on ``user`` for the caller to commit.
     """
-    if slots is not None and not slots.acquire(timeout=wait):
-        raise TooBusyError("too many password checks under way")
-    try:
-        if user is None or not user.active:
-            _spend_a_verification(password)
-            return False
-        if not verify_password(user.password_hash, password):
-            return False
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = hash_password(password)
-        return True
-    finally:
-        if slots is not None:
-            slots.release()
+    if user is None or not user.active:
+        _spend_a_verification(password)
+        return False
+    if not verify_password(user.password_hash, password):
+        return False
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return True
 
 
 def authenticate(session: Session, login: str, password: str) -> StaffUser | None:

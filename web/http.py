@@ -13,7 +13,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from madoguchi.ticketing import sessions
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import Role, StaffUser
 from madoguchi.ticketing.storage import Storage
+from madoguchi.web.auth import PasswordChecks
 from madoguchi.web.client import client_address, over_https
 from madoguchi.web.metrics import Collector
 from madoguchi.web.templating import sla_state
@@ -117,8 +117,8 @@ class DeskWeb:
     templates: jinja2.Environment
     secret: bytes
     throttle: SignInThrottle
-    # At most this many Argon2 checks at once ([web] max_password_checks).
-    password_slots: threading.BoundedSemaphore
+    # At most [web] max_password_checks Argon2 checks at once, one kept for clean addresses.
+    password_checks: PasswordChecks
     on_reply: Callable[[], None] | None = None
     # What /metrics reports, given by the application (madoguchi.health); None: no /metrics.
     metrics: Collector | None = None
@@ -302,9 +302,13 @@ def _has_nul(request: Request, form: FormData | None) -> bool:
     return any(isinstance(v, str) and "\x00" in v for v in values)
 
 
-def endpoint(*, auth: bool = True,
-             role: Role | None = None) -> Callable[[Handler], Callable[[Request],
-                                                                         Awaitable[Response]]]:
+def endpoint(*, auth: bool = True, role: Role | None = None,
+             guard: Callable[[Ctx], Response | None] | None = None,
+             ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A handler run in a worker thread after the form, CSRF and sign-in checks.
+
+    ``guard`` (no database) runs first in the event loop and may answer at once.
+    """
     def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             state: DeskWeb = request.app.state.desk
@@ -324,6 +328,10 @@ def endpoint(*, auth: bool = True,
                 if form is not None:
                     await form.close()
                 return error_page(state, request, 400, "送信された内容を読めませんでした。")
+            if guard is not None:
+                answered = guard(Ctx(request, None, state, None, form))  # type: ignore[arg-type]
+                if answered is not None:
+                    return answered
             try:
                 return await run_in_threadpool(_run, fn, request, form, state, auth, role)
             finally:

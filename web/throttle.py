@@ -43,10 +43,14 @@ class _Entry:
 
 @dataclass(frozen=True)
 class Reservation:
-    """An attempt allowed to check its password: give it back with ``succeeded``."""
+    """An attempt allowed to check its password: give it back with ``succeeded``.
+
+    ``clean``: its address had no recent failure (it is served first).
+    """
 
     address: str
     account: str | None
+    clean: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,11 @@ class SignInThrottle:
             if account is not None and not clean:
                 wait = self._wait(self._accounts.get(account, now, self.window), now)
                 if wait:
+                    # Trying a guarded account from a failing place is one more failure
+                    # of that place: its own pauses grow.
+                    entry = self._addresses.touch(address, now)
+                    entry.failures += 1
+                    entry.last = now
                     return Refusal(wait)
             self._accounts.forget(now)
             for table, key in ((self._addresses, address), (self._accounts, account)):
@@ -152,7 +161,7 @@ class SignInThrottle:
                     entry = table.touch(key, now)
                     entry.failures += 1
                     entry.last = now
-            return Reservation(address, account)
+            return Reservation(address, account, clean)
 
     def succeeded(self, reservation: Reservation) -> None:
         """The password was right: the reservation was no failure."""
