@@ -126,19 +126,25 @@ def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = N
     typer.echo(f"password of {login} changed")
 
 
-@users_app.command("disable")
-def users_disable(ctx: typer.Context, login: str) -> None:
-    """Stop a user from signing in (every session of the user ends)."""
+def _end_sessions(ctx: typer.Context, login: str, reason: str, *, disable: bool) -> int:
+    """End every session of ``login`` (and stop the account with ``disable``)."""
     desk = Storage.open(_settings(ctx))
     try:
         with transaction(desk.factory) as session:
             user = session.scalar(select(StaffUser).where(StaffUser.login == login))
             if user is None:
                 raise _fail(f"no user {login!r}")
-            user.active = False
-            sessions.revoke_all(session, user.id, datetime.now(UTC), "disabled")
+            if disable:
+                user.active = False
+            return sessions.revoke_all(session, user.id, datetime.now(UTC), reason)
     finally:
         desk.close()
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, login: str) -> None:
+    """Stop a user from signing in (every session of the user ends)."""
+    _end_sessions(ctx, login, "disabled", disable=True)
     typer.echo(f"user {login} disabled")
 
 
@@ -182,15 +188,7 @@ def users_sessions(ctx: typer.Context, login: str) -> None:
 @users_app.command("revoke")
 def users_revoke(ctx: typer.Context, login: str) -> None:
     """End every web session of the user now (the account stays usable)."""
-    desk = Storage.open(_settings(ctx))
-    try:
-        with transaction(desk.factory) as session:
-            user = session.scalar(select(StaffUser).where(StaffUser.login == login))
-            if user is None:
-                raise _fail(f"no user {login!r}")
-            n = sessions.revoke_all(session, user.id, datetime.now(UTC), "revoked")
-    finally:
-        desk.close()
+    n = _end_sessions(ctx, login, "revoked", disable=False)
     typer.echo(f"{n} session(s) of {login} ended")
 
 

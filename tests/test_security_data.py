@@ -207,3 +207,46 @@ def test_the_daemon_schedules_the_retention_job_daily(webdesk: WebDesk) -> None:
     assert job is not None and "hour='4', minute='0'" in str(job.trigger)
     assert "retention_job.schedule(scheduler, self.settings)" in (
         REPO / "madoguchi" / "daemon.py").read_text()
+
+
+def test_an_existing_database_is_carried_forward_and_keeps_its_search(tmp_path: Path) -> None:
+    import sqlite3
+
+    from madoguchi.ticketing.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0004")
+    db = sqlite3.connect(tmp_path / "old.db")
+    db.execute("INSERT INTO tickets (id, number, status, channel, subject, received_at) "
+               "VALUES (1, 'T-2026-000001', 'open', 'email', '件名', '2026-12-01 01:00:00')")
+    db.execute("INSERT INTO messages (id, ticket_id, direction, channel, message_id, "
+               "\"references\", sender, sender_name, recipients, cc, subject, received_at, "
+               "text) VALUES (1, 1, 'in', 'email', 'a@b', '[]', 'a@b.example', '', '[]', "
+               "'[]', '件名', '2026-12-01 01:00:00', 'ライセンスキーの再発行')")
+    db.commit()
+    db.close()
+    upgrade(url)
+    db = sqlite3.connect(tmp_path / "old.db")
+    assert db.execute("SELECT unverified_sender FROM messages").fetchall() == [(0,)]
+    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
+    db.execute("UPDATE messages SET text = '請求書の再送付' WHERE id = 1")
+    assert db.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH '再送付'"
+                      ).fetchall() == [(1,)]
+    db.close()
+
+
+def test_users_commands_refuse_a_weak_password_and_list_and_end_sessions(
+    webdesk: WebDesk, monkeypatch: pytest.MonkeyPatch, agent: Staff,
+) -> None:
+    monkeypatch.setenv("MADOGUCHI_DATABASE_URL", webdesk.settings.database_url)
+    monkeypatch.setenv("MADOGUCHI_STORAGE_DIR", str(webdesk.settings.storage_dir))
+    monkeypatch.setenv("MADOGUCHI_NEW_PASSWORD", "1234567890")
+    result = CliRunner().invoke(app, ["users", "add", "carol", "--name", "高橋"])
+    assert result.exit_code == 1 and "common passwords" in result.output
+    assert agent.get("/queue").status_code == 200
+    listed = _cli(webdesk, monkeypatch, "users", "sessions", "agent")
+    assert len(listed.strip().splitlines()) == 1
+    assert "1 session(s) of agent ended" in _cli(webdesk, monkeypatch, "users", "revoke", "agent")
+    assert agent.get("/queue").status_code == 303
+    assert _cli(webdesk, monkeypatch, "users", "sessions", "agent").strip() == ""
