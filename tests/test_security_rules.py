@@ -170,3 +170,24 @@ def test_a_follow_up_is_unverified_unless_vouched_for_and_of_the_thread() -> Non
     assert follow_up_unverified(by_ref, "stranger@evil.example", vouched=True)
     assert not follow_up_unverified(by_ref, "yamada@sakura.example.jp", vouched=True)
     assert not follow_up_unverified(ThreadDecision(ThreadAction.NEW), "a@b.example", False)
+
+
+def test_a_flood_of_one_log_line_is_cut_to_a_burst_and_a_count() -> None:
+    import logging
+
+    from madoguchi.web_guard import FloodFilter
+
+    clock = Clock()
+    flood = FloodFilter(burst=5, period=10, clock=clock)
+
+    def record(host: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                                 '%s - "%s %s HTTP/%s" %d', (f"{host}:5555", "POST", "/login",
+                                                            "1.1", 429), None)
+
+    passed = [flood.filter(record("127.0.0.9")) for _ in range(1000)]
+    assert passed.count(True) == 5
+    assert flood.filter(record("127.0.0.1"))  # another client's line still passes
+    clock.now += 11
+    summary = record("127.0.0.9")
+    assert flood.filter(summary) and "[995 more like this left out]" in str(summary.msg)
