@@ -43,7 +43,8 @@ from madoguchi.config.secrets import read_secret
 # import the storage layer, so the names are repeated here and a test keeps
 # them in step.
 FLAG_NAMES = frozenset(
-    {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax"}
+    {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax",
+     "unverified_sender"}
 )
 
 
