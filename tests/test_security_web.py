@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 
@@ -111,11 +113,26 @@ def test_guesses_sent_at_once_are_reserved_before_any_password_is_hashed(
                     "login": "agent", "password": f"guess-{i}-wrong", "csrf": tokens[i]})
                 codes.append(r.status_code)
 
+            me = psutil.Process()
+            baseline, peak = me.memory_info().rss, [0]
+            sampling = threading.Event()
+
+            def sample() -> None:
+                while not sampling.is_set():
+                    peak[0] = max(peak[0], me.memory_info().rss)
+                    time.sleep(0.01)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
             threads = [threading.Thread(target=guess, args=(i,)) for i in range(60)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join(60)
+            sampling.set()
+            sampler.join()
+        # At most four Argon2 checks (64 MiB each) at once, not one per guess.
+        assert peak[0] - baseline < 400 * 2**20, (peak[0] - baseline) / 2**20
         assert len(codes) == 60
         # Checked: at most the five free failures of that place (one may have been
         # answered 503 instead when no Argon2 slot freed in time on a loaded machine).
@@ -178,7 +195,8 @@ def test_an_https_public_url_makes_the_cookie_secure_and_sends_hsts(
 CRAFTED = [
     "/customers?page=%C2%B2", "/customers?page=99999999999999999999999",
     "/search?q=ab&before=%C2%B2", "/search?q=ab&before=99999999999999999999999",
-    "/queue?assignee=%C2%B2", "/queue?customer_id=%C2%B2",
+    "/queue?assignee=%C2%B2", "/queue?customer_id=%C2%B2", "/queue?before=%C2%B2",
+    "/queue?after=%D9%A1.%D9%A1", "/queue?before=99999999999999999999.99999999999999999",
     "/queue?customer_id=99999999999999999999999", "/queue?assignee=99999999999999999999999",
     "/attachments/99999999999999999999999", "/attachments/18446744073709551616/view",
     "/messages/99999999999999999999999/html", "/customers/99999999999999999999999",
