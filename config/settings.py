@@ -35,6 +35,7 @@ from madoguchi.config.products import (
     ProductSettings,
     check_products,
 )
+from madoguchi.config.retention import RetentionSettings
 from madoguchi.config.secrets import read_secret
 from madoguchi.config.web import WebSettings
 
@@ -247,6 +248,9 @@ class Settings(BaseSettings):
     # authserv-ids of the desk's own mail servers: their Authentication-Results
     # header is believed (a DMARC or SPF failure makes the sender untrusted).
     trusted_authserv_ids: list[str] = []
+    # Their header counts only above this many Received headers from the top
+    # (the desk's own MTA's): lower down, the sender wrote it.
+    trusted_results_above_received: int = Field(1, ge=1, le=20)
     limits: Limits = Limits()
     support_number: SupportNumberSettings = SupportNumberSettings()
     threading: ThreadingSettings = ThreadingSettings()
@@ -268,6 +272,7 @@ class Settings(BaseSettings):
     def _products_consistent(self) -> Settings:
         check_products(self.products, {s.name for s in self.sources})
         return self
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("timezone")
     @classmethod

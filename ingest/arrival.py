@@ -36,6 +36,8 @@ class Arrival:
     prepared: Prepared
     received_at: datetime | None = None  # received
     sender: str = ""  # authenticity: the From address, "" when it is forged
+    vouched: bool = False  # authenticity: the desk's own MTA says DMARC passed
+    unverified: bool = False  # mail_trust: joins a thread its sender was not vouched for
     auto: AutoKind | None = None  # autoreply: machine-written mail, and its kind
     # threading: the decision, and the candidate tickets by number
     decision: ThreadDecision | None = None

@@ -55,6 +55,8 @@ class Staged:
     # Acknowledgements: how many of new_tickets were dealt with, and the
     # batch's count per sender (from the outbox, then counted on) at its time.
     acknowledged: int = 0
+    # Stored tickets that an unverified follow-up joined (mail_trust): flagged per chunk.
+    unverified_tickets: set[int] = field(default_factory=set)
     ack_counts: Counter[str] | None = None
     ack_now: datetime | None = None
 

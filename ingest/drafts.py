@@ -140,6 +140,7 @@ class NewMessage:
     auto_kind: str | None
     fax_reading: dict[str, object] | None
     author_id: None = None
+    unverified_sender: bool = False
 
     def row(self, ticket_id: int, raw_id: int) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in _MESSAGE_COLUMNS}

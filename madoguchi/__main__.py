@@ -1,5 +1,5 @@
-from madoguchi.cli import app
+from madoguchi.cli import run
 
 # Guarded: worker processes (forkserver) import the main module again.
 if __name__ == "__main__":
-    app(prog_name="madoguchi")
+    run()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from madoguchi.config import EmlDirSource, FaxSpoolSource, ImapSource, MaildirSource
 from madoguchi.ingest.pipeline import Pipeline
 from madoguchi.ingest.sources.poller import Poller
+from madoguchi.security import warn_at_intake
 from madoguchi.ticketing.storage import Storage
 
 
@@ -21,6 +22,7 @@ class Desk(Storage):
     @property
     def pipeline(self) -> Pipeline:
         if self._pipeline is None:
+            warn_at_intake(self.settings)
             self._pipeline = Pipeline(self.settings, self.factory, self.blobs,
                                       parse_workers=self.settings.limits.parse_workers,
                                       deadlines=self.deadlines)

@@ -13,6 +13,8 @@ from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.contracts_cli import contracts_app, customers_export
 from madoguchi.logs import configure_logging
+from madoguchi.privacy_cli import privacy_app
+from madoguchi.security import harden_process, mail_trust_note
 from madoguchi.web_cli import users_app, web_command
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ app.command("web")(web_command)
 app.add_typer(users_app, name="users")
 app.add_typer(contracts_app, name="contracts")
 customers_app.command("export")(customers_export)
+app.add_typer(privacy_app, name="privacy")
 
 ConfigOption = Annotated[
     Path | None,
@@ -56,6 +59,16 @@ def main(ctx: typer.Context, config: ConfigOption = None) -> None:
         raise typer.Exit(2) from exc
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
+
+
+def run() -> None:
+    """The ``madoguchi`` program: what it writes is its user's alone (umask 077), then the app.
+
+    (The umask is the process's: set here, at the program's entry, not in the
+    app, which tests call in their own process.)
+    """
+    harden_process()
+    app(prog_name="madoguchi")
 
 
 def _desk(ctx: typer.Context) -> Desk:
@@ -228,10 +241,12 @@ def status(
     finally:
         desk.close()
     tz = desk.settings.tz
+    trust = mail_trust_note(desk.settings)
     if format == "json":
-        typer.echo(json.dumps(status_record(found, tz), ensure_ascii=False))
+        record = {**status_record(found, tz), "mail_trust": trust.split(":", 1)[1].strip()}
+        typer.echo(json.dumps(record, ensure_ascii=False))
     else:
-        typer.echo(render_status(found, tz))
+        typer.echo(render_status(found, tz) + "\n" + trust)
 
 
 @app.command()

@@ -59,6 +59,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
+from madoguchi import retention_job
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
 from madoguchi.ingest.sources.backoff import SourceBackoff, one_line
@@ -547,6 +548,7 @@ class Daemon:
             f"{__name__}:_run", IntervalTrigger(seconds=d.sla_sweep_seconds),
             args=["sla_sweep"], id="sla-sweep", replace_existing=True, next_run_time=_now(),
         )
+        retention_job.schedule(scheduler, self.settings)  # [retention], daily
         if d.backup_dir is not None:
             at = time.fromisoformat(d.backup_time)
             scheduler.add_job(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ import typer
 from sqlalchemy import select
 
 from madoguchi.config import Settings
+from madoguchi.ticketing import sessions
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Role, StaffUser
 from madoguchi.ticketing.storage import Storage
@@ -52,7 +54,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _new_password(password_file: Path | None) -> str:
+def _new_password(password_file: Path | None, *about: str) -> str:
     if password_file is not None:
         lines = password_file.read_text(encoding="utf-8").splitlines()
         password = lines[0] if lines else ""
@@ -63,7 +65,7 @@ def _new_password(password_file: Path | None) -> str:
     else:
         raise _fail(f"give the password with --password-file or {PASSWORD_ENV}")
     try:
-        check_new_password(password)
+        check_new_password(password, user_inputs=about)
     except PasswordPolicyError as exc:
         raise _fail(str(exc)) from exc
     return password
@@ -85,6 +87,7 @@ def set_password(desk: Storage, login: str, password: str, *, name: str = "",
                 raise _fail(f"no user {login!r}")
             user.password_hash = hash_password(password)
             user.active = True
+            sessions.revoke_all(session, user.id, datetime.now(UTC), "password")
         session.flush()
         return user
 
@@ -102,7 +105,7 @@ def users_add(
     login = login.strip()
     if not login or len(login) > 100 or any(c.isspace() for c in login):
         raise _fail("a login is 1 to 100 characters without spaces")
-    password = _new_password(password_file)
+    password = _new_password(password_file, login, name, email)
     desk = Storage.open(_settings(ctx))
     try:
         set_password(desk, login, password, name=name, role=role, email=email, create=True)
@@ -114,7 +117,7 @@ def users_add(
 @users_app.command("passwd")
 def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = None) -> None:
     """Set a new password (every session of the user ends)."""
-    password = _new_password(password_file)
+    password = _new_password(password_file, login)
     desk = Storage.open(_settings(ctx))
     try:
         set_password(desk, login, password, create=False)
@@ -123,18 +126,25 @@ def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = N
     typer.echo(f"password of {login} changed")
 
 
-@users_app.command("disable")
-def users_disable(ctx: typer.Context, login: str) -> None:
-    """Stop a user from signing in (every session of the user ends)."""
+def _end_sessions(ctx: typer.Context, login: str, reason: str, *, disable: bool) -> int:
+    """End every session of ``login`` (and stop the account with ``disable``)."""
     desk = Storage.open(_settings(ctx))
     try:
         with transaction(desk.factory) as session:
             user = session.scalar(select(StaffUser).where(StaffUser.login == login))
             if user is None:
                 raise _fail(f"no user {login!r}")
-            user.active = False
+            if disable:
+                user.active = False
+            return sessions.revoke_all(session, user.id, datetime.now(UTC), reason)
     finally:
         desk.close()
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, login: str) -> None:
+    """Stop a user from signing in (every session of the user ends)."""
+    _end_sessions(ctx, login, "disabled", disable=True)
     typer.echo(f"user {login} disabled")
 
 
@@ -151,6 +161,35 @@ def users_list(ctx: typer.Context) -> None:
                            + (f" <{u.email}>" if u.email else ""))
     finally:
         desk.close()
+
+
+@users_app.command("sessions")
+def users_sessions(ctx: typer.Context, login: str) -> None:
+    """The user's live web sessions: since when, last seen, from where."""
+    from madoguchi.web.app import web_settings
+
+    settings = _settings(ctx)
+    web = web_settings(settings)
+    limits = sessions.Limits(timedelta(minutes=web.session_idle_minutes),
+                             timedelta(hours=web.session_max_hours))
+    desk = Storage.open(settings)
+    try:
+        with desk.factory() as session:
+            user = session.scalar(select(StaffUser).where(StaffUser.login == login))
+            if user is None:
+                raise _fail(f"no user {login!r}")
+            for s in sessions.sessions_of(session, user.id, datetime.now(UTC), limits):
+                typer.echo(f"{s.id[:12]}  since {s.created_at:%Y-%m-%d %H:%M}Z  "
+                           f"seen {s.last_seen_at:%Y-%m-%d %H:%M}Z  {s.client}  {s.user_agent}")
+    finally:
+        desk.close()
+
+
+@users_app.command("revoke")
+def users_revoke(ctx: typer.Context, login: str) -> None:
+    """End every web session of the user now (the account stays usable)."""
+    n = _end_sessions(ctx, login, "revoked", disable=False)
+    typer.echo(f"{n} session(s) of {login} ended")
 
 
 def ensure_demo_user(desk: Storage) -> tuple[str, str]:

@@ -21,6 +21,12 @@ from madoguchi.config.web import WebSettings
 from madoguchi.health import metric_families
 from madoguchi.ticketing.storage import Storage
 from madoguchi.web.app import create_app, web_settings
+from madoguchi.web_guard import (
+    ConcurrencyLimit,
+    GuardLimits,
+    guarded_protocol,
+    install_flood_filter,
+)
 
 
 def web_app(settings: Settings, *, desk: Storage | None = None,
@@ -32,14 +38,22 @@ def web_app(settings: Settings, *, desk: Storage | None = None,
     return create_app(storage, web=web, metrics=metric_families, close_storage=desk is None)
 
 
-def _config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+def _config(app: Starlette, host: str, port: int, web: WebSettings) -> uvicorn.Config:
+    install_flood_filter()
     return uvicorn.Config(
-        app,
+        ConcurrencyLimit(app, web.max_concurrent_requests, web.max_concurrent_requests_per_client,
+                         tuple(web.trusted_proxies)),
         host=host,
         port=port,
+        # Deadlines for headers and body, caps on connections (madoguchi.web_guard).
+        http=guarded_protocol(GuardLimits.of(web)),
+        timeout_keep_alive=max(1, round(web.keep_alive_seconds)),
+        h11_max_incomplete_event_size=16 * 1024,
+        backlog=1024,
         # Request lines only: paths and status codes, never form bodies.
         access_log=True,
         log_config=None,
+        # X-Forwarded-* are read by the desk itself, from [web] trusted_proxies only.
         proxy_headers=False,
         server_header=False,
         lifespan="on",
@@ -50,7 +64,7 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     """Serve in the foreground until interrupted (SIGINT/SIGTERM)."""
     web = web_settings(settings)
     app = web_app(settings)
-    uvicorn.Server(_config(app, host or web.host, port or web.port)).run()
+    uvicorn.Server(_config(app, host or web.host, port or web.port, web)).run()
 
 
 class WebServer:
@@ -62,7 +76,7 @@ class WebServer:
         web = web or web_settings(settings)
         self.app = web_app(settings, desk=desk, web=web)
         self._server = uvicorn.Server(
-            _config(self.app, host or web.host, web.port if port is None else port)
+            _config(self.app, host or web.host, web.port if port is None else port, web)
         )
         self._thread = threading.Thread(target=self._server.run, name="madoguchi-web",
                                         daemon=True)

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
     Channel,
@@ -124,7 +125,8 @@ def assign(session: Session, ticket: Ticket, assignee: str) -> StaffUser | None:
     if not assignee:
         ticket.assignee_id = None
         return None
-    user = session.get(StaffUser, int(assignee)) if assignee.isdigit() else None
+    staff_id = parse_id(assignee)
+    user = session.get(StaffUser, staff_id) if staff_id is not None else None
     if user is None or not user.active:
         raise ActionError("担当者が見つかりません")
     ticket.assignee_id = user.id

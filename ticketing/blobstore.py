@@ -5,6 +5,10 @@ place, so a crash leaves either the whole file or none (a stray temporary
 file at worst, which ``sweep_temporaries`` removes). Blobs are never
 altered: the same bytes always have the same name.
 
+Folders are created 0700 and files 0600, whatever the umask: they hold
+customers' mail. ``delete`` removes a blob for a privacy erasure or the
+retention policy (``ticketing.privacy``), once nothing names it.
+
 A disk that is full (or over quota, or turned read-only after an error)
 raises ``StorageUnavailableError``: the desk's fault, not the document's, so
 callers retry the input later instead of quarantining it.
@@ -19,6 +23,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 # What makes a write fail whatever is written: the storage, not the data.
 _STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
@@ -35,7 +41,9 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._tmp = self.root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self._tmp):
+            folder.mkdir(mode=DIR_MODE, exist_ok=True)
 
     def path_for(self, sha256: str) -> Path:
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
@@ -54,8 +62,10 @@ class BlobStore:
             return digest
         tmp = self._tmp / f"{digest}.{os.getpid()}.tmp"
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
+            final.parent.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+            final.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 if durable:
                     fh.flush()
@@ -79,6 +89,14 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob (the caller knows nothing names it any more); True if it was there."""
+        try:
+            self.path_for(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).exists()

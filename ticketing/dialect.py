@@ -20,6 +20,8 @@ deliberate:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -118,7 +120,12 @@ class SqliteDialect(Dialect):
 
     def make_engine(self, url: URL) -> Engine:
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(url.database)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Customers' data: the file is the desk user's alone (SQLite gives
+            # its -wal and -shm files the same mode), whatever the umask.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -365,6 +365,9 @@ class Message(Base):
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
     # Who at the desk wrote an outbound message or note.
     author_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    # The desk could not vouch for the sender (a forged From, or a stranger
+    # who named the thread): flagged for staff, never the reply's default To.
+    unverified_sender: Mapped[bool] = mapped_column(default=False)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
     raw: Mapped[RawMessage | None] = relationship()
@@ -550,3 +553,7 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+# Sessions, sign-in attempts, the access log and privacy actions: their own module.
+from madoguchi.ticketing import security_models as security_models  # noqa: E402

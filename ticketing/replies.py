@@ -107,11 +107,18 @@ def default_reply_target(ticket: Ticket) -> Message | None:
 
 
 def default_recipient(ticket: Ticket, target: Message | None) -> str:
-    if target is not None and usable_address(target.sender):
-        return target.sender
-    if ticket.contact is not None and ticket.contact.emails:
-        return ticket.contact.emails[0].email
-    return ""
+    """Who a reply goes to unless staff type otherwise: never a sender the desk could not
+    vouch for, unless that address is the ticket's contact's own (then it reaches them)."""
+    contact = [e.email for e in ticket.contact.emails] if ticket.contact is not None else []
+    candidates = [target] if target is not None else []
+    candidates += reversed([m for m in ticket.messages
+                            if m.direction == Direction.IN and m.channel == Channel.EMAIL
+                            and not m.auto_kind])
+    for m in candidates:
+        if usable_address(m.sender) and (not m.unverified_sender
+                                         or m.sender.lower() in contact):
+            return m.sender
+    return contact[0] if contact else ""
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,9 @@ def participants_of(
     for part in _chunked(wanted):
         for ticket_id, sender, recipients, cc in session.execute(
             select(Message.ticket_id, Message.sender, Message.recipients, Message.cc).where(
-                Message.ticket_id.in_(part)
+                Message.ticket_id.in_(part),
+                # What an unvouched sender wrote makes nobody a participant.
+                Message.unverified_sender.is_(False),
             )
         ):
             seen = found[ticket_id]

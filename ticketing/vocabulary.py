@@ -42,6 +42,9 @@ class Flag(enum.StrEnum):
     UNREADABLE_FAX = "unreadable_fax"
     # Written before support begins (before the licence purchase, the trial's notice).
     CONTRACT_NOT_STARTED = "contract_not_started"
+    # Mail that joined a ticket without the desk's mail server vouching for its sender,
+    # or from someone not of the thread who named it by a reference header.
+    UNVERIFIED_SENDER = "unverified_sender"
 
 
 # What the desk does not promise a response to until staff accept the ticket:

@@ -21,16 +21,18 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.storage import Storage
-from madoguchi.web.auth import LoginThrottle, load_secret
+from madoguchi.web.auth import PasswordChecks, load_secret
 from madoguchi.web.http import DeskWeb, SecurityHeaders, error_page
 from madoguchi.web.metrics import Collector
 from madoguchi.web.routes import routes
 from madoguchi.web.templating import environment
+from madoguchi.web.throttle import SignInThrottle
 
 log = logging.getLogger("madoguchi.web")
 
@@ -54,6 +56,17 @@ def _outbox_round(storage: Storage) -> None:
         log.info("outbox after a reply: %s", report)
 
 
+class DeskApp(Starlette):
+    """Starlette with the security headers outside everything, errors included.
+
+    Starlette's own error middleware is the outermost layer of its stack, so
+    a header middleware inside it never sees a 500; this one wraps it.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), self.state.desk.web)
+
+
 def create_app(storage: Storage, *, web: WebSettings | None = None,
                metrics: Collector | None = None, close_storage: bool = False) -> Starlette:
     """The web desk on ``storage`` (closed at shutdown with ``close_storage``).
@@ -70,7 +83,11 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
         storage=storage,
         templates=environment(settings.tz, settings.support_number),
         secret=secret,
-        throttle=LoginThrottle(web.login_max_failures, web.login_lockout_seconds),
+        throttle=SignInThrottle(free_failures=web.login_max_failures,
+                                max_delay=web.login_lockout_seconds,
+                                window=web.login_failure_window_seconds,
+                                max_keys=web.login_tracked_keys),
+        password_checks=PasswordChecks(web.max_password_checks),
         on_reply=(lambda: _outbox_round(storage)) if web.send_outbox_after_reply else None,
         metrics=metrics,
     )
@@ -91,17 +108,17 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
         if close_storage:
             storage.close()
 
-    app = Starlette(
+    app = DeskApp(
         routes=routes(),
         middleware=[
-            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,
                 secret_key=secret.decode(),
                 session_cookie=SESSION_COOKIE,
-                max_age=web.session_idle_minutes * 60,
+                # The row decides idle and absolute time; the cookie lasts the lifetime.
+                max_age=int(web.session_max_hours * 3600),
                 same_site="lax",
-                https_only=web.cookie_secure,
+                https_only=web.secure_cookie,
             ),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},

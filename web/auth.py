@@ -4,24 +4,22 @@ Passwords are hashed with Argon2id (argon2-cffi's defaults, rehashed on
 sign-in when those defaults grow). They are never logged, never stored in
 the session, never echoed into a page.
 
-The session itself is a cookie signed with itsdangerous (Starlette's
-SessionMiddleware) and holds only the staff id, a fingerprint of the
-password hash, the sign-in time, the last request's time and the CSRF token.
-Each request checks the account is still active and the fingerprint still
-matches, so a password change or deactivation signs out every session.
+The session is a row of ``web_sessions`` (``ticketing.sessions``); the
+cookie, signed with itsdangerous (Starlette's SessionMiddleware), holds its
+random token, the CSRF token and the messages of the next page. New
+passwords must pass ``web.passwords``; the brake on guessing is
+``web.throttle``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import contextlib
 import logging
 import os
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -30,26 +28,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.models import StaffUser
+from madoguchi.web.passwords import PasswordPolicyError as PasswordPolicyError
+from madoguchi.web.passwords import check_new_password as check_new_password
 
 log = logging.getLogger("madoguchi.web.auth")
 
-MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
 _dummy_hash: list[str] = []
 
 
-class PasswordPolicyError(ValueError):
-    pass
-
-
-def check_new_password(password: str) -> None:
-    """Refuse passwords too short to resist guessing; the message is for the operator."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise PasswordPolicyError(
-            f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
-        )
-    if password != password.strip():
-        raise PasswordPolicyError("the password must not begin or end with white space")
+class TooBusyError(RuntimeError):
+    """No password check could start in time: answer 503, check nothing."""
 
 
 def hash_password(password: str) -> str:
@@ -70,22 +59,81 @@ def _spend_a_verification(password: str) -> None:
     verify_password(_dummy_hash[0], password)
 
 
-def authenticate(session: Session, login: str, password: str) -> StaffUser | None:
-    """The active staff user with this login and password, or None."""
-    user = session.scalar(select(StaffUser).where(StaffUser.login == login.strip()))
+def find_user(session: Session, login: str) -> StaffUser | None:
+    """The staff user with this login (active or not), before any password is checked."""
+    return session.scalar(select(StaffUser).where(StaffUser.login == login.strip()))
+
+
+class PasswordChecks:
+    """How many Argon2 checks run at once (each takes 64 MiB and most of a core), and who waits.
+
+    ``slots`` checks at once, of which one is kept for attempts from a *clean*
+    address (no recent failure: staff at their own desk), so that a flood of
+    guesses from places that have failed already cannot queue ahead of them.
+    At most ``max_waiting`` attempts from other addresses wait for a slot,
+    each at most ``wait`` seconds (a clean one five times as long); beyond that
+    ``TooBusyError`` (503) at once, so that waiting requests never pile up.
+    """
+
+    def __init__(self, slots: int, *, max_waiting: int = 4, wait: float = 2.0) -> None:
+        self._shared = threading.BoundedSemaphore(max(1, slots - 1))
+        self._clean = threading.BoundedSemaphore(1)
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.max_waiting, self.wait = max_waiting, wait
+
+    @contextlib.contextmanager
+    def slot(self, *, clean: bool) -> Iterator[None]:
+        if self._shared.acquire(blocking=False):
+            held = self._shared
+        elif clean and self._clean.acquire(blocking=False):
+            held = self._clean
+        else:
+            held = self._queue(clean)
+        try:
+            yield
+        finally:
+            held.release()
+
+    def _queue(self, clean: bool) -> threading.BoundedSemaphore:
+        with self._lock:
+            if self._waiting >= self.max_waiting and not clean:
+                raise TooBusyError("too many password checks waiting")
+            self._waiting += 1
+        try:
+            # A clean place waits longer: it is rarely a guesser, often the staff.
+            deadline = time.monotonic() + self.wait * (5 if clean else 1)
+            while time.monotonic() < deadline:
+                if self._shared.acquire(timeout=0.05):
+                    return self._shared
+                if clean and self._clean.acquire(blocking=False):
+                    return self._clean
+            raise TooBusyError("no password check could start in time")
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+
+def check_password(user: StaffUser | None, password: str) -> bool:
+    """Is ``password`` right for this active user? An unknown or disabled user costs the same.
+
+    Callers bound how many run at once (``PasswordChecks``). A rehash
+    (argon2-cffi's defaults grew) is left on ``user`` for the caller to commit.
+    """
     if user is None or not user.active:
         _spend_a_verification(password)
-        return None
+        return False
     if not verify_password(user.password_hash, password):
-        return None
+        return False
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    return user
+    return True
 
 
-def password_fingerprint(secret: bytes, user: StaffUser) -> str:
-    """Changes whenever the password does; keyed so the cookie reveals nothing of the hash."""
-    return hmac.new(secret, user.password_hash.encode(), hashlib.sha256).hexdigest()[:24]
+def authenticate(session: Session, login: str, password: str) -> StaffUser | None:
+    """The active staff user with this login and password, or None."""
+    user = find_user(session, login)
+    return user if check_password(user, password) else None
 
 
 def load_secret(path: Path) -> bytes:
@@ -105,44 +153,3 @@ def load_secret(path: Path) -> bytes:
     if len(value) < 32:
         raise ValueError(f"{path}: the web session secret must have at least 32 characters")
     return value.encode()
-
-
-class LoginThrottle:
-    """Failed sign-ins per login name and per client address, in this process.
-
-    After ``max_failures`` within ``window`` seconds, that key may not try
-    again until the oldest failure is ``window`` seconds old.
-    """
-
-    def __init__(self, max_failures: int, window: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _now(self) -> float:
-        return self._clock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def blocked(self, *keys: str) -> bool:
-        now = self._now()
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.max_failures for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        now = self._now()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for k in keys:
-                self._failures.pop(k, None)

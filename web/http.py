@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -31,11 +32,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
+from madoguchi.ticketing import sessions
+from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import Role, StaffUser
 from madoguchi.ticketing.storage import Storage
-from madoguchi.web.auth import LoginThrottle, password_fingerprint
+from madoguchi.web.auth import PasswordChecks
+from madoguchi.web.client import client_address, over_https
 from madoguchi.web.metrics import Collector
 from madoguchi.web.templating import sla_state
+from madoguchi.web.throttle import SignInThrottle
 
 log = logging.getLogger("madoguchi.web")
 
@@ -59,29 +64,44 @@ _HEADERS = {
 }
 
 
-class SecurityHeaders:
-    """Adds the desk's security headers to every response that has not set its own."""
+def security_headers(present: set[bytes], *, static: bool, hsts: int | None
+                     ) -> list[tuple[bytes, bytes]]:
+    """The headers to add to a response that has the headers ``present``."""
+    added = [(name, value) for name, value in _HEADERS.items() if name not in present]
+    if b"cache-control" not in present and not static:
+        # Pages carry customers' data: no copy on disk or in a proxy.
+        added.append((b"cache-control", b"no-store"))
+    if hsts is not None and b"strict-transport-security" not in present:
+        added.append((b"strict-transport-security", f"max-age={hsts}".encode()))
+    return added
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeaders:
+    """Adds the desk's security headers to every response that has not set its own.
+
+    It wraps the whole application (errors included, ``web.app``): a 500 or a
+    refused request carries them too. HSTS is sent over HTTPS only.
+    """
+
+    def __init__(self, app: ASGIApp, web: WebSettings | None = None) -> None:
         self.app = app
+        self.web = web or WebSettings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        web = self.web
+        hsts = web.hsts_max_age if over_https(scope, tuple(web.trusted_proxies),
+                                              web.public_url) else None
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in _HEADERS.items():
-                    if name not in present:
-                        headers.append((name, value))
-                if b"cache-control" not in present and not static:
-                    # Pages carry customers' data: no copy on disk or in a proxy.
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
+                message["headers"] = headers + security_headers(present, static=static,
+                                                                hsts=hsts)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -96,10 +116,20 @@ class DeskWeb:
     storage: Storage
     templates: jinja2.Environment
     secret: bytes
-    throttle: LoginThrottle
+    throttle: SignInThrottle
+    # At most [web] max_password_checks Argon2 checks at once, one kept for clean addresses.
+    password_checks: PasswordChecks
     on_reply: Callable[[], None] | None = None
     # What /metrics reports, given by the application (madoguchi.health); None: no /metrics.
     metrics: Collector | None = None
+
+    @property
+    def limits(self) -> sessions.Limits:
+        return sessions.Limits(timedelta(minutes=self.web.session_idle_minutes),
+                               timedelta(hours=self.web.session_max_hours))
+
+    def client(self, request: Request) -> str:
+        return client_address(request.scope, tuple(self.web.trusted_proxies))
 
 
 def csrf_token(request: Request) -> str:
@@ -128,40 +158,41 @@ def csrf_ok(request: Request, form: FormData) -> bool:
     return hmac.compare_digest(expected, given) and _same_origin(request)
 
 
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
 def current_user(request: Request, db: Session, state: DeskWeb) -> StaffUser | None:
-    """The signed-in staff user, or None (and the session is ended) if it has run out."""
-    session = request.session
-    uid = session.get("uid")
-    if not isinstance(uid, int):
+    """The signed-in staff user, or None: the session's row decides, not the cookie."""
+    token = request.session.get("sid")
+    if not isinstance(token, str):
         return None
-    now = time.time()
-    signed_in, seen = session.get("iat", 0), session.get("seen", 0)
-    if (now - signed_in > state.web.session_max_hours * 3600
-            or now - seen > state.web.session_idle_minutes * 60):
-        session.clear()
+    row = sessions.live_session(db, token, _now(), state.limits)
+    if db.dirty:
+        db.commit()  # expired, or seen again: a short write
+    if row is None:
+        request.session.pop("sid", None)
         return None
-    user = db.get(StaffUser, uid)
-    if (user is None or not user.active
-            or session.get("pwf") != password_fingerprint(state.secret, user)):
-        session.clear()
-        return None
-    session["seen"] = int(now)  # sliding: the cookie is re-signed with this request's time
-    return user
+    return db.get(StaffUser, row.staff_id)
 
 
-def start_session(request: Request, user: StaffUser, state: DeskWeb) -> None:
+def start_session(request: Request, db: Session, user: StaffUser, state: DeskWeb) -> None:
     """A new session for a user who just signed in (never the anonymous one continued)."""
     flashes = request.session.get("flash", [])
+    token = sessions.open_session(db, user, _now(), client=state.client(request),
+                                  user_agent=request.headers.get("user-agent", ""))
+    db.commit()
     request.session.clear()
-    now = int(time.time())
-    request.session.update({
-        "uid": user.id,
-        "pwf": password_fingerprint(state.secret, user),
-        "iat": now,
-        "seen": now,
-        "csrf": secrets.token_urlsafe(32),
-        "flash": flashes,
-    })
+    request.session.update({"sid": token, "csrf": secrets.token_urlsafe(32), "flash": flashes})
+
+
+def end_session(request: Request, db: Session) -> None:
+    """Sign-out: the row is revoked, so a copy of the cookie is worth nothing."""
+    token = request.session.get("sid")
+    if isinstance(token, str):
+        sessions.revoke(db, token, _now())
+        db.commit()
+    request.session.clear()
 
 
 @dataclass
@@ -246,9 +277,38 @@ def _run(fn: Handler, request: Request, form: FormData | None, state: DeskWeb,
         return fn(Ctx(request, db, state, user, form))
 
 
-def endpoint(*, auth: bool = True,
-             role: Role | None = None) -> Callable[[Handler], Callable[[Request],
-                                                                         Awaitable[Response]]]:
+class IdConvertor(Convertor[int]):
+    """``{id:id}`` in a route: ASCII digits of a 64-bit id; anything else is no such page."""
+
+    regex = "[0-9]{1,19}"
+
+    def convert(self, value: str) -> int:
+        found = parse_id(value)
+        # 0 or beyond 2^63 - 1 names no row: -1 is looked up and not found.
+        return found if found is not None else -1
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
+
+def _has_nul(request: Request, form: FormData | None) -> bool:
+    # A NUL byte is in no name, number or text the desk keeps (PostgreSQL refuses it).
+    values: list[object] = [*request.query_params.values(), *request.path_params.values()]
+    if form is not None:
+        values.extend(form.values())
+    return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
+def endpoint(*, auth: bool = True, role: Role | None = None,
+             guard: Callable[[Ctx], Response | None] | None = None,
+             ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A handler run in a worker thread after the form, CSRF and sign-in checks.
+
+    ``guard`` (no database) runs first in the event loop and may answer at once.
+    """
     def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             state: DeskWeb = request.app.state.desk
@@ -264,6 +324,14 @@ def endpoint(*, auth: bool = True,
                                 request.url.path)
                     return error_page(state, request, 403,
                                       "フォームの有効期限が切れました。ページを開き直してください。")
+            if _has_nul(request, form):
+                if form is not None:
+                    await form.close()
+                return error_page(state, request, 400, "送信された内容を読めませんでした。")
+            if guard is not None:
+                answered = guard(Ctx(request, None, state, None, form))  # type: ignore[arg-type]
+                if answered is not None:
+                    return answered
             try:
                 return await run_in_threadpool(_run, fn, request, form, state, auth, role)
             finally:

@@ -21,6 +21,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.ticketing import ticket_number
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
     Channel,
@@ -68,9 +69,9 @@ class QueueFilters:
             status=status if status in STATUS_CHOICES else "active",
             channel=channel if channel in {c.value for c in Channel} else "",
             flag=flag if flag in {f.value for f in Flag} else "",
-            assignee=assignee if assignee in ("me", "none") or assignee.isdigit() else "",
+            assignee=assignee if assignee in ("me", "none") or parse_id(assignee) else "",
             customer=params.get("customer", "").strip()[:200],
-            customer_id=int(cid) if cid.isdigit() else None,
+            customer_id=parse_id(cid),
         )
 
     def params(self) -> dict[str, str]:

@@ -18,9 +18,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
-from madoguchi.ticketing import actions, directory, replies, triage
+from madoguchi.ticketing import access_log, actions, directory, replies, triage
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
+from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import (
     Attachment,
     Contact,
@@ -30,9 +31,8 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import contract_pages, queries
-from madoguchi.web.auth import authenticate
-from madoguchi.web.http import SANDBOX_CSP, Ctx, current_user, endpoint, error_page, start_session
+from madoguchi.web import contract_pages, queries, signin
+from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
 log = logging.getLogger("madoguchi.web")
@@ -49,55 +49,6 @@ _BACK = {"triage": "/triage"}
 
 def _not_found(ctx: Ctx, what: str = "ページ") -> Response:
     return error_page(ctx.state, ctx.request, 404, f"{what}が見つかりません。")
-
-
-def _safe_next(target: str) -> str:
-    # Only a path on this site: never "//host" or "https://host".
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/queue"
-
-
-# -- sign-in -----------------------------------------------------------------
-
-
-@endpoint(auth=False)
-def login_form(ctx: Ctx) -> Response:
-    if current_user(ctx.request, ctx.db, ctx.state) is not None:
-        return RedirectResponse(_safe_next(ctx.param("next")), status_code=303)
-    return ctx.render("login.html", next=_safe_next(ctx.param("next")), login="", error="")
-
-
-@endpoint(auth=False)
-def login(ctx: Ctx) -> Response:
-    name = ctx.field("login").strip()[:100]
-    password = ctx.field("password")
-    target = _safe_next(ctx.field("next"))
-    client = ctx.request.client.host if ctx.request.client else "-"
-    keys = (f"login:{name.lower()}", f"ip:{client}")
-    throttle = ctx.state.throttle
-    if throttle.blocked(*keys):
-        log.warning("sign-in of %r from %s refused: too many failures", name, client)
-        return ctx.render("login.html", 429, next=target, login=name,
-                          error="失敗が続いたため、しばらく時間をおいてからお試しください。")
-    user = authenticate(ctx.db, name, password) if name and password else None
-    if user is None:
-        throttle.failed(*keys)
-        log.info("failed sign-in for %r from %s", name, client)
-        return ctx.render("login.html", 401, next=target, login=name,
-                          error="ログイン名またはパスワードが正しくありません。")
-    ctx.db.commit()  # a rehashed password
-    throttle.succeeded(*keys)
-    start_session(ctx.request, user, ctx.state)
-    log.info("%s signed in from %s", user.login, client)
-    return RedirectResponse(target, status_code=303)
-
-
-@endpoint()
-def logout(ctx: Ctx) -> Response:
-    ctx.request.session.clear()
-    ctx.flash("ログアウトしました。")
-    return RedirectResponse("/login", status_code=303)
 
 
 @endpoint()
@@ -139,6 +90,7 @@ def ticket(ctx: Ctx) -> Response:
     if view is None:
         return _not_found(ctx, "チケット")
     t = view.ticket
+    access_log.opened(ctx.db, ctx.user, t.id, "ticket", ctx.now)
     wanted = ctx.param("reply_to")
     target = next((m for m in t.messages if str(m.id) == wanted), None) if wanted else None
     target = target or replies.default_reply_target(t)
@@ -208,8 +160,9 @@ def reply_mail(ctx: Ctx) -> Response:
     def act(t: Ticket) -> str:
         original = None
         wanted = ctx.field("reply_to")
-        if wanted.isdigit():
-            original = ctx.db.get(Message, int(wanted))
+        if wanted:
+            message_id = parse_id(wanted)
+            original = ctx.db.get(Message, message_id) if message_id is not None else None
             if original is None or original.ticket_id != t.id:
                 raise ActionError("返信元のメッセージが見つかりません")
         reply = replies.MailReply(
@@ -355,6 +308,7 @@ def message_html(ctx: Ctx) -> Response:
     message = ctx.db.get(Message, ctx.request.path_params["id"])
     if message is None or not message.html:
         return _not_found(ctx, "HTML本文")
+    access_log.opened(ctx.db, ctx.user, message.ticket_id, "html", ctx.now)
     # Sanitised at ingest; again here in case a row came from elsewhere. It is
     # shown in a sandboxed frame: no script runs, nothing is fetched, its
     # styles stay inside the frame.
@@ -384,7 +338,10 @@ def _attachment(ctx: Ctx) -> tuple[Attachment, Path] | None:
     if a is None:
         return None
     path = ctx.storage.blobs.path_for(a.sha256)
-    return (a, path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    access_log.opened(ctx.db, ctx.user, a.message.ticket_id, "attachment", ctx.now)
+    return a, path
 
 
 @endpoint()
@@ -429,7 +386,7 @@ def search(ctx: Ctx) -> Response:
     if number and queries.ticket_for_update(ctx.db, number) is not None:
         return RedirectResponse(f"/tickets/{quote(number)}", status_code=303)
     before = ctx.param("before")
-    result = queries.search(ctx.db, q, before=int(before) if before.isdigit() else None) \
+    result = queries.search(ctx.db, q, before=parse_id(before)) \
         if q else None
     next_url = _url("/search", {"q": q, "before": str(result.next_before)}) \
         if result and result.next_before else None
@@ -442,7 +399,7 @@ def search(ctx: Ctx) -> Response:
 @endpoint()
 def customers(ctx: Ctx) -> Response:
     q = ctx.param("q").strip()[:200]
-    page = int(ctx.param("page")) if ctx.param("page").isdigit() else 0
+    page = min(parse_id(ctx.param("page")) or 0, 100_000)
     rows, more = queries.customers_page(ctx.db, q, page)
     return ctx.render(
         "customers.html", nav="customers", customers=rows, q=q,
@@ -543,9 +500,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz),
         # No session: Prometheus sends a bearer token, or scrapes over loopback.
         Route("/metrics", metrics),
-        Route("/login", login_form),
-        Route("/login", login, methods=post),
-        Route("/logout", logout, methods=post),
+        *signin.routes(),
         Route("/queue", queue),
         Route("/triage", triage_page),
         Route("/search", search),
@@ -560,19 +515,19 @@ def routes() -> list[BaseRoute]:
         Route("/tickets/{number}/support-number", triage_number, methods=post),
         Route("/tickets/{number}/accept", triage_accept, methods=post),
         Route("/tickets/{number}/out-of-scope", triage_out_of_scope, methods=post),
-        Route("/messages/{id:int}/html", message_html),
-        Route("/attachments/{id:int}", download),
-        Route("/attachments/{id:int}/view", view_image),
+        Route("/messages/{id:id}/html", message_html),
+        Route("/attachments/{id:id}", download),
+        Route("/attachments/{id:id}/view", view_image),
         Route("/customers", customers),
         Route("/customers/import", import_customers, methods=["GET", "POST"]),
-        Route("/customers/{id:int}", customer),
-        Route("/customers/{id:int}/edit", edit_customer, methods=["GET", "POST"]),
+        Route("/customers/{id:id}", customer),
+        Route("/customers/{id:id}/edit", edit_customer, methods=["GET", "POST"]),
         Route("/customers/export", contract_pages.export_customers),
-        Route("/contracts/{id:int}", contract_pages.contract_page),
-        Route("/contracts/{id:int}/edit", contract_pages.edit_contract, methods=["GET", "POST"]),
-        Route("/contracts/{id:int}/renew", contract_pages.renew_contract, methods=post),
-        Route("/contracts/{id:int}/periods/{period:int}/delete", contract_pages.delete_period,
+        Route("/contracts/{id:id}", contract_pages.contract_page),
+        Route("/contracts/{id:id}/edit", contract_pages.edit_contract, methods=["GET", "POST"]),
+        Route("/contracts/{id:id}/renew", contract_pages.renew_contract, methods=post),
+        Route("/contracts/{id:id}/periods/{period:id}/delete", contract_pages.delete_period,
               methods=post),
-        Route("/contacts/{id:int}/edit", edit_contact, methods=["GET", "POST"]),
+        Route("/contacts/{id:id}/edit", edit_contact, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

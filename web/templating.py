@@ -23,6 +23,7 @@ FLAG_LABELS = {
     "unknown_support_number": "不明なサポート番号",
     "unreadable_fax": "番号読取不可",
     "contract_not_started": "契約開始前",
+    "unverified_sender": "送信者未確認",
 }
 PLAN_LABELS = {
     "certificate": "証書の期間", "annual": "年間（注文受付日の翌日から1年）",

@@ -24,6 +24,7 @@ from madoguchi.ingest.steps import (
     dedupe,
     entitlement,
     machine_mail,
+    mail_trust,
     message,
     numbering,
     placement,
@@ -52,11 +53,12 @@ MAIL: tuple[Step, ...] = (
     received.STEP,  # when the desk received it
     authenticity.STEP,  # a forged sender vouches for nothing
     autoreply.STEP,  # bounce, auto-reply, bulk, loop
-    threading.MAIL,  # References → subject tag → 問合せ番号; join, reopen or open
+    threading.MAIL,  # References → subject tag → 受付番号 etc.; join, reopen or open
     machine_mail.STEP,  # machine-written: joins what it is about, else quarantined
     support_number.MAIL,  # a new ticket: the number at the top or after its label
     entitlement.MAIL,  # ... the sender's contacts, the contract in force → flags
     placement.STEP,  # join (reopen) the ticket, or open a new one
+    mail_trust.STEP,  # ... a follow-up nobody vouched for: flagged, its writer no participant
     numbering.STEP,  # ... its number
     deadline.STEP,  # ... its first-response deadline
     message.STEP,  # the message's rows, attachments and text
@@ -77,6 +79,7 @@ FAX: tuple[Step, ...] = (
 CHUNK_END: tuple[BatchStep, ...] = (
     rows.STEP,  # the chunk's tickets and messages: one INSERT per table
     acknowledge.STEP,  # the new tickets' acknowledgements into the outbox
+    mail_trust.FLAGS,  # stored tickets an unverified follow-up joined: flagged
 )
 
 BATCH_END: tuple[BatchStep, ...] = (

@@ -74,13 +74,14 @@ def add_message(
         html=prepared.html,
         auto_kind=auto_kind,
         fax_reading=fax.record if fax is not None else None,
+        unverified_sender=arrival.unverified,
     )
     staged = batch.staged
     staged.messages.append(message)
     staged.known_keys.add(prepared.key)
     if msg is not None and msg.message_id:
         staged.by_message_id[msg.message_id] = ticket
-    if msg is not None:
+    if msg is not None and not arrival.unverified:
         staged.participants.setdefault(ticket.number, set()).update(
             a for a in (msg.from_addr, *msg.to, *msg.cc) if a
         )

@@ -1,0 +1,223 @@
+"""The HTTP server's guard against slow, endless and too many clients, and a flooded log.
+
+uvicorn's own h11 protocol closes an idle keep-alive connection, but a
+client that sends a byte now and then, or never finishes its headers, keeps
+its connection for good; and its ``limit_concurrency`` counts idle
+connections too, so half-open ones would turn every real request into a
+503. Here, instead:
+
+- ``guarded_protocol`` — uvicorn's h11 protocol with a deadline for the
+  request line and headers (``header_timeout_seconds``) and another for the
+  body, a cap on requests per connection, on open connections and on open
+  connections per client address: beyond a cap a new connection is closed
+  at once, before any byte is read;
+- ``ConcurrencyLimit`` — at most ``max_concurrent_requests`` requests in the
+  application at once, ``max_concurrent_requests_per_client`` from one
+  client address; more are answered 503 at once;
+- ``FloodFilter`` — the same log line from the same source at most ``burst``
+  times in ``period`` seconds; the next one that passes says how many were
+  left out, so a flood costs kilobytes of log, not megabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from madoguchi.config.web import WebSettings
+from madoguchi.web.client import client_address
+
+log = logging.getLogger("madoguchi.web.guard")
+
+BODY_TIMEOUT_FACTOR = 6  # the body may take this many times the header deadline
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    header_timeout: float
+    body_timeout: float
+    max_requests: int
+    max_connections: int
+    max_per_client: int
+
+    @classmethod
+    def of(cls, web: WebSettings) -> GuardLimits:
+        return cls(web.header_timeout_seconds, web.header_timeout_seconds * BODY_TIMEOUT_FACTOR,
+                   web.max_requests_per_connection, web.max_connections,
+                   web.max_connections_per_client)
+
+
+def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
+    """uvicorn's h11 protocol under ``limits`` (a class per server: its counts are its own)."""
+    per_client: Counter[str] = Counter()
+
+    class GuardedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _phase = "headers"
+        _served = 0
+        _counted: str | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            host = self.client[0] if self.client else "-"
+            if (len(self.connections) > limits.max_connections
+                    or per_client[host] >= limits.max_per_client):
+                log.warning("refused a connection from %s: too many open", host)
+                transport.abort()
+                return
+            per_client[host] += 1
+            self._counted = host
+            self._arm(limits.header_timeout, "headers")
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            if self._counted is not None:
+                per_client[self._counted] -= 1
+                if per_client[self._counted] <= 0:
+                    del per_client[self._counted]
+                self._counted = None
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            state = self.conn.their_state
+            if state is h11.SEND_BODY and self._phase == "headers":
+                self._arm(limits.body_timeout, "body")
+            elif state is not h11.IDLE and state is not h11.SEND_BODY:
+                self._disarm()  # the whole request is in: the application has it
+
+        def on_response_complete(self) -> None:
+            self._served += 1
+            if self._served >= limits.max_requests and not self.transport.is_closing():
+                self.transport.close()
+                return
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._arm(limits.header_timeout, "headers")
+
+        def _arm(self, seconds: float, phase: str) -> None:
+            self._disarm()
+            self._phase = phase
+            self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            state = self.conn.their_state
+            if (state is h11.IDLE or state is h11.SEND_BODY) and not self.transport.is_closing():
+                log.warning("closed a connection from %s: its request's %s took too long",
+                            self.client[0] if self.client else "-", self._phase)
+                self.transport.abort()
+
+    return GuardedH11Protocol
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` requests inside the application at once, and ``per_client`` from
+    one client address (as ``[web] trusted_proxies`` tell it); the rest get 503 at once.
+
+    The per-client cap keeps one place's flood from taking every place: staff
+    elsewhere are still served while it lasts.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, per_client: int | None = None,
+                 proxies: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.per_client = per_client or limit
+        self.proxies = proxies
+        self.active = 0
+        self.by_client: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = client_address(scope, self.proxies)
+        if self.active >= self.limit or self.by_client[client] >= self.per_client:
+            log.warning("answered 503: %d requests under way", self.active)
+            body = "混み合っています。しばらくしてからお試しください。\n".encode()
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"5"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.active += 1
+        self.by_client[client] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            self.by_client[client] -= 1
+            if self.by_client[client] <= 0:
+                del self.by_client[client]
+
+
+class FloodFilter(logging.Filter):
+    """Lets the same line from the same source through ``burst`` times per ``period`` seconds."""
+
+    def __init__(self, burst: int = 20, period: float = 10.0, max_keys: int = 1000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.period, self.max_keys = burst, period, max_keys
+        self._clock = clock
+        self._seen: dict[tuple[str, str, str], list[float]] = {}  # key → [window start, n, left]
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _source(record: logging.LogRecord) -> str:
+        args: Any = record.args
+        if isinstance(args, tuple) and args and isinstance(args[0], str):
+            return args[0].rsplit(":", 1)[0]  # uvicorn.access: "host:port"
+        return ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg), self._source(record))
+        now = self._clock()
+        with self._lock:
+            slot = self._seen.get(key)
+            if slot is None or now - slot[0] > self.period:
+                left = int(slot[2]) if slot is not None else 0
+                if len(self._seen) >= self.max_keys:
+                    self._seen.clear()
+                self._seen[key] = [now, 1, 0]
+                if left:
+                    record.msg = f"{record.msg} [{left} more like this left out]"
+                return True
+            if slot[1] < self.burst:
+                slot[1] += 1
+                return True
+            slot[2] += 1
+            return False
+
+
+# What a flood writes to at the server's level; the desk's own sign-in lines are
+# bounded by the throttle (only attempts it lets through are logged).
+GUARDED_LOGGERS = ("uvicorn.error", "uvicorn.access", "madoguchi.web.guard")
+
+
+def install_flood_filter() -> FloodFilter:
+    """One filter on the loggers a flood of requests writes to (idempotent)."""
+    for name in GUARDED_LOGGERS:
+        for existing in logging.getLogger(name).filters:
+            if isinstance(existing, FloodFilter):
+                return existing
+    flood = FloodFilter()
+    for name in GUARDED_LOGGERS:
+        logging.getLogger(name).addFilter(flood)
+    return flood
