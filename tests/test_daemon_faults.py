@@ -163,13 +163,16 @@ def test_scheduler_goes_on_after_another_writer_holds_sqlite_past_the_busy_timeo
                                    smtp=smtp_server.smtp_settings()))
 
     def hold_the_lock(_conn: Any) -> None:
-        assert lock.acquire()
+        # The daemon's other threads write often (fast settings): on a loaded
+        # machine the lock may take a while to win; then it is held 1 s.
+        assert lock.acquire(wait=60)
         threading.Timer(1.0, lock.release).start()  # 5 x the busy timeout
 
     fired = job_store_fault(hold_the_lock)
     _daemon, stop, thread = run_daemon(desk)
     try:
-        wait_for(lambda: fired and not lock.held, what="the lock taken and let go")
+        wait_for(lambda: fired and lock.acquired and not lock.held, timeout=90,
+                 what="the lock taken and let go")
         assert lock.acquired == 1
         row_id = queue_mail(desk, "after-the-lock")
         wait_for(lambda: sent(desk, row_id), what="mail queued after the lock to be sent")

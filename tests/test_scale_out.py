@@ -49,22 +49,26 @@ imap_batch_size = 5
 max_per_sender_per_hour = 1000
 """, encoding="utf-8")
     register_customers(config)
-    # Every third mail from the 10th on replies to the mail just before it, which
-    # is often in the claim before, stored by another daemon at the same time.
-    replies = {i: i - 1 for i in range(10, MESSAGES, 3)}
-    for i in range(MESSAGES):
-        parent = f"scale-{replies[i]}@example.jp" if i in replies else None
-        dovecot.append(make_mail(
-            subject=f"ライセンスの追加について（{replies.get(i, i)}）",
-            body="ユーザーを追加したいので、ライセンスキーの発行をお願いします。\n" * 20,
-            from_=SENDERS[i % len(SENDERS)], message_id=f"scale-{i}@example.jp",
-            in_reply_to=parent, references=[parent] if parent else [],
-        ))
-    originals = [i for i in range(MESSAGES) if i not in replies]
-
     logs = [tmp_path / f"daemon-{n}.log" for n in range(WORKERS)]
     procs = [start_daemon(config, log) for log in logs]
     try:
+        # The mail arrives once every daemon polls, so that on a loaded machine
+        # the first one up does not take it all before the others start.
+        wait_for(lambda: all(log.exists() and "polling mailbox alongside any other daemon"
+                             in log.read_text() for log in logs),
+                 timeout=120, what="every daemon polling")
+        # Every third mail from the 10th on replies to the mail just before it, which
+        # is often in the claim before, stored by another daemon at the same time.
+        replies = {i: i - 1 for i in range(10, MESSAGES, 3)}
+        for i in range(MESSAGES):
+            parent = f"scale-{replies[i]}@example.jp" if i in replies else None
+            dovecot.append(make_mail(
+                subject=f"ライセンスの追加について（{replies.get(i, i)}）",
+                body="ユーザーを追加したいので、ライセンスキーの発行をお願いします。\n" * 20,
+                from_=SENDERS[i % len(SENDERS)], message_id=f"scale-{i}@example.jp",
+                in_reply_to=parent, references=[parent] if parent else [],
+            ))
+        originals = [i for i in range(MESSAGES) if i not in replies]
         wait_for(lambda: len(acks(smtp_server)) >= len(originals), timeout=120,
                  what="an acknowledgement per new ticket")
         time.sleep(3)  # more polls and outbox rounds: nothing more may come
