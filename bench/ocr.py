@@ -38,6 +38,7 @@ DEFAULT_COUNTS = {
     "form_printed": 110,
     "form_typed": 110,
     "freeform": 100,
+    "form_handwritten": 110,
     "followup": 60,
     "neg_missing": 30,
     "neg_smudged": 30,
@@ -211,9 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=None, help="keep the corpus here")
     parser.add_argument("--json", type=Path, default=None, help="write every outcome here")
+    parser.add_argument(
+        "--kinds", default="", help="only these kinds, comma-separated (default: all)"
+    )
     args = parser.parse_args(argv)
 
-    counts = {k: max(1, round(v * args.scale)) for k, v in DEFAULT_COUNTS.items()}
+    wanted = set(filter(None, args.kinds.split(","))) or set(DEFAULT_COUNTS)
+    counts = {
+        k: max(1, round(v * args.scale)) for k, v in DEFAULT_COUNTS.items() if k in wanted
+    }
     with tempfile.TemporaryDirectory(prefix="fax-corpus-") as tmp:
         out_dir = args.corpus or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
