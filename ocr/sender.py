@@ -1,0 +1,91 @@
+"""Who sent a FAX, by the sending machine's own number: its header line, its TSI.
+
+Every FAX machine prints a header line at the top of each page it sends
+(date, time, its owner's name, its own FAX number, the page), and announces
+its number to the receiver (the TSI), which HylaFAX keeps in the received
+TIFF's ImageDescription. That number is usually a registered contact's FAX
+number, so it identifies the customer even when the support number cannot
+be read. This module only reads it; matching it to contacts is the
+pipeline's (``ingest/steps/fax_sender.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image
+
+from madoguchi.ocr._exec import tesseract
+from madoguchi.ocr.fulltext import AnalysedPage
+from madoguchi.ocr.pages import Deadline
+from madoguchi.ocr.preprocess import to_gray
+from madoguchi.ocr.zonal import ocr_timeout
+
+# The header line stands in the top few millimetres (more when the machine
+# adds it above the page): the top 4.5 % of the page is read for it.
+HEADER_BAND = 0.045
+# A Japanese FAX or phone number: 0 and 9-10 more digits, or +81 and 9-10.
+_NUMBER = re.compile(
+    r"(?<![\d])(?:\+\s?81[\s\-(]*|0)\d{1,4}[\s\-‐－)]{0,2}\d{1,4}[\s\-‐－]{0,2}\d{3,4}(?![\d])"
+)
+_DATE_OR_TIME = re.compile(r"\d{2,4}\s*[/年.]\s*\d{1,2}\s*[/月.]\s*\d{1,2}|\d{1,2}\s*:\s*\d{2}")
+
+
+@dataclass(frozen=True)
+class SenderFax:
+    """The sending machine's number: its digits (national form, 0 first) and where it was read."""
+
+    digits: str
+    source: Literal["tsi", "header", "caller_id"]
+    raw: str
+
+
+def national_digits(text: str) -> str | None:
+    """The first FAX/phone number in ``text`` as national digits (0312345678), or None."""
+    folded = unicodedata.normalize("NFKC", text)
+    folded = _DATE_OR_TIME.sub(" ", folded)
+    for m in _NUMBER.finditer(folded):
+        digits = "".join(ch for ch in m.group(0) if ch.isdigit())
+        if m.group(0).lstrip().startswith("+"):
+            digits = "0" + digits[2:]
+        if 10 <= len(digits) <= 11 and digits.startswith("0"):
+            return digits
+    return None
+
+
+def _header_text(page: AnalysedPage, image: Image.Image, deadline: Deadline) -> str:
+    """The text of the page's top band: from the page's OCR if made, else read now."""
+    height = image.height
+    if page.ocr is not None:
+        words = [w for w in page.ocr.words if w.top + w.height / 2 < HEADER_BAND * height]
+        return " ".join(w.text for w in words)
+    band = to_gray(page.levelled or image).crop((0, 0, image.width, round(HEADER_BAND * height)))
+    return tesseract.recognise(
+        band,
+        lang=tesseract.JAPANESE,
+        psm=tesseract.PSM_BLOCK,
+        dpi=round(float(image.info.get("dpi", (204, 204))[0])),
+        timeout=ocr_timeout(deadline, "the header line"),
+    ).text
+
+
+def sender_fax(
+    pages: list[AnalysedPage], images: list[Image.Image], deadline: Deadline
+) -> SenderFax | None:
+    """The sending machine's number: its TSI when the file kept one, else its header line."""
+    for image in images:
+        tsi = image.info.get("fax_tsi")
+        if isinstance(tsi, str) and (digits := national_digits(tsi)):
+            return SenderFax(digits, "tsi", tsi)
+    for page, image in zip(pages, images, strict=True):
+        if page.blank:
+            continue
+        text = _header_text(page, image, deadline)
+        digits = national_digits(text)
+        if digits:
+            return SenderFax(digits, "header", text.strip()[:120])
+        break  # the first page's header says it; later pages repeat it
+    return None
