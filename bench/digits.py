@@ -28,16 +28,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from bench import fax_corpus  # noqa: E402
-from bench import digit_mlp  # noqa: E402
-from madoguchi.ocr import ppocr  # noqa: E402
-from madoguchi.ocr.geometry import find_form, px_per_mm  # noqa: E402
-from madoguchi.ocr.pages import load_pages  # noqa: E402
-from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray  # noqa: E402
-from madoguchi.ocr.zonal import box_glyph, box_interiors  # noqa: E402
+from bench import (
+    digit_mlp,
+    fax_corpus,
+)
+from madoguchi.ocr import ppocr
+from madoguchi.ocr.geometry import find_form, px_per_mm
+from madoguchi.ocr.pages import load_pages
+from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
+from madoguchi.ocr.zonal import box_glyph, box_interiors
 
 
 def boxes(item: fax_corpus.CorpusItem) -> list[np.ndarray] | None:
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         for r_index, resolution in enumerate(fax_corpus.RESOLUTIONS):
             for kind in ("form_handwritten", "form_typed"):
                 for i in range(args.per_style * (5 if kind == "form_handwritten" else 2)):
-                    seed = args.seed * 100_000 + r_index * 10_000 + i + (5000 * (kind == "form_typed"))
+                    offset = 5000 if kind == "form_typed" else 0
+                    seed = args.seed * 100_000 + r_index * 10_000 + i + offset
                     item = fax_corpus.make_item(kind, resolution, "g4", seed, Path(tmp))
                     glyphs = boxes(item)
                     truth = item.expected_number or ""

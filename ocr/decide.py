@@ -16,6 +16,7 @@ from enum import Enum
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr._exec import tesseract
+from madoguchi.ocr.form import DIGIT_COUNT
 from madoguchi.ocr.fulltext import (
     AnalysedPage,
     TextSearch,
@@ -29,7 +30,6 @@ from madoguchi.ocr.pages import Deadline
 from madoguchi.ocr.second_look import second_look
 from madoguchi.ocr.ticket_text import find_ticket_number
 from madoguchi.ocr.verdict import Accepted, MethodRead, Verdict
-from madoguchi.ocr.form import DIGIT_COUNT
 from madoguchi.ocr.zonal import BoxStatus, TwoReads, ZonalRead
 from madoguchi.ticketing.rules.fax_number import Reading, valid_readings
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number

@@ -29,7 +29,6 @@ from madoguchi.ocr.zonal import DIGIT_HEIGHT_PX, TwoReads, ZonalRead, ocr_timeou
 from madoguchi.ticketing.support_number import (
     SupportNumber,
     find_support_number,
-    parse_support_number,
 )
 
 

@@ -108,4 +108,5 @@ def digit_probabilities(glyphs: list[np.ndarray]) -> np.ndarray:
     batch = np.stack([_prepared(g) if g.size else _prepared(np.zeros((8, 8), bool))
                       for g in glyphs]).astype(np.float32)
     scores = _recogniser().digit_scores(batch)
-    return np.clip(scores, PROBABILITY_FLOOR, 1.0)
+    clipped: np.ndarray = np.clip(scores, PROBABILITY_FLOOR, 1.0)
+    return clipped

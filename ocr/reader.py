@@ -54,9 +54,9 @@ from madoguchi.ocr.geometry import find_form, px_per_mm
 from madoguchi.ocr.pages import Deadline, load_pages
 from madoguchi.ocr.preprocess import binarise, ink_mask, is_blank, remove_streaks, to_gray
 from madoguchi.ocr.qr import read_qr
+from madoguchi.ocr.sender import SenderFax, sender_fax
 from madoguchi.ocr.verdict import Method, MethodRead, Verdict
 from madoguchi.ocr.zonal import read_digit_boxes, read_ticket_box
-from madoguchi.ocr.sender import SenderFax, sender_fax
 from madoguchi.ticketing.rules.fax_number import Choice, choose_number
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 

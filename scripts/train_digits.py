@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.digit_mlp import MODEL_PATH, DigitModel, features, save_model  # noqa: E402
+from bench.digit_mlp import MODEL_PATH, DigitModel, features, save_model
 
 SEED = 20260117
 TRAIN_FONTS = (
@@ -81,7 +81,9 @@ def _distort(mask: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarra
     a, b = cos / sx, (sin + shear) / sx
     d, e = -sin / sy, cos / sy
     coeffs = (a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy)
-    turned = canvas.transform(canvas.size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
+    turned = canvas.transform(
+        canvas.size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR
+    )
     ink = np.asarray(turned) >= 128
     scale = size / max(1, h)
     small = Image.fromarray(np.where(ink, 255, 0).astype(np.uint8)).resize(
@@ -146,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     scans = [(_sklearn_bitmap(digits.data[i]), int(digits.target[i])) for i in range(len(order))]
     train_scans = [s for i, s in enumerate(scans) if i not in held]
     test_scans = [s for i, s in enumerate(scans) if i in held]
-    fonts = [(_font_digit(f, str(d)), d) for f in TRAIN_FONTS if Path(f).exists() for d in range(10)]
+    fonts = [
+        (_font_digit(f, str(d)), d) for f in TRAIN_FONTS if Path(f).exists() for d in range(10)
+    ]
 
     x_scan, y_scan = _samples(train_scans, args.copies, rng)
     x_font, y_font = _samples(fonts, args.copies * 8, rng)
