@@ -56,12 +56,17 @@ def national_digits(text: str) -> str | None:
     return None
 
 
-def _header_text(page: AnalysedPage, image: Image.Image, deadline: Deadline) -> str:
-    """The text of the page's top band: from the page's OCR if made, else read now."""
+def _from_page_ocr(page: AnalysedPage, height: int) -> str:
+    """The words of the page's OCR in its top band (none when no OCR was made)."""
+    if page.ocr is None:
+        return ""
+    words = [w for w in page.ocr.words if w.top + w.height / 2 < HEADER_BAND * height]
+    return " ".join(w.text for w in words)
+
+
+def _band_read(page: AnalysedPage, image: Image.Image, deadline: Deadline) -> str:
+    """The page's top band read on its own (page layout analysis often skips the header)."""
     height = image.height
-    if page.ocr is not None:
-        words = [w for w in page.ocr.words if w.top + w.height / 2 < HEADER_BAND * height]
-        return " ".join(w.text for w in words)
     band = to_gray(page.levelled or image).crop((0, 0, image.width, round(HEADER_BAND * height)))
     return tesseract.recognise(
         band,
@@ -83,8 +88,11 @@ def sender_fax(
     for page, image in zip(pages, images, strict=True):
         if page.blank:
             continue
-        text = _header_text(page, image, deadline)
+        text = _from_page_ocr(page, image.height)
         digits = national_digits(text)
+        if digits is None:
+            text = _band_read(page, image, deadline)
+            digits = national_digits(text)
         if digits:
             return SenderFax(digits, "header", text.strip()[:120])
         break  # the first page's header says it; later pages repeat it
