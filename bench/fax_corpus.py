@@ -721,6 +721,52 @@ def make_item(kind: str, resolution: str, container: str, seed: int, out_dir: Pa
     )
 
 
+def fax_customer(rng: random.Random, fax: str) -> _Customer:
+    """A random customer whose FAX machine's number is ``fax`` (its header line shows it)."""
+    return _Customer(**{**asdict(_customer(rng)), "fax": fax})
+
+
+def handwritten_form(
+    number: str,
+    path: Path,
+    *,
+    seed: int,
+    resolution: str = "fine",
+    container: str = "g4",
+    sender_fax: str | None = None,
+    style: str | None = None,
+) -> CorpusItem:
+    """Our blank form with ``number`` written into the boxes by hand, sent from ``sender_fax``."""
+    _register_fonts()
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    cust = _customer(rng)
+    if sender_fax:
+        cust = _Customer(**{**asdict(cust), "fax": sender_fax})
+    blank = {"printed": None, "typed": None, "ticket": None, "ticket_printed": False}
+    if style:
+        pdf, used = _form_pdf_styled(cust, rng, number, style)
+    else:
+        pdf, used = _form_pdf(cust, rng, **blank, handwritten=number)
+    total = fax_from_pdf(pdf, path, resolution=resolution, container=container, rng=rng,
+                         nprng=nprng, customer=cust)
+    return CorpusItem(path, "form_handwritten", resolution, container, number, None, "form",
+                      total, seed, used, cust.fax)
+
+
+def _form_pdf_styled(cust: _Customer, rng: random.Random, number: str,
+                     style: str) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=(form.PAGE_W_MM * mm, form.PAGE_H_MM * mm))
+    form.draw_form(c, printed_digits=None, qr_digits=None, vendor_name="サポートセンター")
+    _traps(c, rng, form.JAPANESE_FONT)
+    used = handwriting.write_digits(c, number, rng, style)
+    _fill_form(c, cust, rng)
+    c.showPage()
+    c.save()
+    return buf.getvalue(), used
+
+
 def fax_from_pdf(
     pdf: bytes,
     path: Path,

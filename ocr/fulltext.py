@@ -177,6 +177,24 @@ def mask_not_the_number(line: str) -> str:
     return "".join(out)
 
 
+def masked_away(ocr: OcrResult | None, digits: str) -> bool:
+    """Does a line of ``ocr`` hold ``digits`` only where a word marks them as another number?
+
+    The English read of a page cannot read 記入例 or シリアル; the Japanese
+    read of the same page can, and its word counts for every read.
+    """
+    if ocr is None:
+        return False
+    for words in ocr.lines():
+        line = unicodedata.normalize("NFKC", line_text(words))
+        raw = "".join(ch for ch in line if ch.isdigit())
+        if digits in raw and digits not in "".join(
+            ch for ch in mask_not_the_number(line) if ch.isdigit()
+        ):
+            return True
+    return False
+
+
 def search_line_words(ocr: OcrResult, page_height: int) -> list[tuple[str, tuple[Word, ...]]]:
     """The page's lines without the sending machine's header, OCR slips at separators undone.
 
@@ -313,4 +331,7 @@ def search_page(page: AnalysedPage, cfg: SupportNumberSettings, deadline: Deadli
         timeout=ocr_timeout(deadline, "a page in English"),
     )
     page.english = source
-    return PageSearch(search_ocr(source, height, cfg), source, "eng")
+    found = search_ocr(source, height, cfg)
+    if found.number is not None and masked_away(page.ocr, found.number.digits):
+        found = TextSearch(None, (), 0.0)
+    return PageSearch(found, source, "eng")
