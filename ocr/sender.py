@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,23 +65,38 @@ def _from_page_ocr(page: AnalysedPage, height: int) -> str:
     return " ".join(w.text for w in words)
 
 
-def _band_read(page: AnalysedPage, image: Image.Image, deadline: Deadline) -> str:
-    """The page's top band read on its own (page layout analysis often skips the header)."""
-    height = image.height
-    band = to_gray(page.levelled or image).crop((0, 0, image.width, round(HEADER_BAND * height)))
-    return tesseract.recognise(
-        band,
-        lang=tesseract.JAPANESE,
-        psm=tesseract.PSM_BLOCK,
-        dpi=round(float(image.info.get("dpi", (204, 204))[0])),
-        timeout=ocr_timeout(deadline, "the header line"),
-    ).text
+def _band_reads(image: Image.Image, levelled: Image.Image | None, deadline: Deadline) -> list[str]:
+    """The page's top band read on its own, enlarged 3× and 2× (English: digits and letters).
+
+    A FAX machine prints its header in a small face; page layout analysis
+    often skips it, and it reads best enlarged.
+    """
+    source = to_gray(levelled or image)
+    band = source.crop((0, 0, source.width, round(HEADER_BAND * source.height)))
+    dpi = round(float(image.info.get("dpi", (204, 204))[0]))
+    texts = []
+    for scale in (3, 2):
+        big = band.resize((band.width * scale, band.height * scale), Image.Resampling.LANCZOS)
+        texts.append(
+            tesseract.recognise(
+                big,
+                lang=tesseract.ENGLISH,
+                psm=tesseract.PSM_BLOCK,
+                dpi=dpi * scale,
+                timeout=ocr_timeout(deadline, "the header line"),
+            ).text
+        )
+    return texts
 
 
 def sender_fax(
     pages: list[AnalysedPage], images: list[Image.Image], deadline: Deadline
 ) -> SenderFax | None:
-    """The sending machine's number: its TSI when the file kept one, else its header line."""
+    """The sending machine's number: its TSI when the file kept one, else its header line.
+
+    The header line is read three times (in the page's OCR, and its band
+    alone enlarged twice); a number counts when two of the reads agree.
+    """
     for image in images:
         tsi = image.info.get("fax_tsi")
         if isinstance(tsi, str) and (digits := national_digits(tsi)):
@@ -88,12 +104,12 @@ def sender_fax(
     for page, image in zip(pages, images, strict=True):
         if page.blank:
             continue
-        text = _from_page_ocr(page, image.height)
-        digits = national_digits(text)
-        if digits is None:
-            text = _band_read(page, image, deadline)
-            digits = national_digits(text)
-        if digits:
-            return SenderFax(digits, "header", text.strip()[:120])
+        texts = [_from_page_ocr(page, image.height), *_band_reads(image, page.levelled, deadline)]
+        votes = Counter(d for d in map(national_digits, texts) if d)
+        if votes:
+            digits, count = votes.most_common(1)[0]
+            if count >= 2:  # two reads of the header agree: a misread rarely repeats
+                raw = next(t for t in texts if national_digits(t) == digits)
+                return SenderFax(digits, "header", raw.strip()[:120])
         break  # the first page's header says it; later pages repeat it
     return None
