@@ -67,6 +67,7 @@ class CorpusItem:
     seed: int
     style: str = ""  # how the number was put on the page: printed, a font, a writer's style
     sender_fax: str = ""  # the sending machine's own number, in its header line
+    inquiry: str = ""  # the inquiry's text as typed on the page (for the text's recall)
 
 
     def to_json(self) -> dict[str, object]:
@@ -718,6 +719,7 @@ def make_item(kind: str, resolution: str, container: str, seed: int, out_dir: Pa
         seed=seed,
         style=style,
         sender_fax=cust.fax,
+        inquiry="".join(cust.questions),
     )
 
 
