@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 # Run as a script from anywhere: the repository root holds the bench package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import fax_corpus
+from bench import fax_corpus, pagetext
 from madoguchi.config.settings import FaxLimits
 from madoguchi.ocr.errors import FaxDocumentError
 from madoguchi.ocr.reader import read_fax_document
@@ -61,6 +61,7 @@ class Outcome:
     wall_s: float  # wall seconds for the whole document
     sender: str | None = None  # the sending machine's number as read
     by_registry: bool = False  # the boxes were decided by the registered numbers
+    recall: float = 0.0  # share of the inquiry's characters the page text kept, in order
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def _read(job: tuple[dict[str, object], Registry]) -> Outcome:
         wall_s=reading.timings["load"] + reading.timings["number"] + reading.timings["text"],
         sender=sender,
         by_registry=by_registry,
+        recall=pagetext.recall(str(item.get("inquiry", "")), reading.text),
     )
 
 
@@ -149,12 +151,14 @@ def _row(label: str, outs: list[Outcome]) -> str:
         else max(per_page_number, default=0.0)
     )
     exact_cell = _pct(exact, len(positives)) if positives else _pct(refused, len(negatives))
+    typed = [o.recall for o in outs if o.item.get("inquiry")]
+    recall = f"{100 * statistics.median(typed):6.1f}%" if typed else "      -"
     return (
         f"{label:<26}{n:>5}{pages:>6}  {exact_cell:>8}{false_accepts:>6}  {_pct(triage, n):>8}"
         f"  {_pct(ticket_ok, len(tickets)) if tickets else '     -':>8}{wrong_ticket:>5}"
         f"  {statistics.fmean(per_page_number) if outs else 0:6.2f}{p95:7.2f}"
         f"  {statistics.fmean(per_page_text) if outs else 0:6.2f}"
-        f"  {statistics.fmean(per_page_wall) if outs else 0:6.2f}"
+        f"  {statistics.fmean(per_page_wall) if outs else 0:6.2f}  {recall}"
     )
 
 
@@ -183,10 +187,13 @@ def report(outs: list[Outcome], seed: int, wall: float, workers: int) -> str:
         "s/page number = CPU seconds per page (ours + Tesseract's) to load the file and read the",
         "  number: marks + QR + zonal OCR, plus full-page OCR when the number needs it (free-form",
         "  pages: their text then comes free); mean and p95. text = CPU s/page of full-page",
-        "  jpn+eng OCR for the message body; wall = wall s/page of everything (machine shared).",
+        "  OCR for the message body (our form: its fields by PP-OCR; other pages: Tesseract",
+        "  jpn+eng); wall = wall s/page of everything (machine shared); recall = median share",
+        "  of the inquiry's characters the page text kept, in order (typed inquiries).",
         "",
         f"{'resolution / kind':<26}{'docs':>5}{'pages':>6}  {'exact':>8}{'FA':>6}  {'triage':>8}"
-        f"  {'ticket':>8}{'badT':>5}  {'s/page number':>13}  {'text':>6}  {'wall':>6}",
+        f"  {'ticket':>8}{'badT':>5}  {'s/page number':>13}  {'text':>6}  {'wall':>6}"
+        f"  {'recall':>7}",
     ]
     by_res: dict[str, list[Outcome]] = defaultdict(list)
     for o in outs:

@@ -8,8 +8,9 @@ resolution: the share of the inquiry's characters recovered in order
 (difflib's matching blocks over the text without spaces, NFKC; median and
 mean), and CPU seconds per page on one core.
 
-* ``tesseract``: what the reader makes today (ocr/fulltext.py: jpn+eng,
-  automatic page layout, the levelled and despeckled page);
+* ``reader``: what the reader makes (our form: each field read by PP-OCR line by line,
+  ocr/form_text.py; any other page: Tesseract jpn+eng, ocr/fulltext.py,
+  automatic page layout), number and text together;
 * ``rapidocr``: PP-OCR detection + recognition (PyPI rapidocr's default
   models, inside its wheel, on onnxruntime), one thread.
 """
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     pages = load_pages(item.path.read_bytes(), item.path.name)
                     t = _cpu()
                     reading = read_fax(pages, deadline=Deadline(300))
-                    rows[(kind, resolution, "tesseract")].append(
+                    rows[(kind, resolution, "reader")].append(
                         (recall(item.inquiry, reading.text), (_cpu() - t) / len(pages))
                     )
                     t = _cpu()

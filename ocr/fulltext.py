@@ -45,6 +45,7 @@ class AnalysedPage:
     cleaned: Image.Image | None = None
     ocr: OcrResult | None = None
     english: OcrResult | None = None  # the English page read, when one was made
+    gray: Image.Image | None = None  # the page as loaded (the form's geometry maps onto it)
 
 
 def level(page: AnalysedPage, gray: Image.Image, ink: np.ndarray) -> Image.Image:

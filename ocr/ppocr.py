@@ -67,6 +67,21 @@ class _Recogniser:
             [index[ch] for ch in (str(d), chr(0xFF10 + d)) if ch in index] for d in range(10)
         ]
         self.input = self.session.get_inputs()[0].name
+        # Greedy CTC decoding: class i is characters[i - 1]; past the list, a space.
+        self.characters = characters
+
+    def lines(self, batch: np.ndarray) -> list[str]:
+        """Each image of the batch (n×3×48×w) read as a line of text (greedy CTC)."""
+        out = self.session.run(None, {self.input: batch})[0]
+        texts = []
+        for best in out.argmax(axis=2):
+            chars, previous = [], 0
+            for k in best.tolist():
+                if k != previous and k != 0:
+                    chars.append(self.characters[k - 1] if k - 1 < len(self.characters) else " ")
+                previous = k
+            texts.append("".join(chars).strip())
+        return texts
 
     def digit_scores(self, batch: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input: batch})[0]  # (n, steps, classes)
@@ -96,6 +111,35 @@ def _prepared(glyph: np.ndarray) -> np.ndarray:
     plane[:, x : x + size] = np.asarray(image, dtype=np.float32)
     plane = (plane / 255.0 - 0.5) / 0.5
     return np.repeat(plane[None], 3, axis=0)
+
+
+def _line_input(line: np.ndarray, width: int) -> np.ndarray:
+    """A text line (grey, 0 = ink) at the network's height, on white, ``width`` wide."""
+    canvas = line.astype(np.uint8)
+    scaled_w = max(1, min(width, round(canvas.shape[1] * _HEIGHT / canvas.shape[0])))
+    image = Image.fromarray(canvas).resize((scaled_w, _HEIGHT), Image.Resampling.LANCZOS)
+    plane = np.full((_HEIGHT, width), 255, dtype=np.float32)
+    plane[:, :scaled_w] = np.asarray(image, dtype=np.float32)
+    plane = (plane / 255.0 - 0.5) / 0.5
+    return np.repeat(plane[None], 3, axis=0)
+
+
+def read_lines(lines: list[np.ndarray]) -> list[str]:
+    """Lines of text (grey images, one line each) read by PP-OCR's recogniser, in order.
+
+    Lines of about the same length go through the network together.
+    """
+    recogniser = _recogniser()
+    widths = [max(_HEIGHT, round(m.shape[1] * _HEIGHT / max(1, m.shape[0])) + 16) for m in lines]
+    order = sorted(range(len(lines)), key=widths.__getitem__)
+    texts = [""] * len(lines)
+    for start in range(0, len(order), 8):
+        group = order[start : start + 8]
+        width = min(2400, max(widths[i] for i in group))
+        batch = np.stack([_line_input(lines[i], width) for i in group]).astype(np.float32)
+        for i, text in zip(group, recogniser.lines(batch), strict=True):
+            texts[i] = text
+    return texts
 
 
 def digit_probabilities(glyphs: list[np.ndarray]) -> np.ndarray:

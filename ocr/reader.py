@@ -48,6 +48,7 @@ from madoguchi.ocr.decide import (
     decide_from_text,
     decide_ticket,
 )
+from madoguchi.ocr.form_text import form_text
 from madoguchi.ocr.fulltext import AnalysedPage, level
 from madoguchi.ocr.fulltext import full_text as page_text
 from madoguchi.ocr.geometry import find_form, px_per_mm
@@ -234,7 +235,7 @@ def _analyse(
     for index, image in enumerate(pages, start=1):
         deadline.check(f"reading page {index}")
         gray, ink = remove_streaks(to_gray(image), ink_mask(image))
-        page = AnalysedPage(number=index, blank=is_blank(ink))
+        page = AnalysedPage(number=index, blank=is_blank(ink), gray=gray)
         analysed.append(page)
         if page.blank:
             continue
@@ -251,11 +252,18 @@ def _analyse(
 
 
 def _page_texts(analysed: list[AnalysedPage], full_text: bool, deadline: Deadline) -> str:
-    """The pages' OCR text, a form feed between pages; OCR made now unless ``full_text`` is off."""
+    """The pages' OCR text, a form feed between pages; OCR made now unless ``full_text`` is off.
+
+    Our form's page is read field by field (``form_text``: "label: value"
+    lines, PP-OCR); any other page by full-page OCR.
+    """
     texts: list[str] = []
     for page in analysed:
         if page.blank or page.levelled is None:
             texts.append("")
+            continue
+        if page.geometry is not None and page.gray is not None and page.ocr is None:
+            texts.append(form_text(page.gray, page.geometry, deadline) if full_text else "")
             continue
         if full_text:
             page_text(page, deadline)
