@@ -17,12 +17,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from PIL import Image
 
+from madoguchi.ocr import ppocr
 from madoguchi.ocr._exec import tesseract
 from madoguchi.ocr.fulltext import AnalysedPage
 from madoguchi.ocr.pages import Deadline
-from madoguchi.ocr.preprocess import to_gray
+from madoguchi.ocr.preprocess import despeckle, to_gray
 from madoguchi.ocr.zonal import ocr_timeout
 
 # The header line stands in the top few millimetres (more when the machine
@@ -66,7 +68,7 @@ def _from_page_ocr(page: AnalysedPage, height: int) -> str:
 
 
 def _band_reads(image: Image.Image, levelled: Image.Image | None, deadline: Deadline) -> list[str]:
-    """The page's top band read on its own, enlarged 3× and 2× (English: digits and letters).
+    """The page's top band read on its own, by Tesseract (English, enlarged 3×) and PP-OCR.
 
     A FAX machine prints its header in a small face; page layout analysis
     often skips it, and it reads best enlarged.
@@ -74,19 +76,36 @@ def _band_reads(image: Image.Image, levelled: Image.Image | None, deadline: Dead
     source = to_gray(levelled or image)
     band = source.crop((0, 0, source.width, round(HEADER_BAND * source.height)))
     dpi = round(float(image.info.get("dpi", (204, 204))[0]))
-    texts = []
-    for scale in (3, 2):
-        big = band.resize((band.width * scale, band.height * scale), Image.Resampling.LANCZOS)
-        texts.append(
-            tesseract.recognise(
-                big,
-                lang=tesseract.ENGLISH,
-                psm=tesseract.PSM_BLOCK,
-                dpi=dpi * scale,
-                timeout=ocr_timeout(deadline, "the header line"),
-            ).text
-        )
+    big = band.resize((band.width * 3, band.height * 3), Image.Resampling.LANCZOS)
+    tesseract_read = tesseract.recognise(
+        big,
+        lang=tesseract.ENGLISH,
+        psm=tesseract.PSM_BLOCK,
+        dpi=dpi * 3,
+        timeout=ocr_timeout(deadline, "the header line"),
+    ).text
+    # A second model: PP-OCR's recogniser, on the band's first line of text.
+    texts = [tesseract_read]
+    line = _first_line(np.asarray(despeckle(band)))
+    if line is not None:
+        texts += ppocr.read_lines([line])
     return texts
+
+
+def _first_line(grey: np.ndarray) -> np.ndarray | None:
+    """The top-most line of text in a band (rows inked across 1 % of the width), with a margin."""
+    rows = (grey < 128).sum(axis=1) > 0.01 * grey.shape[1]
+    start = None
+    for y, inked in enumerate([*rows.tolist(), False]):
+        if inked and start is None:
+            start = y
+        elif not inked and start is not None:
+            if y - start >= 8:
+                top, bottom = max(0, start - 4), min(grey.shape[0], y + 4)
+                cols = np.nonzero((grey[top:bottom] < 128).any(axis=0))[0]
+                return grey[top:bottom, max(0, cols[0] - 8) : cols[-1] + 9]
+            start = None
+    return None
 
 
 def sender_fax(
@@ -95,7 +114,7 @@ def sender_fax(
     """The sending machine's number: its TSI when the file kept one, else its header line.
 
     The header line is read three times (in the page's OCR, and its band
-    alone enlarged twice); a number counts when two of the reads agree.
+    alone by Tesseract and by PP-OCR); a number counts when two reads agree.
     """
     for image in images:
         tsi = image.info.get("fax_tsi")

@@ -47,7 +47,6 @@ def test_handwritten_boxes_are_decided_by_the_registered_numbers(tmp_path):
     unregistered, why = reading.settled({"203100020007"})
     assert unregistered.support_number is None
     assert why is not None and "no registered number" in why.reason
-    assert reading.sender is not None and reading.sender.digits == "0456401112"
 
 
 def test_a_blank_form_never_gives_its_example_number(tmp_path):
@@ -97,3 +96,41 @@ def test_a_serial_number_in_a_letter_is_not_the_support_number(tmp_path):
     path = send_fax(letter_pdf(lines), tmp_path / "serial.tif", seed=4)
     reading = _read(path)
     assert reading.support_number is None
+
+
+def test_the_tsi_hylafax_keeps_in_the_tiff_names_the_sender(tmp_path):
+    from PIL import Image
+
+    item = fax_corpus.make_item("neg_missing", "fine", "g4", 20260175830345, tmp_path)
+    with Image.open(item.path) as im:
+        im.load()
+        page = im.copy()
+    tagged = tmp_path / "recvq-fax00042.tif"
+    page.save(tagged, format="TIFF", compression="group4", dpi=(204, 196),
+              tiffinfo={270: "+81 45 640 1112"})
+    reading = _read(tagged)
+    assert reading.sender is not None
+    assert (reading.sender.digits, reading.sender.source) == ("0456401112", "tsi")
+
+
+def test_our_forms_text_is_read_field_by_field_as_label_and_value(tmp_path):
+    from bench.pagetext import recall
+
+    item = fax_corpus.make_item("form_typed", "standard", "g3-2d", 31, tmp_path)
+    reading = read_fax_document(item.path.read_bytes(), item.path.name, FaxLimits())
+    lines = reading.text.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:2]] == ["ご記入日", "会社名"]
+    assert "お問い合わせ内容:" in lines
+    # At standard resolution full-page OCR kept about half of this page's inquiry.
+    assert recall(item.inquiry, reading.text) >= 0.85
+
+
+def test_a_gateways_caller_id_names_the_sender():
+    from types import SimpleNamespace
+
+    from madoguchi.ingest.fax import gateway_caller
+
+    mail = SimpleNamespace(subject="FAX受信 045-640-1112 から (1枚)", from_name="FAX Gateway")
+    caller = gateway_caller(mail)  # type: ignore[arg-type]
+    assert caller is not None and (caller.digits, caller.source) == ("0456401112", "caller_id")
+    assert gateway_caller(SimpleNamespace(subject="FAX受信", from_name="")) is None  # type: ignore[arg-type]
