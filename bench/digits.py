@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -68,6 +69,23 @@ class _Rapid:
         return "".join(texts).strip()
 
 
+def _score(
+    row: dict[str, list[float]],
+    name: str,
+    recognise: Callable[[list[np.ndarray]], np.ndarray],
+    glyphs: list[np.ndarray],
+    truth: str,
+) -> None:
+    """One recogniser on one page's boxes: digits and number right, p(true), ms per box."""
+    t = time.process_time()
+    p = recognise(glyphs)
+    row[f"{name}_ms"].append((time.process_time() - t) * 1000 / len(glyphs))
+    top = "".join(str(int(d)) for d in p.argmax(axis=1))
+    row[f"{name}_digit"] += [float(a == b) for a, b in zip(top, truth, strict=True)]
+    row[f"{name}_number"].append(float(top == truth))
+    row[f"{name}_ptrue"] += [float(p[k, int(d)]) for k, d in enumerate(truth)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-style", type=int, default=6, help="pages per kind and resolution")
@@ -90,20 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                     if glyphs is None:
                         row["no_form"].append(1.0)
                         continue
-                    t = time.process_time()
-                    p = digit_mlp.recognise(glyphs)
-                    row["mlp_ms"].append((time.process_time() - t) * 1000 / len(glyphs))
-                    top = "".join(str(int(d)) for d in p.argmax(axis=1))
-                    row["mlp_digit"] += [float(a == b) for a, b in zip(top, truth, strict=True)]
-                    row["mlp_number"].append(float(top == truth))
-                    row["mlp_ptrue"] += [float(p[k, int(d)]) for k, d in enumerate(truth)]
-                    t = time.process_time()
-                    q = ppocr.digit_probabilities(glyphs)
-                    row["pp_ms"].append((time.process_time() - t) * 1000 / len(glyphs))
-                    top = "".join(str(int(d)) for d in q.argmax(axis=1))
-                    row["pp_digit"] += [float(a == b) for a, b in zip(top, truth, strict=True)]
-                    row["pp_number"].append(float(top == truth))
-                    row["pp_ptrue"] += [float(q[k, int(d)]) for k, d in enumerate(truth)]
+                    for name, recognise in (
+                        ("mlp", digit_mlp.recognise),
+                        ("pp", ppocr.digit_probabilities),
+                    ):
+                        _score(row, name, recognise, glyphs, truth)
                     if rapid is not None:
                         t = time.perf_counter()
                         read = [rapid.read(g) for g in glyphs]
