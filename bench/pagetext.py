@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                         (recall(item.inquiry, text), (_cpu() - t) / len(pages))
                     )
     print("page text engines (bench/pagetext.py): inquiry characters recovered in order")
-    print(f"{'kind':<14}{'resolution':<10}{'engine':<11}{'pages':>6}{'median':>8}{'mean':>8}"
+    print(f"{'kind':<14}{'resolution':<11}{'engine':<10}{'pages':>6}{'median':>8}{'mean':>8}"
           f"{'s/page':>8}")
     for (kind, resolution, engine), got in sorted(rows.items()):
         rec = [r for r, _ in got]
         print(
-            f"{kind:<14}{resolution:<10}{engine:<11}{len(got):>6}"
+            f"{kind:<14}{resolution:<11}{engine:<10}{len(got):>6}"
             f"{100 * statistics.median(rec):>7.1f}%{100 * statistics.fmean(rec):>7.1f}%"
             f"{statistics.fmean(s for _, s in got):>8.2f}"
         )
