@@ -31,20 +31,22 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from bench import handwriting
 from madoguchi.ocr import form
 from madoguchi.ocr._exec import poppler
 from madoguchi.ticketing.support_number import luhn_check_digit
 
 KINDS = (
     "form_printed",  # pre-printed number: QR code and digits in the boxes
-    "form_typed",  # blank form, the customer typed the digits in another font
+    "form_typed",  # blank form, the customer typed the digits into the boxes in another font
+    "form_handwritten",  # blank form, the digits written into the boxes by hand
     "freeform",  # a letter on plain paper, number at the top or after its label
     "followup",  # a form or letter that quotes 問合せ番号 T-YYYY-NNNNNN
     "neg_missing",  # no number anywhere
     "neg_smudged",  # a blot over at least one digit box
     "neg_checkdigit",  # a well-formed number whose check digit is wrong
 )
-FORM_KINDS = frozenset({"form_printed", "form_typed"})
+FORM_KINDS = frozenset({"form_printed", "form_typed", "form_handwritten"})
 RESOLUTIONS = {"fine": 196.0, "standard": 98.0}
 CONTAINERS = ("g3-1d", "g3-2d", "g4", "pdf")
 FAX_X_DPI = 204.0
@@ -63,6 +65,10 @@ class CorpusItem:
     layout: str  # "form" | "free"
     pages: int
     seed: int
+    style: str = ""  # how the number was put on the page: printed, a font, a writer's style
+    sender_fax: str = ""  # the sending machine's own number, in its header line
+    inquiry: str = ""  # the inquiry's text as typed on the page (for the text's recall)
+
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -331,7 +337,8 @@ def _fill_form(c: Canvas, cust: _Customer, rng: random.Random, question_prefix: 
         y += size * 0.3528 * 1.7
 
 
-def _type_digits(c: Canvas, digits: str, rng: random.Random) -> None:
+def _type_digits(c: Canvas, digits: str, rng: random.Random) -> str:
+    """Type ``digits`` into the boxes in some font; returns the font's name."""
     font = rng.choice(_available(DIGIT_FONTS))
     size = rng.uniform(15.0, 22.0)
     c.setFont(font, size)
@@ -340,6 +347,7 @@ def _type_digits(c: Canvas, digits: str, rng: random.Random) -> None:
         base = box.y1 - (form.DIGIT_BOX_H_MM - size * 0.3528 * 0.72) / 2 + rng.uniform(-0.5, 0.5)
         x, y = form.to_pdf(cx, base)
         c.drawCentredString(x, y, digit)
+    return font
 
 
 def _type_ticket(c: Canvas, ticket: str, rng: random.Random) -> None:
@@ -351,6 +359,17 @@ def _type_ticket(c: Canvas, ticket: str, rng: random.Random) -> None:
     )
 
 
+def _traps(c: Canvas, rng: random.Random, font: str) -> tuple[str, str]:
+    """What every blank form carries beside the boxes: a 記入例 (example) number, valid.
+
+    Returns the example and a serial number (valid too) for the page's text:
+    neither may ever be taken for the customer's number.
+    """
+    example = grouped(random_number(rng))
+    _text(c, 72, 44.8, f"（記入例：{example}）", font, rng.choice((7.5, 8.0, 9.0)))
+    return example, grouped(random_number(rng))
+
+
 def _form_pdf(
     cust: _Customer,
     rng: random.Random,
@@ -359,7 +378,9 @@ def _form_pdf(
     typed: str | None,
     ticket: str | None,
     ticket_printed: bool,
-) -> bytes:
+    handwritten: str | None = None,
+) -> tuple[bytes, str]:
+    """Our form filled in; returns the PDF and how the number was put in (the style)."""
     buf = io.BytesIO()
     c = Canvas(buf, pagesize=(form.PAGE_W_MM * mm, form.PAGE_H_MM * mm))
     form.draw_form(
@@ -370,14 +391,19 @@ def _form_pdf(
         vendor_name="株式会社サンプルソフトウェア サポートセンター",
         vendor_fax="03-5555-0199",
     )
+    style = "printed" if printed else ""
+    _, serial = _traps(c, rng, form.JAPANESE_FONT)
     if typed:
-        _type_digits(c, typed, rng)
+        style = _type_digits(c, typed, rng)
+    if handwritten:
+        style = handwriting.write_digits(c, handwritten, rng)
     if ticket and not ticket_printed:
         _type_ticket(c, ticket, rng)
-    _fill_form(c, cust, rng)
+    prefix = f"製品のシリアル番号は {serial} です。" if rng.random() < 0.6 else ""
+    _fill_form(c, cust, rng, question_prefix=prefix)
     c.showPage()
     c.save()
-    return buf.getvalue()
+    return buf.getvalue(), style
 
 
 def _letter_pdf(
@@ -387,8 +413,12 @@ def _letter_pdf(
     number: str | None,
     ticket: str | None,
     pages: int,
-) -> bytes:
-    """A free-form FAX: a letter with the number at the top or after its label."""
+) -> tuple[bytes, str]:
+    """A free-form FAX: a letter with the number at the top or after its label.
+
+    Returns the PDF and the font the number is in. Half the letters also
+    give their product's serial number, in the number's printed form.
+    """
     font = rng.choice(_available(JAPANESE_FONTS))
     number_font = rng.choice(_available(DIGIT_FONTS))
     size = rng.choice((10.5, 11.0, 12.0))
@@ -445,6 +475,8 @@ def _letter_pdf(
         for part in _wrap(q, 40):
             line(part)
     line(f"製品：{cust.product}")
+    if rng.random() < 0.5:
+        line(f"製品シリアル番号：{grouped(random_number(rng))}")
     line(f"環境：{cust.environment}", s=size - 1)
     y += step * 0.5
     line(rng.choice(_CLOSINGS))
@@ -457,7 +489,7 @@ def _letter_pdf(
                 line(part)
     c.showPage()
     c.save()
-    return buf.getvalue()
+    return buf.getvalue(), number_font if number else ""
 
 
 # --- what the FAX machine does ---------------------------------------------
@@ -615,48 +647,52 @@ def make_item(kind: str, resolution: str, container: str, seed: int, out_dir: Pa
     extra_pages = 1 if rng.random() < 0.25 else 0
     letter_pages = 1
 
+    blank = {"printed": None, "typed": None, "ticket": None, "ticket_printed": False}
     if kind == "form_printed":
-        pdf = _form_pdf(cust, rng, printed=number, typed=None, ticket=None, ticket_printed=False)
+        pdf, style = _form_pdf(cust, rng, **{**blank, "printed": number})
     elif kind == "form_typed":
-        pdf = _form_pdf(cust, rng, printed=None, typed=number, ticket=None, ticket_printed=False)
+        pdf, style = _form_pdf(cust, rng, **{**blank, "typed": number})
+    elif kind == "form_handwritten":
+        pdf, style = _form_pdf(cust, rng, **blank, handwritten=number)
     elif kind == "freeform":
         layout = "free"
         letter_pages = 2 if rng.random() < 0.2 else 1
-        pdf = _letter_pdf(cust, rng, number=number, ticket=None, pages=letter_pages)
+        pdf, style = _letter_pdf(cust, rng, number=number, ticket=None, pages=letter_pages)
     elif kind == "followup":
         ticket = random_ticket(rng)
-        style = rng.choice(("printed", "typed", "letter"))
-        if style == "letter":
+        way = rng.choice(("printed", "typed", "letter"))
+        if way == "letter":
             layout = "free"
-            pdf = _letter_pdf(cust, rng, number=number, ticket=ticket, pages=1)
+            pdf, style = _letter_pdf(cust, rng, number=number, ticket=ticket, pages=1)
         else:
-            pdf = _form_pdf(
+            pdf, style = _form_pdf(
                 cust,
                 rng,
-                printed=number if style == "printed" else None,
-                typed=number if style == "typed" else None,
+                printed=number if way == "printed" else None,
+                typed=number if way == "typed" else None,
                 ticket=ticket,
-                ticket_printed=style == "printed" and rng.random() < 0.5,
+                ticket_printed=way == "printed" and rng.random() < 0.5,
             )
     elif kind == "neg_missing":
         expected = None
         if rng.random() < 0.5:
-            pdf = _form_pdf(cust, rng, printed=None, typed=None, ticket=None, ticket_printed=False)
+            pdf, style = _form_pdf(cust, rng, **blank)
         else:
             layout = "free"
-            pdf = _letter_pdf(cust, rng, number=None, ticket=None, pages=1)
+            pdf, style = _letter_pdf(cust, rng, number=None, ticket=None, pages=1)
     elif kind == "neg_smudged":
         expected = None
-        pdf = _form_pdf(cust, rng, printed=None, typed=number, ticket=None, ticket_printed=False)
+        pdf, style = _form_pdf(cust, rng, **{**blank, "typed": number})
         blots = rng.sample(range(form.DIGIT_COUNT), rng.randint(1, 2))
     else:  # neg_checkdigit
         expected = None
         bad = random_number(rng, valid=False)
         if rng.random() < 0.5:
-            pdf = _form_pdf(cust, rng, printed=None, typed=bad, ticket=None, ticket_printed=False)
+            pdf, style = _form_pdf(cust, rng, **blank, handwritten=bad) if rng.random() < 0.5 \
+                else _form_pdf(cust, rng, **{**blank, "typed": bad})
         else:
             layout = "free"
-            pdf = _letter_pdf(cust, rng, number=bad, ticket=None, pages=1)
+            pdf, style = _letter_pdf(cust, rng, number=bad, ticket=None, pages=1)
 
     suffix = ".pdf" if container == "pdf" else ".tif"
     path = out_dir / f"{kind}-{resolution}-{container}-{seed}{suffix}"
@@ -681,7 +717,56 @@ def make_item(kind: str, resolution: str, container: str, seed: int, out_dir: Pa
         layout=layout,
         pages=total,
         seed=seed,
+        style=style,
+        sender_fax=cust.fax,
+        inquiry="".join(cust.questions),
     )
+
+
+def fax_customer(rng: random.Random, fax: str) -> _Customer:
+    """A random customer whose FAX machine's number is ``fax`` (its header line shows it)."""
+    return _Customer(**{**asdict(_customer(rng)), "fax": fax})
+
+
+def handwritten_form(
+    number: str,
+    path: Path,
+    *,
+    seed: int,
+    resolution: str = "fine",
+    container: str = "g4",
+    sender_fax: str | None = None,
+    style: str | None = None,
+) -> CorpusItem:
+    """Our blank form with ``number`` written into the boxes by hand, sent from ``sender_fax``."""
+    _register_fonts()
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    cust = _customer(rng)
+    if sender_fax:
+        cust = _Customer(**{**asdict(cust), "fax": sender_fax})
+    blank = {"printed": None, "typed": None, "ticket": None, "ticket_printed": False}
+    if style:
+        pdf, used = _form_pdf_styled(cust, rng, number, style)
+    else:
+        pdf, used = _form_pdf(cust, rng, **blank, handwritten=number)
+    total = fax_from_pdf(pdf, path, resolution=resolution, container=container, rng=rng,
+                         nprng=nprng, customer=cust)
+    return CorpusItem(path, "form_handwritten", resolution, container, number, None, "form",
+                      total, seed, used, cust.fax)
+
+
+def _form_pdf_styled(cust: _Customer, rng: random.Random, number: str,
+                     style: str) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=(form.PAGE_W_MM * mm, form.PAGE_H_MM * mm))
+    form.draw_form(c, printed_digits=None, qr_digits=None, vendor_name="サポートセンター")
+    _traps(c, rng, form.JAPANESE_FONT)
+    used = handwriting.write_digits(c, number, rng, style)
+    _fill_form(c, cust, rng)
+    c.showPage()
+    c.save()
+    return buf.getvalue(), used
 
 
 def fax_from_pdf(

@@ -22,7 +22,7 @@ from madoguchi.ingest.message import ParsedMessage
 from madoguchi.ingest.prepare import Prepared
 from madoguchi.ticketing.models import Contract
 from madoguchi.ticketing.rules.autoreply import AutoKind
-from madoguchi.ticketing.rules.entitlement import Entitlement
+from madoguchi.ticketing.rules.entitlement import ContactFacts, Entitlement
 from madoguchi.ticketing.rules.threading import ThreadAction, ThreadDecision
 
 _OPENS = (ThreadAction.NEW, ThreadAction.NEW_LINKED)
@@ -42,6 +42,8 @@ class Arrival:
     # threading: the decision, and the candidate tickets by number
     decision: ThreadDecision | None = None
     candidates: dict[str, AnyTicket] = field(default_factory=dict)
+    # fax_sender: the registered contacts whose FAX number sent the page
+    sender_contacts: tuple[ContactFacts, ...] = ()
     support_number: str | None = None  # support_number: a check-digit-valid number
     written_number: str | None = None  # ... and the digits as written, even if invalid
     rights: Entitlement | None = None  # entitlement

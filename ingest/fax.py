@@ -11,11 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from madoguchi.config import Settings, SupportNumberSettings
 from madoguchi.config.settings import FaxLimits
 from madoguchi.ingest.message import ParsedMessage
 from madoguchi.ticketing.blobstore import BlobStore
+
+if TYPE_CHECKING:
+    from madoguchi.ocr.decide import BoxEvidence
+    from madoguchi.ocr.sender import SenderFax
 
 FAX_SUFFIXES = frozenset({".pdf", ".tif", ".tiff"})
 FAX_TYPES = frozenset({"application/pdf", "image/tiff", "image/tif", "image/x-tiff"})
@@ -56,6 +61,10 @@ class FaxPrepared:
     page_blobs: tuple[tuple[str, int], ...]  # (sha256, size) of each page image (PNG)
     record: dict[str, object]  # how it was read, kept on the message
     ocr_seconds: float = 0.0  # wall time of reading it (also in the record, for /metrics)
+    # Filled boxes the reader could not read alone: the registered numbers decide
+    # (ingest/steps/support_number.py).
+    boxes: BoxEvidence | None = None
+    sender: SenderFax | None = None  # the sending machine's own number, as announced
 
 
 def read_document(data: bytes, filename: str, cfg: FaxConfig, blobs: BlobStore) -> FaxPrepared:
@@ -81,6 +90,7 @@ def read_document(data: bytes, filename: str, cfg: FaxConfig, blobs: BlobStore) 
         "reads": [asdict(r) for r in reading.reads],
         "timings": {k: round(v, 4) for k, v in reading.timings.items()},
         "ocr_seconds": seconds,
+        "sender_fax": asdict(reading.sender) if reading.sender else None,
     }
     return FaxPrepared(
         support_digits=reading.support_number.digits if reading.support_number else None,
@@ -89,6 +99,8 @@ def read_document(data: bytes, filename: str, cfg: FaxConfig, blobs: BlobStore) 
         page_blobs=pages,
         record=record,
         ocr_seconds=seconds,
+        boxes=reading.boxes,
+        sender=reading.sender,
     )
 
 
@@ -110,8 +122,10 @@ def read_gateway_mail(
         return None
     readings = [read_document(a.payload, a.filename or "fax.pdf", cfg, blobs) for a in parts]
     first = next((r for r in readings if r.support_digits), readings[0])
+    caller = gateway_caller(msg)
     return replace(
         first,
+        sender=caller or first.sender,
         ticket_number=first.ticket_number or next(
             (r.ticket_number for r in readings if r.ticket_number), None
         ),
@@ -123,6 +137,21 @@ def read_gateway_mail(
         } if len(readings) > 1 else first.record,
         ocr_seconds=sum(r.ocr_seconds for r in readings),
     )
+
+
+def gateway_caller(msg: ParsedMessage) -> SenderFax | None:
+    """The caller ID / TSI a FAX-to-email gateway gives: in its subject or its From name.
+
+    Gateways write "FAX受信 03-1234-5678から (2枚)", "Fax from +81 3 1234 5678",
+    or put the sender's number in the From display name.
+    """
+    from madoguchi.ocr.sender import SenderFax, national_digits
+
+    for text in (msg.subject, msg.from_name):
+        digits = national_digits(text or "")
+        if digits:
+            return SenderFax(digits, "caller_id", (text or "")[:120])
+    return None
 
 
 def fax_subject(prepared: FaxPrepared, fallback: str = "", company: str | None = None) -> str:

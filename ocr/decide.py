@@ -16,11 +16,13 @@ from enum import Enum
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr._exec import tesseract
+from madoguchi.ocr.form import DIGIT_COUNT
 from madoguchi.ocr.fulltext import (
     AnalysedPage,
     TextSearch,
     cleaned,
     digits_confidence,
+    is_form_page,
     reread,
     search_page,
 )
@@ -29,6 +31,7 @@ from madoguchi.ocr.second_look import second_look
 from madoguchi.ocr.ticket_text import find_ticket_number
 from madoguchi.ocr.verdict import Accepted, MethodRead, Verdict
 from madoguchi.ocr.zonal import BoxStatus, TwoReads, ZonalRead
+from madoguchi.ticketing.rules.fax_number import Reading, valid_readings
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 
 # Lowest character confidence of the unconstrained zonal read to trust it.
@@ -127,15 +130,29 @@ def _qr_codes(page: AnalysedPage, cfg: SupportNumberSettings) -> _PagePart:
 def _digit_boxes(
     page: int, zonal: ZonalRead, qr_number: SupportNumber | None, cfg: SupportNumberSettings
 ) -> _PagePart:
-    """The filled-in digit boxes: a trusted number, or problems that stop the page."""
+    """The filled-in digit boxes: a trusted number, or problems that stop the page.
+
+    Tesseract's read of the boxes is trusted when its check digit holds, it
+    is confident, and PP-OCR's likeliest valid reading of the boxes is the
+    same number. Anything else is left to ``choose_number`` with the
+    registered numbers (the pipeline's step): the problem says so.
+    """
     read = zonal.status is BoxStatus.READ
     parsed = parse_support_number(zonal.digits, cfg) if read else None
-    trusted = parsed is not None and zonal.confidence >= ZONAL_MIN_CONFIDENCE
+    readings = box_readings(zonal, cfg)
+    likeliest = readings[0].digits if readings else None
+    trusted = (
+        parsed is not None
+        and zonal.confidence >= ZONAL_MIN_CONFIDENCE
+        and (not zonal.probabilities or likeliest == parsed.digits)
+    )
     note = zonal.note
     if read and parsed is None:
         note = "check digit fails"
-    elif parsed is not None and not trusted:
+    elif parsed is not None and zonal.confidence < ZONAL_MIN_CONFIDENCE:
         note = f"confidence below {ZONAL_MIN_CONFIDENCE:.2f}"
+    elif parsed is not None and not trusted:
+        note = f"PP-OCR's likeliest valid reading is {likeliest}"
     part = _PagePart(parsed if trusted else None)
     part.reads.append(
         MethodRead(
@@ -148,6 +165,19 @@ def _digit_boxes(
             note,
         )
     )
+    if zonal.probabilities:
+        weakest = min(max(row) for row in zonal.probabilities)
+        part.reads.append(
+            MethodRead(
+                "zonal",
+                "support_number",
+                page,
+                zonal.box_digits,
+                parsed.digits if trusted and parsed else None,
+                weakest,
+                f"PP-OCR box by box; likeliest valid reading {likeliest or 'none'}",
+            )
+        )
     confident_digits = read and zonal.confidence >= ZONAL_MIN_CONFIDENCE
     if qr_number is not None and confident_digits and zonal.digits != qr_number.digits:
         part.problems.append(
@@ -156,6 +186,34 @@ def _digit_boxes(
     elif qr_number is None and part.number is None:
         part.problems.append(f"page {page}: the support number boxes cannot be read ({note})")
     return part
+
+
+def box_readings(zonal: ZonalRead, cfg: SupportNumberSettings) -> list[Reading]:
+    """The valid readings of the boxes by PP-OCR's probabilities, best first."""
+    if not zonal.probabilities or len(zonal.probabilities) != DIGIT_COUNT:
+        return []
+    return valid_readings(zonal.probabilities, luhn=cfg.check == "luhn")
+
+
+@dataclass(frozen=True)
+class BoxEvidence:
+    """A form's filled boxes that could not be read alone: for ``choose_number``."""
+
+    page: int
+    probabilities: tuple[tuple[float, ...], ...]
+    readings: tuple[Reading, ...]
+
+
+def box_evidence(pages: list[AnalysedPage], cfg: SupportNumberSettings) -> BoxEvidence | None:
+    """The first form page whose boxes hold digits: their probabilities and valid readings."""
+    for page in pages:
+        zonal = page.zonal
+        if zonal is None or zonal.status not in (BoxStatus.READ, BoxStatus.UNCLEAR):
+            continue
+        readings = box_readings(zonal, cfg)
+        if readings:
+            return BoxEvidence(page.number, zonal.probabilities, tuple(readings))
+    return None
 
 
 # --- the page text ----------------------------------------------------------------
@@ -198,7 +256,19 @@ def decide_from_text(
     in ten differently prepared images, and accepts a number only on a clear
     vote. Either way nothing is guessed: the check digit must hold, and a
     FAX whose reads saw two different valid numbers goes to triage.
+
+    A form page (``is_form_page``) is not searched at all: its number is
+    the one in its boxes, and anything else printed on it (the 記入例
+    example, a serial, a phone number) is not the customer's.
     """
+    forms = [p.number for p in pages if is_form_page(p, deadline)]
+    pages = [p for p in pages if p.number not in forms]
+    if not any(not p.blank for p in pages) and forms:
+        # Never a number from elsewhere on a form: its example, a serial, a phone.
+        problem = "the form's support number boxes are empty" if len(forms) == 1 else (
+            f"the forms' support number boxes are empty (pages {', '.join(map(str, forms))})"
+        )
+        return Verdict(None, (), (problem,))
     first = first_look(pages, cfg, deadline)
     if first.verdict.value is not None:
         return first.verdict
@@ -284,15 +354,10 @@ def _judge(found: TextSearch, again: TwoReads | None, seen: str, model: str) -> 
     assert found.number is not None
     if seen == found.number.digits:
         note = f"{model}, confirmed by a second read"
-        if found.labelless:
-            note += " (printed form, no label)"
         confidence = min(found.confidence, again.confidence) if again else 0.0
         return _Judged(Agreement.ACCEPT, confidence, note)
     if len(seen) >= 10:
         return _Judged(Agreement.DIFFERS, found.confidence, f"{model}; a second read saw {seen}")
-    if found.labelless:
-        note = f"{model}: no label, and no second read to confirm it"
-        return _Judged(Agreement.UNCERTAIN, found.confidence, note)
     if found.confidence >= FULLPAGE_MIN_CONFIDENCE:
         return _Judged(Agreement.ACCEPT, found.confidence, f"{model}, second read illegible")
     note = f"{model}: confidence below {FULLPAGE_MIN_CONFIDENCE}"

@@ -136,6 +136,13 @@ FIELD_RECTS_MM: dict[str, Rect] = {
     "ticket": TICKET_BOX_MM,
 }
 
+# The fields in the order the form shows them, with their printed labels (the
+# page text is laid out as "label: value" lines by ``form_text.py``).
+FIELD_LABELS: tuple[tuple[str, str], ...] = (
+    *((key, label) for key, label, _ in _TABLE_ROWS),
+    ("question", "お問い合わせ内容"),
+)
+
 FORM_TITLE = "FAXお問い合わせ用紙"
 FORM_ID = "MDG-FAX-1"
 

@@ -29,7 +29,6 @@ from madoguchi.ocr.zonal import DIGIT_HEIGHT_PX, TwoReads, ZonalRead, ocr_timeou
 from madoguchi.ticketing.support_number import (
     SupportNumber,
     find_support_number,
-    parse_support_number,
 )
 
 
@@ -46,6 +45,7 @@ class AnalysedPage:
     cleaned: Image.Image | None = None
     ocr: OcrResult | None = None
     english: OcrResult | None = None  # the English page read, when one was made
+    gray: Image.Image | None = None  # the page as loaded (the form's geometry maps onto it)
 
 
 def level(page: AnalysedPage, gray: Image.Image, ink: np.ndarray) -> Image.Image:
@@ -78,6 +78,25 @@ def full_text(page: AnalysedPage, deadline: Deadline) -> OcrResult:
     return page.ocr
 
 
+# What the text of a request form says (ours, or one printed from it unreadably
+# for the marks): its title, its form ID, its example. Full-page OCR of a 98-dpi
+# page reads them loosely, hence the parts.
+_FORM_WORDS = re.compile(r"FAX\s*お問.{0,3}合わせ用紙|問い合わせ用紙|MDG-FAX|記入例|\(必須\)")
+
+
+def is_form_page(page: AnalysedPage, deadline: Deadline) -> bool:
+    """Is the page a request form, whose number may only come from its boxes?
+
+    Ours when its registration marks were found; else when its text says so.
+    """
+    if page.geometry is not None:
+        return True
+    if page.blank or page.levelled is None:
+        return False
+    text = unicodedata.normalize("NFKC", full_text(page, deadline).text)
+    return _FORM_WORDS.search("".join(text.split())) is not None
+
+
 def page_dpi(image: Image.Image) -> int:
     dpi = image.info.get("dpi")
     if isinstance(dpi, tuple) and dpi and float(dpi[0]) > 0:
@@ -103,7 +122,6 @@ class TextSearch:
     number: SupportNumber | None
     invalid: tuple[str, ...]
     confidence: float
-    labelless: bool = False  # found by its printed form, neither at the top nor labelled
 
 
 # The sending machine prints its header line in the top few millimetres.
@@ -129,13 +147,53 @@ def canonical_labels(line: str, cfg: SupportNumberSettings) -> str:
 
 _TIME = re.compile(r"\d{1,2}\s*[:：.]\s*\d{2}")
 _PAGE_MARK = re.compile(r"P\s*[.,]?\s*\d{1,3}\s*[/(<]?")
-_DISPLAY_FORMAT = re.compile(
-    r"(?<![0-9])(\d{4})["
-    + re.escape(DASHES)
-    + r"](\d{4})["
-    + re.escape(DASHES)
-    + r"](\d{4})(?![0-9])"
+
+# Words that say the number after them is not the customer's support number:
+# the form's example (記入例), a product serial, a phone or FAX number, an order.
+# OCR reads them fuzzily, so a few look-alikes are listed as well.
+NOT_THE_NUMBER = re.compile(
+    r"(記入例|記入倒|記人例|例|見本|サンプル|シリアル|S\s*/\s*N|Serial|製造番号|製品番号|"
+    r"ライセンスキー|TEL|Tel|電話|FAX|Fax|ＦＡＸ|携帯|注文|受注|伝票|請求|郵便|〒)"
 )
+# How far after such a word its number may start (a colon, a bracket, spaces).
+_NOT_REACH = 6
+_NUMBERISH = re.compile(
+    r"[0-9OoDIl|SBZ](?:[" + re.escape(DASHES) + r"\s.,:・]?[0-9OoDIl|SBZ])*"
+)
+
+
+def mask_not_the_number(line: str) -> str:
+    """``line`` with every number that a word marks as not ours (記入例, TEL, ...) blanked.
+
+    The blanked characters become spaces, so positions in the line are kept.
+    """
+    out = list(line)
+    for m in NOT_THE_NUMBER.finditer(line):
+        start = m.end()
+        run = _NUMBERISH.search(line, start, start + _NOT_REACH + 40)
+        if run is None or run.start() - start > _NOT_REACH:
+            continue
+        for i in range(run.start(), run.end()):
+            out[i] = " "
+    return "".join(out)
+
+
+def masked_away(ocr: OcrResult | None, digits: str) -> bool:
+    """Does a line of ``ocr`` hold ``digits`` only where a word marks them as another number?
+
+    The English read of a page cannot read 記入例 or シリアル; the Japanese
+    read of the same page can, and its word counts for every read.
+    """
+    if ocr is None:
+        return False
+    for words in ocr.lines():
+        line = unicodedata.normalize("NFKC", line_text(words))
+        raw = "".join(ch for ch in line if ch.isdigit())
+        if digits in raw and digits not in "".join(
+            ch for ch in mask_not_the_number(line) if ch.isdigit()
+        ):
+            return True
+    return False
 
 
 def search_line_words(ocr: OcrResult, page_height: int) -> list[tuple[str, tuple[Word, ...]]]:
@@ -157,7 +215,7 @@ def search_line_words(ocr: OcrResult, page_height: int) -> list[tuple[str, tuple
             and (_PAGE_MARK.search(line) or "FAX" in line.upper())
         ):
             continue  # a header printed a little lower than usual
-        lines.append((_SEPARATOR_RUN.sub("-", line), kept))
+        lines.append((_SEPARATOR_RUN.sub("-", mask_not_the_number(line)), kept))
     return lines
 
 
@@ -166,23 +224,17 @@ def _search_lines(ocr: OcrResult, page_height: int) -> list[str]:
 
 
 def search_ocr(ocr: OcrResult, page_height: int, cfg: SupportNumberSettings) -> TextSearch:
-    """The email path's search over OCR lines; failing that, the number in its printed form.
+    """The email path's search over OCR lines: at the top of the page, or after its label.
 
-    The printed form (NNNN-NNNN-NNNN) counts anywhere on the page only when
-    it is the one such number there; the caller then insists on a second
-    read that agrees.
+    A number that a word marks as another number (記入例, シリアル, TEL, ...)
+    was blanked from its line (``mask_not_the_number``); a number standing
+    anywhere else on the page, even in the number's printed form, is never
+    taken: it may be a serial, an order or the form's example.
     """
     lines = _search_lines(ocr, page_height)
     search = find_support_number("", "\n".join(canonical_labels(ln, cfg) for ln in lines), cfg)
-    if search.number is not None or search.invalid:
-        confidence = digits_confidence(ocr, search.number.digits) if search.number else 0.0
-        return TextSearch(search.number, search.invalid, confidence)
-    printed = {"".join(m.groups()) for ln in lines for m in _DISPLAY_FORMAT.finditer(ln)}
-    valid = [n for n in (parse_support_number(d, cfg) for d in printed) if n is not None]
-    if len(printed) == 1 and len(valid) == 1:
-        number = valid[0]
-        return TextSearch(number, (), digits_confidence(ocr, number.digits), labelless=True)
-    return TextSearch(None, (), 0.0)
+    confidence = digits_confidence(ocr, search.number.digits) if search.number else 0.0
+    return TextSearch(search.number, search.invalid, confidence)
 
 
 def _line_with(ocr: OcrResult, digits: str) -> tuple[Word, ...] | None:
@@ -280,4 +332,7 @@ def search_page(page: AnalysedPage, cfg: SupportNumberSettings, deadline: Deadli
         timeout=ocr_timeout(deadline, "a page in English"),
     )
     page.english = source
-    return PageSearch(search_ocr(source, height, cfg), source, "eng")
+    found = search_ocr(source, height, cfg)
+    if found.number is not None and masked_away(page.ocr, found.number.digits):
+        found = TextSearch(None, (), 0.0)
+    return PageSearch(found, source, "eng")

@@ -208,6 +208,11 @@ def _raster_frames(
         fixed = fix_aspect(frame, x_dpi, y_dpi)
         fixed.info["dpi"] = (x_dpi, x_dpi)
         fixed.info["fax_resolution"] = _fax_resolution(x_dpi, y_dpi)
+        # HylaFAX writes the sender's TSI (its announced number) into ImageDescription.
+        tags = getattr(im, "tag_v2", None)
+        described = tags.get(270) if tags is not None else None
+        if isinstance(described, str) and described.strip():
+            fixed.info["fax_tsi"] = described.strip()[:100]
         pages.append(fixed)
     return pages
 

@@ -34,22 +34,32 @@ from __future__ import annotations
 import io
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.config.settings import FaxLimits
-from madoguchi.ocr.decide import decide_from_forms, decide_from_text, decide_ticket
+from madoguchi.ocr.decide import (
+    BoxEvidence,
+    box_evidence,
+    decide_from_forms,
+    decide_from_text,
+    decide_ticket,
+)
+from madoguchi.ocr.form_text import form_text
 from madoguchi.ocr.fulltext import AnalysedPage, level
 from madoguchi.ocr.fulltext import full_text as page_text
 from madoguchi.ocr.geometry import find_form, px_per_mm
 from madoguchi.ocr.pages import Deadline, load_pages
 from madoguchi.ocr.preprocess import binarise, ink_mask, is_blank, remove_streaks, to_gray
 from madoguchi.ocr.qr import read_qr
+from madoguchi.ocr.sender import SenderFax, sender_fax
 from madoguchi.ocr.verdict import Method, MethodRead, Verdict
 from madoguchi.ocr.zonal import read_digit_boxes, read_ticket_box
-from madoguchi.ticketing.support_number import SupportNumber
+from madoguchi.ticketing.rules.fax_number import Choice, choose_number
+from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 
 __all__ = ["FaxReading", "MethodRead", "read_fax", "read_fax_document"]
 
@@ -72,10 +82,54 @@ class FaxReading:
     problems: list[str]
     page_images: list[bytes] = field(default_factory=list, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    # Filled boxes no method could read alone: for the registered numbers to decide.
+    boxes: BoxEvidence | None = None
+    # The sending machine's own number, as it announced it (its header line, its TSI).
+    sender: SenderFax | None = None
 
     @property
     def readable(self) -> bool:
         return self.support_number is not None
+
+    def settled(
+        self,
+        registered: Collection[str],
+        sender_numbers: Collection[str] = (),
+        settings: SupportNumberSettings | None = None,
+    ) -> tuple[FaxReading, Choice | None]:
+        """This reading with the boxes decided by the closed set of registered numbers.
+
+        ``registered``: which of ``boxes.readings`` are contracts' numbers;
+        ``sender_numbers``: the numbers of the customer whose registered FAX
+        number sent it. Unchanged (and no choice) when there is nothing to
+        decide; the choice says why when it accepts nothing.
+        """
+        if self.support_number is not None or self.boxes is None:
+            return self, None
+        choice = choose_number(
+            self.boxes.readings, self.boxes.probabilities, registered, sender_numbers
+        )
+        read = MethodRead(
+            "zonal",
+            "support_number",
+            self.boxes.page,
+            self.boxes.readings[0].digits,
+            choice.digits,
+            0.0,
+            f"registered numbers: {choice.reason}",
+        )
+        if choice.digits is None:
+            return replace(self, reads=[*self.reads, read]), choice
+        number = parse_support_number(choice.digits, settings or SupportNumberSettings())
+        assert number is not None  # a valid reading by construction
+        confidence = min(
+            self.boxes.probabilities[i][int(d)] for i, d in enumerate(number.digits)
+        )
+        problems = [p for p in self.problems if "support number boxes" not in p]
+        return replace(
+            self, support_number=number, method="boxes", confidence=confidence,
+            reads=[*self.reads, read], problems=problems,
+        ), choice
 
 
 def _png(image: Image.Image) -> bytes:
@@ -152,6 +206,7 @@ def read_fax(
         for p, img in zip(analysed, pages, strict=True)
     ]
     accepted = number.value
+    boxes = box_evidence(analysed, cfg) if accepted is None else None
     return FaxReading(
         support_number=accepted.number if accepted else None,
         ticket_number=ticket.value,
@@ -163,6 +218,8 @@ def read_fax(
         problems=[*number.problems, *ticket.problems],
         page_images=images,
         timings=timings,
+        boxes=boxes,
+        sender=sender_fax(analysed, pages, deadline),
     )
 
 
@@ -178,7 +235,7 @@ def _analyse(
     for index, image in enumerate(pages, start=1):
         deadline.check(f"reading page {index}")
         gray, ink = remove_streaks(to_gray(image), ink_mask(image))
-        page = AnalysedPage(number=index, blank=is_blank(ink))
+        page = AnalysedPage(number=index, blank=is_blank(ink), gray=gray)
         analysed.append(page)
         if page.blank:
             continue
@@ -195,11 +252,18 @@ def _analyse(
 
 
 def _page_texts(analysed: list[AnalysedPage], full_text: bool, deadline: Deadline) -> str:
-    """The pages' OCR text, a form feed between pages; OCR made now unless ``full_text`` is off."""
+    """The pages' OCR text, a form feed between pages; OCR made now unless ``full_text`` is off.
+
+    Our form's page is read field by field (``form_text``: "label: value"
+    lines, PP-OCR); any other page by full-page OCR.
+    """
     texts: list[str] = []
     for page in analysed:
         if page.blank or page.levelled is None:
             texts.append("")
+            continue
+        if page.geometry is not None and page.gray is not None and page.ocr is None:
+            texts.append(form_text(page.gray, page.geometry, deadline) if full_text else "")
             continue
         if full_text:
             page_text(page, deadline)

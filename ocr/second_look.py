@@ -22,6 +22,8 @@ from madoguchi.ocr.fulltext import (
     AnalysedPage,
     canonical_labels,
     full_text,
+    mask_not_the_number,
+    masked_away,
     page_dpi,
     search_line_words,
 )
@@ -75,8 +77,13 @@ def _spots(page: AnalysedPage, ocr: OcrResult, count: int) -> list[_Spot]:
     for index, (text, words) in enumerate(lines):
         chars = [c for w in words for c in w.chars]
         folded = [unicodedata.normalize("NFKC", c.text) for c in chars]
+        # A number a word marks as another (記入例, シリアル, TEL...) is no spot.
+        masked = mask_not_the_number("".join((f or " ")[0] for f in folded))
         i = 0
         while i < len(chars):
+            if masked[i] == " " and folded[i].strip():
+                i += 1
+                continue
             if not (folded[i].isdigit() or folded[i] in _LOOKALIKES):
                 i += 1
                 continue
@@ -267,6 +274,8 @@ def second_look(
             break
         examined += 1
         tally = _tally(_vote(spot.page, spot, deadline), cfg, seen_valid)
+        if tally.best is not None and masked_away(spot.page.ocr, tally.best):
+            tally = _Tally(tally.raw, None, 0.0, f"{tally.best} is marked as another number")
         reads.append(
             MethodRead(
                 "fullpage",

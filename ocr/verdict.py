@@ -12,7 +12,8 @@ from typing import Generic, Literal, TypeVar
 
 from madoguchi.ticketing.support_number import SupportNumber
 
-Method = Literal["qr", "zonal", "fullpage", "qr+zonal"]
+# "boxes": the digit boxes read box by box (PP-OCR), decided by the registered numbers.
+Method = Literal["qr", "zonal", "fullpage", "qr+zonal", "boxes"]
 
 T = TypeVar("T")
 

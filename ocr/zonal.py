@@ -3,7 +3,9 @@
 The twelve digit boxes are located from the form's registration marks
 (``geometry.py``), their ruled lines cut away, the twelve digits set as one
 monospaced line and read by Tesseract twice, with the digit whitelist and
-without it (``--psm 7``); both reads must agree.
+without it (``--psm 7``); both reads must agree. Each box is also read on
+its own by PP-OCR (``ppocr.py``), which gives a probability for every digit
+in every box: the evidence handwriting needs (``decide.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import Enum
 import numpy as np
 from PIL import Image
 
+from madoguchi.ocr import ppocr
 from madoguchi.ocr._exec import tesseract
 from madoguchi.ocr.form import DIGIT_BOXES_MM, DIGIT_COUNT, DIGIT_ROW_MM, TICKET_BOX_MM, Rect
 from madoguchi.ocr.geometry import FormGeometry
@@ -44,9 +47,16 @@ class BoxStatus(Enum):
 @dataclass(frozen=True)
 class ZonalRead:
     status: BoxStatus
-    digits: str
+    digits: str  # Tesseract's read of the boxes as one line
     confidence: float
     note: str = ""
+    # PP-OCR's probability for each digit in each box (``ppocr.py``), left to right.
+    probabilities: tuple[tuple[float, ...], ...] = ()
+
+    @property
+    def box_digits(self) -> str:
+        """The likeliest digit in each box, by PP-OCR."""
+        return "".join(str(max(range(10), key=row.__getitem__)) for row in self.probabilities)
 
 
 def _edge(profile: np.ndarray, expected: int, reach: int, min_share: float) -> int | None:
@@ -144,15 +154,26 @@ def despeckle_mask(mask: np.ndarray) -> np.ndarray:
     return np.asarray(despeckle(image)) < 128
 
 
-def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadline) -> ZonalRead:
-    """The twelve digit boxes: what they hold, and the digits when they read clearly."""
+def box_interiors(gray: Image.Image, geometry: FormGeometry) -> list[np.ndarray]:
+    """The ink inside each of the twelve digit boxes, box lines cut away, level, 10 px/mm."""
     r = _CROP_PX_PER_MM
     pad = 2.0
     strip_rect = Rect(
         DIGIT_ROW_MM.x0 - pad, DIGIT_ROW_MM.y0 - pad, DIGIT_ROW_MM.x1 + pad, DIGIT_ROW_MM.y1 + pad
     )
     strip = np.asarray(geometry.rectify(gray, strip_rect, r)) < 150
-    interiors = [despeckle_mask(_box_interior(strip, box, strip_rect, r)) for box in DIGIT_BOXES_MM]
+    return [despeckle_mask(_box_interior(strip, box, strip_rect, r)) for box in DIGIT_BOXES_MM]
+
+
+def box_glyph(interior: np.ndarray) -> np.ndarray:
+    """The digit in one box's interior, cut tight."""
+    return _glyph(interior, _CROP_PX_PER_MM)
+
+
+def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadline) -> ZonalRead:
+    """The twelve digit boxes: what they hold, and the digits when they read clearly."""
+    r = _CROP_PX_PER_MM
+    interiors = box_interiors(gray, geometry)
     shares = [float(i.mean()) if i.size else 0.0 for i in interiors]
     empty = [s < _BOX_EMPTY_INK for s in shares]
     smudged = [i + 1 for i, s in enumerate(shares) if s > _BOX_SMUDGED_INK]
@@ -166,18 +187,19 @@ def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadli
         blanks = [str(i + 1) for i, e in enumerate(empty) if e]
         return ZonalRead(BoxStatus.INCOMPLETE, "", 0.0, f"box {', '.join(blanks)} empty")
 
-    image = _typeset([_glyph(i, r) for i in interiors])
+    glyphs = [_glyph(i, r) for i in interiors]
+    deadline.check("reading the digit boxes")
+    probs = tuple(tuple(float(p) for p in row) for row in ppocr.digit_probabilities(glyphs))
+    image = _typeset(glyphs)
     read = two_reads(image, tesseract.DIGITS, 200, deadline, "the digit boxes")
     digits = "".join(ch for ch in read.constrained if ch.isdigit())
     if len(digits) != DIGIT_COUNT:
-        return ZonalRead(
-            BoxStatus.UNCLEAR, digits, read.confidence, f"read {len(digits)} digits, not 12"
-        )
+        note = f"read {len(digits)} digits, not 12"
+        return ZonalRead(BoxStatus.UNCLEAR, digits, read.confidence, note, probs)
     if read.free != digits:
-        return ZonalRead(
-            BoxStatus.UNCLEAR, digits, read.confidence, f"unconstrained read gave {read.free!r}"
-        )
-    return ZonalRead(BoxStatus.READ, digits, read.confidence)
+        note = f"unconstrained read gave {read.free!r}"
+        return ZonalRead(BoxStatus.UNCLEAR, digits, read.confidence, note, probs)
+    return ZonalRead(BoxStatus.READ, digits, read.confidence, "", probs)
 
 
 @dataclass(frozen=True)

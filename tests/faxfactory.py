@@ -16,7 +16,7 @@ import numpy as np
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from bench.fax_corpus import fax_from_pdf
+from bench.fax_corpus import fax_customer, fax_from_pdf
 from madoguchi.ocr import form
 
 
@@ -51,8 +51,12 @@ def letter_pdf(lines: Sequence[str]) -> bytes:
 
 
 def send_fax(pdf: bytes, path: Path, *, resolution: str = "fine", container: str = "g4",
-             seed: int = 1) -> Path:
-    """``pdf`` as it arrives from a FAX machine, written to ``path``."""
+             seed: int = 1, sender_fax: str | None = None) -> Path:
+    """``pdf`` as it arrives from a FAX machine (whose number is ``sender_fax``), at ``path``."""
+    rng = random.Random(seed)
+    customer = None
+    if sender_fax is not None:
+        customer = fax_customer(rng, sender_fax)
     fax_from_pdf(pdf, path, resolution=resolution, container=container,
-                 rng=random.Random(seed), nprng=np.random.default_rng(seed))
+                 rng=rng, nprng=np.random.default_rng(seed), customer=customer)
     return path

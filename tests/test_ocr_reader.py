@@ -166,7 +166,7 @@ def test_form_without_any_number_goes_to_triage(corpus_dir):
     )
     reading = _read(item)
     assert reading.support_number is None
-    assert reading.problems == ["no support service number found"]
+    assert reading.problems == ["the form's support number boxes are empty"]
 
 
 def test_qr_and_printed_digits_that_disagree_are_unreadable(corpus_dir, tmp_path):

@@ -91,6 +91,31 @@ def contacts_by_ids(session: Session, ids: Iterable[int]) -> tuple[ContactFacts,
     )
 
 
+def registered_numbers(session: Session, digits: Iterable[str]) -> set[str]:
+    """Which of ``digits`` are contracts' support numbers (the closed set, asked in one query)."""
+    wanted = sorted(set(digits))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Contract.support_number).where(
+        Contract.support_number.in_(wanted))))
+
+
+def contacts_for_fax(session: Session, digits: str) -> tuple[ContactFacts, ...]:
+    """The registered contacts whose FAX number is ``digits`` (compared digit by digit)."""
+    if len(digits) < 9:
+        return ()
+    # Stored as written (03-1234-5678): narrowed by the last four digits, then compared.
+    candidates = session.scalars(
+        select(Contact).where(Contact.fax.like(f"%{digits[-4:]}"))
+        .options(selectinload(Contact.contracts)).order_by(Contact.id)
+    )
+    return tuple(
+        ContactFacts(c.id, c.customer_id, tuple(contract_facts(k) for k in c.contracts))
+        for c in candidates
+        if "".join(ch for ch in c.fax if ch.isdigit()) == digits
+    )
+
+
 def contact_cards(session: Session, customer_id: int) -> tuple[ContactCard, ...]:
     """The customer's registered contacts as a FAX form may show them."""
     contacts = session.scalars(

@@ -2,7 +2,9 @@
 
 * A FAX whose support number could not be read (``unreadable_fax``): nothing
   is guessed by the reader; staff look at the page images and give the
-  number, which must pass its check digit (``assign_fax_number``).
+  number, which must pass its check digit (``assign_fax_number``). When the
+  sending machine's FAX number is a registered contact's, the queue shows
+  that customer and its contracts as a suggestion (``sender_suggestion``).
 * A flagged inquiry (a stranger, an expired contract, an unknown number):
   staff take it on as a customer's (``accept_as_customer``) or set it aside
   as out of scope (``mark_out_of_scope``).
@@ -33,6 +35,7 @@ from madoguchi.ticketing.directory import register_contact, valid_email
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
+    Contact,
     Contract,
     Direction,
     Message,
@@ -200,11 +203,43 @@ def mark_out_of_scope(session: Session, ticket: Ticket, reason: str, user: Staff
 # -- the queues --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SenderSuggestion:
+    """Who the sending machine's FAX number says sent it: a suggestion for staff."""
+
+    fax: str  # the number as read (digits)
+    source: str  # "header" (the page's header line), "tsi", "caller_id" (a gateway's)
+    companies: tuple[str, ...]  # customers with a contact of that FAX number
+    contacts: tuple[str, ...]  # their names
+    support_numbers: tuple[str, ...]  # those customers' contracts
+
+
 @dataclass
 class FaxTriageItem:
     ticket: Ticket
     message: Message | None  # the FAX itself
     pages: list[Attachment]  # its page images (PNG)
+    sender: SenderSuggestion | None = None  # the registered contact the FAX number names
+
+
+def sender_suggestion(session: Session, message: Message | None) -> SenderSuggestion | None:
+    """What the FAX's sender number (recorded by the pipeline) says about who sent it."""
+    record = (message.fax_reading or {}) if message is not None else {}
+    found = record.get("sender_fax")
+    if not isinstance(found, dict) or not found.get("digits"):
+        return None
+    ids = [int(i) for i in found.get("contacts") or []]
+    contacts = session.scalars(
+        select(Contact).where(Contact.id.in_(ids)).options(selectinload(Contact.customer),
+                                                          selectinload(Contact.contracts))
+    ).all() if ids else []
+    return SenderSuggestion(
+        fax=str(found["digits"]),
+        source=str(found.get("source", "")),
+        companies=tuple(sorted({c.customer.company for c in contacts})),
+        contacts=tuple(c.name for c in contacts),
+        support_numbers=tuple(sorted({k.support_number for c in contacts for k in c.contracts})),
+    )
 
 
 def fax_triage(session: Session, limit: int | None = 50) -> list[FaxTriageItem]:
@@ -221,7 +256,7 @@ def fax_triage(session: Session, limit: int | None = 50) -> list[FaxTriageItem]:
     for t in tickets:
         fax = next((m for m in t.messages if m.channel == Channel.FAX), None)
         pages = [a for m in t.messages for a in m.attachments if a.content_type == "image/png"]
-        items.append(FaxTriageItem(t, fax, pages))
+        items.append(FaxTriageItem(t, fax, pages, sender_suggestion(session, fax)))
     return items
 
 

@@ -23,6 +23,7 @@ from madoguchi.ingest.steps import (
     deadline,
     dedupe,
     entitlement,
+    fax_sender,
     machine_mail,
     mail_trust,
     message,
@@ -67,7 +68,8 @@ MAIL: tuple[Step, ...] = (
 FAX: tuple[Step, ...] = (
     dedupe.STEP,  # the same document (its sha256) stored before: nothing more
     received.STEP,
-    support_number.FAX,  # read by OCR when it was prepared (None: unreadable)
+    fax_sender.STEP,  # the sending machine's number (header line, TSI, caller ID) → contacts
+    support_number.FAX,  # read by OCR when prepared; handwritten boxes: the registered numbers
     threading.FAX,  # the 問合せ番号 on the page, vouched for by its support number
     entitlement.FAX,  # a new ticket: the contact the page names; unreadable → triage
     placement.STEP,

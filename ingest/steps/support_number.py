@@ -3,7 +3,9 @@
 The rule is ``ticketing.support_number.find_support_number``. A number whose
 check digit fails matches no contract; it is kept as what was written
 (``support_number_written``), so staff see it, and is never the ticket's
-support number, which is its contract's. (A FAX's number was read by OCR when it was prepared.)
+support number, which is its contract's. A FAX's number was read by OCR when it was
+prepared; digit boxes it could not read alone (handwriting) are decided here, by
+``rules.fax_number.choose_number`` over the registered numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from madoguchi.ingest.arrival import Arrival, Step
 from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.inbound import Outcome
+from madoguchi.ticketing import store
+from madoguchi.ticketing.rules.fax_number import choose_number
 from madoguchi.ticketing.support_number import find_support_number
 
 
@@ -27,7 +31,18 @@ def _mail(batch: Batch, arrival: Arrival) -> Outcome | None:
 
 
 def _fax(batch: Batch, arrival: Arrival) -> Outcome | None:
-    arrival.support_number = arrival.written_number = arrival.fax.support_digits
+    fax = arrival.fax
+    arrival.support_number = arrival.written_number = fax.support_digits
+    if fax.support_digits is None and fax.boxes is not None:
+        # Boxes the reader could not read alone (handwriting): the closed set decides.
+        boxes = fax.boxes
+        registered = store.registered_numbers(batch.session, [r.digits for r in boxes.readings])
+        own = {k.support_number for c in arrival.sender_contacts for k in c.contracts}
+        choice = choose_number(boxes.readings, boxes.probabilities, registered, own)
+        fax.record["boxes_choice"] = {"digits": choice.digits, "reason": choice.reason}
+        if choice.digits is not None:
+            arrival.support_number = arrival.written_number = choice.digits
+            fax.record["method"] = "boxes"
     return None
 
 

@@ -1,0 +1,136 @@
+"""Handwritten numbers in the boxes, example numbers beside them, the sender's FAX number.
+
+Real Tesseract, real PP-OCR (onnxruntime, the model in the rapidocr wheel)
+and poppler on pages the corpus generator makes with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+
+from bench import fax_corpus
+from madoguchi.config.settings import FaxLimits
+from madoguchi.ocr import form
+from madoguchi.ocr.reader import read_fax_document
+from madoguchi.ticketing.support_number import luhn_check_digit
+
+pytestmark = pytest.mark.integration
+
+NUMBER = "203100010008"
+
+
+def _read(path: Path):  # type: ignore[no-untyped-def]
+    return read_fax_document(path.read_bytes(), path.name, FaxLimits(), full_text=False)
+
+
+def test_handwritten_boxes_are_decided_by_the_registered_numbers(tmp_path):
+    # Seed 2: a small, slanted hand Tesseract cannot read as a line.
+    item = fax_corpus.handwritten_form(NUMBER, tmp_path / "hw.tif", seed=2,
+                                       sender_fax="045-640-1112")
+    reading = _read(item.path)
+    assert reading.support_number is None  # nothing accepted alone
+    assert reading.boxes is not None and reading.boxes.readings[0].digits == NUMBER
+    assert any("support number boxes cannot be read" in p for p in reading.problems)
+    settled, choice = reading.settled({NUMBER, "203100020007"})
+    assert choice is not None and choice.digits == NUMBER
+    assert settled.support_number is not None and settled.support_number.digits == NUMBER
+    assert settled.method == "boxes" and settled.problems == []
+    assert 0.05 <= settled.confidence <= 1.0
+    # Not registered: never accepted, however clear the reading.
+    unregistered, why = reading.settled({"203100020007"})
+    assert unregistered.support_number is None
+    assert why is not None and "no registered number" in why.reason
+
+
+def test_a_blank_form_never_gives_its_example_number(tmp_path):
+    # This blank form's 記入例 number (valid) was once accepted from the page text.
+    item = fax_corpus.make_item("neg_missing", "fine", "g3-1d", 20260175830345, tmp_path)
+    assert item.layout == "form"
+    reading = _read(item.path)
+    assert reading.support_number is None
+    assert reading.problems == ["the form's support number boxes are empty"]
+    assert reading.boxes is None
+
+
+def _form_without_marks(example: str) -> bytes:
+    """Our form, its registration marks painted over, the example number beside the boxes."""
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=(form.PAGE_W_MM * mm, form.PAGE_H_MM * mm))
+    form.draw_form(c, printed_digits=None, qr_digits=None)
+    c.setFont(form.JAPANESE_FONT, 9)
+    c.drawString(*form.to_pdf(72, 44.8), f"（記入例：{example}）")
+    c.setFillGray(1)
+    for cx, cy in form.MARK_CENTERS_MM:
+        c.rect(*form.to_pdf(cx - 4, cy + 4), 8 * mm, 8 * mm, stroke=0, fill=1)
+    c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def test_a_form_found_by_its_text_alone_takes_no_number_from_its_text(tmp_path):
+    body = "72980939849"
+    example = f"{body[:4]}-{body[4:8]}-{body[8:]}{luhn_check_digit(body)}"
+    path = tmp_path / "nomarks.tif"
+    fax_corpus.fax_from_pdf(_form_without_marks(example), path, resolution="fine",
+                            container="g4", rng=random.Random(3), nprng=np.random.default_rng(3))
+    reading = _read(path)
+    assert reading.support_number is None
+    assert reading.problems == ["the form's support number boxes are empty"]
+    assert not any(r.value for r in reading.reads)
+
+
+def test_a_serial_number_in_a_letter_is_not_the_support_number(tmp_path):
+    serial = "40217730118" + luhn_check_digit("40217730118")
+    lines = ["株式会社サンプルソフトウェア サポートセンター 御中", "いつもお世話になっております。",
+             f"製品シリアル番号：{serial[:4]}-{serial[4:8]}-{serial[8:]}",
+             "ログインできません。よろしくお願いいたします。"]
+    from tests.faxfactory import letter_pdf, send_fax
+
+    path = send_fax(letter_pdf(lines), tmp_path / "serial.tif", seed=4)
+    reading = _read(path)
+    assert reading.support_number is None
+
+
+def test_the_tsi_hylafax_keeps_in_the_tiff_names_the_sender(tmp_path):
+    from PIL import Image
+
+    item = fax_corpus.make_item("neg_missing", "fine", "g4", 20260175830345, tmp_path)
+    with Image.open(item.path) as im:
+        im.load()
+        page = im.copy()
+    tagged = tmp_path / "recvq-fax00042.tif"
+    page.save(tagged, format="TIFF", compression="group4", dpi=(204, 196),
+              tiffinfo={270: "+81 45 640 1112"})
+    reading = _read(tagged)
+    assert reading.sender is not None
+    assert (reading.sender.digits, reading.sender.source) == ("0456401112", "tsi")
+
+
+def test_our_forms_text_is_read_field_by_field_as_label_and_value(tmp_path):
+    from bench.pagetext import recall
+
+    item = fax_corpus.make_item("form_typed", "standard", "g3-2d", 31, tmp_path)
+    reading = read_fax_document(item.path.read_bytes(), item.path.name, FaxLimits())
+    lines = reading.text.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:2]] == ["ご記入日", "会社名"]
+    assert "お問い合わせ内容:" in lines
+    # At standard resolution full-page OCR kept about half of this page's inquiry.
+    assert recall(item.inquiry, reading.text) >= 0.85
+
+
+def test_a_gateways_caller_id_names_the_sender():
+    from types import SimpleNamespace
+
+    from madoguchi.ingest.fax import gateway_caller
+
+    mail = SimpleNamespace(subject="FAX受信 045-640-1112 から (1枚)", from_name="FAX Gateway")
+    caller = gateway_caller(mail)  # type: ignore[arg-type]
+    assert caller is not None and (caller.digits, caller.source) == ("0456401112", "caller_id")
+    assert gateway_caller(SimpleNamespace(subject="FAX受信", from_name="")) is None  # type: ignore[arg-type]
