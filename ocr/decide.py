@@ -31,7 +31,7 @@ from madoguchi.ocr.second_look import second_look
 from madoguchi.ocr.ticket_text import find_ticket_number
 from madoguchi.ocr.verdict import Accepted, MethodRead, Verdict
 from madoguchi.ocr.zonal import BoxStatus, TwoReads, ZonalRead
-from madoguchi.ticketing.rules.fax_number import Reading, valid_readings
+from madoguchi.ticketing.rules.fax_number import Reading, clear_reading, valid_readings
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 
 # Lowest character confidence of the unconstrained zonal read to trust it.
@@ -134,17 +134,19 @@ def _digit_boxes(
 
     Tesseract's read of the boxes is trusted when its check digit holds, it
     is confident, and PP-OCR's likeliest valid reading of the boxes is the
-    same number. Anything else is left to ``choose_number`` with the
+    same number and clear (``clear_reading``: a margin over every other
+    valid reading, every digit seen). Anything else is left to ``choose_number`` with the
     registered numbers (the pipeline's step): the problem says so.
     """
     read = zonal.status is BoxStatus.READ
     parsed = parse_support_number(zonal.digits, cfg) if read else None
     readings = box_readings(zonal, cfg)
     likeliest = readings[0].digits if readings else None
+    clear = clear_reading(readings, zonal.probabilities) if readings else None
     trusted = (
         parsed is not None
         and zonal.confidence >= ZONAL_MIN_CONFIDENCE
-        and (not zonal.probabilities or likeliest == parsed.digits)
+        and (not zonal.probabilities or clear == parsed.digits)
     )
     note = zonal.note
     if read and parsed is None:
@@ -152,7 +154,7 @@ def _digit_boxes(
     elif parsed is not None and zonal.confidence < ZONAL_MIN_CONFIDENCE:
         note = f"confidence below {ZONAL_MIN_CONFIDENCE:.2f}"
     elif parsed is not None and not trusted:
-        note = f"PP-OCR's likeliest valid reading is {likeliest}"
+        note = f"PP-OCR's likeliest valid reading {likeliest} is not clear enough to confirm it"
     part = _PagePart(parsed if trusted else None)
     part.reads.append(
         MethodRead(

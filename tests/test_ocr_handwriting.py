@@ -134,3 +134,16 @@ def test_a_gateways_caller_id_names_the_sender():
     caller = gateway_caller(mail)  # type: ignore[arg-type]
     assert caller is not None and (caller.digits, caller.source) == ("0456401112", "caller_id")
     assert gateway_caller(SimpleNamespace(subject="FAX受信", from_name="")) is None  # type: ignore[arg-type]
+
+
+def test_tesseract_and_pp_ocr_agreeing_on_an_unclear_reading_is_no_confirmation(tmp_path):
+    # A large hand over the box lines: both read the two 3s as 5s (815652258949,
+    # valid), PP-OCR hardly seeing a digit there. Once accepted by the bench.
+    item = fax_corpus.make_item("form_handwritten", "fine", "g3-2d", 20260175800378, tmp_path)
+    assert item.expected_number == "813632258949"
+    reading = _read(item.path)
+    assert reading.support_number is None
+    assert any("not clear enough" in p for p in reading.problems)
+    # Even were the misreading a registered number, the margin refuses it.
+    settled, choice = reading.settled({"815652258949", "813632258949"})
+    assert settled.support_number is None and choice is not None and choice.digits is None

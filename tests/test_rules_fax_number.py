@@ -116,3 +116,14 @@ def test_numbers_that_a_word_marks_as_another_are_blanked(line, kept):
 )
 def test_the_sending_machines_number_is_read_from_its_header(header, digits):
     assert national_digits(header) == digits
+
+
+def test_a_clear_reading_needs_the_margin_and_every_digit_seen_but_no_registry():
+    from madoguchi.ticketing.rules.fax_number import clear_reading
+
+    probs = _sure(NUMBER)
+    assert clear_reading(valid_readings(probs), probs) == NUMBER
+    faint = _sure(NUMBER)
+    faint[2] = [0.003] * 10  # a box where no digit was seen
+    assert clear_reading(valid_readings(faint), faint) is None
+    assert clear_reading([], []) is None

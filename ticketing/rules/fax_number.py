@@ -86,6 +86,26 @@ class Choice:
     margin: float = 0.0  # the winner's weight over the best other valid reading's, as a ratio
 
 
+def clear_reading(
+    readings: Sequence[Reading], probabilities: Sequence[Sequence[float]]
+) -> str | None:
+    """The likeliest valid reading when it is clear without the registered numbers.
+
+    Clear: ``MARGIN`` times as likely as the next valid reading, and no digit
+    of it below ``MIN_DIGIT``. For a reading another method made of the
+    same boxes (Tesseract's line): agreeing with an unclear reading is no
+    confirmation, since both may have seen the same damaged digit.
+    """
+    if not readings:
+        return None
+    best = readings[0]
+    if len(readings) > 1 and best.log_weight - readings[1].log_weight < math.log(MARGIN):
+        return None
+    if min(probabilities[i][int(d)] for i, d in enumerate(best.digits)) < MIN_DIGIT:
+        return None
+    return best.digits
+
+
 def choose_number(
     readings: Sequence[Reading],
     probabilities: Sequence[Sequence[float]],
