@@ -36,6 +36,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from madoguchi.config.web import WebSettings
 from madoguchi.web.client import client_address
+from madoguchi.web.http import security_headers
 
 log = logging.getLogger("madoguchi.web.guard")
 
@@ -105,6 +106,19 @@ def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
             if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
                 self._arm(limits.header_timeout, "headers")
 
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn answers a request it cannot parse by itself, outside the
+            # application and its SecurityHeaders: the same headers go on here.
+            body = msg.encode("ascii", "replace")
+            headers = [(b"content-type", b"text/plain; charset=utf-8"),
+                       (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            headers += security_headers({name for name, _ in headers}, static=False, hsts=None)
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event) or b"")
+            self.transport.close()
+
         def _arm(self, seconds: float, phase: str) -> None:
             self._disarm()
             self._phase = phase
@@ -151,10 +165,11 @@ class ConcurrencyLimit:
         if self.active >= self.limit or self.by_client[client] >= self.per_client:
             log.warning("answered 503: %d requests under way", self.active)
             body = "混み合っています。しばらくしてからお試しください。\n".encode()
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"5"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"5"),
+                       (b"content-length", str(len(body)).encode())]
+            # Outside the application, so outside its SecurityHeaders: added here.
+            headers += security_headers({name for name, _ in headers}, static=False, hsts=None)
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         self.active += 1

@@ -191,3 +191,38 @@ def test_a_flood_of_one_log_line_is_cut_to_a_burst_and_a_count() -> None:
     clock.now += 11
     summary = record("127.0.0.9")
     assert flood.filter(summary) and "[995 more like this left out]" in str(summary.msg)
+
+
+def test_a_request_beyond_the_concurrency_limit_gets_503_with_the_security_headers() -> None:
+    import asyncio
+
+    from madoguchi.web_guard import ConcurrencyLimit
+
+    release = asyncio.Event()
+
+    async def slow(scope: dict[str, object], receive: object, send: object) -> None:
+        await release.wait()
+
+    async def run() -> list[dict[str, object]]:
+        guard = ConcurrencyLimit(slow, 1)  # type: ignore[arg-type]
+        scope = {"type": "http", "path": "/", "headers": [], "client": ("127.0.0.9", 1)}
+        sent: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b""}
+
+        first = asyncio.create_task(guard(scope, receive, send))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        await guard(scope, receive, send)  # type: ignore[arg-type]
+        release.set()
+        await first
+        return sent
+
+    start = asyncio.run(run())[0]
+    assert start["status"] == 503
+    names = {name for name, _ in start["headers"]}  # type: ignore[attr-defined]
+    assert {b"content-security-policy", b"x-frame-options", b"cache-control",
+            b"x-content-type-options", b"retry-after"} <= names

@@ -118,3 +118,20 @@ def test_a_body_trickled_a_byte_at_a_time_is_cut_off(wd: WebDesk) -> None:
         s.close()
         assert cut  # within the body deadline (6 × header_timeout_seconds), not for ever
         assert time.monotonic() - began < 1.5 * 6 + 5
+
+
+def test_a_request_uvicorn_cannot_parse_gets_400_with_the_security_headers(wd: WebDesk) -> None:
+    with serving(wd) as url:
+        parts = urlsplit(url)
+        s = socket.create_connection((parts.hostname, parts.port), timeout=5,
+                                     source_address=(STRANGER, 0))
+        s.sendall(b"GET /login HTTP/1.1\r\nHost: desk\r\nBad Header Line\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+        s.close()
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 400")
+    for name in (b"content-security-policy:", b"x-frame-options: deny",
+                 b"x-content-type-options: nosniff", b"cache-control: no-store"):
+        assert name in head
