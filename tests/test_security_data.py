@@ -124,6 +124,10 @@ def test_privacy_erase_anonymises_in_place_removes_the_bytes_and_keeps_the_rest(
     webdesk: WebDesk, monkeypatch: pytest.MonkeyPatch, agent: Staff,
 ) -> None:
     number = _yamada_data(webdesk)
+    with transaction(webdesk.desk.factory) as s:
+        suzukis = s.scalars(select(Ticket).join(Message).where(Message.sender == SUZUKI[1])).one()
+        actions.add_note(s, suzukis, None, f"{YAMADA[0]}様（{YAMADA[1]}）から折り返しの依頼あり",
+                         datetime.now(UTC))
     blobs = webdesk.desk.blobs
     with webdesk.desk.factory() as s:
         mine = s.scalars(select(RawMessage.sha256).join(Message, Message.raw_id == RawMessage.id)
@@ -151,11 +155,15 @@ def test_privacy_erase_anonymises_in_place_removes_the_bytes_and_keeps_the_rest(
         assert s.scalar(select(func.count()).select_from(QuarantineEntry)) == 0
         others = s.scalars(select(Message).where(Message.sender == SUZUKI[1])).all()
         assert len(others) == 1 and "別件です" in others[0].text  # another person: untouched
+        [named] = s.scalars(select(Message).where(Message.text.contains("折り返し"))).all()
+        # Suzuki's ticket keeps its note; only the words naming Yamada are gone.
+        assert named.text == "（削除済み）様（（削除済み））から折り返しの依頼あり"
         from madoguchi.ticketing.security_models import PrivacyAction
 
         [erased] = s.scalars(select(PrivacyAction).where(PrivacyAction.action == "erase")).all()
     assert erased.subject_sha256 == hashlib.sha256(address.encode()).hexdigest()
     assert address not in json.dumps(erased.summary) and erased.summary["messages"] == 2
+    assert erased.summary["mentions"] == 1
     assert not any(blobs.exists(h) for h in mine)  # the raw bytes are gone from disk
     assert f"/tickets/{number}" not in agent.get("/search?q=千代田区").text  # nor in the index
 

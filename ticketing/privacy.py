@@ -9,7 +9,10 @@ document (and, given a folder, the raw messages and attachments beside it);
 subjects and texts are replaced, Message-IDs and FAX readings dropped, raw
 bytes and attachments removed (their blobs once nothing names them:
 ``sweep_blobs``, after the commit), outbox mail and quarantined input
-deleted. Staff notes on the person's tickets are anonymised with the rest.
+deleted. Staff notes on the person's tickets are anonymised with the rest;
+on other tickets, a note or message that names the person (the address, a
+registered contact's name, phone or FAX number) keeps its text with those
+words replaced (``mentions``, ``redact``).
 Each request is recorded in ``privacy_actions`` by the sha256 of the
 address, never the address itself. The command line is
 ``madoguchi privacy export|erase --email ADDRESS``.
@@ -55,6 +58,16 @@ class PersonData:
     messages: list[Message] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
+    # Messages on other tickets (staff notes mostly) that name the person.
+    mentioned_in: list[Message] = field(default_factory=list)
+
+    def identifiers(self) -> list[str]:
+        """What names the person in free text: the address and the contacts' name,
+        phone and FAX number (names of one character would match too much)."""
+        found = {self.address}
+        for c in self.contacts:
+            found.update(v for v in (c.name, c.phone, c.fax) if v and len(v.strip()) >= 2)
+        return sorted((v.strip() for v in found), key=len, reverse=True)
 
 
 def _mentions(values: Iterable[str] | None, address: str) -> bool:
@@ -86,11 +99,31 @@ def find(db: Session, address: str, blobs: BlobStore) -> PersonData:
     found.tickets = sorted(tickets.values(), key=lambda t: t.id)
     found.outbox = [o for o in db.scalars(select(OutboxMessage).where(
         cast(OutboxMessage.rcpt_to, Text).ilike(like))) if _mentions(o.rcpt_to, address)]
+    found.mentioned_in = mentions(db, found)
     needle = address.encode()
     for q in db.scalars(select(QuarantineEntry).order_by(QuarantineEntry.id)):
         if blobs.exists(q.sha256) and needle in blobs.get(q.sha256).lower():
             found.quarantine.append(q)
     return found
+
+
+def mentions(db: Session, data: PersonData) -> list[Message]:
+    """Messages not already ``data``'s whose subject or text names the person."""
+    mine = {m.id for m in data.messages}
+    conditions = [column.contains(word, autoescape=True)
+                  for word in data.identifiers() for column in (Message.subject, Message.text)]
+    return [m for m in db.scalars(select(Message).where(or_(*conditions)).order_by(Message.id))
+            if m.id not in mine]
+
+
+def redact(messages: Iterable[Message], words: list[str]) -> None:
+    """Replace ``words`` (longest first) in the subject, text and HTML of ``messages``."""
+    for m in messages:
+        for word in words:
+            m.subject = m.subject.replace(word, ERASED_NAME)
+            m.text = m.text.replace(word, ERASED_NAME)
+            if m.html:
+                m.html = m.html.replace(word, ERASED_NAME)
 
 
 def _moment(value: datetime | None) -> str | None:
@@ -128,6 +161,8 @@ def export_record(data: PersonData, now: datetime) -> dict[str, Any]:
                     "status": o.status.value, "rcpt_to": o.rcpt_to} for o in data.outbox],
         "quarantine": [{"id": q.id, "received_at": _moment(q.received_at), "reason": q.reason,
                         "size": q.size, "sha256": q.sha256} for q in data.quarantine],
+        "mentioned_in": [{"ticket": m.ticket.number, "id": m.id, "channel": m.channel.value,
+                          "date": _moment(m.date), "text": m.text} for m in data.mentioned_in],
     }
 
 
@@ -165,18 +200,21 @@ class Erasure:
     messages: int = 0
     outbox: int = 0
     quarantine: int = 0
+    mentions: int = 0
     blobs: set[str] = field(default_factory=set)  # to sweep after the commit
 
     def summary(self) -> dict[str, object]:
         return {"contacts": self.contacts, "tickets": self.tickets, "messages": self.messages,
-                "outbox": self.outbox, "quarantine": self.quarantine}
+                "outbox": self.outbox, "quarantine": self.quarantine, "mentions": self.mentions}
 
 
 def erase(db: Session, data: PersonData, now: datetime, operator: str) -> Erasure:
     """Anonymise ``data`` in place and record it; the caller commits, then ``sweep_blobs``."""
     done = Erasure(contacts=len(data.contacts), tickets=len(data.tickets),
                    messages=len(data.messages), outbox=len(data.outbox),
-                   quarantine=len(data.quarantine))
+                   quarantine=len(data.quarantine), mentions=len(data.mentioned_in))
+    # Before the contacts lose their names: those are among the words to replace.
+    redact(data.mentioned_in, data.identifiers())
     for c in data.contacts:
         c.name, c.phone, c.fax = ERASED_NAME, "", ""
         c.emails.clear()
