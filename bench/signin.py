@@ -191,7 +191,9 @@ def main() -> None:
         try:
             server = psutil.Process(proc.pid)
             before = server.memory_info().rss / 2**20
+            cpu_before, own_before = server.cpu_times(), psutil.Process().cpu_times()
             load, staff, memory = asyncio.run(_flood(port, args, server))
+            cpu_after, own_after = server.cpu_times(), psutil.Process().cpu_times()
             after = server.memory_info().rss / 2**20
         finally:
             proc.terminate()
@@ -211,6 +213,13 @@ def main() -> None:
           f"{answered / args.seconds:.0f}/s  (" + ", ".join(
               f"{k}: {v}" for k, v in sorted(load.codes.items())) + ")")
     print(f"connection errors   {load.errors}")
+    # The load generator shares the machine's cores with the server: what each spent
+    # tells whether the server or the generator set the rate.
+    server_cpu = sum(cpu_after[:2]) - sum(cpu_before[:2])
+    own_cpu = sum(own_after[:2]) - sum(own_before[:2])
+    print(f"CPU seconds         server {server_cpu:.1f} ({server_cpu / args.seconds:.0%} of a "
+          f"core; {server_cpu / max(answered, 1) * 1000:.2f} ms per attempt), load generator "
+          f"{own_cpu:.1f}; load average {os.getloadavg()[0]:.1f}")
     print(f"passwords checked   {checked[0]} (Argon2 runs; {checked[1] or 0} of them staff's "
           "right password)")
     ok = [t for t, s in staff if s == 303]

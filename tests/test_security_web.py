@@ -63,6 +63,11 @@ def test_strangers_guessing_a_login_do_not_keep_its_owner_out(wd: WebDesk) -> No
         assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
         r = stranger.sign_in("agent", PASSWORD)  # even the right one, from the guessing place
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        # Refused before the session layer (no cookie set), with the headers of every page,
+        # and the keep-alive connection still serves the next request.
+        assert "set-cookie" not in r.headers and "しばらく時間をおいて" in r.text
+        assert "default-src" in r.headers["content-security-policy"]
+        assert stranger.client.get("/login").status_code == 200
         # The owner, from a clean place, with the right password: in at once.
         assert visitor(url, STAFF).sign_in("agent").status_code == 303
 

@@ -31,6 +31,7 @@ from madoguchi.web.auth import PasswordChecks, load_secret
 from madoguchi.web.http import DeskWeb, SecurityHeaders, error_page
 from madoguchi.web.metrics import Collector
 from madoguchi.web.routes import routes
+from madoguchi.web.signin import EarlyRefusal
 from madoguchi.web.templating import environment
 from madoguchi.web.throttle import SignInThrottle
 
@@ -64,7 +65,8 @@ class DeskApp(Starlette):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack(), self.state.desk.web)
+        return SecurityHeaders(EarlyRefusal(super().build_middleware_stack(), self.state.desk),
+                               self.state.desk.web)
 
 
 def create_app(storage: Storage, *, web: WebSettings | None = None,

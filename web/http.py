@@ -256,9 +256,10 @@ class Ctx:
 Handler = Callable[[Ctx], Response]
 
 
-def error_page(state: DeskWeb, request: Request, status: int, message: str) -> HTMLResponse:
+def error_page(state: DeskWeb, request: Request, status: int, message: str,
+               back: tuple[str, str] = ("/queue", "キューへ戻る")) -> HTMLResponse:
     html = state.templates.get_template("error.html").render(
-        user=None, csrf="", flashes=[], nav="", status=status, message=message
+        user=None, csrf="", flashes=[], nav="", status=status, message=message, back=back
     )
     return HTMLResponse(html, status_code=status)
 
@@ -303,12 +304,8 @@ def _has_nul(request: Request, form: FormData | None) -> bool:
 
 
 def endpoint(*, auth: bool = True, role: Role | None = None,
-             guard: Callable[[Ctx], Response | None] | None = None,
              ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """A handler run in a worker thread after the form, CSRF and sign-in checks.
-
-    ``guard`` (no database) runs first in the event loop and may answer at once.
-    """
+    """A handler run in a worker thread after the form, CSRF and sign-in checks."""
     def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             state: DeskWeb = request.app.state.desk
@@ -328,10 +325,6 @@ def endpoint(*, auth: bool = True, role: Role | None = None,
                 if form is not None:
                     await form.close()
                 return error_page(state, request, 400, "送信された内容を読めませんでした。")
-            if guard is not None:
-                answered = guard(Ctx(request, None, state, None, form))  # type: ignore[arg-type]
-                if answered is not None:
-                    return answered
             try:
                 return await run_in_threadpool(_run, fn, request, form, state, auth, role)
             finally:
