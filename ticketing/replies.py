@@ -38,8 +38,8 @@ from madoguchi.config import Settings
 from madoguchi.ticketing.actions import (
     ActionError,
     ensure_workable,
-    mark_first_response,
     required_text,
+    responded,
 )
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.japanese import format_moment_ja
@@ -189,7 +189,7 @@ def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
         author_id=user.id,
     )
     session.add(message)
-    mark_first_response(ticket, now)
+    responded(session, ticket, user, now)
     return message
 
 
@@ -327,5 +327,5 @@ def send_fax_reply(session: Session, ticket: Ticket, user: StaffUser, reply: Fax
                                           content_type="application/pdf",
                                           filename=f"{name}.pdf", original_filename=""))
     session.add(message)
-    mark_first_response(ticket, now)
+    responded(session, ticket, user, now)
     return message, written

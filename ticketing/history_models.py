@@ -1,0 +1,36 @@
+"""The history of a ticket: who changed what, and when (``ticketing.history`` writes it).
+
+Registered on ``models.Base`` (``ticketing.models`` imports this module at
+its end), so the migrations and ``Base.metadata`` know it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from madoguchi.ticketing.models import Base, UTCDateTime
+
+
+class TicketEvent(Base):
+    """One change to a ticket, in the desk's words, with who did it and when."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_at", "ticket_id", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The staff user who acted; None for the desk itself or the command line.
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    by: Mapped[str] = mapped_column(String(200))  # the name shown: the user's, or the desk's
+    # A short code ("state", "assignee", "flag", "contract", "merge", "triage",
+    # "contact", "delivery", "reminder"...), and the line staff read.
+    kind: Mapped[str] = mapped_column(String(40))
+    what: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
+    # Set by a job that must act once (a reminder, an escalation): a second
+    # record with the same key is skipped, so a run repeated after a crash is not.
+    once_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
