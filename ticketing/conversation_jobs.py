@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from madoguchi.config import Settings
 from madoguchi.ticketing import conversation
 from madoguchi.ticketing.calendar import BusinessCalendar
+from madoguchi.ticketing.conversation_models import TicketEvent
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.escalation import notice_mail
 from madoguchi.ticketing.history import DESK, record
-from madoguchi.ticketing.history_models import TicketEvent
 from madoguchi.ticketing.japanese import format_moment_ja
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import OutboxMessage, Ticket

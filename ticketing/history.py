@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from madoguchi.ticketing.conversation_models import TicketEvent
 from madoguchi.ticketing.dialect import dialect_of
-from madoguchi.ticketing.history_models import TicketEvent
 from madoguchi.ticketing.models import StaffUser, table_of
 
 __all__ = ["DESK", "Entry", "events_of", "export_history", "record"]

@@ -568,5 +568,5 @@ class OutboxMessage(Base):
 
 # Sessions, sign-in attempts, the access log, privacy actions, the tickets' history:
 # their own modules.
-from madoguchi.ticketing import history_models as history_models  # noqa: E402
+from madoguchi.ticketing import conversation_models as conversation_models  # noqa: E402
 from madoguchi.ticketing import security_models as security_models  # noqa: E402
