@@ -28,18 +28,17 @@ from madoguchi.ticketing.models import Contract, Flag, OutboxMessage, StaffUser,
 from madoguchi.ticketing.vocabulary import ConversationState as State
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
-from tests.test_web_kit import (  # noqa: F401 (fixtures)
+from tests.test_web_kit import (
     JST,
     YAMADA,
     Staff,
     WebDesk,
-    agent,
     ingest_mail,
     make_ticket,
-    quick_hashing,
     ticket,
-    webdesk,
 )
+
+pytest_plugins = ["tests.test_web_kit"]
 
 DESK = "support@example.co.jp"
 BOSS = "boss@sakura-shoji.example.jp"

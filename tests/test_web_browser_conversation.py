@@ -18,18 +18,11 @@ from madoguchi.web_server import WebServer
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
 from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
-from tests.test_web_kit import (  # noqa: F401 (a fixture)
-    PASSWORD,
-    YAMADA,
-    WebDesk,
-    ingest_mail,
-    make_ticket,
-    open_web,
-    quick_hashing,
-)
+from tests.test_web_kit import PASSWORD, YAMADA, WebDesk, ingest_mail, make_ticket, open_web
 
 # The system lane: whole processes, for minutes (tests/conftest.py).
 pytestmark = pytest.mark.slow
+pytest_plugins = ["tests.test_web_kit"]
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def running(sqlite_url: str, tmp_path: Path, quick_hashing: None
             .sla_override = {"next_response": {"calendar": "24x7", "policy": "business_hours",
                                                "hours": 1}}
     mine = ingest_mail(desk, subject="ログインできません", message_id="w1@sakura.example.jp")
-    other = make_ticket(desk, subject="別のお問い合わせ", due=datetime.now(UTC) + timedelta(hours=5))
+    other = make_ticket(desk, subject="別件", due=datetime.now(UTC) + timedelta(hours=5))
     server = WebServer(settings, desk=desk, web=wd.web, host="127.0.0.1", port=0).start()
     try:
         yield wd, server.url, mine, other
