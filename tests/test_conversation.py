@@ -256,3 +256,18 @@ def test_history_records_merge_and_triage_with_who_did_it(webdesk: WebDesk) -> N
         by = s.scalars(select(TicketEvent.by).join(Ticket, Ticket.id == TicketEvent.ticket_id)
                        .where(Ticket.number == second)).all()
     assert set(by) == {actions.COMMAND_LINE}
+
+
+def test_privacy_erase_takes_the_persons_name_out_of_the_history(
+    webdesk: WebDesk, agent: Staff, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    number = ingest_mail(webdesk.desk, subject="消去の件")
+    _answer(agent, number, then="")
+    _follow_up(webdesk, number, datetime.now(UTC), "追伸です。")
+    assert any(YAMADA[0] in h for h in _history(webdesk, number))
+    monkeypatch.setenv("MADOGUCHI_DATABASE_URL", webdesk.settings.database_url)
+    monkeypatch.setenv("MADOGUCHI_STORAGE_DIR", str(webdesk.settings.storage_dir))
+    result = CliRunner().invoke(app, ["privacy", "erase", "--email", YAMADA[1], "--yes"])
+    assert result.exit_code == 0, result.output
+    history = _history(webdesk, number)
+    assert history and not any(YAMADA[0] in h or YAMADA[1] in h for h in history)

@@ -87,3 +87,20 @@ def export_history(entries: list[Entry], tz: ZoneInfo) -> list[dict[str, str]]:
     """The history as ``madoguchi export`` writes it: ``at`` (ISO 8601), ``by``, ``what``."""
     return [{"at": e.at.astimezone(tz).isoformat(), "by": e.by, "what": e.what}
             for e in entries]
+
+
+def erase_mentions(session: Session, ticket_ids: list[int], words: set[str],
+                   erased: str) -> int:
+    """Replace the history lines of these tickets that name any of ``words`` (a person's
+    name or address, for ``privacy.erase``); how many were replaced."""
+    wanted = [w for w in words if len(w.strip()) >= 2]
+    if not ticket_ids or not wanted:
+        return 0
+    events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id.in_(ticket_ids)))
+    count = 0
+    for e in events:
+        if any(w in e.what or w in e.by for w in wanted):
+            e.what, e.detail, count = erased, None, count + 1
+            if any(w in e.by for w in wanted):
+                e.by = erased
+    return count

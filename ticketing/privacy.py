@@ -27,6 +27,7 @@ from sqlalchemy import Text, cast, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.ticketing.blobstore import BlobStore
+from madoguchi.ticketing.history import erase_mentions
 from madoguchi.ticketing.models import (
     Attachment,
     Contact,
@@ -177,6 +178,11 @@ def erase(db: Session, data: PersonData, now: datetime, operator: str) -> Erasur
     done = Erasure(contacts=len(data.contacts), tickets=len(data.tickets),
                    messages=len(data.messages), outbox=len(data.outbox),
                    quarantine=len(data.quarantine))
+    # History lines that name the person (a follow-up's writer, a contact registered).
+    erase_mentions(db, [t.id for t in data.tickets],
+                   {data.address, *(c.name for c in data.contacts),
+                    *(m.sender_name for m in data.messages if m.sender == data.address)},
+                   ERASED_NAME)
     for c in data.contacts:
         c.name, c.phone, c.fax = ERASED_NAME, "", ""
         c.emails.clear()
