@@ -106,21 +106,6 @@ def default_reply_target(ticket: Ticket) -> Message | None:
     return mails[-1] if mails else None
 
 
-def default_recipient(ticket: Ticket, target: Message | None) -> str:
-    """Who a reply goes to unless staff type otherwise: never a sender the desk could not
-    vouch for, unless that address is the ticket's contact's own (then it reaches them)."""
-    contact = [e.email for e in ticket.contact.emails] if ticket.contact is not None else []
-    candidates = [target] if target is not None else []
-    candidates += reversed([m for m in ticket.messages
-                            if m.direction == Direction.IN and m.channel == Channel.EMAIL
-                            and not m.auto_kind])
-    for m in candidates:
-        if usable_address(m.sender) and (not m.unverified_sender
-                                         or m.sender.lower() in contact):
-            return m.sender
-    return contact[0] if contact else ""
-
-
 @dataclass(frozen=True)
 class MailReply:
     to: str

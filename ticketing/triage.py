@@ -59,7 +59,7 @@ from madoguchi.ticketing.rules.entitlement import (
     match_fax_contact,
 )
 from madoguchi.ticketing.support_number import SupportNumber, format_number, parse_support_number
-from madoguchi.ticketing.vocabulary import OUT_OF_SCOPE, InquiryKind
+from madoguchi.ticketing.vocabulary import OUT_OF_SCOPE, Flag, InquiryKind
 
 MAX_REASON = 1_000
 # What staff answer by accepting an inquiry as the customer's: who sent it,
@@ -92,7 +92,8 @@ def _apply(ticket: Ticket, decision: Entitlement,
     ticket.contract_id, ticket.customer_id = decision.contract_id, decision.customer_id
     ticket.contact_id = decision.contact_id
     details = decision.details(lambda d: format_number(d, settings.support_number))
-    ticket.flags = [f for f in ticket.flags if f.flag in decision.flags]
+    # The rule's flags; a customer's urgent follow-up stays flagged until answered.
+    ticket.flags = [f for f in ticket.flags if f.flag in decision.flags or f.flag is Flag.URGENT]
     have = {f.flag for f in ticket.flags}
     ticket.flags += [TicketFlag(flag=f) for f in sorted(decision.flags - have)]
     for flag in ticket.flags:
