@@ -114,6 +114,8 @@ def test_a_customer_reply_wakes_a_pending_ticket_with_its_contracts_next_respons
                for h in history)
     assert any(h.startswith("状態: 保留 → お客様から返信あり") for h in history), history
     assert any(h.startswith("フラグ: 至急") for h in history)
+    # No trusted mail server here: the follow-up's sender is unverified, and that is told too.
+    assert any(h.startswith("フラグ: 送信者未確認") for h in history)
     # Answering stops the next-response clock and answers the urgent flag.
     _answer(agent, number, then="")
     t = ticket(webdesk.desk, number)
