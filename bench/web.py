@@ -7,9 +7,11 @@ dropped again at the end unless --keep) on the PostgreSQL at --admin-url,
 migrates it to revision 0001, fills it inside the server with
 ``INSERT ... SELECT FROM generate_series`` (generated data, not the
 pipeline's slow path), then migrates to head so that 0002 builds the queue
-and trigram search indexes over the loaded rows, as an upgrade of a live desk
-would. The database is created with LC_CTYPE C.UTF-8, under which pg_trgm
-takes kana and kanji into trigrams.
+and trigram search indexes over the loaded rows and 0009 reads the tickets'
+states, as an upgrade of a live desk would; then a third of the open tickets
+become customer_replied (next response due) and every ticket gets four
+history lines (``ticket_events``). The database is created with LC_CTYPE
+C.UTF-8, under which pg_trgm takes kana and kanji into trigrams.
 
 The data: --tickets tickets (95% closed, 3% open, 2% pending, received over
 three years, a fifth by FAX, 3% flagged), --messages-per-ticket messages each
@@ -21,7 +23,8 @@ signed in to; each page is fetched --requests times after a warm-up, over
 HTTP with keep-alive, and the figures are wall-clock milliseconds per
 request, server and rendering included:
 
-- queue, first page: the default view (not closed), soonest due first
+- queue, first page: the default view (not closed), the soonest deadline still open
+  first (first response or next response)
 - queue, deep page: the page after a cursor taken at random in the queue
 - ticket: a random ticket with its whole thread
 - search, common word: ライセンス (in about one message in five)
@@ -171,6 +174,34 @@ def load(conn: psycopg.Connection, tickets: int, per_ticket: int) -> dict[str, f
     return timings
 
 
+def conversation(conn: psycopg.Connection, tickets: int) -> dict[str, float]:
+    """The conversation's data over the loaded tickets: a third of the open ones answered
+    and replied to by the customer (next response due), and four history lines a ticket."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    conn.execute("""
+        UPDATE tickets SET state = 'customer_replied', first_responded_at = received_at
+                + interval '3 hours', customer_replied_at = received_at + interval '1 day',
+            next_response_due = received_at + interval '1 day 8 hours',
+            response_due = received_at + interval '1 day 8 hours'
+        WHERE status = 'open' AND id % 3 = 0;
+        UPDATE tickets SET state = 'waiting' WHERE status = 'pending' AND id % 2 = 0;
+    """)
+    conn.execute(f"""
+        INSERT INTO ticket_events (ticket_id, at, by, kind, what)
+        SELECT t, TIMESTAMPTZ '2024-01-01 00:00+09' + (t * interval '94 seconds')
+                   + k * interval '2 hours',
+               CASE WHEN k = 0 THEN 'madoguchi' ELSE '担当 ' || (t % 20) END,
+               (ARRAY['state', 'assignee', 'state', 'flag'])[k + 1],
+               (ARRAY['状態: 新規 → 対応中', '担当者: 未割当 → 担当 ' || (t % 20),
+                      '状態: 対応中 → 回答済・返信待ち', 'フラグ: 至急'])[k + 1]
+        FROM generate_series(1, {tickets}) t, generate_series(0, 3) k;
+    """)  # type: ignore[arg-type]
+    conn.commit()
+    timings["conversation (states, 4 history lines a ticket)"] = time.perf_counter() - started
+    return timings
+
+
 class Client:
     """One signed-in staff browser: HTTP/1.1 keep-alive, the session cookie, no redirects."""
 
@@ -243,8 +274,9 @@ def main() -> None:
             load_timings = load(conn, args.tickets, args.messages_per_ticket)
         started = time.perf_counter()
         upgrade(url)  # 0002: queue and trigram indexes over the loaded rows
-        load_timings["migration 0002 (indexes)"] = time.perf_counter() - started
-        print(f"# indexes: {load_timings['migration 0002 (indexes)']:.1f} s", file=sys.stderr)
+        load_timings["migrations 0002-head (indexes, states)"] = time.perf_counter() - started
+        with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
+            load_timings.update(conversation(conn, args.tickets))
         with psycopg.connect(f"{args.admin_url}/{DB}", autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
     with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
@@ -256,8 +288,9 @@ def main() -> None:
         conn.commit()
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[arg-type,index]
                   for t in ("tickets", "messages")}
-        active = conn.execute("SELECT first_response_due, id FROM tickets "
-                              "WHERE status <> 'closed'").fetchall()
+        active = conn.execute("SELECT response_due, id FROM tickets "
+                              "WHERE status <> 'closed' AND response_due IS NOT NULL"
+                              ).fetchall()
         numbers = [r[0] for r in conn.execute(
             "SELECT number FROM tickets TABLESAMPLE SYSTEM (1)").fetchall()]
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))"

@@ -165,6 +165,9 @@ class ProductSettings(BaseModel):
     addresses: list[str] = []
     calendar: CalendarSettings | None = None
     sla: SlaSettings | None = None
+    # After the first response (config/conversation.py); not given: [conversation]'s.
+    next_response: SlaSettings | None = None
+    auto_close_business_days: int | None = Field(None, ge=0, le=365)
     license_key: LicenseKeySettings | None = None
     acknowledgement: ProductAckSettings = ProductAckSettings()
     fax_form: ProductFaxForm = ProductFaxForm()

@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
+from madoguchi.config.conversation import ConversationSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
 from madoguchi.config.products import (
     FaxFormSettings,
@@ -257,6 +258,8 @@ class Settings(BaseSettings):
     sources: list[Source] = []
     calendar: CalendarSettings = CalendarSettings()
     sla: SlaSettings = SlaSettings()
+    # After the first response: next-response due, auto-close, urgent words.
+    conversation: ConversationSettings = ConversationSettings()
     smtp: SmtpSettings = SmtpSettings()
     acknowledgement: AckSettings = AckSettings()
     daemon: DaemonSettings = DaemonSettings()

@@ -14,7 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from madoguchi.ticketing.models import Ticket
-from madoguchi.ticketing.vocabulary import Channel, Direction, Flag, InquiryKind, TicketStatus
+from madoguchi.ticketing.vocabulary import (
+    Channel,
+    ConversationState,
+    Direction,
+    Flag,
+    InquiryKind,
+    TicketStatus,
+)
 
 
 @dataclass(eq=False)
@@ -70,6 +77,9 @@ class NewTicket:
             "inquiry_kind": self.inquiry_kind,
             "first_responded_at": None,
             "closed_at": self.closed_at,
+            # A new conversation: the deadline still open is the first response's.
+            "state": ConversationState.NEW,
+            "response_due": self.first_response_due,
             "escalated_at": None,
             "assignee_id": None,
             "merged_into_id": None,

@@ -188,6 +188,7 @@ def tickets_list(
 @tickets_app.command("show")
 def tickets_show(ctx: typer.Context, number: str) -> None:
     """One ticket with its whole thread (a merged ticket's number shows the one it went into)."""
+    from madoguchi.ticketing.history import events_of
     from madoguchi.ticketing.render import render_ticket
     from madoguchi.ticketing.views import ticket_by_number
 
@@ -197,7 +198,8 @@ def tickets_show(ctx: typer.Context, number: str) -> None:
         if ticket is None:
             typer.echo(f"no ticket {number}", err=True)
             raise typer.Exit(1)
-        typer.echo(render_ticket(ticket, desk.settings))
+        history = events_of(session, [ticket.id])[ticket.id]
+        typer.echo(render_ticket(ticket, desk.settings, history))
     desk.close()
 
 

@@ -59,7 +59,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
-from madoguchi import retention_job
+from madoguchi import conversation_job, retention_job
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
 from madoguchi.ingest.sources.backoff import SourceBackoff, one_line
@@ -111,6 +111,7 @@ class PassReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    conversation: str = ""  # next-response, pending, auto-close (conversation_job)
 
 
 @dataclass
@@ -281,6 +282,10 @@ class Daemon:
             if kind in ("remind", "escalate") and number not in waiting:
                 job.remove()
 
+    def conversation_sweep(self) -> str:
+        """Next responses, pending dates and silences due now (``conversation_job``)."""
+        return str(conversation_job.sweep(self))
+
     def backup(self) -> None:
         from madoguchi.backup import backup
 
@@ -301,6 +306,7 @@ class Daemon:
                 log.exception("%s: poll failed", name)
                 report.polled[name] = f"failed: {exc}"
         report.reminders, report.escalations = self.sla_sweep()
+        report.conversation = self.conversation_sweep()
         sent = self.send_outbox()
         report.sent, report.retrying = len(sent.sent), len(sent.retrying)
         report.failed = len(sent.failed) + len(sent.interrupted)
@@ -549,6 +555,7 @@ class Daemon:
             args=["sla_sweep"], id="sla-sweep", replace_existing=True, next_run_time=_now(),
         )
         retention_job.schedule(scheduler, self.settings)  # [retention], daily
+        conversation_job.schedule(scheduler, self.settings)  # next response, pending, silence
         if d.backup_dir is not None:
             at = time.fromisoformat(d.backup_time)
             scheduler.add_job(

@@ -13,21 +13,25 @@ name ``COMMAND_LINE``, with no author.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from madoguchi.ticketing import conversation
+from madoguchi.ticketing.history import record
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
     Channel,
     Direction,
+    Flag,
     Message,
     StaffUser,
     Ticket,
     TicketStatus,
 )
+from madoguchi.ticketing.rules.conversation import Event, State, chosen_state
 from madoguchi.ticketing.ticket_number import normalise
 
 MAX_TEXT = 20_000
@@ -57,6 +61,22 @@ def mark_first_response(ticket: Ticket, now: datetime) -> None:
     """A reply by mail or FAX, or a phone call, stops the first-response clock."""
     if ticket.first_responded_at is None:
         ticket.first_responded_at = now
+
+
+def responded(session: Session, ticket: Ticket, user: StaffUser | None, now: datetime) -> None:
+    """The desk answered (mail, FAX, phone): the first-response clock stops, the
+    conversation waits for the customer, and an ``urgent`` flag is answered."""
+    mark_first_response(ticket, now)
+    conversation.move(session, ticket, Event.DESK_RESPONDED, _by(user), now)
+    urgent = [f for f in ticket.flags if f.flag is Flag.URGENT]
+    if urgent:
+        ticket.flags = [f for f in ticket.flags if f.flag is not Flag.URGENT]
+        record(session, ticket.id, _by(user), "フラグ解除: 至急（回答しました）", at=now,
+               kind="flag", detail={"removed": Flag.URGENT.value})
+
+
+def _by(user: StaffUser | None) -> StaffUser | str:
+    return user if user is not None else COMMAND_LINE
 
 
 def add_message(session: Session, ticket: Ticket, user: StaffUser | None, *,
@@ -105,31 +125,49 @@ def log_phone_call(session: Session, ticket: Ticket, user: StaffUser | None, tex
         text=required_text(text, "通話内容"), now=now, subject="電話対応",
         recipients=[phone] if phone else [],
     )
-    mark_first_response(ticket, now)
+    responded(session, ticket, user, now)
     return message
 
 
-def set_status(ticket: Ticket, status: str, now: datetime) -> None:
+def set_status(ticket: Ticket, status: str, now: datetime, *, by: StaffUser | None = None,
+               pending_until: datetime | None = None) -> None:
+    """Staff set the conversation's state (or an old status: open, pending, closed).
+
+    Pending takes an optional reminder date (``pending_until``, in the future):
+    the daemon reminds the assignee then and brings the ticket back to the desk.
+    """
     ensure_workable(ticket)
-    try:
-        new = TicketStatus(status)
-    except ValueError:
-        raise ActionError("ステータスが正しくありません") from None
-    if new == ticket.status:
-        return
-    ticket.status = new
-    ticket.closed_at = now if new == TicketStatus.CLOSED else None
+    chosen = chosen_state(status)
+    if chosen is None:
+        raise ActionError("ステータスが正しくありません")
+    if pending_until is not None and chosen is State.PENDING and pending_until <= now:
+        raise ActionError("保留の再通知日時は、これから先の日時にしてください")
+    session = object_session(ticket)
+    assert session is not None, "a stored ticket"
+    conversation.move(session, ticket, Event.STAFF_CHOSE, _by(by), now, chosen=chosen,
+                      pending_until=pending_until if chosen is State.PENDING else None)
 
 
-def assign(session: Session, ticket: Ticket, assignee: str) -> StaffUser | None:
+def assign(session: Session, ticket: Ticket, assignee: str, *, by: StaffUser | None = None,
+           now: datetime | None = None) -> StaffUser | None:
+    now = now or datetime.now(UTC)
+    before = ticket.assignee
     if not assignee:
-        ticket.assignee_id = None
-        return None
-    staff_id = parse_id(assignee)
-    user = session.get(StaffUser, staff_id) if staff_id is not None else None
-    if user is None or not user.active:
-        raise ActionError("担当者が見つかりません")
-    ticket.assignee_id = user.id
+        user = None
+    else:
+        staff_id = parse_id(assignee)
+        user = session.get(StaffUser, staff_id) if staff_id is not None else None
+        if user is None or not user.active:
+            raise ActionError("担当者が見つかりません")
+    if (user.id if user else None) == ticket.assignee_id:
+        return user
+    ticket.assignee_id = user.id if user is not None else None
+    ticket.assignee = user
+    record(session, ticket.id, _by(by),
+           f"担当者: {before.name if before else '未割当'} → {user.name if user else '未割当'}",
+           at=now, kind="assignee", detail={"to": user.id if user else None})
+    if user is not None:
+        conversation.move(session, ticket, Event.DESK_TOOK, _by(by), now)
     return user
 
 
@@ -157,11 +195,19 @@ def merge(session: Session, source: Ticket, target_number: str, user: StaffUser 
         update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id)
         .execution_options(synchronize_session=False)
     )
-    if source.status != TicketStatus.CLOSED and target.status == TicketStatus.CLOSED:
-        target.status, target.closed_at = TicketStatus.OPEN, None
     if source.first_responded_at and target.first_responded_at is None:
         target.first_responded_at = source.first_responded_at
-    source.status, source.closed_at, source.merged_into_id = TicketStatus.CLOSED, now, target.id
+    if source.status != TicketStatus.CLOSED and target.status == TicketStatus.CLOSED:
+        conversation.move(session, target, Event.STAFF_CHOSE, _by(user), now,
+                          chosen=State.OPEN, why=f"{source.number} の統合")
+    conversation.refresh_due(target)
+    conversation.move(session, source, Event.STAFF_CHOSE, _by(user), now, chosen=State.CLOSED,
+                      why=f"{target.number} に統合")
+    source.merged_into_id = target.id
+    record(session, target.id, _by(user), f"統合: {source.number} をこのチケットに統合",
+           at=now, kind="merge", detail={"from": source.number})
+    record(session, source.id, _by(user), f"統合: {target.number} に統合", at=now,
+           kind="merge", detail={"into": target.number})
     record_note(session, target, user, f"{source.number} を統合しました（件名: {source.subject}）",
                 now)
     record_note(session, source, user, f"{target.number} に統合しました", now)

@@ -44,7 +44,7 @@ def reminder_at(ticket: Ticket, calendar: BusinessCalendar, lead: timedelta) -> 
     return calendar.add_business_time(start, remaining - lead)
 
 
-def _notice(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
+def notice_mail(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = formataddr(("Madoguchi", settings.desk_address))
     msg["To"] = to
@@ -73,7 +73,7 @@ def remind(session: Session, ticket: Ticket, settings: Settings, now: datetime) 
     if not to or not awaiting_first_response(ticket):
         return False
     body = "一次対応の期限が近づいています。\n\n" + _describe(ticket, settings)
-    msg = _notice(settings, to, f"[{ticket.number}] 一次対応期限のお知らせ", body)
+    msg = notice_mail(settings, to, f"[{ticket.number}] 一次対応期限のお知らせ", body)
     return enqueue(session, kind="reminder", dedupe_key=f"remind:{ticket.number}",
                    ticket=ticket, message=msg, now=now) is not None
 
@@ -87,7 +87,8 @@ def escalate(session: Session, ticket: Ticket, settings: Settings, now: datetime
     to = settings.daemon.supervisor_address
     if to:
         body = "一次対応の期限を過ぎました。至急ご確認ください。\n\n" + _describe(ticket, settings)
-        msg = _notice(settings, to, f"[{ticket.number}] 【エスカレーション】一次対応期限超過", body)
+        msg = notice_mail(settings, to, f"[{ticket.number}] 【エスカレーション】一次対応期限超過",
+                          body)
         enqueue(session, kind="escalation", dedupe_key=f"escalate:{ticket.number}",
                 ticket=ticket, message=msg, now=now)
     return True

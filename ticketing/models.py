@@ -40,6 +40,7 @@ from madoguchi.ticketing.rules.periods import (
 
 # The desk's vocabulary, stored here; imported from here too (explicitly re-exported).
 from madoguchi.ticketing.vocabulary import Channel as Channel
+from madoguchi.ticketing.vocabulary import ConversationState as ConversationState
 from madoguchi.ticketing.vocabulary import Direction as Direction
 from madoguchi.ticketing.vocabulary import Flag as Flag
 from madoguchi.ticketing.vocabulary import InquiryKind as InquiryKind
@@ -288,6 +289,16 @@ class Ticket(Base):
     # A follow-up too late to reopen a closed ticket, or one from a stranger,
     # opens a new ticket that points back at the one it named.
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
+    # The conversation (ticketing.conversation; status is its coarse reading): its state,
+    # the next-response due after a customer's reply, the pending ticket's reminder date,
+    # and the deadline still open (first or next response), which the queue sorts by.
+    state: Mapped[ConversationState] = mapped_column(
+        _enum(ConversationState, "conversation_state"), default=ConversationState.NEW)
+    response_due: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    next_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    customer_replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     customer: Mapped[Customer | None] = relationship()
     contract: Mapped[Contract | None] = relationship()
@@ -555,5 +566,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
-# Sessions, sign-in attempts, the access log and privacy actions: their own module.
+# Sessions, sign-in attempts, the access log, privacy actions, the tickets' history:
+# their own modules.
+from madoguchi.ticketing import conversation_models as conversation_models  # noqa: E402
 from madoguchi.ticketing import security_models as security_models  # noqa: E402

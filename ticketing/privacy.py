@@ -30,6 +30,7 @@ from sqlalchemy import Text, cast, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.ticketing.blobstore import BlobStore
+from madoguchi.ticketing.history import erase_mentions
 from madoguchi.ticketing.models import (
     Attachment,
     Contact,
@@ -213,8 +214,14 @@ def erase(db: Session, data: PersonData, now: datetime, operator: str) -> Erasur
     done = Erasure(contacts=len(data.contacts), tickets=len(data.tickets),
                    messages=len(data.messages), outbox=len(data.outbox),
                    quarantine=len(data.quarantine), mentions=len(data.mentioned_in))
-    # Before the contacts lose their names: those are among the words to replace.
+    # Before the contacts lose their names: those are among the words to replace,
+    # in the messages that mention the person and in the tickets' history lines.
     redact(data.mentioned_in, data.identifiers())
+    erase_mentions(db, sorted({t.id for t in data.tickets}
+                              | {m.ticket_id for m in data.mentioned_in}),
+                   {*data.identifiers(),
+                    *(m.sender_name for m in data.messages if m.sender == data.address)},
+                   ERASED_NAME)
     for c in data.contacts:
         c.name, c.phone, c.fax = ERASED_NAME, "", ""
         c.emails.clear()

@@ -67,6 +67,10 @@ class Product:
     sources: frozenset[str] = frozenset()
     addresses: frozenset[str] = frozenset()
     keys: frozenset[str] = field(default_factory=frozenset)
+    # After the first response: the next response's policy, and the silence (business
+    # days) that closes a solved ticket (0: never). None: the desk's [conversation].
+    next_response: FirstResponsePolicy | None = None
+    auto_close_days: int = 5
 
     def policy(self, kind: InquiryKind) -> FirstResponsePolicy:
         return self.policies.get(kind) or self.policies[InquiryKind.GENERAL]
@@ -116,6 +120,12 @@ def _build(settings: Settings, calendar: CalendarSettings, sla: SlaSettings,
         sources=frozenset(product.sources if product is not None else ()),
         addresses=frozenset(product.effective_addresses() if product is not None else ()),
         keys=frozenset(product.keys if product is not None else ()),
+        next_response=FirstResponsePolicy.from_settings(
+            product.next_response if product is not None and product.next_response
+            else settings.conversation.next_response),
+        auto_close_days=(product.auto_close_business_days if product is not None
+                         and product.auto_close_business_days is not None
+                         else settings.conversation.auto_close_business_days),
     )
 
 

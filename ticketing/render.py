@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from madoguchi.config import Settings
+from madoguchi.ticketing.conversation import STATE_LABELS
+from madoguchi.ticketing.history import Entry
 from madoguchi.ticketing.models import Ticket
 from madoguchi.ticketing.views import display_number, display_written
 
@@ -49,7 +51,7 @@ def render_queue(
         )
         lines.append(
             f"{'! ' if overdue else '  '}{_cell(t.number, 15)} {_cell(t.status.value, 8)} "
-            f"{_cell(_local(t.first_response_due, settings), 16)} "
+            f"{_cell(_local(t.response_due, settings), 16)} "
             f"{_cell(t.channel.value, 7)} "
             f"{_cell(t.customer.company if t.customer else '-', 22)} "
             f"{_cell(display_number(t, settings.support_number) or '-', 14)} "
@@ -61,9 +63,23 @@ def render_queue(
     return "\n".join(lines)
 
 
-def render_ticket(ticket: Ticket, settings: Settings) -> str:
+def _conversation(ticket: Ticket, settings: Settings) -> list[str]:
+    lines = [f"  state:          {ticket.state.value} ({STATE_LABELS[ticket.state]})"]
+    if ticket.next_response_due is not None:
+        lines.append(f"  next response:  due {_local(ticket.next_response_due, settings)} "
+                     f"(customer replied {_local(ticket.customer_replied_at, settings)})")
+    if ticket.pending_until is not None:
+        lines.append(f"  pending until:  {_local(ticket.pending_until, settings)}")
+    if ticket.solved_at is not None:
+        lines.append(f"  solved:         {_local(ticket.solved_at, settings)}")
+    return lines
+
+
+def render_ticket(ticket: Ticket, settings: Settings, history: Sequence[Entry] = ()) -> str:
+    """The ticket, its conversation's state, its history (oldest first) and its thread."""
     out = [
         f"{ticket.number}  [{ticket.status.value}]  {ticket.subject}",
+        *_conversation(ticket, settings),
         f"  channel:        {ticket.channel.value}",
         f"  customer:       {ticket.customer.company if ticket.customer else '-'}",
         f"  support number: {display_number(ticket, settings.support_number) or '-'}",
@@ -81,6 +97,10 @@ def render_ticket(ticket: Ticket, settings: Settings) -> str:
         )
     if ticket.linked_ticket:
         out.append(f"  follows:        {ticket.linked_ticket.number}")
+    if history:
+        out.append("")
+        out.append("--- history")
+        out.extend(f"    {_local(e.at, settings)}  {e.by}: {e.what}" for e in history)
     for i, m in enumerate(ticket.messages, 1):
         arrow = "←" if m.direction.value == "in" else "→"
         out.append("")

@@ -38,8 +38,8 @@ from madoguchi.config import Settings
 from madoguchi.ticketing.actions import (
     ActionError,
     ensure_workable,
-    mark_first_response,
     required_text,
+    responded,
 )
 from madoguchi.ticketing.blobstore import BlobStore
 from madoguchi.ticketing.japanese import format_moment_ja
@@ -104,21 +104,6 @@ def default_reply_target(ticket: Ticket) -> Message | None:
     mails = [m for m in ticket.messages
              if m.direction == Direction.IN and m.channel == Channel.EMAIL and not m.auto_kind]
     return mails[-1] if mails else None
-
-
-def default_recipient(ticket: Ticket, target: Message | None) -> str:
-    """Who a reply goes to unless staff type otherwise: never a sender the desk could not
-    vouch for, unless that address is the ticket's contact's own (then it reaches them)."""
-    contact = [e.email for e in ticket.contact.emails] if ticket.contact is not None else []
-    candidates = [target] if target is not None else []
-    candidates += reversed([m for m in ticket.messages
-                            if m.direction == Direction.IN and m.channel == Channel.EMAIL
-                            and not m.auto_kind])
-    for m in candidates:
-        if usable_address(m.sender) and (not m.unverified_sender
-                                         or m.sender.lower() in contact):
-            return m.sender
-    return contact[0] if contact else ""
 
 
 @dataclass(frozen=True)
@@ -189,7 +174,7 @@ def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
         author_id=user.id,
     )
     session.add(message)
-    mark_first_response(ticket, now)
+    responded(session, ticket, user, now)
     return message
 
 
@@ -327,5 +312,5 @@ def send_fax_reply(session: Session, ticket: Ticket, user: StaffUser, reply: Fax
                                           content_type="application/pdf",
                                           filename=f"{name}.pdf", original_filename=""))
     session.add(message)
-    mark_first_response(ticket, now)
+    responded(session, ticket, user, now)
     return message, written

@@ -45,7 +45,7 @@ CalendarChoice = Literal["desk", "24x7"]
 _POLICIES = ("next_business_day_close", "next_business_hours", "business_hours")
 _BY_CLOSE = ("next_business_day_close", "next_business_hours")
 _CALENDARS = ("desk", "24x7")
-_OVERRIDE_KEYS = ("calendar", "cutoff", "hours", "policy")
+_OVERRIDE_KEYS = ("calendar", "cutoff", "hours", "policy", "next_response")
 _MAX_HOURS = 10_000
 
 
@@ -95,7 +95,8 @@ class FirstResponsePolicy:
             {"policy": "business_hours" | "next_business_day_close" | "next_business_hours",
              "hours": 4,               # business hours; alone it means "business_hours"
              "cutoff": "17:00",        # for next_business_day_close
-             "calendar": "desk" | "24x7"}
+             "calendar": "desk" | "24x7",
+             "next_response": {...}}   # the same keys, for the next response's due
 
         e.g. ``{"policy": "business_hours", "hours": 4}`` or
         ``{"calendar": "24x7", "policy": "business_hours", "hours": 4}``.
@@ -110,6 +111,12 @@ class FirstResponsePolicy:
             raise ValueError(
                 f"sla_override: unknown key {unknown[0]!r}; accepted: {', '.join(_OVERRIDE_KEYS)}"
             )
+        nested = override.get("next_response")
+        if nested is not None:  # the next response's own terms (deadlines.next_response)
+            if not isinstance(nested, Mapping) or "next_response" in nested:
+                raise ValueError("sla_override.next_response must be an object of "
+                                 "policy, hours, cutoff, calendar")
+            cls.from_override(nested, default)
         changes: dict[str, object] = {}
         kind = override.get("policy")
         if kind is not None:

@@ -28,10 +28,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from madoguchi.config import Settings
-from madoguchi.ticketing import store
-from madoguchi.ticketing.actions import ActionError, ensure_workable, record_note, required_text
+from madoguchi.ticketing import conversation, store
+from madoguchi.ticketing.actions import (
+    COMMAND_LINE,
+    ActionError,
+    ensure_workable,
+    record_note,
+    required_text,
+)
 from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.directory import register_contact, valid_email
+from madoguchi.ticketing.history import record
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
@@ -42,9 +49,9 @@ from madoguchi.ticketing.models import (
     StaffUser,
     Ticket,
     TicketFlag,
-    TicketStatus,
 )
 from madoguchi.ticketing.queues import FAX_TRIAGE, MAIL_TRIAGE, REVIEW_FLAGS
+from madoguchi.ticketing.rules.conversation import Event, State
 from madoguchi.ticketing.rules.entitlement import (
     ContactFacts,
     Entitlement,
@@ -52,7 +59,7 @@ from madoguchi.ticketing.rules.entitlement import (
     match_fax_contact,
 )
 from madoguchi.ticketing.support_number import SupportNumber, format_number, parse_support_number
-from madoguchi.ticketing.vocabulary import OUT_OF_SCOPE, InquiryKind
+from madoguchi.ticketing.vocabulary import OUT_OF_SCOPE, Flag, InquiryKind
 
 MAX_REASON = 1_000
 # What staff answer by accepting an inquiry as the customer's: who sent it,
@@ -85,7 +92,8 @@ def _apply(ticket: Ticket, decision: Entitlement,
     ticket.contract_id, ticket.customer_id = decision.contract_id, decision.customer_id
     ticket.contact_id = decision.contact_id
     details = decision.details(lambda d: format_number(d, settings.support_number))
-    ticket.flags = [f for f in ticket.flags if f.flag in decision.flags]
+    # The rule's flags; a customer's urgent follow-up stays flagged until answered.
+    ticket.flags = [f for f in ticket.flags if f.flag in decision.flags or f.flag is Flag.URGENT]
     have = {f.flag for f in ticket.flags}
     ticket.flags += [TicketFlag(flag=f) for f in sorted(decision.flags - have)]
     for flag in ticket.flags:
@@ -101,6 +109,23 @@ def _apply(ticket: Ticket, decision: Entitlement,
     deadline = deadlines.first_response(start, contract, product=ticket.product,
                                         kind=ticket.inquiry_kind or InquiryKind.GENERAL)
     ticket.work_starts_at, ticket.first_response_due = deadline.starts_at, deadline.due_at
+
+
+def _record_decision(session: Session, ticket: Ticket, user: StaffUser | None, now: datetime,
+                     before: tuple[str | None, list[str]], what: str) -> None:
+    """The triage decision in the ticket's history: what staff decided, and what changed."""
+    conversation.refresh_due(ticket)
+    number, flags = before
+    line = what
+    if ticket.support_number != number:
+        line += f"。契約: {number or 'なし'} → {ticket.support_number or 'なし'}"
+    after = ticket.flag_names
+    if after != flags:
+        added = [f for f in after if f not in flags]
+        removed = [f for f in flags if f not in after]
+        line += "。フラグ" + "".join(f" +{f}" for f in added) + "".join(f" -{f}" for f in removed)
+    record(session, ticket.id, user or COMMAND_LINE, line, at=now, kind="triage",
+           detail={"support_number": ticket.support_number, "flags": after})
 
 
 def _contract(session: Session, number: SupportNumber) -> Contract | None:
@@ -141,8 +166,11 @@ def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
     # Staff read it off the page: it is what the customer wrote.
+    before = (ticket.support_number, ticket.flag_names)
     ticket.support_number_written = number.digits
     _apply(ticket, decision, contract, settings, deadlines)
+    _record_decision(session, ticket, user, now, before,
+                     f"トリアージ: FAXの番号を {number.display} と確認")
     record_note(session, ticket, user,
                 f"FAXのサポートサービス番号を {number.display} と確認しました", now)
     session.flush()
@@ -181,12 +209,17 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
         sender_contacts=store.contacts_for_address(session, sender.sender if sender else ""),
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
+    before = (ticket.support_number, ticket.flag_names)
     _apply(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
+    _record_decision(session, ticket, user, now, before, f"トリアージ: {note}")
     if register_sender and sender is not None:
         contact = register_contact(session, contract, sender.sender, sender.sender_name)
         ticket.contact_id = contact.id
         note += f"。送信者 {contact.emails[-1].email} を窓口担当者に登録しました"
+        record(session, ticket.id, user or COMMAND_LINE,
+               f"窓口担当者を登録: {contact.name}（{contact.emails[-1].email}）",
+               at=now, kind="contact", detail={"contact_id": contact.id})
     record_note(session, ticket, user, note, now)
     return contract
 
@@ -197,7 +230,8 @@ def mark_out_of_scope(session: Session, ticket: Ticket, reason: str, user: Staff
     ensure_workable(ticket)
     reason = required_text(reason, "理由", MAX_REASON)
     record_note(session, ticket, user, f"対象外として完了しました。理由: {reason}", now)
-    ticket.status, ticket.closed_at = TicketStatus.CLOSED, now
+    conversation.move(session, ticket, Event.STAFF_CHOSE, user or COMMAND_LINE, now,
+                      chosen=State.CLOSED, why=f"トリアージ: 対象外（{reason[:100]}）")
 
 
 # -- the queues --------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ticketing import lookup
+from madoguchi.ticketing.history import Entry, events_of, export_history
 from madoguchi.ticketing.models import Message, QuarantineEntry, Ticket, TicketStatus
 from madoguchi.ticketing.support_number import format_number
 
@@ -47,8 +48,9 @@ def display_written(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
     return format_number(written, cfg) if written else None
 
 
-def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> dict[str, Any]:
-    """One ticket as ``madoguchi export`` writes it."""
+def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings,
+                  history: list[Entry] | None = None) -> dict[str, Any]:
+    """One ticket as ``madoguchi export`` writes it (``history``: ``history.events_of``'s)."""
     return {
         "number": ticket.number,
         "status": ticket.status.value,
@@ -63,6 +65,10 @@ def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> d
         "received_at": iso(ticket.received_at, tz),
         "first_response_due": iso(ticket.first_response_due, tz),
         "linked_ticket": ticket.linked_ticket.number if ticket.linked_ticket else None,
+        # The conversation (ticketing.conversation) and its history (ticketing.history).
+        "state": ticket.state.value,
+        "next_response_due": iso(ticket.next_response_due, tz),
+        "history": export_history(history or [], tz),
         "messages": [
             {
                 "message_id": m.message_id,
@@ -99,16 +105,18 @@ def export_records(
         ).all()
         if not tickets:
             return
+        histories = events_of(session, [t.id for t in tickets])
         for t in tickets:
-            yield ticket_record(t, tz, cfg)
+            yield ticket_record(t, tz, cfg, histories[t.id])
         last_id = tickets[-1].id
         session.expunge_all()
 
 
 def queue(session: Session, *, include_closed: bool = False, limit: int = 200) -> list[Ticket]:
-    """Tickets as staff work them: soonest first-response due first, then oldest."""
+    """Tickets as staff work them: the soonest deadline still open first (the first
+    response, or the next one after a customer's reply), then the oldest."""
     query = _ticket_query().order_by(
-        Ticket.first_response_due.is_(None), Ticket.first_response_due, Ticket.received_at
+        Ticket.response_due.is_(None), Ticket.response_due, Ticket.received_at
     )
     if not include_closed:
         query = query.where(Ticket.status != TicketStatus.CLOSED)

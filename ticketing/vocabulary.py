@@ -15,6 +15,22 @@ class TicketStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+class ConversationState(enum.StrEnum):
+    """Where the conversation stands, whose turn it is (``rules.conversation`` moves it).
+
+    ``TicketStatus`` is its coarse reading (``rules.conversation.status_of``):
+    open (the desk's turn), pending (the customer's, or on hold), closed.
+    """
+
+    NEW = "new"  # arrived; nobody at the desk has taken it yet
+    OPEN = "open"  # the desk is on it; the first response is due until given
+    WAITING = "waiting"  # answered: waiting for the customer (回答済・お客様の返信待ち)
+    PENDING = "pending"  # on hold (保留), until a reminder date when one is set
+    CUSTOMER_REPLIED = "customer_replied"  # the customer wrote again: the next response is due
+    SOLVED = "solved"  # solved; closed by itself after a silence (auto-close)
+    CLOSED = "closed"
+
+
 class Channel(enum.StrEnum):
     EMAIL = "email"
     FAX = "fax"
@@ -45,6 +61,8 @@ class Flag(enum.StrEnum):
     # Mail that joined a ticket without the desk's mail server vouching for its sender,
     # or from someone not of the thread who named it by a reference header.
     UNVERIFIED_SENDER = "unverified_sender"
+    # A customer's follow-up that says it is urgent (至急, 緊急...): until the desk responds.
+    URGENT = "urgent"
 
 
 # What the desk does not promise a response to until staff accept the ticket:

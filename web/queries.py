@@ -1,10 +1,13 @@
 """What the web desk reads: the queue, a ticket, search, customers (triage: ticketing.triage).
 
-The queue pages by keyset — (first_response_due, id) after or before a
-cursor — never by OFFSET, so page 2,000 costs what page 1 costs. Tickets with
-no due time come after all others, ordered by id. The "not closed" test is
-``queues.ACTIVE``, written as the partial index ``ix_tickets_active_due`` of
-migration 0002 is, so that SQLite and PostgreSQL both match the query to it.
+The queue pages by keyset — (response_due, id) after or before a cursor —
+never by OFFSET, so page 2,000 costs what page 1 costs. ``response_due`` is
+the deadline still open (the first response while owed, else the next one
+after a customer's reply; ``rules.conversation.open_deadline``). Tickets with
+none come after all others, ordered by id. The "not closed" test is
+``queues.ACTIVE``, written as the partial index
+``ix_tickets_active_response_due`` of migration 0009 is, so that SQLite and
+PostgreSQL both match the query to it.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from madoguchi.ticketing.queues import ACTIVE
 _STATUS_ONLY = {
     "open": text("tickets.status = 'open'"),
     "pending": text("tickets.status = 'pending'"),
+    "customer_replied": text("tickets.state = 'customer_replied'"),
 }
-STATUS_CHOICES = ("active", "open", "pending", "closed", "all")
+STATUS_CHOICES = ("active", "open", "customer_replied", "pending", "closed", "all")
 MIN_TERM = 2
 MAX_TERMS = 5
 
@@ -96,7 +100,7 @@ class Cursor:
 
     @classmethod
     def of(cls, ticket: Ticket) -> Cursor:
-        return cls(ticket.first_response_due, ticket.id)
+        return cls(ticket.response_due, ticket.id)
 
     def encode(self) -> str:
         if self.due is None:
@@ -162,7 +166,7 @@ def queue_page(
     before: Cursor | None = None,
     limit: int = 50,
 ) -> QueuePage:
-    """One page of the queue, soonest first-response due first."""
+    """One page of the queue, the soonest deadline still open first."""
     # A page is a few dozen rows found through an index.
     dialect_of(session).prefer_index_scans(session)
     base = _filtered(
@@ -170,7 +174,7 @@ def queue_page(
                                selectinload(Ticket.flags)),
         f, user_id,
     )
-    due, tid = Ticket.first_response_due, Ticket.id
+    due, tid = Ticket.response_due, Ticket.id
     rows: list[Ticket] = []
     if before is None:
         if after is None or after.due is not None:
@@ -208,7 +212,7 @@ def queue_page(
 
 
 def _due_param(value: datetime | None) -> Any:
-    return literal(value, Ticket.__table__.c.first_response_due.type)
+    return literal(value, Ticket.__table__.c.response_due.type)
 
 
 # -- one ticket --------------------------------------------------------------

@@ -29,9 +29,9 @@ from madoguchi.ticketing.models import (
     Message,
     Role,
     Ticket,
-    TicketStatus,
 )
-from madoguchi.web import contract_pages, queries, signin
+from madoguchi.ticketing.rules.conversation import CHOOSABLE, chosen_state
+from madoguchi.web import contract_pages, conversation_pages, queries, signin
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -96,12 +96,12 @@ def ticket(ctx: Ctx) -> Response:
     target = target or replies.default_reply_target(t)
     return ctx.render(
         "ticket.html", nav="queue", view=view, t=t, staff=queries.active_staff(ctx.db),
-        reply_target=target, reply_to=replies.default_recipient(t, target),
+        reply_target=target, **conversation_pages.ticket_context(ctx, t, target),
         reply_subject=replies.reply_subject(t, target.subject if target else t.subject),
         fax_to=t.contact.fax if t.contact else "",
         fax_name=t.customer.company if t.customer else "",
         idempotency_key=secrets.token_hex(16),
-        statuses=[s.value for s in TicketStatus],
+        statuses=[s.value for s in CHOOSABLE],
     )
 
 
@@ -148,7 +148,8 @@ def log_phone(ctx: Ctx) -> Response:
 def _then_status(ctx: Ctx, t: Ticket) -> None:
     status = ctx.field("then_status")
     if status:
-        actions.set_status(t, status, ctx.now)
+        actions.set_status(t, status, ctx.now, by=ctx.user,
+                           pending_until=conversation_pages.pending_until(ctx))
 
 
 @endpoint()
@@ -191,14 +192,18 @@ def reply_fax(ctx: Ctx) -> Response:
     written: list[Path] = []
 
     def act(t: Ticket) -> str:
-        # Everything that may refuse comes before the files are written.
-        _then_status(ctx, t)
+        # Everything that may refuse comes before the files are written; the state
+        # chosen is set after the reply (which itself leaves the ticket waiting).
+        if ctx.field("then_status") and chosen_state(ctx.field("then_status")) is None:
+            raise ActionError("ステータスが正しくありません")
+        conversation_pages.pending_until(ctx)
         reply = replies.FaxReply(fax_number=ctx.field("fax_number"),
                                  to_name=ctx.field("to_name"), body=ctx.field("body"))
         _message, files = replies.send_fax_reply(ctx.db, t, user, reply, ctx.settings,
                                                  ctx.web.fax_outbound_dir, ctx.storage.blobs,
                                                  ctx.now)
         written.extend(files)
+        _then_status(ctx, t)
         return "FAXの送信原稿を送信フォルダーに置きました。"
 
     try:
@@ -213,7 +218,8 @@ def reply_fax(ctx: Ctx) -> Response:
 @endpoint()
 def set_status(ctx: Ctx) -> Response:
     def act(t: Ticket) -> str:
-        actions.set_status(t, ctx.field("status"), ctx.now)
+        actions.set_status(t, ctx.field("status"), ctx.now, by=ctx.user,
+                           pending_until=conversation_pages.pending_until(ctx))
         return "ステータスを変更しました。"
 
     return _ticket_action(ctx, act)
@@ -226,7 +232,8 @@ def assign(ctx: Ctx) -> Response:
 
     def act(t: Ticket) -> str:
         value = ctx.field("assignee")
-        who = actions.assign(ctx.db, t, str(me.id) if value == "me" else value)
+        who = actions.assign(ctx.db, t, str(me.id) if value == "me" else value, by=me,
+                             now=ctx.now)
         return f"担当者を {who.name} にしました。" if who else "担当者を外しました。"
 
     return _ticket_action(ctx, act)

@@ -10,12 +10,16 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from madoguchi.config import SupportNumberSettings
+from madoguchi.ticketing.conversation import STATE_LABELS
+from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _WEEKDAYS = "月火水木金土日"
 
-STATUS_LABELS = {"open": "対応中", "pending": "保留", "closed": "完了"}
+STATUS_LABELS = {"open": "対応中", "pending": "保留", "closed": "完了",
+                 **{s.value: label for s, label in STATE_LABELS.items() if s.value not in
+                    ("open", "pending", "closed")}}
 CHANNEL_LABELS = {"email": "メール", "fax": "FAX", "phone": "電話", "note": "メモ"}
 FLAG_LABELS = {
     "unregistered_sender": "未登録の送信者",
@@ -24,6 +28,7 @@ FLAG_LABELS = {
     "unreadable_fax": "番号読取不可",
     "contract_not_started": "契約開始前",
     "unverified_sender": "送信者未確認",
+    "urgent": "至急",
 }
 PLAN_LABELS = {
     "certificate": "証書の期間", "annual": "年間（注文受付日の翌日から1年）",
@@ -47,10 +52,12 @@ FIELD_LABELS = {
 
 
 def sla_state(ticket: object, now: datetime, soon: timedelta) -> str:
-    """"responded", "overdue", "soon", "ok" or "none", for the first response."""
-    if getattr(ticket, "first_responded_at", None) is not None:
+    """"responded", "overdue", "soon", "ok" or "none", for the first response (or, once
+    the customer replied to an answer, for the next response)."""
+    replied = getattr(ticket, "state", None) == "customer_replied"
+    if getattr(ticket, "first_responded_at", None) is not None and not replied:
         return "responded"
-    due = getattr(ticket, "first_response_due", None)
+    due = getattr(ticket, "next_response_due" if replied else "first_response_due", None)
     if due is None or getattr(ticket, "status", None) == "closed":
         return "none"
     if due < now:
@@ -58,6 +65,17 @@ def sla_state(ticket: object, now: datetime, soon: timedelta) -> str:
     if due < now + soon:
         return "soon"
     return "ok"
+
+
+def waited(since: datetime | None, now: datetime) -> str:
+    """How long the customer has waited, in the desk's words: "3時間12分", "2日4時間"."""
+    if since is None:
+        return "—"
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days}日{hours}時間" if hours else f"{days}日"
+    return f"{hours}時間{mins}分" if hours else f"{mins}分"
 
 
 def is_fax_page(attachment: object) -> bool:
@@ -94,10 +112,13 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["moment"] = partial(_moment, tz=tz)
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
+    env.filters["waited"] = waited
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
     env.globals.update(
         STATUS_LABELS=STATUS_LABELS,
+        STATE_LABELS={s.value: label for s, label in STATE_LABELS.items()},
+        CHOOSABLE_STATES=[s.value for s in CHOOSABLE],
         CHANNEL_LABELS=CHANNEL_LABELS,
         FLAG_LABELS=FLAG_LABELS,
         DIRECTION_LABELS=DIRECTION_LABELS,

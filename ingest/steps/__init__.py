@@ -24,6 +24,7 @@ from madoguchi.ingest.steps import (
     dedupe,
     entitlement,
     fax_sender,
+    follow_up,
     machine_mail,
     mail_trust,
     message,
@@ -60,6 +61,7 @@ MAIL: tuple[Step, ...] = (
     entitlement.MAIL,  # ... the sender's contacts, the contract in force → flags
     placement.STEP,  # join (reopen) the ticket, or open a new one
     mail_trust.STEP,  # ... a follow-up nobody vouched for: flagged, its writer no participant
+    follow_up.STEP,  # ... a follow-up wakes its ticket: back to the desk, next response due
     numbering.STEP,  # ... its number
     deadline.STEP,  # ... its first-response deadline
     message.STEP,  # the message's rows, attachments and text
@@ -73,6 +75,7 @@ FAX: tuple[Step, ...] = (
     threading.FAX,  # the 問合せ番号 on the page, vouched for by its support number
     entitlement.FAX,  # a new ticket: the contact the page names; unreadable → triage
     placement.STEP,
+    follow_up.STEP,
     numbering.STEP,
     deadline.STEP,
     message.STEP,

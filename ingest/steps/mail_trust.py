@@ -14,6 +14,7 @@ from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.drafts import NewTicket
 from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.history import record_all
 from madoguchi.ticketing.models import TicketFlag, table_of
 from madoguchi.ticketing.rules.mail_trust import follow_up_unverified
 from madoguchi.ticketing.vocabulary import Flag
@@ -40,11 +41,14 @@ def _write_flags(batch: Batch) -> None:
     if not wanted:
         return
     session = batch.session
-    session.execute(dialect_of(session).insert_skipping_conflicts(
+    flagged = session.scalars(dialect_of(session).insert_skipping_conflicts(
         table_of(TicketFlag),
         [{"ticket_id": t, "flag": Flag.UNVERIFIED_SENDER} for t in sorted(wanted)],
         ["ticket_id", "flag"],
-    ))
+    ).returning(table_of(TicketFlag).c.ticket_id)).all()
+    # The newly flagged: a line in each one's history, in one INSERT.
+    record_all(session, list(flagged), None, "フラグ: 送信者未確認（確認できない送信者からの返信）",
+               at=batch.now(), kind="flag", detail={"added": Flag.UNVERIFIED_SENDER.value})
     batch.staged.unverified_tickets = set()
 
 
