@@ -121,15 +121,20 @@ def set_status(ticket: Ticket, status: str, now: datetime) -> None:
     ticket.closed_at = now if new == TicketStatus.CLOSED else None
 
 
-def assign(session: Session, ticket: Ticket, assignee: str) -> StaffUser | None:
+def find_assignee(session: Session, assignee: str) -> StaffUser | None:
+    """The active staff member of id ``assignee``; None for "" (no one)."""
     if not assignee:
-        ticket.assignee_id = None
         return None
     staff_id = parse_id(assignee)
     user = session.get(StaffUser, staff_id) if staff_id is not None else None
     if user is None or not user.active:
         raise ActionError("担当者が見つかりません")
-    ticket.assignee_id = user.id
+    return user
+
+
+def assign(session: Session, ticket: Ticket, assignee: str) -> StaffUser | None:
+    user = find_assignee(session, assignee)
+    ticket.assignee_id = user.id if user is not None else None
     return user
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 from madoguchi.config import Settings
@@ -67,6 +68,8 @@ class Product:
     sources: frozenset[str] = frozenset()
     addresses: frozenset[str] = frozenset()
     keys: frozenset[str] = field(default_factory=frozenset)
+    # How long before the due time the desk marks 期限間近; None: the desk's [web] window.
+    due_soon: timedelta | None = None
 
     def policy(self, kind: InquiryKind) -> FirstResponsePolicy:
         return self.policies.get(kind) or self.policies[InquiryKind.GENERAL]
@@ -116,6 +119,8 @@ def _build(settings: Settings, calendar: CalendarSettings, sla: SlaSettings,
         sources=frozenset(product.sources if product is not None else ()),
         addresses=frozenset(product.effective_addresses() if product is not None else ()),
         keys=frozenset(product.keys if product is not None else ()),
+        due_soon=timedelta(minutes=product.due_soon_minutes)
+        if product is not None and product.due_soon_minutes is not None else None,
     )
 
 

@@ -239,14 +239,19 @@ class Ctx:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         flashes = self.request.session.pop("flash", [])
-        soon = timedelta(minutes=self.web.due_soon_minutes)
+        products = self.storage.deadlines.products
+        window = timedelta(minutes=self.web.due_soon_minutes)
+
+        def soon(ticket: Any) -> timedelta:
+            return products.get(getattr(ticket, "product", None)).due_soon or window
+
         html = self.state.templates.get_template(template).render(
             user=self.user,
             csrf=csrf_token(self.request),
             flashes=flashes,
             now=self.now,
             today=self.now.astimezone(self.settings.tz).date(),
-            sla=lambda t: sla_state(t, self.now, soon),
+            sla=lambda t: sla_state(t, self.now, soon(t)),
             nav=context.pop("nav", ""),
             **context,
         )

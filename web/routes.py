@@ -31,7 +31,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import contract_pages, queries, signin
+from madoguchi.web import contract_pages, preview_pages, queries, queue_pages, signin
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -70,10 +70,12 @@ def queue(ctx: Ctx) -> Response:
     after = queries.Cursor.decode(ctx.param("after"))
     before = queries.Cursor.decode(ctx.param("before")) if after is None else None
     page = queries.queue_page(ctx.db, filters, user_id=ctx.user.id, after=after, before=before,
-                              limit=ctx.web.page_size)
+                              limit=ctx.web.page_size, day_end=queue_pages.day_end(ctx))
     kept = filters.params()
     return ctx.render(
         "queue.html", nav="queue", page=page, filters=filters,
+        views=queue_pages.view_links(ctx, filters), here=str(ctx.request.url.path) + (
+            f"?{ctx.request.url.query}" if ctx.request.url.query else ""),
         staff=queries.active_staff(ctx.db), statuses=queries.STATUS_CHOICES,
         first_url=_url("/queue", kept),
         next_url=_url("/queue", {**kept, "after": page.next.encode()}) if page.next else None,
@@ -502,6 +504,7 @@ def routes() -> list[BaseRoute]:
         Route("/metrics", metrics),
         *signin.routes(),
         Route("/queue", queue),
+        Route("/queue/bulk", queue_pages.bulk_action, methods=post),
         Route("/triage", triage_page),
         Route("/search", search),
         Route("/tickets/{number}", ticket),
@@ -518,6 +521,7 @@ def routes() -> list[BaseRoute]:
         Route("/messages/{id:id}/html", message_html),
         Route("/attachments/{id:id}", download),
         Route("/attachments/{id:id}/view", view_image),
+        Route("/attachments/{id:id}/preview", preview_pages.attachment_preview),
         Route("/customers", customers),
         Route("/customers/import", import_customers, methods=["GET", "POST"]),
         Route("/customers/{id:id}", customer),

@@ -10,13 +10,17 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from madoguchi.config import SupportNumberSettings
+from madoguchi.ocr.preview import PREVIEW_TYPES
 from madoguchi.ticketing.support_number import format_number
+from madoguchi.web.timeleft import time_left
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _WEEKDAYS = "月火水木金土日"
 
 STATUS_LABELS = {"open": "対応中", "pending": "保留", "closed": "完了"}
 CHANNEL_LABELS = {"email": "メール", "fax": "FAX", "phone": "電話", "note": "メモ"}
+# What a ticket can have come by (the queue's filter): a note is a message, never a ticket.
+TICKET_CHANNEL_LABELS = {k: v for k, v in CHANNEL_LABELS.items() if k != "note"}
 FLAG_LABELS = {
     "unregistered_sender": "未登録の送信者",
     "contract_expired": "契約期間外",
@@ -94,11 +98,14 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["moment"] = partial(_moment, tz=tz)
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
+    env.filters["time_left"] = time_left
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
     env.globals.update(
         STATUS_LABELS=STATUS_LABELS,
         CHANNEL_LABELS=CHANNEL_LABELS,
+        TICKET_CHANNEL_LABELS=TICKET_CHANNEL_LABELS,
+        PREVIEW_TYPES=PREVIEW_TYPES,
         FLAG_LABELS=FLAG_LABELS,
         DIRECTION_LABELS=DIRECTION_LABELS,
         ROLE_LABELS=ROLE_LABELS,

@@ -20,7 +20,7 @@ from madoguchi.ticketing.models import Contract, Ticket
 from madoguchi.ticketing.products import Product
 from madoguchi.ticketing.rules.threading import ThreadAction
 from madoguchi.ticketing.support_number import format_number
-from madoguchi.ticketing.vocabulary import Channel, Flag
+from madoguchi.ticketing.vocabulary import Channel, Flag, TicketStatus
 
 
 def _subject(batch: Batch, arrival: Arrival, customer_id: int | None) -> str:
@@ -47,6 +47,10 @@ def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
         assert target is not None
         if decision.action is ThreadAction.REOPEN:
             assert isinstance(target, Ticket)  # only a stored ticket can be closed
+            store.reopen(target)
+        elif (isinstance(target, Ticket) and target.status is TicketStatus.PENDING
+              and arrival.auto is None):
+            # 保留 waits for the customer: their answer puts it back in 当方対応待ち.
             store.reopen(target)
         arrival.ticket = target
         return None
