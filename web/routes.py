@@ -31,7 +31,14 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import contract_pages, preview_pages, queries, queue_pages, signin
+from madoguchi.web import (
+    contract_pages,
+    preview_pages,
+    queries,
+    queue_pages,
+    signin,
+    triage_pages,
+)
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -253,36 +260,6 @@ def merge(ctx: Ctx) -> Response:
 
 
 @endpoint()
-def triage_number(ctx: Ctx) -> Response:
-    assert ctx.user is not None
-    user = ctx.user
-
-    def act(t: Ticket) -> str:
-        number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
-        triage.assign_fax_number(ctx.db, t, number, user, ctx.settings, ctx.storage.deadlines,
-                                 ctx.now)
-        return f"{t.number} にサポートサービス番号を設定しました。"
-
-    return _ticket_action(ctx, act)
-
-
-@endpoint()
-def triage_accept(ctx: Ctx) -> Response:
-    assert ctx.user is not None
-    user = ctx.user
-
-    def act(t: Ticket) -> str:
-        number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
-        contract = triage.accept_as_customer(
-            ctx.db, t, number, ctx.field("register_sender") == "1", user, ctx.settings,
-            ctx.storage.deadlines, ctx.now,
-        )
-        return f"{t.number} を {contract.customer.company} のお問い合わせとして受け付けました。"
-
-    return _ticket_action(ctx, act)
-
-
-@endpoint()
 def triage_out_of_scope(ctx: Ctx) -> Response:
     assert ctx.user is not None
     user = ctx.user
@@ -292,14 +269,6 @@ def triage_out_of_scope(ctx: Ctx) -> Response:
         return f"{t.number} を対象外として完了しました。"
 
     return _ticket_action(ctx, act)
-
-
-@endpoint()
-def triage_page(ctx: Ctx) -> Response:
-    return ctx.render(
-        "triage.html", nav="triage", faxes=triage.fax_triage(ctx.db),
-        mails=triage.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
-    )
 
 
 # -- what customers sent: HTML, attachments ----------------------------------
@@ -505,7 +474,7 @@ def routes() -> list[BaseRoute]:
         *signin.routes(),
         Route("/queue", queue),
         Route("/queue/bulk", queue_pages.bulk_action, methods=post),
-        Route("/triage", triage_page),
+        Route("/triage", triage_pages.triage_page),
         Route("/search", search),
         Route("/tickets/{number}", ticket),
         Route("/tickets/{number}/note", add_note, methods=post),
@@ -515,8 +484,8 @@ def routes() -> list[BaseRoute]:
         Route("/tickets/{number}/status", set_status, methods=post),
         Route("/tickets/{number}/assign", assign, methods=post),
         Route("/tickets/{number}/merge", merge, methods=post),
-        Route("/tickets/{number}/support-number", triage_number, methods=post),
-        Route("/tickets/{number}/accept", triage_accept, methods=post),
+        Route("/tickets/{number}/support-number", triage_pages.triage_number, methods=post),
+        Route("/tickets/{number}/accept", triage_pages.triage_accept, methods=post),
         Route("/tickets/{number}/out-of-scope", triage_out_of_scope, methods=post),
         Route("/messages/{id:id}/html", message_html),
         Route("/attachments/{id:id}", download),

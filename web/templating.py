@@ -12,6 +12,7 @@ import jinja2
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr.preview import PREVIEW_TYPES
 from madoguchi.ticketing.support_number import format_number
+from madoguchi.web.problems import problem_ja
 from madoguchi.web.timeleft import time_left
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -99,6 +100,7 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
     env.filters["time_left"] = time_left
+    env.filters["problem_ja"] = problem_ja
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
     env.globals.update(
