@@ -94,7 +94,8 @@ def test_saved_views_count_mine_unassigned_due_today_waiting_triage_and_all_open
 def test_a_customers_mail_puts_a_pending_ticket_back_to_waiting_for_us(
     webdesk: WebDesk, agent: Staff
 ) -> None:
-    number = ingest_mail(webdesk.desk, subject="ログインできません", message_id="a@sakura.example.jp")
+    number = ingest_mail(webdesk.desk, subject="ログインできません",
+                         message_id="a@sakura.example.jp")
     _set(webdesk, number, status=TicketStatus.PENDING)
     assert number not in agent.get("/queue?status=open").text
     ingest_mail(webdesk.desk, subject=f"Re: [{number}] ログインできません",
