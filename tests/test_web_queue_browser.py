@@ -16,14 +16,21 @@ import pytest
 
 from madoguchi.app import Desk
 from madoguchi.ticketing.db import transaction
-from madoguchi.ticketing.models import Channel, Direction, Message, Ticket, TicketStatus
+from madoguchi.ticketing.models import (
+    Channel,
+    Customer,
+    Direction,
+    Message,
+    Ticket,
+    TicketStatus,
+)
 from madoguchi.web_server import WebServer
 from tests.conftest import make_settings
 from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_web_kit import PASSWORD, WebDesk, make_ticket, open_web, ticket
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(),
+                                                   reason="Debian's chromium is not installed")]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -60,7 +67,6 @@ def running(sqlite_url: str, tmp_path: Path) -> Iterator[Running]:
     desk = Desk.open(settings)
     wd = open_web(settings, desk, tmp_path)
     with transaction(desk.factory) as s:
-        from madoguchi.ticketing.models import Customer
         company = Customer(company=LONG_COMPANY, department="", address="")
         s.add(company)
         s.flush()
