@@ -68,7 +68,7 @@ def _staff(conn: psycopg.Connection) -> tuple[int, int]:
     conn.execute("UPDATE tickets SET first_responded_at = received_at + interval '1 hour' "
                  "WHERE status <> 'closed' AND id % 3 = 0")
     # Due around now, so that "due today" has some (the loaded dates are in the past).
-    conn.execute("UPDATE tickets SET first_response_due = now() + ((id * 7919) % 240) "
+    conn.execute("UPDATE tickets SET first_response_due = now() + ((id::bigint * 7919) % 240) "
                  "* interval '1 hour' - interval '12 hours' WHERE status <> 'closed'")
     conn.commit()
     return ids[0], ids[1]

@@ -169,6 +169,16 @@ def test_bulk_merge_moves_the_others_into_the_target_among_them(
     assert ticket(webdesk.desk, target).status == TicketStatus.OPEN
 
 
+def test_a_whole_page_of_tickets_can_be_ticked(webdesk: WebDesk, agent: Staff) -> None:
+    number = make_ticket(webdesk.desk, due=datetime.now(UTC) + timedelta(days=1))
+    unknown = [f"T-2026-9{i:05d}" for i in range(499)]
+    r = agent.client.post("/queue/bulk", data={"csrf": agent.csrf, "action": "close",
+                                               "ticket": [number, *unknown]})
+    assert r.status_code == 303
+    assert ticket(webdesk.desk, number).status == TicketStatus.CLOSED
+    assert "499件は変更できませんでした" in agent.get("/queue").text
+
+
 def test_a_back_address_outside_the_queue_is_not_followed(webdesk: WebDesk,
                                                           agent: Staff) -> None:
     number = make_ticket(webdesk.desk, due=datetime.now(UTC) + timedelta(days=1))

@@ -320,7 +320,8 @@ def endpoint(*, auth: bool = True, role: Role | None = None,
             form: FormData | None = None
             if request.method == "POST":
                 try:
-                    form = await request.form(max_files=1, max_fields=100,
+                    # 600 fields: the queue's bulk form ticks up to a page (500) of tickets.
+                    form = await request.form(max_files=1, max_fields=600,
                                               max_part_size=state.web.max_upload_bytes)
                 except MultiPartException:
                     return error_page(state, request, 400, "送信された内容を読めませんでした。")
