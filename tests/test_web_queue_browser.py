@@ -1,11 +1,13 @@
 """The queue's tools in Debian's headless Chromium: bulk close, a phone's 390 px, the keyboard.
 
 A real uvicorn server on a free loopback port, tickets written through the
-desk (Playwright drives /usr/bin/chromium; no browser is downloaded).
+desk (Playwright drives /usr/bin/chromium; no browser is downloaded). Set
+MADOGUCHI_SCREENSHOTS=docs/screenshots to refresh the README's phone screenshots.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,6 +124,8 @@ def _no_horizontal_scroll(page: Any) -> None:
 
 def test_the_queue_and_a_ticket_at_390_px(running: Running, tmp_path: Path) -> None:
     url = running.url
+    shots = Path(os.environ.get("MADOGUCHI_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
     with playwright_api.sync_playwright() as p:
         browser, page, errors = _signed_in(p, url, viewport={"width": 390, "height": 844},
                                            device_scale_factor=2, is_mobile=True,
@@ -129,7 +133,7 @@ def test_the_queue_and_a_ticket_at_390_px(running: Running, tmp_path: Path) -> N
         _no_horizontal_scroll(page)
         # Cards: the company name is one line or a few, never a character a line.
         company = page.locator("td.company").first
-        page.screenshot(path=str(tmp_path / "queue-390.png"), full_page=True)
+        page.screenshot(path=str(shots / "queue-phone.png"))
         box = company.bounding_box()
         assert box is not None and box["width"] > 250
         line = float(page.evaluate(
@@ -148,12 +152,14 @@ def test_the_queue_and_a_ticket_at_390_px(running: Running, tmp_path: Path) -> N
         page.click(".jump a[href='#reply']")
         page.wait_for_function("() => document.getElementById('reply')"
                                ".getBoundingClientRect().top < window.innerHeight")
+        page.click(".jump a[href='#note']")
+        assert page.locator("#note").evaluate("d => d.open")
         page.click(".jump a[href='#actions']")
         assert page.locator("#assign-me").is_visible()
         page.click("#assign-me")
         page.wait_for_selector(".flash.ok")
         _no_horizontal_scroll(page)
-        page.screenshot(path=str(tmp_path / "ticket-390.png"))
+        page.screenshot(path=str(shots / "ticket-phone.png"))
         assert errors == []
         browser.close()
 

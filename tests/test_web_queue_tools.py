@@ -161,6 +161,10 @@ def test_bulk_merge_moves_the_others_into_the_target_among_them(
     due = datetime.now(UTC) + timedelta(days=1)
     target, x, y = (make_ticket(webdesk.desk, due=due) for _ in range(3))
     r = agent.client.post("/queue/bulk", data={"csrf": agent.csrf, "action": "merge",
+                                               "target": "T-2026-999999", "ticket": [x, y]})
+    refused = agent.get(r.headers["location"]).text
+    assert "統合先のチケット T-2026-999999 が見つかりません" in refused
+    r = agent.client.post("/queue/bulk", data={"csrf": agent.csrf, "action": "merge",
                                                "target": target, "ticket": [target, x, y]})
     assert "2件を統合しました。" in agent.get(r.headers["location"]).text
     with webdesk.desk.factory() as s:

@@ -82,7 +82,9 @@ def merge(session: Session, numbers: Sequence[str], target: str, user: StaffUser
     if not target.strip():
         raise ActionError("統合先のチケット番号を入力してください")
     into = ticket_by_number(session, target.strip(), follow_merges=False)
-    others = [n for n in numbers if into is None or n.strip() != into.number]
+    if into is None:
+        raise ActionError(f"統合先のチケット {target.strip()[:40]} が見つかりません")
+    others = [n for n in numbers if n.strip() != into.number]
     return _each(session, others, lambda t: _merge_one(session, t, target, user, now))
 
 

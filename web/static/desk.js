@@ -113,3 +113,10 @@ document.querySelectorAll("[data-select-all]").forEach((all) => {
     document.querySelectorAll("input[type=checkbox][name=ticket]").forEach((box) => { box.checked = all.checked; });
   });
 });
+
+// A link to a folded box (社内メモ) opens it.
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a[href^='#']") : null;
+  const target = link ? document.getElementById(link.hash.slice(1)) : null;
+  if (target instanceof HTMLDetailsElement) target.open = true;
+});
