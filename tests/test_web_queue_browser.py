@@ -131,6 +131,12 @@ def test_the_queue_and_a_ticket_at_390_px(running: Running, tmp_path: Path) -> N
                                            device_scale_factor=2, is_mobile=True,
                                            has_touch=True)
         _no_horizontal_scroll(page)
+        # The bulk bar waits for a ticked ticket.
+        assert not page.locator("#bulk").is_visible()
+        page.check("input[name=ticket] >> nth=0")
+        assert page.locator("#bulk-close").is_visible()
+        _no_horizontal_scroll(page)
+        page.uncheck("input[name=ticket] >> nth=0")
         # Cards: the company name is one line or a few, never a character a line.
         company = page.locator("td.company").first
         page.screenshot(path=str(shots / "queue-phone.png"))
