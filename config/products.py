@@ -28,6 +28,8 @@ TOML::
     [[products]]
     preset = "agcrm"
     aliases = ["AGCRM", "オールギャザー"]
+    due_soon_minutes = 240               # the desk marks 期限間近 this long before (default:
+                                         # [web] due_soon_minutes)
     [products.calendar]                  # the preset's hours with these closures
     closures = ["12-29..01-03", "2026-08-13..2026-08-16"]
 """
@@ -171,6 +173,9 @@ class ProductSettings(BaseModel):
     license_key: LicenseKeySettings | None = None
     acknowledgement: ProductAckSettings = ProductAckSettings()
     fax_form: ProductFaxForm = ProductFaxForm()
+    # How long before its first-response due the desk marks a ticket 期限間近;
+    # None: [web] due_soon_minutes.
+    due_soon_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
 
     @model_validator(mode="after")
     def _named(self) -> Self:

@@ -204,9 +204,11 @@ def ensure_demo_user(desk: Storage) -> tuple[str, str]:
 
 def web_command(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Listen here (default: [web] host).")] = None,
-    port: Annotated[int | None, typer.Option(help="And on this port (default: [web] port).")]
-    = None,
+    # No "[web]" in the help: Typer's rich markup takes it for a style and drops it.
+    host: Annotated[str | None, typer.Option(
+        help="Listen here (default: web.host of the configuration).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="And on this port (default: web.port of the configuration).")] = None,
     demo_user: Annotated[bool, typer.Option(
         "--demo-user", help="Create or reset the demo supervisor and print its password."
     )] = False,

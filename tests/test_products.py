@@ -155,6 +155,7 @@ def test_mail_without_a_contract_takes_the_product_of_its_mailbox() -> None:
         ([{"preset": "agcrm", "plans": ["monthly"]}], "plans"),
         ([{"preset": "chatluck", "addresses": ["a@b.jp"]},
           {"preset": "agcrm", "addresses": ["A@b.jp"]}], "belongs to both"),
+        ([{"preset": "chatluck", "due_soon_minutes": -5}], "due_soon_minutes"),
     ],
 )
 def test_a_bad_products_configuration_names_the_problem(

@@ -198,7 +198,7 @@ def make_ticket(
                           sender=sender if channel == Channel.EMAIL else "",
                           sender_name="FAX" if channel == Channel.FAX else "見本 太郎",
                           subject=subject, received_at=received, text=text,
-                          fax_reading={"problems": ["no support number found"]}
+                          fax_reading={"problems": ["no support service number found"]}
                           if channel == Channel.FAX else None)
         if page is not None:
             message.attachments.append(Attachment(

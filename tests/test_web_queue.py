@@ -17,7 +17,7 @@ from tests.test_web_kit import (
     ticket,
 )
 
-_ROW = re.compile(r'<td class="number"><a href="/tickets/([^"]+)">')
+_ROW = re.compile(r'<td class="number"><a href="/tickets/([^"]+)"')
 
 pytest_plugins = ["tests.test_web_kit"]
 

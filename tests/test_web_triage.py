@@ -61,13 +61,19 @@ def test_an_unreadable_fax_is_shown_with_its_page_and_text_until_its_number_is_e
     section = page.split('id="triage-' + number)[1].split("</article>")[0]
     assert '<img src="/attachments/' in section and "/view" in section
     assert "ライセンスキーの再発行をお願いします。" in section
-    assert "no support number found" in section
+    # The reader's problem in the desk's words, no English.
+    assert "サポートサービス番号が見つかりません" in section
+    assert "no support service number found" not in section
     assert 'list="contracts"' in section and "株式会社さくら商事" in page  # the contract picker
 
+    # A wrong check digit: the page again, the number as typed, the reason beside its field.
     r = agent.post(f"/tickets/{number}/support-number",
                    {"support_number": "2031-0001-0009", "back": "triage"})
-    assert r.headers["location"] == "/triage"
-    assert "チェックディジット" in agent.get("/triage").text
+    assert r.status_code == 400
+    form = r.text.split('id="triage-' + number)[1].split("</form>")[0]
+    assert 'value="2031-0001-0009"' in form and 'aria-invalid="true"' in form
+    assert "チェックディジット" in form.split('class="field-error"')[1]
+    assert '<p class="flash error"' not in r.text
     assert ticket(webdesk.desk, number).flag_names == ["unreadable_fax"]
 
     agent.post(f"/tickets/{number}/support-number",
@@ -117,7 +123,8 @@ def test_mail_from_a_stranger_is_accepted_as_the_customer_and_the_sender_registe
 
     r = agent.post(f"/tickets/{number}/accept", {"support_number": "2031-0002-0008",
                                                  "back": "triage"})
-    assert "正しくありません" in agent.get(r.headers["location"]).text
+    assert r.status_code == 400 and 'value="2031-0002-0008"' in r.text
+    assert "正しくありません" in r.text.split('class="field-error"')[1]
     agent.post(f"/tickets/{number}/accept", {"support_number": SAKURA_NUMBER,
                                              "register_sender": "1", "back": "triage"})
     t = ticket(webdesk.desk, number)

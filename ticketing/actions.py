@@ -148,17 +148,22 @@ def set_status(ticket: Ticket, status: str, now: datetime, *, by: StaffUser | No
                       pending_until=pending_until if chosen is State.PENDING else None)
 
 
+def find_assignee(session: Session, assignee: str) -> StaffUser | None:
+    """The active staff member of id ``assignee``; None for "" (no one)."""
+    if not assignee:
+        return None
+    staff_id = parse_id(assignee)
+    user = session.get(StaffUser, staff_id) if staff_id is not None else None
+    if user is None or not user.active:
+        raise ActionError("担当者が見つかりません")
+    return user
+
+
 def assign(session: Session, ticket: Ticket, assignee: str, *, by: StaffUser | None = None,
            now: datetime | None = None) -> StaffUser | None:
     now = now or datetime.now(UTC)
     before = ticket.assignee
-    if not assignee:
-        user = None
-    else:
-        staff_id = parse_id(assignee)
-        user = session.get(StaffUser, staff_id) if staff_id is not None else None
-        if user is None or not user.active:
-            raise ActionError("担当者が見つかりません")
+    user = find_assignee(session, assignee)
     if (user.id if user else None) == ticket.assignee_id:
         return user
     ticket.assignee_id = user.id if user is not None else None

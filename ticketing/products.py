@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 from madoguchi.config import Settings
@@ -71,6 +72,8 @@ class Product:
     # days) that closes a solved ticket (0: never). None: the desk's [conversation].
     next_response: FirstResponsePolicy | None = None
     auto_close_days: int = 5
+    # How long before the due time the desk marks 期限間近; None: the desk's [web] window.
+    due_soon: timedelta | None = None
 
     def policy(self, kind: InquiryKind) -> FirstResponsePolicy:
         return self.policies.get(kind) or self.policies[InquiryKind.GENERAL]
@@ -126,6 +129,8 @@ def _build(settings: Settings, calendar: CalendarSettings, sla: SlaSettings,
         auto_close_days=(product.auto_close_business_days if product is not None
                          and product.auto_close_business_days is not None
                          else settings.conversation.auto_close_business_days),
+        due_soon=timedelta(minutes=product.due_soon_minutes)
+        if product is not None and product.due_soon_minutes is not None else None,
     )
 
 

@@ -30,3 +30,13 @@ def flagged(flags: Sequence[Flag]) -> ColumnElement[bool]:
 # What puts a ticket in each triage queue.
 FAX_TRIAGE = (ACTIVE, flagged([Flag.UNREADABLE_FAX]))
 MAIL_TRIAGE = (ACTIVE, flagged(REVIEW_FLAGS), ~flagged([Flag.UNREADABLE_FAX]))
+
+# Not yet answered: what the first-response clock still runs for. Written as the partial
+# index ``ix_tickets_awaiting_due`` of migration 0010 is (with ACTIVE beside it).
+AWAITING = text("tickets.first_responded_at IS NULL")
+# Waiting for us: 対応中, not 保留 (waiting for the customer). A customer's mail to a
+# 保留 ticket puts it back to 対応中 (ingest/steps/placement.py).
+WAITING_FOR_US = text("tickets.status = 'open'")
+
+# Both triage queues at once (the count beside the queue's トリアージ view).
+ANY_TRIAGE = (ACTIVE, flagged([*REVIEW_FLAGS, Flag.UNREADABLE_FAX]))

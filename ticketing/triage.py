@@ -186,7 +186,8 @@ def _first_sender(session: Session, ticket: Ticket) -> Message | None:
 
 def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
                        register_sender: bool, user: StaffUser | None, settings: Settings,
-                       deadlines: Deadlines, now: datetime) -> Contract:
+                       deadlines: Deadlines, now: datetime, *,
+                       contact_name: str = "") -> Contract:
     """Staff decide a flagged inquiry is the customer's of ``number`` and take it on.
 
     The ticket gets the contract (its customer, its terms, the sender's
@@ -194,7 +195,9 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
     registered contacts; the review flags are cleared. A ticket that was out
     of scope (no due time) is due as an inquiry received now. With
     ``register_sender`` the sender's address becomes a registered contact of
-    that contract, so their next mail is not flagged.
+    that contract, so their next mail is not flagged, named ``contact_name``
+    (as staff typed it), else the display name of the mail's From; a sender
+    with neither is refused, never named by their address.
     """
     ensure_workable(ticket)
     contract = _contract(session, number)
@@ -203,6 +206,10 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
     sender = _first_sender(session, ticket)
     if register_sender and (sender is None or not valid_email(sender.sender)):
         raise ActionError("送信者のメールアドレスがないため、窓口担当者に登録できません")
+    name = " ".join(contact_name.split())[:200] or (
+        sender.sender_name.strip() if sender is not None else "")
+    if register_sender and (not name or (sender is not None and name.lower() == sender.sender)):
+        raise ActionError("差出人に名前がありません。窓口担当者の氏名を入力してください")
     decision = decide_entitlement(
         support_number=number.digits,
         contract_for_number=store.contract_facts(contract),
@@ -214,7 +221,7 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
     _record_decision(session, ticket, user, now, before, f"トリアージ: {note}")
     if register_sender and sender is not None:
-        contact = register_contact(session, contract, sender.sender, sender.sender_name)
+        contact = register_contact(session, contract, sender.sender, name)
         ticket.contact_id = contact.id
         note += f"。送信者 {contact.emails[-1].email} を窓口担当者に登録しました"
         record(session, ticket.id, user or COMMAND_LINE,

@@ -239,14 +239,19 @@ class Ctx:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         flashes = self.request.session.pop("flash", [])
-        soon = timedelta(minutes=self.web.due_soon_minutes)
+        products = self.storage.deadlines.products
+        window = timedelta(minutes=self.web.due_soon_minutes)
+
+        def soon(ticket: Any) -> timedelta:
+            return products.get(getattr(ticket, "product", None)).due_soon or window
+
         html = self.state.templates.get_template(template).render(
             user=self.user,
             csrf=csrf_token(self.request),
             flashes=flashes,
             now=self.now,
             today=self.now.astimezone(self.settings.tz).date(),
-            sla=lambda t: sla_state(t, self.now, soon),
+            sla=lambda t: sla_state(t, self.now, soon(t)),
             nav=context.pop("nav", ""),
             **context,
         )
@@ -312,7 +317,8 @@ def endpoint(*, auth: bool = True, role: Role | None = None,
             form: FormData | None = None
             if request.method == "POST":
                 try:
-                    form = await request.form(max_files=1, max_fields=100,
+                    # 600 fields: the queue's bulk form ticks up to a page (500) of tickets.
+                    form = await request.form(max_files=1, max_fields=600,
                                               max_part_size=state.web.max_upload_bytes)
                 except MultiPartException:
                     return error_page(state, request, 400, "送信された内容を読めませんでした。")

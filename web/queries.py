@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, literal, or_, select, text, tuple_
+from sqlalchemy import Select, exists, func, literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -37,10 +37,10 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketFlag,
 )
-from madoguchi.ticketing.queues import ACTIVE
+from madoguchi.ticketing.queues import ACTIVE, AWAITING, WAITING_FOR_US
 
 _STATUS_ONLY = {
-    "open": text("tickets.status = 'open'"),
+    "open": WAITING_FOR_US,
     "pending": text("tickets.status = 'pending'"),
     "customer_replied": text("tickets.state = 'customer_replied'"),
 }
@@ -60,6 +60,7 @@ class QueueFilters:
     assignee: str = ""  # "", "me", "none" or a staff id
     customer: str = ""  # part of a company name
     customer_id: int | None = None
+    due: str = ""  # "today": not yet answered, due by the end of today (overdue included)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> QueueFilters:
@@ -76,6 +77,7 @@ class QueueFilters:
             assignee=assignee if assignee in ("me", "none") or parse_id(assignee) else "",
             customer=params.get("customer", "").strip()[:200],
             customer_id=parse_id(cid),
+            due="today" if params.get("due") == "today" else "",
         )
 
     def params(self) -> dict[str, str]:
@@ -87,6 +89,7 @@ class QueueFilters:
             "assignee": self.assignee,
             "customer": self.customer,
             "customer_id": str(self.customer_id) if self.customer_id else "",
+            "due": self.due,
         }
         return {k: v for k, v in out.items() if v}
 
@@ -129,7 +132,10 @@ class QueuePage:
     prev: Cursor | None = None
 
 
-def _filtered(query: Select[Any], f: QueueFilters, user_id: int | None) -> Select[Any]:
+def _filtered(query: Select[Any], f: QueueFilters, user_id: int | None,
+              day_end: datetime | None = None) -> Select[Any]:
+    if f.due == "today" and day_end is not None:
+        query = query.where(AWAITING, Ticket.first_response_due < _due_param(day_end))
     if f.status == "closed":
         query = query.where(text("tickets.status = 'closed'"))
     elif f.status != "all":
@@ -165,6 +171,7 @@ def queue_page(
     after: Cursor | None = None,
     before: Cursor | None = None,
     limit: int = 50,
+    day_end: datetime | None = None,
 ) -> QueuePage:
     """One page of the queue, the soonest deadline still open first."""
     # A page is a few dozen rows found through an index.
@@ -172,7 +179,7 @@ def queue_page(
     base = _filtered(
         select(Ticket).options(joinedload(Ticket.customer), joinedload(Ticket.assignee),
                                selectinload(Ticket.flags)),
-        f, user_id,
+        f, user_id, day_end,
     )
     due, tid = Ticket.response_due, Ticket.id
     rows: list[Ticket] = []
@@ -213,6 +220,13 @@ def queue_page(
 
 def _due_param(value: datetime | None) -> Any:
     return literal(value, Ticket.__table__.c.response_due.type)
+
+
+def queue_count(session: Session, f: QueueFilters, *, user_id: int | None,
+                day_end: datetime | None = None) -> int:
+    """How many tickets the queue holds under ``f`` (one count through an index)."""
+    query = _filtered(select(func.count()).select_from(Ticket), f, user_id, day_end)
+    return int(session.scalar(query) or 0)
 
 
 # -- one ticket --------------------------------------------------------------

@@ -31,7 +31,15 @@ from madoguchi.ticketing.models import (
     Ticket,
 )
 from madoguchi.ticketing.rules.conversation import CHOOSABLE, chosen_state
-from madoguchi.web import contract_pages, conversation_pages, queries, signin
+from madoguchi.web import (
+    contract_pages,
+    conversation_pages,
+    preview_pages,
+    queries,
+    queue_pages,
+    signin,
+    triage_pages,
+)
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -70,10 +78,12 @@ def queue(ctx: Ctx) -> Response:
     after = queries.Cursor.decode(ctx.param("after"))
     before = queries.Cursor.decode(ctx.param("before")) if after is None else None
     page = queries.queue_page(ctx.db, filters, user_id=ctx.user.id, after=after, before=before,
-                              limit=ctx.web.page_size)
+                              limit=ctx.web.page_size, day_end=queue_pages.day_end(ctx))
     kept = filters.params()
     return ctx.render(
         "queue.html", nav="queue", page=page, filters=filters,
+        views=queue_pages.view_links(ctx, filters), here=str(ctx.request.url.path) + (
+            f"?{ctx.request.url.query}" if ctx.request.url.query else ""),
         staff=queries.active_staff(ctx.db), statuses=queries.STATUS_CHOICES,
         first_url=_url("/queue", kept),
         next_url=_url("/queue", {**kept, "after": page.next.encode()}) if page.next else None,
@@ -258,36 +268,6 @@ def merge(ctx: Ctx) -> Response:
 
 
 @endpoint()
-def triage_number(ctx: Ctx) -> Response:
-    assert ctx.user is not None
-    user = ctx.user
-
-    def act(t: Ticket) -> str:
-        number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
-        triage.assign_fax_number(ctx.db, t, number, user, ctx.settings, ctx.storage.deadlines,
-                                 ctx.now)
-        return f"{t.number} にサポートサービス番号を設定しました。"
-
-    return _ticket_action(ctx, act)
-
-
-@endpoint()
-def triage_accept(ctx: Ctx) -> Response:
-    assert ctx.user is not None
-    user = ctx.user
-
-    def act(t: Ticket) -> str:
-        number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
-        contract = triage.accept_as_customer(
-            ctx.db, t, number, ctx.field("register_sender") == "1", user, ctx.settings,
-            ctx.storage.deadlines, ctx.now,
-        )
-        return f"{t.number} を {contract.customer.company} のお問い合わせとして受け付けました。"
-
-    return _ticket_action(ctx, act)
-
-
-@endpoint()
 def triage_out_of_scope(ctx: Ctx) -> Response:
     assert ctx.user is not None
     user = ctx.user
@@ -297,14 +277,6 @@ def triage_out_of_scope(ctx: Ctx) -> Response:
         return f"{t.number} を対象外として完了しました。"
 
     return _ticket_action(ctx, act)
-
-
-@endpoint()
-def triage_page(ctx: Ctx) -> Response:
-    return ctx.render(
-        "triage.html", nav="triage", faxes=triage.fax_triage(ctx.db),
-        mails=triage.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
-    )
 
 
 # -- what customers sent: HTML, attachments ----------------------------------
@@ -509,7 +481,8 @@ def routes() -> list[BaseRoute]:
         Route("/metrics", metrics),
         *signin.routes(),
         Route("/queue", queue),
-        Route("/triage", triage_page),
+        Route("/queue/bulk", queue_pages.bulk_action, methods=post),
+        Route("/triage", triage_pages.triage_page),
         Route("/search", search),
         Route("/tickets/{number}", ticket),
         Route("/tickets/{number}/note", add_note, methods=post),
@@ -519,12 +492,13 @@ def routes() -> list[BaseRoute]:
         Route("/tickets/{number}/status", set_status, methods=post),
         Route("/tickets/{number}/assign", assign, methods=post),
         Route("/tickets/{number}/merge", merge, methods=post),
-        Route("/tickets/{number}/support-number", triage_number, methods=post),
-        Route("/tickets/{number}/accept", triage_accept, methods=post),
+        Route("/tickets/{number}/support-number", triage_pages.triage_number, methods=post),
+        Route("/tickets/{number}/accept", triage_pages.triage_accept, methods=post),
         Route("/tickets/{number}/out-of-scope", triage_out_of_scope, methods=post),
         Route("/messages/{id:id}/html", message_html),
         Route("/attachments/{id:id}", download),
         Route("/attachments/{id:id}/view", view_image),
+        Route("/attachments/{id:id}/preview", preview_pages.attachment_preview),
         Route("/customers", customers),
         Route("/customers/import", import_customers, methods=["GET", "POST"]),
         Route("/customers/{id:id}", customer),

@@ -10,9 +10,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from madoguchi.config import SupportNumberSettings
+from madoguchi.ocr.preview import PREVIEW_TYPES
 from madoguchi.ticketing.conversation import STATE_LABELS
 from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
+from madoguchi.web.problems import problem_ja
+from madoguchi.web.timeleft import time_left
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _WEEKDAYS = "月火水木金土日"
@@ -21,6 +24,8 @@ STATUS_LABELS = {"open": "対応中", "pending": "保留", "closed": "完了",
                  **{s.value: label for s, label in STATE_LABELS.items() if s.value not in
                     ("open", "pending", "closed")}}
 CHANNEL_LABELS = {"email": "メール", "fax": "FAX", "phone": "電話", "note": "メモ"}
+# What a ticket can have come by (the queue's filter): a note is a message, never a ticket.
+TICKET_CHANNEL_LABELS = {k: v for k, v in CHANNEL_LABELS.items() if k != "note"}
 FLAG_LABELS = {
     "unregistered_sender": "未登録の送信者",
     "contract_expired": "契約期間外",
@@ -113,6 +118,8 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
     env.filters["waited"] = waited
+    env.filters["time_left"] = time_left
+    env.filters["problem_ja"] = problem_ja
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
     env.globals.update(
@@ -120,6 +127,8 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         STATE_LABELS={s.value: label for s, label in STATE_LABELS.items()},
         CHOOSABLE_STATES=[s.value for s in CHOOSABLE],
         CHANNEL_LABELS=CHANNEL_LABELS,
+        TICKET_CHANNEL_LABELS=TICKET_CHANNEL_LABELS,
+        PREVIEW_TYPES=PREVIEW_TYPES,
         FLAG_LABELS=FLAG_LABELS,
         DIRECTION_LABELS=DIRECTION_LABELS,
         ROLE_LABELS=ROLE_LABELS,

@@ -1,0 +1,141 @@
+"""The queue's views with their live counts, and what staff do to the tickets they tick.
+
+A view is a preset of the queue's filters (``queries.QueueFilters``), so a
+view's list and its count are the same query. Every count is one
+``SELECT count(*)`` answered from an index (migration 0010 and the queue
+indexes of 0002). The actions on ticked tickets are ``ticketing.bulk``: each
+ticket goes through the same single-ticket action as its own page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from madoguchi.ticketing import bulk
+from madoguchi.ticketing.actions import ActionError
+from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.queues import ANY_TRIAGE
+from madoguchi.web import queries
+from madoguchi.web.http import Ctx, endpoint
+
+
+@dataclass(frozen=True)
+class View:
+    key: str
+    label: str
+    params: tuple[tuple[str, str], ...]
+    hint: str
+
+
+# In the order they are shown; the first is what "mine" means to most staff.
+VIEWS = (
+    View("mine", "自分の担当", (("assignee", "me"),), "自分が担当の未完了チケット"),
+    View("unassigned", "未割当", (("assignee", "none"),), "担当者のいない未完了チケット"),
+    View("today", "今日が期限", (("due", "today"),),
+         "一次回答がまだで、期限が今日中のもの（超過を含む）"),
+    View("waiting", "当方対応待ち", (("status", "open"),),
+         "ステータスが対応中（保留＝お客様待ちを除く）"),
+    View("all", "未完了すべて", (), "完了していないすべてのチケット"),
+)
+
+
+@dataclass(frozen=True)
+class ViewLink:
+    key: str
+    label: str
+    hint: str
+    url: str
+    count: int
+    current: bool
+
+
+def day_end(ctx: Ctx) -> datetime:
+    """Midnight at the end of today on the desk's clock ("due today" means before it)."""
+    tz = ctx.settings.tz
+    today = ctx.now.astimezone(tz).date()
+    return datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
+
+
+def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
+    """The saved views with their counts; the one the filters are is ``current``."""
+    assert ctx.user is not None
+    end = day_end(ctx)
+    shown = filters.params()
+    links = []
+    for view in VIEWS:
+        wanted = dict(view.params)
+        preset = queries.QueueFilters.from_params(wanted)
+        links.append(ViewLink(
+            view.key, view.label, view.hint,
+            f"/queue?{urlencode(wanted)}" if wanted else "/queue",
+            queries.queue_count(ctx.db, preset, user_id=ctx.user.id, day_end=end),
+            shown == wanted,
+        ))
+    triage = int(ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE))
+                 or 0)
+    links.insert(4, ViewLink("triage", "トリアージ",
+                             "番号を読めなかったFAXと確認が必要なお問い合わせ",
+                             "/triage", triage, False))
+    return links
+
+
+def _back(ctx: Ctx) -> str:
+    """Where the form came from: a queue page (its filters kept), nothing else."""
+    back = ctx.field("back")
+    parts = urlsplit(back)
+    if parts.scheme or parts.netloc or parts.path != "/queue" or "\\" in back:
+        return "/queue"
+    return back
+
+
+def _summary(verb: str, result: bulk.BulkResult) -> tuple[str | None, str | None]:
+    ok = f"{len(result.done)}件{verb}" if result.done else None
+    refused = "、".join(f"{n}（{why}）" for n, why in result.refused[:10])
+    more = f" ほか{len(result.refused) - 10}件" if len(result.refused) > 10 else ""
+    error = f"{len(result.refused)}件は変更できませんでした: {refused}{more}" \
+        if result.refused else None
+    return ok, error
+
+
+def _act(ctx: Ctx, action: str, numbers: list[str]) -> tuple[str, bulk.BulkResult]:
+    assert ctx.user is not None
+    if action == "assign_me":
+        return "を自分に割り当てました。", bulk.assign(ctx.db, numbers, str(ctx.user.id))
+    if action == "assign":
+        who = ctx.field("assignee")
+        verb = "の担当者を変更しました。" if who else "の担当者を外しました。"
+        return verb, bulk.assign(ctx.db, numbers, who)
+    if action == "status":
+        return "のステータスを変更しました。", bulk.set_status(ctx.db, numbers,
+                                                           ctx.field("status"), ctx.now)
+    if action == "close":
+        return "を完了にしました。", bulk.close(ctx.db, numbers, ctx.now)
+    if action == "merge":
+        return "を統合しました。", bulk.merge(ctx.db, numbers, ctx.field("target"), ctx.user,
+                                           ctx.now)
+    raise ActionError("操作を選んでください")
+
+
+@endpoint()
+def bulk_action(ctx: Ctx) -> Response:
+    """The queue's form: the ticked tickets and one action, or one row's 自分に割り当て."""
+    back = _back(ctx)
+    only = ctx.field("only")
+    if only:
+        action, numbers = "assign_me", [only]
+    else:
+        ticked = ctx.form.getlist("ticket") if ctx.form is not None else []
+        action, numbers = ctx.field("action"), [v for v in ticked if isinstance(v, str)]
+    try:
+        verb, result = _act(ctx, action, numbers)
+    except ActionError as exc:
+        ctx.db.rollback()
+        return ctx.redirect(back, error=str(exc))
+    ctx.db.commit()
+    ok, error = _summary(verb, result)
+    return ctx.redirect(back, ok=ok, error=error)
