@@ -288,6 +288,9 @@ class Ticket(Base):
     # A follow-up too late to reopen a closed ticket, or one from a stranger,
     # opens a new ticket that points back at the one it named.
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
+    # Staff's: "low", "normal", "high", "urgent" (ticketing.ticket_fields), and tags.
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     customer: Mapped[Customer | None] = relationship()
     contract: Mapped[Contract | None] = relationship()
@@ -557,3 +560,6 @@ class OutboxMessage(Base):
 
 # Sessions, sign-in attempts, the access log and privacy actions: their own module.
 from madoguchi.ticketing import security_models as security_models  # noqa: E402
+
+# Text modules, signatures, phone calls: the agent's toolkit.
+from madoguchi.ticketing import toolkit_models as toolkit_models  # noqa: E402

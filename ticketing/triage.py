@@ -76,7 +76,7 @@ def accepted_by_staff(decision: Entitlement) -> Entitlement:
     return replace(decision, flags=decision.flags - ACCEPT_CLEARS)
 
 
-def _apply(ticket: Ticket, decision: Entitlement,
+def apply_entitlement(ticket: Ticket, decision: Entitlement,
            contract: Contract | None, settings: Settings, deadlines: Deadlines,
            now: datetime | None = None) -> None:
     """The decision on the ticket; its due time from receipt, or from ``now`` (an acceptance)."""
@@ -142,7 +142,7 @@ def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
     )
     # Staff read it off the page: it is what the customer wrote.
     ticket.support_number_written = number.digits
-    _apply(ticket, decision, contract, settings, deadlines)
+    apply_entitlement(ticket, decision, contract, settings, deadlines)
     record_note(session, ticket, user,
                 f"FAXのサポートサービス番号を {number.display} と確認しました", now)
     session.flush()
@@ -181,7 +181,7 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
         sender_contacts=store.contacts_for_address(session, sender.sender if sender else ""),
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
-    _apply(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
+    apply_entitlement(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
     if register_sender and sender is not None:
         contact = register_contact(session, contract, sender.sender, sender.sender_name)

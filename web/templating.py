@@ -11,6 +11,7 @@ import jinja2
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ticketing.support_number import format_number
+from madoguchi.ticketing.ticket_fields import PRIORITIES
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _WEEKDAYS = "月火水木金土日"
@@ -107,5 +108,6 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         PERIOD_LABELS=PERIOD_LABELS,
         STANDING_LABELS=STANDING_LABELS,
         ORIGIN_LABELS=ORIGIN_LABELS,
+        PRIORITY_LABELS=PRIORITIES,
     )
     return env
