@@ -78,7 +78,7 @@ def test_a_text_module_goes_in_by_keyboard_and_a_call_opens_a_ticket(
         assert page.locator("#tm-list li[role=option]:not([hidden])").count() == 1
         page.fill("#tm-filter", "")
         page.keyboard.type("お礼")
-        page.screenshot(path=str(shots / "text-modules.png"))
+        page.locator("#reply form").first.screenshot(path=str(shots / "text-modules.png"))
         page.keyboard.press("Enter")
         assert page.evaluate("document.activeElement.id") == "reply-body"
         body = page.input_value("#reply-body")
