@@ -24,6 +24,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
+from madoguchi.ticketing.privacy import anonymise_messages
 from madoguchi.ticketing.text_modules import DEFAULTS
 from madoguchi.ticketing.toolkit_models import PhoneCall, TextModule
 from tests.postgres import PostgresDatabases
@@ -247,3 +248,16 @@ def test_priority_tags_and_subject_are_edited_and_priority_shows_in_the_queue(
     assert "優先度が正しくありません" in agent.get(f"/tickets/{number}").text
     t = ticket(webdesk.desk, number)
     assert (t.subject, t.priority) == ("ライセンスキーの再発行", "urgent")
+
+
+def test_anonymising_a_call_forgets_who_called_and_from_which_number(webdesk: WebDesk,
+                                                                     agent: Staff) -> None:
+    number = make_ticket(webdesk.desk)
+    agent.post(f"/tickets/{number}/phone", {"direction": "in", "party": "山田 太郎",
+                                            "phone": "03-1234-5678", "text": "お電話あり。"})
+    with transaction(webdesk.desk.factory) as s:
+        t = s.scalars(select(Ticket).where(Ticket.number == number)).one()
+        anonymise_messages(s, t.messages)
+    with webdesk.desk.factory() as s:
+        (call,) = s.scalars(select(PhoneCall)).all()
+        assert (call.party, call.number, call.direction) == ("", "", "in")
