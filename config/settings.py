@@ -38,6 +38,7 @@ from madoguchi.config.products import (
 )
 from madoguchi.config.retention import RetentionSettings
 from madoguchi.config.secrets import read_secret
+from madoguchi.config.tickets import TicketSettings
 from madoguchi.config.web import WebSettings
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("madoguchi.toml")
@@ -270,6 +271,7 @@ class Settings(BaseSettings):
     fax_form: FaxFormSettings = FaxFormSettings()
     # The products the desk serves (config/products.py); none: one product.
     products: list[ProductSettings] = []
+    tickets: TicketSettings = TicketSettings()
 
     @model_validator(mode="after")
     def _products_consistent(self) -> Settings:

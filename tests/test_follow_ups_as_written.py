@@ -22,6 +22,7 @@ from madoguchi.ingest.parse import parse_message
 from madoguchi.ticketing.models import OutboxMessage, StaffUser
 from madoguchi.ticketing.render import render_ticket
 from madoguchi.ticketing.replies import build_reply
+from madoguchi.ticketing.signatures import signature_for
 from madoguchi.ticketing.ticket_number import quoted_numbers
 from madoguchi.ticketing.views import export_records
 from tests.test_pipeline import ingest, register_demo_customers, ticket
@@ -142,9 +143,12 @@ def test_a_staff_reply_names_the_number_so_a_reply_without_tag_or_references_joi
     number = opened(registered)
     t = ticket(registered, number)
     user = StaffUser(login="sato", name="佐藤 彩香")
-    msg = build_reply(t, t.messages[0], registered.settings, user, to=[], cc=[],
-                      body="ご確認ください。", include_quote=True,
-                      now=datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
+    with registered.factory() as session:
+        t = session.merge(t)
+        sign = signature_for(session, t, user, registered.settings, registered.deadlines)
+        msg = build_reply(t, t.messages[0], registered.settings, user, to=[], cc=[],
+                          body="ご確認ください。", include_quote=True,
+                          now=datetime(2026, 11, 24, 3, 0, tzinfo=UTC), signature=sign)
     sent = parse_message(bytes(msg), registered.settings.limits)
     assert quoted_numbers(sent.text, "T", registered.settings.threading.ticket_labels) == [number]
     quoted = "\n".join("> " + line for line in sent.text.splitlines())

@@ -200,7 +200,7 @@ def test_a_phone_call_is_a_first_response_and_a_note_is_not(
     assert t.first_responded_at is None
     page = agent.get(f"/tickets/{noted}").text
     assert "社内確認中。お客様には未連絡。" in page and "社内メモ" in page
-    agent.post(f"/tickets/{called}/phone", {"phone": "03-1234-5678",
+    agent.post(f"/tickets/{called}/phone", {"direction": "out", "phone": "03-1234-5678",
                                             "text": "お電話で手順をご案内した。"})
     assert ticket(webdesk.desk, called).first_responded_at is not None
     with webdesk.desk.factory() as s:

@@ -1,4 +1,4 @@
-"""What staff do to a ticket: a note, a phone call, its status, its assignee, a merge.
+"""What staff do to a ticket: a note, its status, its assignee, a merge (calls: phone.py).
 
 The web desk's forms and the command line call these same functions. Each
 works in the caller's session and transaction and never commits. A request
@@ -113,20 +113,6 @@ def add_note(session: Session, ticket: Ticket, user: StaffUser | None, text: str
     """An internal note: staff only, never sent, does not count as a response."""
     ensure_workable(ticket)
     return record_note(session, ticket, user, required_text(text, "メモ"), now)
-
-
-def log_phone_call(session: Session, ticket: Ticket, user: StaffUser | None, text: str,
-                   phone: str, now: datetime) -> Message:
-    """A phone call with the customer, as staff summarise it; it is a response."""
-    ensure_workable(ticket)
-    phone = phone.strip()[:50]
-    message = add_message(
-        session, ticket, user, direction=Direction.OUT, channel=Channel.PHONE,
-        text=required_text(text, "通話内容"), now=now, subject="電話対応",
-        recipients=[phone] if phone else [],
-    )
-    responded(session, ticket, user, now)
-    return message
 
 
 def set_status(ticket: Ticket, status: str, now: datetime, *, by: StaffUser | None = None,

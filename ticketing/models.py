@@ -299,6 +299,9 @@ class Ticket(Base):
     customer_replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Staff's: "low", "normal", "high", "urgent" (ticketing.ticket_fields), and tags.
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     customer: Mapped[Customer | None] = relationship()
     contract: Mapped[Contract | None] = relationship()
@@ -570,3 +573,6 @@ class OutboxMessage(Base):
 # their own modules.
 from madoguchi.ticketing import conversation_models as conversation_models  # noqa: E402
 from madoguchi.ticketing import security_models as security_models  # noqa: E402
+
+# Text modules, signatures, phone calls: the agent's toolkit.
+from madoguchi.ticketing import toolkit_models as toolkit_models  # noqa: E402

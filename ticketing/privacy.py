@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from madoguchi.ticketing.blobstore import BlobStore
@@ -42,6 +42,7 @@ from madoguchi.ticketing.models import (
     Ticket,
 )
 from madoguchi.ticketing.security_models import PrivacyAction
+from madoguchi.ticketing.toolkit_models import PhoneCall
 
 ERASED_NAME = "（削除済み）"
 ERASED_TEXT = "（個人情報の削除により削除しました）"
@@ -177,6 +178,7 @@ def anonymise_messages(db: Session, messages: Iterable[Message]) -> set[str]:
     """Replace what identifies anyone in ``messages``; the blobs they named (to sweep)."""
     released: set[str] = set()
     raw_ids: set[int] = set()
+    messages = list(messages)
     for m in messages:
         for a in list(m.attachments):
             released.add(a.sha256)
@@ -188,6 +190,9 @@ def anonymise_messages(db: Session, messages: Iterable[Message]) -> set[str]:
         m.message_id, m.in_reply_to, m.references, m.fax_reading = None, None, [], None
         m.raw_id = None
     db.flush()
+    # A call's party and number identify the caller as much as a sender does.
+    db.execute(update(PhoneCall).where(PhoneCall.message_id.in_([m.id for m in messages]))
+               .values(party="", number=""))
     if raw_ids:
         released.update(db.scalars(select(RawMessage.sha256).where(RawMessage.id.in_(raw_ids))))
         db.execute(delete(RawMessage).where(RawMessage.id.in_(raw_ids)))

@@ -42,6 +42,7 @@ from madoguchi.ticketing.actions import (
     responded,
 )
 from madoguchi.ticketing.blobstore import BlobStore
+from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.japanese import format_moment_ja
 from madoguchi.ticketing.mail_headers import one_line, thread_headers, usable_address
 from madoguchi.ticketing.models import (
@@ -54,6 +55,8 @@ from madoguchi.ticketing.models import (
 )
 from madoguchi.ticketing.outbox import enqueue
 from madoguchi.ticketing.pdf import JAPANESE_FONT, PAGE_H_MM, PAGE_W_MM, register_fonts
+from madoguchi.ticketing.signatures import check_shown, signature_for
+from madoguchi.ticketing.text_modules import apply_macro
 from madoguchi.ticketing.ticket_number import tag as subject_tag
 
 REPLY_KIND = "reply"
@@ -78,13 +81,6 @@ def quote(original: Message, tz: ZoneInfo) -> str:
     header = f"{when.astimezone(tz).year}年{format_moment_ja(when, tz)} {name} 様:"
     lines = original.text.rstrip().splitlines() or [""]
     return header + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
-
-
-def signature(settings: Settings, user: StaffUser, ticket_number: str) -> str:
-    """The desk's signature; it names the ticket after 受付番号, as the acknowledgement
-    did, so a reply that lost its tag and references still threads (``quoted_numbers``)."""
-    return (f"--\n受付番号：{ticket_number}\n{settings.acknowledgement.from_name}\n"
-            f"担当: {user.name}\n{settings.desk_address}")
 
 
 def parse_recipients(value: str, what: str) -> list[Address]:
@@ -113,13 +109,18 @@ class MailReply:
     body: str
     include_quote: bool
     idempotency_key: str
+    # The signature the reply box showed (None: not from a form; the current one).
+    signature: str | None = None
+    # The text module whose macro applies once the reply is sent.
+    macro: int | None = None
 
 
 def build_reply(ticket: Ticket, original: Message | None, settings: Settings, user: StaffUser,
                 *, to: list[Address], cc: list[Address], body: str, include_quote: bool,
-                now: datetime) -> EmailMessage:
+                now: datetime, signature: str) -> EmailMessage:
+    """The mail: the body, then ``signature`` as staff saw it (``ticketing.signatures``)."""
     domain = settings.desk_address.rpartition("@")[2]
-    text = body.rstrip() + "\n\n" + signature(settings, user, ticket.number) + "\n"
+    text = body.rstrip() + "\n\n" + signature + "\n"
     if include_quote and original is not None:
         text += "\n" + quote(original, settings.tz) + "\n"
     msg = EmailMessage(policy=SMTP_POLICY)
@@ -139,9 +140,15 @@ def build_reply(ticket: Ticket, original: Message | None, settings: Settings, us
 
 def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
                     user: StaffUser, reply: MailReply, settings: Settings,
-                    now: datetime) -> Message | None:
-    """Queue the reply and record it in the thread; None if this form was sent already."""
+                    deadlines: Deadlines, now: datetime) -> Message | None:
+    """Queue the reply and record it in the thread; None if this form was sent already.
+
+    The signature is the product's (``ticketing.signatures``); a reply whose form
+    showed another is refused. A macro chosen with the reply is applied with it.
+    """
     ensure_workable(ticket)
+    sign = signature_for(session, ticket, user, settings, deadlines)
+    check_shown(reply.signature, sign)
     if not _IDEMPOTENCY.match(reply.idempotency_key):
         raise ActionError("フォームが古くなっています。ページを開き直してください")
     to = parse_recipients(reply.to, "宛先")
@@ -150,7 +157,7 @@ def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
     cc = parse_recipients(reply.cc, "CC")
     body = required_text(reply.body, "本文")
     mail = build_reply(ticket, original, settings, user, to=to, cc=cc, body=body,
-                       include_quote=reply.include_quote, now=now)
+                       include_quote=reply.include_quote, now=now, signature=sign)
     queued = enqueue(session, kind=REPLY_KIND,
                      dedupe_key=f"{REPLY_KIND}:{ticket.number}:{reply.idempotency_key}",
                      ticket=ticket, message=mail, now=now)
@@ -175,6 +182,7 @@ def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
     )
     session.add(message)
     responded(session, ticket, user, now)
+    apply_macro(session, ticket, reply.macro, user, now)
     return message
 
 

@@ -83,7 +83,7 @@ def accepted_by_staff(decision: Entitlement) -> Entitlement:
     return replace(decision, flags=decision.flags - ACCEPT_CLEARS)
 
 
-def _apply(ticket: Ticket, decision: Entitlement,
+def apply_entitlement(ticket: Ticket, decision: Entitlement,
            contract: Contract | None, settings: Settings, deadlines: Deadlines,
            now: datetime | None = None) -> None:
     """The decision on the ticket; its due time from receipt, or from ``now`` (an acceptance)."""
@@ -168,7 +168,7 @@ def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
     # Staff read it off the page: it is what the customer wrote.
     before = (ticket.support_number, ticket.flag_names)
     ticket.support_number_written = number.digits
-    _apply(ticket, decision, contract, settings, deadlines)
+    apply_entitlement(ticket, decision, contract, settings, deadlines)
     _record_decision(session, ticket, user, now, before,
                      f"トリアージ: FAXの番号を {number.display} と確認")
     record_note(session, ticket, user,
@@ -217,7 +217,7 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
         received_day=ticket.received_at.astimezone(settings.tz).date(),
     )
     before = (ticket.support_number, ticket.flag_names)
-    _apply(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
+    apply_entitlement(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
     _record_decision(session, ticket, user, now, before, f"トリアージ: {note}")
     if register_sender and sender is not None:

@@ -38,6 +38,7 @@ from madoguchi.web import (
     queries,
     queue_pages,
     signin,
+    toolkit_pages,
     triage_pages,
 )
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
@@ -111,7 +112,7 @@ def ticket(ctx: Ctx) -> Response:
         fax_to=t.contact.fax if t.contact else "",
         fax_name=t.customer.company if t.customer else "",
         idempotency_key=secrets.token_hex(16),
-        statuses=[s.value for s in CHOOSABLE],
+        statuses=[s.value for s in CHOOSABLE], **toolkit_pages.ticket_context(ctx, t),
     )
 
 
@@ -142,19 +143,6 @@ def add_note(ctx: Ctx) -> Response:
     return _ticket_action(ctx, act)
 
 
-@endpoint()
-def log_phone(ctx: Ctx) -> Response:
-    assert ctx.user is not None
-    user = ctx.user
-
-    def act(t: Ticket) -> str:
-        actions.log_phone_call(ctx.db, t, user, ctx.field("text"), ctx.field("phone"), ctx.now)
-        _then_status(ctx, t)
-        return "電話対応を記録しました。"
-
-    return _ticket_action(ctx, act)
-
-
 def _then_status(ctx: Ctx, t: Ticket) -> None:
     status = ctx.field("then_status")
     if status:
@@ -180,9 +168,12 @@ def reply_mail(ctx: Ctx) -> Response:
             to=ctx.field("to"), cc=ctx.field("cc"), body=ctx.field("body"),
             include_quote=ctx.field("quote") == "1",
             idempotency_key=ctx.field("idempotency_key"),
+            # A form without the field (not the desk's own) gets the current signature.
+            signature=ctx.field("signature") if ctx.form and "signature" in ctx.form else None,
+            macro=parse_id(ctx.field("macro")),
         )
         message = replies.send_mail_reply(ctx.db, t, original, user, reply, ctx.settings,
-                                          ctx.now)
+                                          ctx.storage.deadlines, ctx.now)
         if message is None:
             return "この返信は送信済みです（二重送信は行いません）。"
         _then_status(ctx, t)
@@ -483,10 +474,10 @@ def routes() -> list[BaseRoute]:
         Route("/queue", queue),
         Route("/queue/bulk", queue_pages.bulk_action, methods=post),
         Route("/triage", triage_pages.triage_page),
+        *toolkit_pages.routes(),
         Route("/search", search),
         Route("/tickets/{number}", ticket),
         Route("/tickets/{number}/note", add_note, methods=post),
-        Route("/tickets/{number}/phone", log_phone, methods=post),
         Route("/tickets/{number}/reply", reply_mail, methods=post),
         Route("/tickets/{number}/fax", reply_fax, methods=post),
         Route("/tickets/{number}/status", set_status, methods=post),

@@ -14,6 +14,7 @@ from madoguchi.ocr.preview import PREVIEW_TYPES
 from madoguchi.ticketing.conversation import STATE_LABELS
 from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
+from madoguchi.ticketing.ticket_fields import PRIORITIES
 from madoguchi.web.problems import problem_ja
 from madoguchi.web.timeleft import time_left
 
@@ -137,5 +138,6 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         PERIOD_LABELS=PERIOD_LABELS,
         STANDING_LABELS=STANDING_LABELS,
         ORIGIN_LABELS=ORIGIN_LABELS,
+        PRIORITY_LABELS=PRIORITIES,
     )
     return env
