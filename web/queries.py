@@ -13,8 +13,8 @@ PostgreSQL both match the query to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,10 @@ from madoguchi.ticketing.models import (
     TicketFlag,
 )
 from madoguchi.ticketing.queues import ACTIVE, AWAITING, WAITING_FOR_US
+from madoguchi.ticketing.search import SearchHit as SearchHit
+from madoguchi.ticketing.search import SearchResult as SearchResult
+from madoguchi.ticketing.search import search as search
+from madoguchi.ticketing.search import search_terms as search_terms
 
 _STATUS_ONLY = {
     "open": WAITING_FOR_US,
@@ -45,8 +49,6 @@ _STATUS_ONLY = {
     "customer_replied": text("tickets.state = 'customer_replied'"),
 }
 STATUS_CHOICES = ("active", "open", "customer_replied", "pending", "closed", "all")
-MIN_TERM = 2
-MAX_TERMS = 5
 
 
 # -- the queue ---------------------------------------------------------------
@@ -297,75 +299,8 @@ def contract_choices(session: Session, limit: int = 1000) -> list[tuple[str, str
 # -- search ------------------------------------------------------------------
 
 
-@dataclass
-class SearchHit:
-    message: Message
-    ticket: Ticket
-    snippet: tuple[str, str, str]  # before, the match, after
-
-
-@dataclass
-class SearchResult:
-    terms: list[str]
-    hits: list[SearchHit] = field(default_factory=list)
-    next_before: int | None = None
-    problem: str | None = None
-
-
-def search_terms(query: str) -> tuple[list[str], str | None]:
-    """Whitespace-separated terms (all must occur); each at least two characters."""
-    terms = list(dict.fromkeys(query.split()))
-    if not terms:
-        return [], None
-    if len(terms) > MAX_TERMS:
-        return [], f"検索語は{MAX_TERMS}個までです"
-    if any(len(t) < MIN_TERM for t in terms):
-        return [], f"検索語はそれぞれ{MIN_TERM}文字以上にしてください"
-    return terms, None
-
-
 def ticket_number_in(query: str) -> str | None:
     return ticket_number.normalise(query)
-
-
-def _snippet(message: Message, terms: Sequence[str], width: int = 48) -> tuple[str, str, str]:
-    for source in (message.text, message.subject):
-        flat = " ".join(source.split())
-        lowered = flat.lower()
-        for term in terms:
-            at = lowered.find(term.lower())
-            if at >= 0:
-                start = max(0, at - width)
-                end = at + len(term)
-                return (
-                    ("…" if start else "") + flat[start:at],
-                    flat[at:end],
-                    flat[end:end + width * 2] + ("…" if end + width * 2 < len(flat) else ""),
-                )
-    flat = " ".join(message.text.split())
-    return ("", "", flat[: width * 2])
-
-
-def search(session: Session, query: str, *, before: int | None = None,
-           limit: int = 50) -> SearchResult:
-    terms, problem = search_terms(query)
-    result = SearchResult(terms, problem=problem)
-    if not terms:
-        return result
-    ids = dialect_of(session).matching_message_ids(session, terms, before, limit + 1)
-    if len(ids) > limit:
-        ids = ids[:limit]
-        result.next_before = ids[-1]
-    if not ids:
-        return result
-    rows = session.execute(
-        select(Message, Ticket)
-        .join(Ticket, Message.ticket_id == Ticket.id)
-        .where(Message.id.in_(ids))
-        .order_by(Message.id.desc())
-    ).all()
-    result.hits = [SearchHit(m, t, _snippet(m, terms)) for m, t in rows]
-    return result
 
 
 # -- customers ---------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""One row per ticket, notes by their own text, merged tickets left out, and
+``madoguchi search`` giving the web desk's results (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import typer
+from typer.testing import CliRunner
+
+from madoguchi.search_cli import search_command
+from madoguchi.ticketing import actions
+from madoguchi.ticketing.db import transaction
+from madoguchi.ticketing.lookup import ticket_by_number
+from madoguchi.ticketing.search import search
+from tests.test_web_kit import Staff, WebDesk, make_ticket
+
+pytest_plugins = ["tests.test_web_kit"]
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def _numbers(wd: WebDesk, q: str, **kw: object) -> list[str]:
+    with wd.desk.factory() as s:
+        return [h.ticket.number for h in search(s, q, **kw).hits]  # type: ignore[arg-type]
+
+
+def _note(wd: WebDesk, number: str, text: str) -> None:
+    with transaction(wd.desk.factory) as s:
+        ticket = ticket_by_number(s, number, follow_merges=False)
+        assert ticket is not None
+        actions.add_note(s, ticket, None, text, NOW)
+
+
+def test_a_ticket_with_many_matching_messages_is_one_row(webdesk: WebDesk, agent: Staff) -> None:
+    number = make_ticket(webdesk.desk, subject="印刷の不具合", text="帳票の印刷で止まります")
+    for i in range(5):
+        _note(webdesk, number, f"印刷の件 その{i}")
+    other = make_ticket(webdesk.desk, subject="別件", text="印刷できません")
+    assert _numbers(webdesk, "印刷") == [other, number]
+    page = agent.get("/search?q=印刷").text
+    assert page.count(f'href="/tickets/{number}#m') == 1
+
+
+def test_pages_of_tickets_do_not_repeat_a_ticket(webdesk: WebDesk) -> None:
+    numbers = [make_ticket(webdesk.desk, text=f"共通の語句 その{i}") for i in range(5)]
+    _note(webdesk, numbers[0], "共通の語句 を追記")  # the oldest ticket, newest match
+    with webdesk.desk.factory() as s:
+        first = search(s, "共通の語句", limit=3)
+        rest = search(s, "共通の語句", before=first.next_before, limit=3)
+    seen = [h.ticket.number for h in first.hits + rest.hits]
+    assert seen == [numbers[0], *numbers[:0:-1]] and rest.next_before is None
+
+
+def test_notes_count_by_their_own_text_and_merged_tickets_never_match(webdesk: WebDesk) -> None:
+    noted = make_ticket(webdesk.desk, subject="請求書の再発行", text="請求書をお願いします")
+    _note(webdesk, noted, "経理に確認中")
+    assert _numbers(webdesk, "経理") == [noted]
+    subject_only = make_ticket(webdesk.desk, subject="見積依頼", text="よろしくお願いします")
+    _note(webdesk, subject_only, "折り返し電話する")
+    assert _numbers(webdesk, "見積依頼") == [subject_only]  # by its mail, not by the note
+    source = make_ticket(webdesk.desk, subject="容量不足の件", text="ディスク容量が足りません")
+    target = make_ticket(webdesk.desk, subject="容量の件", text="追加のご連絡")
+    with transaction(webdesk.desk.factory) as s:
+        ticket = ticket_by_number(s, source, follow_merges=False)
+        assert ticket is not None
+        actions.merge(s, ticket, target, None, NOW)
+    assert _numbers(webdesk, "容量不足") == [target]
+    assert _numbers(webdesk, "統合しました") == [target]
+
+
+def _cli(wd: WebDesk) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main(ctx: typer.Context) -> None:
+        ctx.obj = wd.desk.settings
+
+    app.command("search")(search_command)
+    return app
+
+
+def test_the_command_line_gives_the_web_desks_results(webdesk: WebDesk) -> None:
+    a = make_ticket(webdesk.desk, subject="CSV出力の文字化け", text="CSVが文字化けします")
+    _note(webdesk, a, "CSVの件、再現しました")
+    b = make_ticket(webdesk.desk, subject="請求書", text="CSVで送ってください")
+    runner = CliRunner()
+    r = runner.invoke(_cli(webdesk), ["search", "csv", "--format", "jsonl"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [row["number"] for row in rows] == _numbers(webdesk, "csv") == [b, a]
+    assert rows[0]["subject"] == "請求書" and "CSV" in rows[0]["snippet"]
+    assert {"number", "subject", "snippet"} <= rows[1].keys()
+    table = runner.invoke(_cli(webdesk), ["search", "文字化け"])
+    assert table.exit_code == 0 and a in table.output and "1件" in table.output
+    bad = runner.invoke(_cli(webdesk), ["search", "あ"])
+    assert bad.exit_code == 2 and "2文字以上" in bad.output
+    assert runner.invoke(_cli(webdesk), ["search", "csv", "--format", "xml"]).exit_code == 2
