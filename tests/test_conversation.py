@@ -106,7 +106,7 @@ def test_a_customer_reply_wakes_a_pending_ticket_with_its_contracts_next_respons
     assert t.next_response_due == when + timedelta(hours=2)  # the contract's own terms
     assert t.response_due == t.next_response_due and Flag.URGENT.value in t.flag_names
     page = agent.get("/queue").text
-    rows = re.findall(r'<tr class="sla-[a-z]+">(.*?)</tr>', page, re.S)
+    rows = re.findall(r'<tr class="sla-[a-z]+"[^>]*>(.*?)</tr>', page, re.S)
     assert number in rows[0] and later in rows[1]  # due in 2 h, before the other's 5 h
     assert "お客様から返信あり" in rows[0] and "待ち" in rows[0] and "至急" in rows[0]
     history = _history(webdesk, number)
