@@ -556,4 +556,6 @@ class OutboxMessage(Base):
 
 
 # Sessions, sign-in attempts, the access log and privacy actions: their own module.
+# Who is on a ticket, and the change feed of the live desk: their own module.
+from madoguchi.ticketing import live_models as live_models  # noqa: E402
 from madoguchi.ticketing import security_models as security_models  # noqa: E402

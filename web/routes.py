@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
-from madoguchi.ticketing import access_log, actions, directory, replies, triage
+from madoguchi.ticketing import access_log, actions, directory, replies, triage, versions
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
 from madoguchi.ticketing.ids import parse_id
@@ -31,7 +31,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import contract_pages, queries, signin
+from madoguchi.web import contract_pages, live, queries, signin
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -78,6 +78,7 @@ def queue(ctx: Ctx) -> Response:
         first_url=_url("/queue", kept),
         next_url=_url("/queue", {**kept, "after": page.next.encode()}) if page.next else None,
         prev_url=_url("/queue", {**kept, "before": page.prev.encode()}) if page.prev else None,
+        **live.queue_context(ctx, page.tickets),
     )
 
 
@@ -86,22 +87,27 @@ def queue(ctx: Ctx) -> Response:
 
 @endpoint()
 def ticket(ctx: Ctx) -> Response:
+    return _ticket_page(ctx)
+
+
+def _ticket_page(ctx: Ctx, status: int = 200, stale: list[str] | None = None) -> Response:
     view = queries.ticket_view(ctx.db, ctx.request.path_params["number"])
     if view is None:
         return _not_found(ctx, "チケット")
     t = view.ticket
     access_log.opened(ctx.db, ctx.user, t.id, "ticket", ctx.now)
-    wanted = ctx.param("reply_to")
+    wanted = ctx.param("reply_to") or (ctx.field("reply_to") if stale else "")
     target = next((m for m in t.messages if str(m.id) == wanted), None) if wanted else None
     target = target or replies.default_reply_target(t)
     return ctx.render(
-        "ticket.html", nav="queue", view=view, t=t, staff=queries.active_staff(ctx.db),
+        "ticket.html", status, nav="queue", view=view, t=t, staff=queries.active_staff(ctx.db),
         reply_target=target, reply_to=replies.default_recipient(t, target),
         reply_subject=replies.reply_subject(t, target.subject if target else t.subject),
         fax_to=t.contact.fax if t.contact else "",
         fax_name=t.customer.company if t.customer else "",
         idempotency_key=secrets.token_hex(16),
         statuses=[s.value for s in TicketStatus],
+        **live.ticket_context(ctx, t, stale),
     )
 
 
@@ -112,7 +118,11 @@ def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
     if t is None:
         return _not_found(ctx, "チケット")
     try:
+        versions.check(ctx.db, t, live.page_version(ctx))
         done = action(t)
+    except versions.StaleView as exc:
+        ctx.db.rollback()
+        return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(back, error=str(exc))
@@ -241,7 +251,11 @@ def merge(ctx: Ctx) -> Response:
     if t is None:
         return _not_found(ctx, "チケット")
     try:
+        versions.check(ctx.db, t, live.page_version(ctx))
         target = actions.merge(ctx.db, t, ctx.field("target"), user, ctx.now)
+    except versions.StaleView as exc:
+        ctx.db.rollback()
+        return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
@@ -501,6 +515,7 @@ def routes() -> list[BaseRoute]:
         # No session: Prometheus sends a bearer token, or scrapes over loopback.
         Route("/metrics", metrics),
         *signin.routes(),
+        *live.routes(),
         Route("/queue", queue),
         Route("/triage", triage_page),
         Route("/search", search),
