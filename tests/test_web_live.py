@@ -105,7 +105,8 @@ def test_status_assignment_and_notes_on_a_stale_page_are_stopped(
                         {"status": "pending", "version": _version(page)})
     assert status.status_code == 409
     assert "担当者: 未割当 → 鈴木 部長" in html.unescape(status.text)
-    note = agent.post(f"/tickets/{number}/note", {"text": "社内で確認中", "version": _version(page)})
+    note = agent.post(f"/tickets/{number}/note",
+                      {"text": "社内で確認中", "version": _version(page)})
     assert note.status_code == 409 and ">社内で確認中</textarea>" in note.text
     with webdesk.desk.factory() as db:
         t = db.scalars(select(Ticket).where(Ticket.number == number)).one()
