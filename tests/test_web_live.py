@@ -345,3 +345,24 @@ def test_live_updates_can_be_turned_off(sqlite_url: str, tmp_path: object,
         assert agent.get("/live/queue").status_code == 404
     finally:
         desk.close()
+
+
+def test_a_triage_decision_on_a_stale_list_is_stopped(
+    webdesk: WebDesk, agent: Staff, boss: Staff
+) -> None:
+    number = ingest_mail(webdesk.desk, subject="見積もりのお願い",
+                         from_=("知らない 人", "stranger@example.com"))
+    listed = agent.get("/triage").text
+    token = re.search(rf'/tickets/{number}/out-of-scope".*?name="version" value="([^"]+)"',
+                      listed, re.S)
+    assert token, "no version in the triage form"
+    boss_page = boss.get(f"/tickets/{number}").text
+    assert boss.post(f"/tickets/{number}/note", {
+        "text": "営業部から連絡済み", "version": _version(boss_page)}).status_code == 303
+
+    refused = agent.post(f"/tickets/{number}/out-of-scope", {
+        "reason": "営業宛て", "back": "triage", "version": token.group(1)})
+    assert refused.status_code == 409 and "営業部から連絡済み" in refused.text
+    with webdesk.desk.factory() as db:
+        status = db.scalars(select(Ticket.status).where(Ticket.number == number)).one()
+    assert status.value == "open"

@@ -5,15 +5,16 @@ words for what changed under a stale page.
 streams (``text/event-stream``, read by ``static/desk.js`` with EventSource,
 same origin, so ``connect-src 'self'`` of the page's CSP covers them). The
 queue's stream says ``changed`` when any ticket changed (coalesced over
-``COALESCE`` seconds); a ticket's says ``changed`` with what changed since the
-version the page showed, and ``presence`` with who else has it open. A
-stream holds no worker thread while it waits (the database is read in short
-calls from the thread pool), is not counted among the requests under way
-(``madoguchi.web_guard`` caps live streams apart), does not keep the
-session alive (an open page is not activity: the idle limit still holds),
-and ends after ``[web] live_stream_minutes``, when the browser reconnects
-and is checked again. ``POST /live/tickets/{number}/typing`` says the
-signed-in user is typing a reply there.
+``COALESCE`` seconds, at most once per ``QUEUE_EVERY``); a ticket's says
+``changed`` with what changed since the version the page showed, and
+``presence`` with who else has it open. A stream holds no worker thread while
+it waits (the database is read in short calls from the thread pool), is not
+counted among the requests under way (``madoguchi.web_guard`` caps live
+streams apart), does not keep the session alive (an open page is not activity:
+the idle limit still holds), and ends after ``[web] live_stream_minutes``,
+when the browser reconnects and is checked again. ``POST
+/live/tickets/{number}/typing`` says the signed-in user is typing a reply
+there.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ log = logging.getLogger("madoguchi.web.live")
 
 PREFIX = "/live/"
 COALESCE = 1.0  # seconds: a batch of mail is one queue update, not fifty
+# At most one queue update per page this often: each makes the browser fetch the queue
+# page again, and a hundred open queues on a busy desk would otherwise fetch it a hundred
+# times for every mail (bench/live.py measures what they cost).
+QUEUE_EVERY = 5.0
 RETRY_MS = 3000  # EventSource waits this long before it reconnects
 _T = TypeVar("_T")
 
@@ -144,12 +149,14 @@ async def queue_stream(request: Request) -> Response:
     sub = hub(request).subscribe(None)
 
     async def body() -> AsyncIterator[str]:
+        told = -QUEUE_EVERY
         try:
             yield f"retry: {RETRY_MS}\n: live\n\n"
             async for kinds in _beats(request, state, sub):
                 if TICKET in kinds:
-                    await anyio.sleep(COALESCE)
+                    await anyio.sleep(max(COALESCE, told + QUEUE_EVERY - time.monotonic()))
                     await sub.wait(0)
+                    told = time.monotonic()
                     yield _event("changed", {})
         finally:
             hub(request).unsubscribe(sub)

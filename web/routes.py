@@ -311,6 +311,7 @@ def triage_page(ctx: Ctx) -> Response:
     return ctx.render(
         "triage.html", nav="triage", faxes=triage.fax_triage(ctx.db),
         mails=triage.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
+        version=lambda t: versions.version_of(ctx.db, t).encode(),
     )
 
 
