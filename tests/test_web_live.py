@@ -366,3 +366,29 @@ def test_a_triage_decision_on_a_stale_list_is_stopped(
     with webdesk.desk.factory() as db:
         status = db.scalars(select(Ticket.status).where(Ticket.number == number)).one()
     assert status.value == "open"
+
+
+def test_an_open_page_is_not_activity_its_session_still_idles_out(
+    webdesk: WebDesk, served: WebServer
+) -> None:
+    from madoguchi.ticketing.security_models import WebSession
+
+    agent = Browser(served.url, "agent")
+    earlier = _now() - timedelta(minutes=5)
+    with transaction(webdesk.desk.factory) as db:
+        for row in db.scalars(select(WebSession)):
+            row.last_seen_at = earlier
+    stream = agent.stream("/live/queue")
+    assert stream.response.status == 200
+    conn = http.client.HTTPConnection(urlsplit(served.url).hostname or "",
+                                      urlsplit(served.url).port, timeout=5)
+    conn.request("GET", "/queue", headers={"Cookie": agent.cookie, "X-Madoguchi-Live": "1"})
+    assert conn.getresponse().status == 200  # the queue redrawing itself
+    conn.close()
+    with webdesk.desk.factory() as db:
+        seen = [r.last_seen_at for r in db.scalars(select(WebSession))]
+    assert all(abs((s - earlier).total_seconds()) < 1 for s in seen)
+    agent.get("/queue")  # a page staff open is
+    with webdesk.desk.factory() as db:
+        assert max(r.last_seen_at for r in db.scalars(select(WebSession))) > earlier
+    stream.close()

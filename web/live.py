@@ -158,6 +158,8 @@ async def queue_stream(request: Request) -> Response:
                     await sub.wait(0)
                     told = time.monotonic()
                     yield _event("changed", {})
+                elif "beat" in kinds:
+                    yield ": beat\n\n"  # keeps proxies from closing a quiet stream
         finally:
             hub(request).unsubscribe(sub)
 
