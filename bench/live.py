@@ -9,8 +9,8 @@ and the live desk's tables; dropped at the end unless --keep, reused with
 load generator's threads do not share its interpreter) with the live caps
 raised for one client address: ``live_max_connections = 250``,
 ``live_max_connections_per_client = 250``, ``max_connections_per_client =
-400``. Then, each line --requests times after 10 warm-up requests, over
-keep-alive HTTP from one client:
+400``. Then, in --rounds rounds, each line --requests times after 10 warm-up
+requests, over keep-alive HTTP from one client:
 
 1. ``none open``: the queue's first page and a random ticket, no stream open;
 2. ``200 open``: the same with --streams server-sent event streams held open
@@ -19,7 +19,7 @@ keep-alive HTTP from one client:
    internal note to a random open ticket every second (each a NOTIFY that the
    server's one listener fans out to the streams concerned); one thread reads
    every stream, and the figures say how many events arrived;
-3. ``200 open, queues redraw``: the same, and every ``changed`` of a queue
+3. (last round only) ``200 open, queues redraw``: the same, and every ``changed`` of a queue
    stream makes the reader fetch the queue page again, 0.3–1.5 s later, as
    ``static/desk.js`` does in the browser (the server sends a queue stream at
    most one ``changed`` per 5 s: ``web.live.QUEUE_EVERY``).
@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--messages-per-ticket", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
@@ -267,16 +268,19 @@ def _run(args: argparse.Namespace, base: str, rng: random.Random,
 
     lines: list[str] = []
     notes = [0]
-    for round_ in (1, 2):  # twice: the machine is shared, the spread shows its noise
+    # Rounds of none open / open, then open with redraws: the machine is shared, and
+    # the rounds show how much of a difference is its noise.
+    for round_ in range(1, args.rounds + 1):
         lines.append(f"# round {round_}")
         lines += pages("none open")
-        lines += _with_streams(args, base, client.cookie, rng, open_tickets, url, pages, notes)
+        lines += _with_streams(args, base, client.cookie, rng, open_tickets, url, pages, notes,
+                               redraw=round_ == args.rounds)
     return lines, notes[0]
 
 
 def _with_streams(args: argparse.Namespace, base: str, cookie: str, rng: random.Random,
                   open_tickets: list[tuple[int, str]], url: str,
-                  pages: Any, notes: list[int]) -> list[str]:
+                  pages: Any, notes: list[int], *, redraw: bool) -> list[str]:
     lines: list[str] = []
     half = args.streams // 2
     watched = rng.sample(open_tickets, args.streams - half)
@@ -301,6 +305,8 @@ def _with_streams(args: argparse.Namespace, base: str, cookie: str, rng: random.
         lines += pages(f"{args.streams} open")
         lines.append(f"#   streams open {streams.open_count()}/{args.streams}; events during "
                      f"the lines: {_delta(streams.events, before)}")
+        if not redraw:
+            return lines
         streams.redraw = True
         time.sleep(6)
         before, redrawn = dict(streams.events), streams.redraws

@@ -52,6 +52,9 @@ COALESCE = 1.0  # seconds: a batch of mail is one queue update, not fifty
 # times for every mail (bench/live.py measures what they cost).
 QUEUE_EVERY = 5.0
 RETRY_MS = 3000  # EventSource waits this long before it reconnects
+# A stream looks at its session again this often (a revoked or idle one ends it): each
+# look is a transaction, and two hundred streams looking every beat cost a tenth of a core.
+SESSION_CHECK = 60.0
 _T = TypeVar("_T")
 
 _MESSAGE_LABELS = {
@@ -172,12 +175,15 @@ async def _beats(request: Request, state: DeskWeb, sub: Subscriber) -> AsyncIter
     ends = time.monotonic() + state.web.live_stream_minutes * 60
     beat = presence.BEAT.total_seconds()
     next_beat = time.monotonic() + beat
+    next_check = time.monotonic() + SESSION_CHECK
     while time.monotonic() < ends:
         kinds = await sub.wait(max(0.0, min(next_beat, ends) - time.monotonic()))
         if time.monotonic() >= next_beat:
             next_beat = time.monotonic() + beat
-            if not await _thread(_still_signed_in, request, state):
-                return
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + SESSION_CHECK
+                if not await _thread(_still_signed_in, request, state):
+                    return
             kinds.add("beat")
         yield kinds
 
