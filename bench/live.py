@@ -59,6 +59,7 @@ from madoguchi.ticketing.storage import Storage  # noqa: E402
 from madoguchi.web.auth import hash_password  # noqa: E402
 
 DB = "madoguchi_bench_live"
+SERVER_PID = 0
 VERSION = re.compile(r'name="version" value="([^"]+)"')
 
 
@@ -229,7 +230,7 @@ def main() -> None:
         server.start()
         try:
             base = ready.get(timeout=120)
-            lines, notes = _run(args, base, rng, open_tickets, numbers, url)
+            lines, notes = _run(args, base, rng, open_tickets, numbers, url, server.pid)
         finally:
             stop.set()
             server.join(30)
@@ -249,9 +250,17 @@ def main() -> None:
             admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(args: argparse.Namespace, base: str, rng: random.Random,
-         open_tickets: list[tuple[int, str]], numbers: list[str], url: str
+         open_tickets: list[tuple[int, str]], numbers: list[str], url: str, pid: int
          ) -> tuple[list[str], int]:
+    global SERVER_PID
+    SERVER_PID = pid
     client = Client(base)
     client.sign_in("bench")
 
@@ -270,6 +279,10 @@ def _run(args: argparse.Namespace, base: str, rng: random.Random,
     notes = [0]
     # Rounds of none open / open, then open with redraws: the machine is shared, and
     # the rounds show how much of a difference is its noise.
+    used = _cpu_seconds(pid)
+    time.sleep(30)
+    lines.append(f"# server CPU with no stream open, no page requests: "
+                 f"{(_cpu_seconds(pid) - used) / 30:.3f} s per s")
     for round_ in range(1, args.rounds + 1):
         lines.append(f"# round {round_}")
         lines += pages("none open")
@@ -300,7 +313,13 @@ def _with_streams(args: argparse.Namespace, base: str, cookie: str, rng: random.
                                                     notes), daemon=True)
     writer.start()
     try:
-        time.sleep(20)  # every stream open, a beat behind it
+        time.sleep(5)
+        # What holding them costs the server, no page asked for: a figure the other
+        # work on the machine does not blur (CPU time, not wall-clock).
+        used = _cpu_seconds(SERVER_PID)
+        time.sleep(30)
+        lines.append(f"#   server CPU with {args.streams} streams open, a note a second, no "
+                     f"page requests: {(_cpu_seconds(SERVER_PID) - used) / 30:.3f} s per s")
         before = dict(streams.events)
         lines += pages(f"{args.streams} open")
         lines.append(f"#   streams open {streams.open_count()}/{args.streams}; events during "
