@@ -33,6 +33,12 @@ TOML, all keys optional::
     max_concurrent_requests = 256      # more at once are answered 503
     max_concurrent_requests_per_client = 8     # ... and more than this from one address
     max_upload_bytes = 10485760 # the largest CSV the import page takes
+    # The live desk (queue and ticket pages told of changes; who else is on a ticket):
+    live_updates = true         # false: pages are as before, reloaded by hand
+    live_max_connections = 400  # open live streams (one per open page), apart from requests
+    live_max_connections_per_client = 32   # ... from one address (behind a proxy: per client)
+    live_poll_seconds = 0.5     # SQLite: how often each web process reads the change feed
+    live_stream_minutes = 10    # a stream ends after this; the browser reconnects (re-checked)
     # metrics_token_env = "MADOGUCHI_METRICS_TOKEN"   # /metrics wants "Authorization: Bearer …"
     # metrics_token_file = "/etc/madoguchi/metrics-token"
     #                           # neither set: /metrics answers loopback clients only
@@ -83,6 +89,11 @@ class WebSettings(BaseModel):
     max_concurrent_requests: int = Field(256, gt=0)
     max_concurrent_requests_per_client: int = Field(8, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    live_updates: bool = True
+    live_max_connections: int = Field(400, ge=0)
+    live_max_connections_per_client: int = Field(32, ge=0)
+    live_poll_seconds: float = Field(0.5, ge=0.05, le=30)
+    live_stream_minutes: float = Field(10, gt=0, le=24 * 60)
     # The bearer token Prometheus sends to /metrics, from the environment or
     # a file (never the TOML). Neither set: only loopback clients may scrape.
     metrics_token_env: str | None = None

@@ -13,7 +13,11 @@ connections too, so half-open ones would turn every real request into a
   at once, before any byte is read;
 - ``ConcurrencyLimit`` — at most ``max_concurrent_requests`` requests in the
   application at once, ``max_concurrent_requests_per_client`` from one
-  client address; more are answered 503 at once;
+  client address; more are answered 503 at once. The live desk's event
+  streams (``/live/``, open as long as a page is) are counted apart, at most
+  ``live_max_connections`` and ``live_max_connections_per_client``, so that
+  open pages never take the places of requests; at shutdown they are closed
+  (the browser reconnects to the next server);
 - ``FloodFilter`` — the same log line from the same source at most ``burst``
   times in ``period`` seconds; the next one that passes says how many were
   left out, so a flood costs kilobytes of log, not megabytes.
@@ -37,6 +41,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from madoguchi.config.web import WebSettings
 from madoguchi.web.client import client_address
 from madoguchi.web.http import security_headers
+from madoguchi.web.live import PREFIX as LIVE_PREFIX
 
 log = logging.getLogger("madoguchi.web.guard")
 
@@ -119,6 +124,15 @@ def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
                 self.transport.write(self.conn.send(event) or b"")
             self.transport.close()
 
+        def shutdown(self) -> None:
+            super().shutdown()
+            # A live stream never completes by itself: close it, or shutdown waits for it.
+            scope = getattr(self, "scope", None)
+            if (self.cycle is not None and not self.cycle.response_complete and scope
+                    and str(scope.get("path", "")).startswith(LIVE_PREFIX)
+                    and not self.transport.is_closing()):
+                self.transport.close()
+
         def _arm(self, seconds: float, phase: str) -> None:
             self._disarm()
             self._phase = phase
@@ -140,30 +154,61 @@ def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
     return GuardedH11Protocol
 
 
+@dataclass
+class _Places:
+    """Requests under way, overall and per client address, against their caps."""
+
+    limit: int
+    per_client: int
+    active: int = 0
+
+    def __post_init__(self) -> None:
+        self.by_client: Counter[str] = Counter()
+
+    def take(self, client: str) -> bool:
+        if self.active >= self.limit or self.by_client[client] >= self.per_client:
+            return False
+        self.active += 1
+        self.by_client[client] += 1
+        return True
+
+    def give_back(self, client: str) -> None:
+        self.active -= 1
+        self.by_client[client] -= 1
+        if self.by_client[client] <= 0:
+            del self.by_client[client]
+
+
 class ConcurrencyLimit:
     """At most ``limit`` requests inside the application at once, and ``per_client`` from
     one client address (as ``[web] trusted_proxies`` tell it); the rest get 503 at once.
 
     The per-client cap keeps one place's flood from taking every place: staff
-    elsewhere are still served while it lasts.
+    elsewhere are still served while it lasts. Live streams have places of
+    their own (``live``, ``live_per_client``).
     """
 
     def __init__(self, app: ASGIApp, limit: int, per_client: int | None = None,
-                 proxies: tuple[str, ...] = ()) -> None:
+                 proxies: tuple[str, ...] = (), *, live: int = 0,
+                 live_per_client: int = 0) -> None:
         self.app = app
-        self.limit = limit
-        self.per_client = per_client or limit
+        self.requests = _Places(limit, per_client or limit)
+        self.live = _Places(live, live_per_client or live)
         self.proxies = proxies
-        self.active = 0
-        self.by_client: Counter[str] = Counter()
+
+    @property
+    def active(self) -> int:
+        return self.requests.active
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         client = client_address(scope, self.proxies)
-        if self.active >= self.limit or self.by_client[client] >= self.per_client:
-            log.warning("answered 503: %d requests under way", self.active)
+        places = self.live if str(scope["path"]).startswith(LIVE_PREFIX) else self.requests
+        if not places.take(client):
+            log.warning("answered 503: %d requests under way, %d live", self.requests.active,
+                        self.live.active)
             body = "混み合っています。しばらくしてからお試しください。\n".encode()
             headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"5"),
                        (b"content-length", str(len(body)).encode())]
@@ -172,15 +217,10 @@ class ConcurrencyLimit:
             await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        self.active += 1
-        self.by_client[client] += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
-            self.by_client[client] -= 1
-            if self.by_client[client] <= 0:
-                del self.by_client[client]
+            places.give_back(client)
 
 
 class FloodFilter(logging.Filter):

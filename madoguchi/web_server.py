@@ -42,7 +42,8 @@ def _config(app: Starlette, host: str, port: int, web: WebSettings) -> uvicorn.C
     install_flood_filter()
     return uvicorn.Config(
         ConcurrencyLimit(app, web.max_concurrent_requests, web.max_concurrent_requests_per_client,
-                         tuple(web.trusted_proxies)),
+                         tuple(web.trusted_proxies), live=web.live_max_connections,
+                         live_per_client=web.live_max_connections_per_client),
         host=host,
         port=port,
         # Deadlines for headers and body, caps on connections (madoguchi.web_guard).

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from madoguchi.ticketing import change_feed
 from madoguchi.ticketing.dialect import dialect_of
 
 # Beside ticketing/ in the repository and in an installed wheel alike
@@ -37,7 +38,10 @@ def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose commits announce the tickets they changed (``ticketing.change_feed``)."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    change_feed.track(factory)
+    return factory
 
 
 @contextmanager

@@ -15,6 +15,8 @@ deliberate:
 - **Statements**: INSERT that skips rows whose unique key exists, the word
   search (FTS5 trigram index or pg_trgm), a commit that need not wait for
   the disk.
+- **The change feed** (``ticketing.change_feed``): NOTIFY/LISTEN, or a
+  table polled by its primary key.
 - **Copies** for backups: SQLite's online backup API, ``pg_dump``/``pg_restore``.
 """
 
@@ -34,6 +36,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from madoguchi.ticketing import change_feed
 from madoguchi.ticketing._exec import pg
 from madoguchi.ticketing.locks import (
     AdvisoryLock,
@@ -102,6 +105,14 @@ class Dialect(ABC):
         ``before``: only ids below it (the next page). The indexes are
         migration 0002's: FTS5 trigram on SQLite, pg_trgm on PostgreSQL.
         """
+
+    @abstractmethod
+    def announce_changes(self, session: Session, changes: list[change_feed.Change]) -> None:
+        """Tell every web process, when this transaction commits, what it changed."""
+
+    @abstractmethod
+    def change_listener(self, engine: Engine, poll_seconds: float) -> change_feed.ChangeListener:
+        """What a web process listens to for the changes others announce."""
 
     @abstractmethod
     def copy_database(self, url: str, dest: Path) -> None:
@@ -189,6 +200,12 @@ class SqliteDialect(Dialect):
                    "ORDER BY m.id DESC LIMIT :limit")
         return [row[0] for row in session.execute(text(sql), params)]
 
+    def announce_changes(self, session: Session, changes: list[change_feed.Change]) -> None:
+        change_feed.insert_changes(session, changes)
+
+    def change_listener(self, engine: Engine, poll_seconds: float) -> change_feed.ChangeListener:
+        return change_feed.PolledChanges(engine, poll_seconds)
+
     def copy_database(self, url: str, dest: Path) -> None:
         # The online backup API: a consistent snapshot while the daemon writes.
         _sqlite_copy(str(make_url(url).database), str(dest / self.COPY))
@@ -249,6 +266,12 @@ class PostgresDialect(Dialect):
         if before is not None:
             query = query.where(Message.id < before)
         return list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))
+
+    def announce_changes(self, session: Session, changes: list[change_feed.Change]) -> None:
+        change_feed.notify_changes(session, changes)
+
+    def change_listener(self, engine: Engine, poll_seconds: float) -> change_feed.ChangeListener:
+        return change_feed.NotifiedChanges(engine)
 
     def copy_database(self, url: str, dest: Path) -> None:
         _pg_tool(pg.dump, url, dest / self.COPY)

@@ -572,6 +572,9 @@ class OutboxMessage(Base):
 # Sessions, sign-in attempts, the access log, privacy actions, the tickets' history:
 # their own modules.
 from madoguchi.ticketing import conversation_models as conversation_models  # noqa: E402
+
+# Who is on a ticket, and the change feed of the live desk: their own module.
+from madoguchi.ticketing import live_models as live_models  # noqa: E402
 from madoguchi.ticketing import security_models as security_models  # noqa: E402
 
 # Text modules, signatures, phone calls: the agent's toolkit.

@@ -29,6 +29,7 @@ from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import PasswordChecks, load_secret
 from madoguchi.web.http import DeskWeb, SecurityHeaders, error_page
+from madoguchi.web.live_hub import LiveHub
 from madoguchi.web.metrics import Collector
 from madoguchi.web.routes import routes
 from madoguchi.web.signin import EarlyRefusal
@@ -94,6 +95,9 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
         metrics=metrics,
     )
 
+    # One listener per process for every live page (web.live).
+    live = LiveHub(storage.engine, web.live_poll_seconds)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "ページが見つかりません。",
@@ -107,6 +111,7 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        live.close()
         if close_storage:
             storage.close()
 
@@ -128,4 +133,5 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
         max_body_size=web.max_upload_bytes + 1024 * 1024,
     )
     app.state.desk = state
+    app.state.live = live
     return app

@@ -168,7 +168,10 @@ def current_user(request: Request, db: Session, state: DeskWeb) -> StaffUser | N
     if not isinstance(token, str):
         return None
     row = sessions.live_session(db, token, _now(), state.limits)
-    if db.dirty:
+    if db.dirty and request.headers.get("x-madoguchi-live") == "1":
+        # A page redrawing itself (the live queue) is not activity: the idle limit holds.
+        db.rollback()
+    elif db.dirty:
         db.commit()  # expired, or seen again: a short write
     if row is None:
         request.session.pop("sid", None)

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
-from madoguchi.ticketing import access_log, actions, directory, replies, triage
+from madoguchi.ticketing import access_log, actions, directory, replies, triage, versions
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
 from madoguchi.ticketing.ids import parse_id
@@ -34,6 +34,7 @@ from madoguchi.ticketing.rules.conversation import CHOOSABLE, chosen_state
 from madoguchi.web import (
     contract_pages,
     conversation_pages,
+    live,
     preview_pages,
     queries,
     queue_pages,
@@ -89,6 +90,7 @@ def queue(ctx: Ctx) -> Response:
         first_url=_url("/queue", kept),
         next_url=_url("/queue", {**kept, "after": page.next.encode()}) if page.next else None,
         prev_url=_url("/queue", {**kept, "before": page.prev.encode()}) if page.prev else None,
+        **live.queue_context(ctx, page.tickets),
     )
 
 
@@ -97,23 +99,33 @@ def queue(ctx: Ctx) -> Response:
 
 @endpoint()
 def ticket(ctx: Ctx) -> Response:
+    return _ticket_page(ctx)
+
+
+def _ticket_page(ctx: Ctx, status: int = 200, stale: list[str] | None = None) -> Response:
     view = queries.ticket_view(ctx.db, ctx.request.path_params["number"])
     if view is None:
         return _not_found(ctx, "チケット")
     t = view.ticket
     access_log.opened(ctx.db, ctx.user, t.id, "ticket", ctx.now)
-    wanted = ctx.param("reply_to")
+    wanted = ctx.param("reply_to") or (ctx.field("reply_to") if stale else "")
     target = next((m for m in t.messages if str(m.id) == wanted), None) if wanted else None
     target = target or replies.default_reply_target(t)
     return ctx.render(
-        "ticket.html", nav="queue", view=view, t=t, staff=queries.active_staff(ctx.db),
+        "ticket.html", status, nav="queue", view=view, t=t, staff=queries.active_staff(ctx.db),
         reply_target=target, **conversation_pages.ticket_context(ctx, t, target),
         reply_subject=replies.reply_subject(t, target.subject if target else t.subject),
         fax_to=t.contact.fax if t.contact else "",
         fax_name=t.customer.company if t.customer else "",
         idempotency_key=secrets.token_hex(16),
         statuses=[s.value for s in CHOOSABLE], **toolkit_pages.ticket_context(ctx, t),
+        **live.ticket_context(ctx, t, stale),
     )
+
+
+def stale_ticket_page(ctx: Ctx, exc: versions.StaleView) -> Response:
+    """The ticket page again (409): what changed since it was drawn, the typed text kept."""
+    return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
 
 
 def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
@@ -123,7 +135,11 @@ def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
     if t is None:
         return _not_found(ctx, "チケット")
     try:
+        versions.check(ctx.db, t, live.page_version(ctx))
         done = action(t)
+    except versions.StaleView as exc:
+        ctx.db.rollback()
+        return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(back, error=str(exc))
@@ -249,7 +265,11 @@ def merge(ctx: Ctx) -> Response:
     if t is None:
         return _not_found(ctx, "チケット")
     try:
+        versions.check(ctx.db, t, live.page_version(ctx))
         target = actions.merge(ctx.db, t, ctx.field("target"), user, ctx.now)
+    except versions.StaleView as exc:
+        ctx.db.rollback()
+        return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
@@ -471,6 +491,7 @@ def routes() -> list[BaseRoute]:
         # No session: Prometheus sends a bearer token, or scrapes over loopback.
         Route("/metrics", metrics),
         *signin.routes(),
+        *live.routes(),
         Route("/queue", queue),
         Route("/queue/bulk", queue_pages.bulk_action, methods=post),
         Route("/triage", triage_pages.triage_page),

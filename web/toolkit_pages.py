@@ -12,13 +12,13 @@ from urllib.parse import quote
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from madoguchi.ticketing import phone, signatures, text_modules, ticket_fields
+from madoguchi.ticketing import phone, signatures, text_modules, ticket_fields, versions
 from madoguchi.ticketing.actions import ActionError, set_status
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import Role, Ticket, TicketStatus
 from madoguchi.ticketing.rules.placeholders import PLACEHOLDERS
 from madoguchi.ticketing.toolkit_models import TextModule
-from madoguchi.web import queries
+from madoguchi.web import live, queries
 from madoguchi.web.http import Ctx, endpoint, error_page
 
 
@@ -44,7 +44,13 @@ def _ticket_form(ctx: Ctx, act: Any) -> Response:
     if t is None:
         return error_page(ctx.state, ctx.request, 404, "チケットが見つかりません。")
     try:
+        versions.check(ctx.db, t, live.page_version(ctx))
         done = act(t)
+    except versions.StaleView as exc:
+        ctx.db.rollback()
+        from madoguchi.web.routes import stale_ticket_page  # routes registers this module
+
+        return stale_ticket_page(ctx, exc)
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
@@ -64,7 +70,7 @@ def log_call(ctx: Ctx) -> Response:
         phone.log_call(ctx.db, t, ctx.user, _call(ctx), ctx.now)
         status = ctx.field("then_status")
         if status:
-            set_status(t, status, ctx.now)
+            set_status(t, status, ctx.now, by=ctx.user)
         return "電話対応を記録しました。"
 
     return _ticket_form(ctx, act)

@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 
-from madoguchi.ticketing import triage
+from madoguchi.ticketing import triage, versions
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.models import Ticket
-from madoguchi.web import queries
+from madoguchi.web import live, queries
 from madoguchi.web.http import Ctx, endpoint, error_page
 
 _KEPT = ("support_number", "register_sender", "contact_name")
@@ -27,6 +27,7 @@ def render(ctx: Ctx, status: int = 200, typed: dict[str, dict[str, str]] | None 
         "triage.html", status, nav="triage", faxes=triage.fax_triage(ctx.db),
         mails=triage.mail_triage(ctx.db), contracts=queries.contract_choices(ctx.db),
         typed=typed or {}, field_errors=errors or {},
+        version=lambda t: versions.version_of(ctx.db, t).encode(),
     )
 
 
@@ -42,7 +43,16 @@ def _act(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
     if t is None:
         return error_page(ctx.state, ctx.request, 404, "チケットが見つかりません。")
     try:
+        versions.check(ctx.db, t, live.page_version(ctx))
         done = action(t)
+    except versions.StaleView as exc:
+        # Someone changed the ticket since this page was drawn: nothing is done,
+        # the typed values stay, and what changed is said beside the ticket.
+        ctx.db.rollback()
+        changed = "、".join(live.describe(exc.changes, ctx.state))
+        typed = {t.number: {k: ctx.field(k) for k in _KEPT}}
+        return render(ctx, 409, typed, {t.number: f"表示した後にこのチケットが更新されました"
+                                                   f"（{changed}）。内容を確かめてもう一度送信してください。"})
     except ActionError as exc:
         ctx.db.rollback()
         if not from_triage:

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, update
 from madoguchi.ingest.arrival import BatchStep
 from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.drafts import NewTicket
-from madoguchi.ticketing import store
+from madoguchi.ticketing import change_feed, store
 from madoguchi.ticketing.models import (
     Attachment,
     Message,
@@ -68,6 +68,8 @@ def write(batch: Batch) -> None:
         for m, message_id in zip(messages, message_ids, strict=True)
         for a in m.attachments
     ])
+    # Core INSERTs pass the session's flush events by: the live desk hears of them here.
+    change_feed.note(session, [*ids, *(m.ticket.id for m in messages)])
     staged.tickets, staged.messages = [], []
 
 
