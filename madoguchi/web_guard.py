@@ -63,6 +63,19 @@ class GuardLimits:
                    web.max_connections_per_client)
 
 
+def _send_400(protocol: H11Protocol, msg: str) -> None:
+    # uvicorn answers a request it cannot parse by itself, outside the
+    # application and its SecurityHeaders: the same headers go on here.
+    body = msg.encode("ascii", "replace")
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    headers += security_headers({name for name, _ in headers}, static=False, hsts=None)
+    for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                  h11.Data(data=body), h11.EndOfMessage()):
+        protocol.transport.write(protocol.conn.send(event) or b"")
+    protocol.transport.close()
+
+
 def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
     """uvicorn's h11 protocol under ``limits`` (a class per server: its counts are its own)."""
     per_client: Counter[str] = Counter()
@@ -112,17 +125,7 @@ def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
                 self._arm(limits.header_timeout, "headers")
 
         def send_400_response(self, msg: str) -> None:
-            # uvicorn answers a request it cannot parse by itself, outside the
-            # application and its SecurityHeaders: the same headers go on here.
-            body = msg.encode("ascii", "replace")
-            headers = [(b"content-type", b"text/plain; charset=utf-8"),
-                       (b"content-length", str(len(body)).encode()),
-                       (b"connection", b"close")]
-            headers += security_headers({name for name, _ in headers}, static=False, hsts=None)
-            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
-                          h11.Data(data=body), h11.EndOfMessage()):
-                self.transport.write(self.conn.send(event) or b"")
-            self.transport.close()
+            _send_400(self, msg)
 
         def shutdown(self) -> None:
             super().shutdown()
