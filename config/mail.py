@@ -49,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from madoguchi.config.oauth import OAuthSettings
 from madoguchi.config.secrets import read_secret
 
 # The ticket flags (madoguchi.ticketing.models.Flag) by name; config does not
@@ -90,12 +91,16 @@ class SmtpSettings(BaseModel):
     # before it: the mail is left for staff to check, never sent again.
     data_timeout_seconds: float = Field(600, gt=0)
     max_attempts: int = Field(8, ge=1)
+    # OAuth 2.0 instead of a password (config/oauth.py); username is the mailbox.
+    oauth: OAuthSettings | None = None
     backoff_base_seconds: float = Field(60, gt=0)
     backoff_max_seconds: float = Field(3600, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.username and not (self.password_env or self.password_file):
+        if self.oauth is not None and not self.username:
+            raise ValueError("oauth is set: set username (the mailbox that signs in)")
+        if self.username and self.oauth is None and not (self.password_env or self.password_file):
             raise ValueError("username is set: set password_env or password_file too")
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds is smaller than backoff_base_seconds")

@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
+from madoguchi.config.oauth import OAuthSettings
 from madoguchi.config.products import (
     FaxFormSettings,
     LicenseKeySettings,
@@ -193,6 +194,13 @@ class ImapSource(_SourceBase):
     move_to: str = "Madoguchi/Processed"
     flag: str = r"\Seen"
     timeout_seconds: float = Field(30, gt=0)
+    # OAuth 2.0 instead of a password (config/oauth.py): XOAUTH2 / OAUTHBEARER.
+    oauth: OAuthSettings | None = None
+    # IMAP IDLE: new mail is taken as soon as the server announces it (the
+    # poll every interval_seconds stays, as the fallback). IDLE is issued
+    # again every idle_seconds (RFC 2177: servers may drop it after 30 min).
+    idle: bool = True
+    idle_seconds: float = Field(1500, ge=10, le=1740)
 
     def password(self) -> str:
         """The password, read from the environment or a file; never from the TOML."""

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from imapclient import IMAPClient
 
 from madoguchi.config.settings import ImapSource
+from madoguchi.ticketing.oauth import OAuthError, token_source
 
 log = logging.getLogger("madoguchi.ingest.imap")
 
@@ -85,9 +86,7 @@ class Mailbox:
             self.client.normalise_times = False
             if src.security == "starttls":
                 self.client.starttls(context)
-        password = src.password()
-        with _imap_errors(f"login as {src.username}"):
-            self.client.login(src.username, password)
+        self._sign_in()
         with _imap_errors("list the hierarchy delimiter"):
             listed = self.client.list_folders("", "")
         if listed and listed[0][1]:
@@ -104,6 +103,42 @@ class Mailbox:
         log.debug("%s: %s selected on %s:%d, UIDVALIDITY %d, %s messages",
                   src.name, src.folder, src.host, src.port, self.uidvalidity,
                   selected.get(b"EXISTS"))
+
+    def _sign_in(self) -> None:
+        """LOGIN with the password, or SASL XOAUTH2/OAUTHBEARER with a bearer token.
+
+        A refused token is fetched again once and tried again on the same
+        connection (it may have been revoked or expired early), so the poll
+        goes on; refused twice, or no token to be had, is ``ImapCommandFailed``.
+        """
+        assert self.client is not None
+        src = self.source
+        if src.oauth is None:
+            password = src.password()
+            with _imap_errors(f"login as {src.username}"):
+                self.client.login(src.username, password)
+            return
+        tokens = token_source(f"sources.{src.name}", src.oauth)
+        for attempt in (1, 2):
+            try:
+                token = tokens.token()
+            except OAuthError as exc:
+                raise ImapCommandFailed(str(exc)) from exc
+            try:
+                with _imap_errors(f"{src.oauth.mechanism} sign-in as {src.username}"):
+                    if src.oauth.mechanism == "OAUTHBEARER":
+                        self.client.oauthbearer_login(src.username, token)
+                    else:
+                        self.client.oauth2_login(src.username, token)
+                return
+            except ImapCommandFailed as exc:
+                tokens.invalidate()
+                if attempt == 2:
+                    raise ImapCommandFailed(
+                        f"{exc}: refused with a new token too; is the app still allowed "
+                        f"this mailbox (consent, IMAP enabled for {src.username})?") from exc
+                log.warning("%s: the server refused the token (%s); fetching a new one",
+                            src.name, exc)
 
     def server_name(self, folder: str) -> str:
         return folder if self.delimiter == "/" else folder.replace("/", self.delimiter)
