@@ -274,3 +274,51 @@ def test_smtp_with_revoked_consent_is_refused(
         oauth=microsoft_app(oauth_server, tls_files, tmp_path)))
     with pytest.raises(smtplib.SMTPAuthenticationError, match="no consent"):
         open_smtp(settings)
+
+
+def _config(tmp_path: Path, server: OAuthServer, tls: TlsFiles, account: DovecotAccount) -> Path:
+    path = tmp_path / "madoguchi.toml"
+    path.write_text(f"""\
+database_url = "sqlite:///{tmp_path}/desk.db"
+[[sources]]
+kind = "imap"
+name = "support"
+host = "{account.host}"
+port = {account.port}
+security = "plain"
+username = "{account.username}"
+[sources.oauth]
+provider = "generic"
+client_id = "{DESKTOP_ID}"
+token_url = "{server.token_url}"
+device_url = "{server.device_url}"
+token_file = "{tmp_path}/oauth/support.token"
+ca_file = "{tls.cert}"
+""", encoding="utf-8")
+    return path
+
+
+def test_auth_login_command_authorises_a_source_once(
+    oauth_server: OAuthServer, mailbox: DovecotAccount, tls_files: TlsFiles, tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from madoguchi.cli import app
+
+    config = _config(tmp_path, oauth_server, tls_files, mailbox)
+    def approve() -> None:  # the person enters the code shown
+        deadline = time.monotonic() + 10
+        while not oauth_server.approve(mailbox.username) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    approver = threading.Thread(target=approve)
+    approver.start()
+    result = CliRunner().invoke(app, ["--config", str(config), "auth", "login", "support"])
+    approver.join(15)
+    assert result.exit_code == 0, result.output
+    assert "enter the code" in result.output and "support: signed in" in result.output
+    assert (tmp_path / "oauth" / "support.token").stat().st_mode & 0o777 == 0o600
+
+    unknown = CliRunner().invoke(app, ["--config", str(config), "auth", "login", "sales"])
+    assert unknown.exit_code == 1
+    assert "no source named 'sales' (configured: support, smtp)" in unknown.output
