@@ -200,7 +200,7 @@ class ImapSource(_SourceBase):
     # poll every interval_seconds stays, as the fallback). IDLE is issued
     # again every idle_seconds (RFC 2177: servers may drop it after 30 min).
     idle: bool = True
-    idle_seconds: float = Field(1500, ge=10, le=1740)
+    idle_seconds: float = Field(1500, gt=0, le=1740)
 
     def password(self) -> str:
         """The password, read from the environment or a file; never from the TOML."""
