@@ -163,7 +163,8 @@ class Daemon:
 
     def poll(self, name: str) -> str:
         """Poll one source; a failure is raised after its backoff is set."""
-        return self.gate.run(name, lambda: self._poll(name))
+        return self.gate.run(f"poll:{name}", lambda: self._poll(name),
+                             "polling already: once more")
 
     def _poll(self, name: str) -> str:
         component = self.components.get(f"poll:{name}")
@@ -187,6 +188,9 @@ class Daemon:
         return next((s.interval_seconds for s in self.settings.sources if s.name == name), 60.0)
 
     def send_outbox(self) -> SendReport:
+        return self.gate.run("outbox", self._send_outbox, SendReport())
+
+    def _send_outbox(self) -> SendReport:
         component = self.components.get("outbox")
         component.busy()
         report = SendReport()

@@ -2,8 +2,9 @@
 
 ``IdleWatcher`` is a thread per IMAP source. It signs in as a poll does
 (``Mailbox``: password or OAuth), selects the folder and sits in IDLE; when
-the server sends ``EXISTS`` it leaves IDLE and calls ``announce`` (the
-daemon polls that source at once), then goes back into IDLE. IDLE is
+the server sends ``EXISTS`` it calls ``announce``, which must not block
+(the daemon polls that source at once, on a thread of its own), and stays
+in IDLE. IDLE is
 issued again every ``idle_seconds`` (servers may end it after 30 minutes);
 a lost connection is opened again after a doubling backoff with jitter.
 It takes nothing itself: the poll does, through the claims, so several
@@ -100,19 +101,25 @@ class IdleWatcher(threading.Thread):
             box.close()
 
     def _idle_once(self, box: Mailbox) -> None:
-        """One IDLE command, ended by news of mail, ``idle_seconds``, or ``stop()``."""
+        """One IDLE command, ended by ``idle_seconds`` or ``stop()``.
+
+        News of mail is announced while the connection stays in IDLE (the
+        poll runs elsewhere): Dovecot tells of mail delivered while a client
+        is out of IDLE only when asked, so the watcher leaves IDLE only to
+        issue it again, and asks (NOOP) in between.
+        """
         client = box.client
         assert client is not None
         with imap_errors("IDLE"):
             client.idle()
             self.idles += 1
             ends = monotonic() + self.source.idle_seconds
-            news = False
-            while (not news and not self.stopping.is_set() and self.active()
-                   and monotonic() < ends):
+            while not self.stopping.is_set() and self.active() and monotonic() < ends:
                 self.beat("idle", "", CHECK_SECONDS)
                 wait = min(CHECK_SECONDS, max(0.01, ends - monotonic()))
-                news = announces_mail(client.idle_check(timeout=wait))
+                if announces_mail(client.idle_check(timeout=wait)):
+                    self.announce()
             _text, responses = client.idle_done()
-        if news or announces_mail(responses):
+            _text, more = client.noop()
+        if announces_mail(responses) or announces_mail(more):
             self.announce()
