@@ -130,6 +130,8 @@ def run(kind: str, url: str, tmp: Path, rate: float, seconds: float) -> dict[str
                                  and len(handler.handed) >= total,
                                  120, "every ticket and acknowledgement", step=0.1)
             except TimeoutError:
+                for log in logs:
+                    (Path("/tmp") / log.name).write_text(log.read_text())
                 print(f"  timed out: {len(committed)} committed, {len(handler.handed)} "
                       f"acknowledged of {total}; the first daemon's log ends:\n"
                       + "\n".join(logs[0].read_text().splitlines()[-15:]), flush=True)

@@ -10,6 +10,7 @@ import pytest
 
 from madoguchi.config import ImapSource
 from madoguchi.ingest.sources.idle import IdleWatcher, announces_mail
+from madoguchi.ingest.sources.mailbox import Mailbox
 from tests.mailfactory import make_mail
 from tests.servers.dovecot import DovecotAccount
 
@@ -118,3 +119,18 @@ def test_only_exists_counts_as_news() -> None:
     assert announces_mail([(3, b"EXISTS")])
     assert not announces_mail([(3, b"EXPUNGE"), (2, b"FETCH", (b"FLAGS", ()))])
     assert not announces_mail([(b"OK", b"Still here")])
+
+
+def test_a_claim_on_mail_that_arrived_after_the_select_is_still_fetched(
+    dovecot: DovecotAccount,
+) -> None:
+    # Found by bench/latency.py: with mail arriving while two daemons poll, one
+    # daemon took a claim another had just written for a UID its own connection
+    # had not seen yet, found nothing, and settled the claim: the mail was lost.
+    box = Mailbox(source(dovecot))
+    box.open()
+    try:
+        uid = dovecot.append(make_mail(message_id="late@example.jp"))
+        assert [f.uid for f in box.fetch_range(uid, uid)] == [uid]
+    finally:
+        box.close()

@@ -184,11 +184,23 @@ class Mailbox:
     def fetch_range(self, first: int, last: int) -> list[Fetched]:
         """Fetch the messages still in the folder with UIDs ``first``..``last``."""
         assert self.client is not None
+        self.sync()
         with imap_errors(f"search UIDs {first}:{last}"):
             found = self.client.search(["UID", f"{first}:{last}"])
         # "N:M" matches the highest UID when it is below N, like "N:*".
         uids = sorted(uid for uid in found if first <= uid <= last)
         return self.fetch(uids) if uids else []
+
+    def sync(self) -> None:
+        """See every message the folder holds now (NOOP), not only those of the SELECT.
+
+        Another daemon may have claimed UIDs that arrived after this
+        connection selected the folder: without this, a SEARCH here would not
+        find them, and the claim would be settled as if they had vanished.
+        """
+        assert self.client is not None
+        with imap_errors("NOOP"):
+            self.client.noop()
 
     def fetch(self, uids: Sequence[int]) -> list[Fetched]:
         assert self.client is not None
