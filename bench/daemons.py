@@ -54,6 +54,7 @@ imap_batch_size = {batch}
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
+security = "plain"
 timeout_seconds = 2
 {more_smtp}
 

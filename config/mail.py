@@ -5,7 +5,7 @@ TOML, all keys optional::
     [smtp]
     host = "smtp.example.co.jp"
     port = 587
-    security = "starttls"          # "plain", "starttls" or "ssl" (implicit TLS, port 465)
+    security = "starttls"          # the default; "ssl" (implicit TLS, port 465) or "plain"
     username = "support"           # omit for a relay that needs no login
     password_env = "MADOGUCHI_SMTP_PASSWORD"   # or password_file = "/etc/madoguchi/smtp"
     # ca_file = "/etc/madoguchi/relay-ca.pem"  # a private CA; default: the system's
@@ -78,7 +78,8 @@ class SmtpSettings(BaseModel):
 
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(25, gt=0, le=65535)
-    security: Literal["plain", "starttls", "ssl"] = "plain"
+    # STARTTLS with the certificate verified unless told otherwise.
+    security: Literal["plain", "starttls", "ssl"] = "starttls"
     username: str | None = None
     password_env: str | None = None
     password_file: Path | None = None

@@ -24,6 +24,9 @@ TOML::
     from_name = "ChatLuck サポート"
     [products.fax_form]
     fax_number = "045-000-0000"
+    [products.smtp]                      # mail from its address goes through its own server
+    host = "smtp.office365.com"
+    port = 587
 
     [[products]]
     preset = "agcrm"
@@ -41,7 +44,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from madoguchi.config.business import CalendarSettings, CutoffSettings, SlaSettings
-from madoguchi.config.mail import TemplateFile
+from madoguchi.config.mail import SmtpSettings, TemplateFile
 
 PLAN_NAMES = ("certificate", "annual", "cloud_trial", "cloud_monthly", "cloud_yearly")
 PlanName = Literal["certificate", "annual", "cloud_trial", "cloud_monthly", "cloud_yearly"]
@@ -168,6 +171,9 @@ class ProductSettings(BaseModel):
     license_key: LicenseKeySettings | None = None
     acknowledgement: ProductAckSettings = ProductAckSettings()
     fax_form: ProductFaxForm = ProductFaxForm()
+    # Its own submission server for mail from its address (acknowledgement.from_address);
+    # none: the desk's [smtp].
+    smtp: SmtpSettings | None = None
 
     @model_validator(mode="after")
     def _named(self) -> Self:
@@ -176,6 +182,9 @@ class ProductSettings(BaseModel):
                 raise ValueError("give the product a name (or a preset)")
             self.name = PRODUCT_PRESETS[self.preset].name
         self.addresses = [a.strip().lower() for a in self.addresses]
+        if self.smtp is not None and not self.acknowledgement.from_address:
+            raise ValueError("smtp: set acknowledgement.from_address too (the address "
+                             "whose mail goes through it)")
         return self
 
     @property

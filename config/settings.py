@@ -30,6 +30,7 @@ from pydantic_settings import (
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
 from madoguchi.config.oauth import OAuthSettings
+from madoguchi.config.outgoing import DkimSettings
 from madoguchi.config.products import (
     FaxFormSettings,
     LicenseKeySettings,
@@ -267,6 +268,8 @@ class Settings(BaseSettings):
     sla: SlaSettings = SlaSettings()
     smtp: SmtpSettings = SmtpSettings()
     acknowledgement: AckSettings = AckSettings()
+    # DKIM keys of the desk's sending domains (config/outgoing.py).
+    dkim: list[DkimSettings] = []
     daemon: DaemonSettings = DaemonSettings()
     fax: FaxSettings = FaxSettings()
     web: WebSettings = WebSettings()

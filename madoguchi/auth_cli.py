@@ -5,7 +5,8 @@ Registered by madoguchi/cli.py::
     from madoguchi.auth_cli import auth_app
     app.add_typer(auth_app, name="auth")
 
-SOURCE is an IMAP source's name, or ``smtp`` for the ``[smtp]`` sign-in.
+SOURCE is an IMAP source's name, ``smtp`` for the ``[smtp]`` sign-in, or
+``smtp:PRODUCT`` for a product's own ``[products.smtp]``.
 Thin over ``ticketing.oauth_login``; the refresh token goes to the
 configured ``token_file`` (0600, encrypted when a key is configured).
 """
@@ -29,6 +30,11 @@ def _oauth_of(settings: Settings, name: str) -> tuple[str, OAuthSettings]:
         if settings.smtp.oauth is None:
             raise ConfigError("smtp: no [smtp.oauth] configured")
         return "smtp", settings.smtp.oauth
+    if name.startswith("smtp:"):  # a product's own SMTP server
+        product = next((p for p in settings.products if p.name == name[5:]), None)
+        if product is None or product.smtp is None or product.smtp.oauth is None:
+            raise ConfigError(f"{name}: no product {name[5:]!r} with [products.smtp.oauth]")
+        return "smtp", product.smtp.oauth
     for source in settings.sources:
         if source.name == name:
             if not isinstance(source, ImapSource) or source.oauth is None:

@@ -336,3 +336,27 @@ def oauth_smtp_server(request: pytest.FixtureRequest,
     handler = _OAuthHandler(check)
     controller = _LoopbackController(handler, auth_require_tls=False)
     return _running(request, SmtpTestServer(controller, handler))
+
+
+class _DkimHandler(_RecordingHandler):
+    """Records mail whose DKIM signature dkimpy verifies; refuses the rest (550 5.7.20)."""
+
+    def __init__(self, dns: Callable[..., bytes]) -> None:
+        super().__init__()
+        self.dns = dns
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        import dkim
+
+        raw = envelope.original_content or b""
+        if not dkim.verify(raw, dnsfunc=self.dns):
+            return "550 5.7.20 No passing DKIM signature found (test server)"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def dkim_smtp_server(request: pytest.FixtureRequest,
+                     dns: Callable[..., bytes]) -> SmtpTestServer:
+    """A listener that takes only mail with a valid DKIM signature; ``dns`` answers the
+    TXT lookups of the public keys (dkimpy's ``dnsfunc``, in place of the DNS)."""
+    handler = _DkimHandler(dns)
+    return _running(request, SmtpTestServer(_LoopbackController(handler), handler))

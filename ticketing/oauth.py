@@ -234,14 +234,15 @@ def refused(key: str, error: str, description: str) -> OAuthError:
     return OAuthError(text)
 
 
-_SOURCES: dict[str, TokenSource] = {}
+_SOURCES: dict[tuple[str, str], TokenSource] = {}
 _SOURCES_LOCK = threading.Lock()
 
 
 def token_source(key: str, settings: OAuthSettings) -> TokenSource:
-    """The process's one ``TokenSource`` for ``key``: polls share its cached token."""
+    """The process's one ``TokenSource`` for ``key`` and ``settings``: polls share its token."""
     with _SOURCES_LOCK:
-        found = _SOURCES.get(key)
-        if found is None or found.settings != settings:
-            found = _SOURCES[key] = TokenSource(key, settings)
+        index = (key, settings.model_dump_json())
+        found = _SOURCES.get(index)
+        if found is None:
+            found = _SOURCES[index] = TokenSource(key, settings)
         return found

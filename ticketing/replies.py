@@ -54,6 +54,7 @@ from madoguchi.ticketing.models import (
 )
 from madoguchi.ticketing.outbox import enqueue
 from madoguchi.ticketing.pdf import JAPANESE_FONT, PAGE_H_MM, PAGE_W_MM, register_fonts
+from madoguchi.ticketing.products import Products
 from madoguchi.ticketing.ticket_number import tag as subject_tag
 
 REPLY_KIND = "reply"
@@ -80,11 +81,21 @@ def quote(original: Message, tz: ZoneInfo) -> str:
     return header + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
 
 
-def signature(settings: Settings, user: StaffUser, ticket_number: str) -> str:
-    """The desk's signature; it names the ticket after 受付番号, as the acknowledgement
+def sender(settings: Settings, product: str | None) -> tuple[str, str]:
+    """(name, address) a reply on a ticket of ``product`` comes from: the product's
+    acknowledgement voice when it has one (its own mailbox), else the desk's."""
+    voice = Products.from_settings(settings).get(product).voice
+    if voice is None:
+        return settings.acknowledgement.from_name, settings.desk_address
+    return voice.from_name, voice.from_address
+
+
+def signature(settings: Settings, user: StaffUser, ticket_number: str,
+              product: str | None = None) -> str:
+    """The product's signature; it names the ticket after 受付番号, as the acknowledgement
     did, so a reply that lost its tag and references still threads (``quoted_numbers``)."""
-    return (f"--\n受付番号：{ticket_number}\n{settings.acknowledgement.from_name}\n"
-            f"担当: {user.name}\n{settings.desk_address}")
+    name, address = sender(settings, product)
+    return f"--\n受付番号：{ticket_number}\n{name}\n担当: {user.name}\n{address}"
 
 
 def parse_recipients(value: str, what: str) -> list[Address]:
@@ -133,13 +144,14 @@ class MailReply:
 def build_reply(ticket: Ticket, original: Message | None, settings: Settings, user: StaffUser,
                 *, to: list[Address], cc: list[Address], body: str, include_quote: bool,
                 now: datetime) -> EmailMessage:
-    domain = settings.desk_address.rpartition("@")[2]
-    text = body.rstrip() + "\n\n" + signature(settings, user, ticket.number) + "\n"
+    from_name, from_address = sender(settings, ticket.product)
+    domain = from_address.rpartition("@")[2]
+    text = (body.rstrip() + "\n\n" + signature(settings, user, ticket.number, ticket.product)
+            + "\n")
     if include_quote and original is not None:
         text += "\n" + quote(original, settings.tz) + "\n"
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = Address(display_name=settings.acknowledgement.from_name,
-                          addr_spec=settings.desk_address)
+    msg["From"] = Address(display_name=from_name, addr_spec=from_address)
     msg["To"] = to
     if cc:
         msg["Cc"] = cc
