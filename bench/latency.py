@@ -171,7 +171,8 @@ def main() -> None:
             else:
                 r = run(kind, f"sqlite:///{tmp}/latency.db", Path(tmp), args.rate, args.seconds)
             print(f"{kind} ({r['workers']} daemon{'s' if r['workers'] != 1 else ''}): "
-                  f"stored {r['stored']}, twice {r['twice']}, acknowledgements {r['acks']}")
+                  f"stored {r['stored']}, twice {r['twice']}, acknowledgements {r['acks']}, "
+                  f"load {os.getloadavg()[1]:.2f} (5-minute average at its end)")
             print(f"  append -> committed ticket:      {_percentiles(r['ticket'])}")  # type: ignore[arg-type]
             print(f"  append -> acknowledgement SMTP:  {_percentiles(r['smtp'])}", flush=True)  # type: ignore[arg-type]
 

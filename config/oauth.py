@@ -39,6 +39,7 @@ MICROSOFT_APP_SCOPES = ("https://outlook.office365.com/.default",)
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
 GOOGLE_DEVICE_URL = "https://oauth2.googleapis.com/device/code"
 GOOGLE_SCOPES = ("https://mail.google.com/",)
+GOOGLE_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 
 
 class OAuthSettings(BaseModel):
@@ -59,6 +60,12 @@ class OAuthSettings(BaseModel):
     # Google and generic: the token and device-authorization endpoints.
     token_url: str | None = None
     device_url: str | None = None
+    authorize_url: str | None = None
+    # How ``madoguchi auth login`` signs in: "device_code" (a code to enter
+    # anywhere) or "browser" (the authorization-code flow with PKCE and a
+    # loopback redirect). Default: browser for Google, whose device flow does
+    # not grant the Gmail scope; device_code for the others.
+    login: Literal["device_code", "browser"] | None = None
     scopes: list[str] | None = None
     # Where the refresh token is kept (refresh_token flow); never in the repository.
     token_file: Path | None = None
@@ -111,6 +118,12 @@ class OAuthSettings(BaseModel):
 
     def token_endpoint(self) -> str:
         return self.token_url or GOOGLE_TOKEN_URL
+
+    def login_flow(self) -> str:
+        return self.login or ("browser" if self.provider == "google" else "device_code")
+
+    def authorize_endpoint(self) -> str:
+        return self.authorize_url or GOOGLE_AUTHORIZE_URL
 
     def device_endpoint(self) -> str | None:
         if self.device_url:

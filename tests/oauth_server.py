@@ -14,6 +14,7 @@ introspection endpoint is served over plain HTTP too, for Dovecot.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import ssl
@@ -22,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 TENANT = "madoguchi-test"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -45,6 +46,9 @@ class _State:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # device code -> flow
     revoked_users: set[str] = field(default_factory=set)
     grants: list[tuple[str, str]] = field(default_factory=list)  # (grant, user) issued
+    signing_in: str | None = None  # who consents at the authorization endpoint
+    codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> user,
+    # PKCE challenge, redirect_uri
     introspected: int = 0
     rotate: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,6 +87,10 @@ class OAuthServer:
     @property
     def token_url(self) -> str:
         return f"{self.base}/{TENANT}/oauth2/v2.0/token"
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.base}/{TENANT}/oauth2/v2.0/authorize"
 
     @property
     def device_url(self) -> str:
@@ -197,6 +205,14 @@ def _token(state: _State, form: dict[str, str], headers: Any) -> tuple[int, dict
                 del state.refresh[form["refresh_token"]]
             answer = _issue(state, grant, user, refresh=state.rotate)
             return 200, answer
+        if grant == "authorization_code":
+            user, challenge, redirect = state.codes.pop(form.get("code", ""), ("", "", ""))
+            verifier = form.get("code_verifier", "")
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            if not user or digest.rstrip(b"=").decode() != challenge \
+                    or form.get("redirect_uri") != redirect:
+                return _error("invalid_grant", "bad code, PKCE verifier or redirect_uri")
+            return 200, _issue(state, grant, user, refresh=True)
         if grant in (DEVICE_GRANT, "device_code"):
             flow = state.devices.get(form.get("device_code", ""))
             if flow is None:
@@ -232,6 +248,21 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if self.path.startswith(f"/{TENANT}/oauth2/v2.0/authorize"):
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                code = secrets.token_urlsafe(16)
+                with state.lock:
+                    user = state.signing_in
+                    if user:
+                        state.codes[code] = (user, query.get("code_challenge", ""),
+                                             query.get("redirect_uri", ""))
+                answer = (f"code={code}&state={query.get('state', '')}" if user
+                          else "error=access_denied&error_description=declined")
+                self.send_response(302)
+                self.send_header("Location", f"{query.get('redirect_uri')}?{answer}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path.endswith("/.well-known/openid-configuration"):
                 host = f"https://{self.headers['Host']}/{TENANT}"
                 self._send(200, {

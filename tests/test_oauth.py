@@ -80,7 +80,8 @@ def delegated(server: OAuthServer, tls: TlsFiles, tmp_path: Path, provider: str 
               **extra: Any) -> OAuthSettings:
     endpoints: dict[str, Any] = (
         {"tenant": TENANT, "authority": server.authority} if provider == "microsoft"
-        else {"token_url": server.token_url, "device_url": server.device_url})
+        else {"token_url": server.token_url, "device_url": server.device_url,
+              "authorize_url": server.authorize_url})
     return OAuthSettings(provider=provider, flow="refresh_token",  # type: ignore[arg-type]
                          client_id=DESKTOP_ID, token_file=tmp_path / "oauth" / "desk.token",
                          ca_file=tls.cert, scopes=["mail"], **endpoints, **extra)
@@ -197,7 +198,7 @@ def test_no_refresh_token_yet_says_to_sign_in(
         signed_in(source(mailbox, delegated(oauth_server, tls_files, tmp_path)))
 
 
-@pytest.mark.parametrize("provider", ["microsoft", "google"])
+@pytest.mark.parametrize("provider", ["microsoft", "generic"])
 def test_device_login_keeps_the_refresh_token_encrypted_and_the_mailbox_opens(
     oauth_server: OAuthServer, mailbox: DovecotAccount, tls_files: TlsFiles, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, provider: str,
@@ -227,6 +228,46 @@ def test_device_login_keeps_the_refresh_token_encrypted_and_the_mailbox_opens(
     kept = settings.token_file
     assert kept is not None and kept.stat().st_mode & 0o777 == 0o600
     assert kept.read_bytes().startswith(b"gAAAA")  # a Fernet token, not the refresh token
+    assert signed_in(source(mailbox, settings)) == 0
+
+
+@pytest.mark.parametrize("answer", ["consent", "decline"])
+def test_google_login_in_the_browser_with_pkce_and_a_loopback_redirect(
+    oauth_server: OAuthServer, mailbox: DovecotAccount, tls_files: TlsFiles, tmp_path: Path,
+    answer: str,
+) -> None:
+    import requests
+
+    settings = delegated(oauth_server, tls_files, tmp_path, "google")
+    assert settings.login_flow() == "browser"
+    tokens = oauth.TokenSource("sources.support", settings)
+    shown: list[str] = []
+    errors: list[BaseException] = []
+
+    def login() -> None:
+        try:
+            device_login(tokens, shown.append)
+        except BaseException as exc:
+            errors.append(exc)
+
+    oauth_server.state.signing_in = mailbox.username if answer == "consent" else None
+    thread = threading.Thread(target=login)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not shown:
+        assert time.monotonic() < deadline and not errors, errors
+        time.sleep(0.02)
+    url = shown[0].rsplit("\n", 1)[1]
+    assert "code_challenge_method=S256" in url and "access_type=offline" in url
+    # The person's browser: the consent page, then back to the desk's loopback listener.
+    page = requests.get(url, verify=str(tls_files.cert), timeout=10)
+    thread.join(15)
+    oauth_server.state.signing_in = None
+    if answer == "decline":
+        assert len(errors) == 1 and "access_denied" in str(errors[0])
+        return
+    assert not errors and "サインインを受け付けました" in page.text
+    assert oauth_server.grants("authorization_code", mailbox.username) == 1
     assert signed_in(source(mailbox, settings)) == 0
 
 

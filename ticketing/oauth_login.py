@@ -1,4 +1,8 @@
-"""The device-code flow (RFC 8628) of ``madoguchi auth login``: sign in once, keep the token.
+"""``madoguchi auth login``: sign in once, keep the refresh token.
+
+The device-code flow (RFC 8628) by default; for Google, whose device flow
+does not grant the Gmail scope, the authorization-code flow with PKCE and
+a loopback redirect (``login = "browser"``).
 
 The desk shows a code and an address; the mailbox's owner (or an admin)
 opens the address anywhere, enters the code and consents. The refresh token
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from madoguchi.ticketing.oauth import DEVICE_GRANT, OAuthError, TokenSource, refused
 
@@ -25,7 +31,9 @@ def device_login(source: TokenSource, show: Callable[[str], None],
     if s.flow != "refresh_token":
         raise OAuthError(f"{source.key}: flow is client_credentials: the app signs in by "
                          "itself, there is nothing to authorise here")
-    if s.provider == "microsoft":
+    if s.login_flow() == "browser":
+        refresh_token = _browser(source, show)
+    elif s.provider == "microsoft":
         refresh_token = _msal_device(source, show)
     else:
         refresh_token = _authlib_device(source, show, sleep)
@@ -48,6 +56,64 @@ def _msal_device(source: TokenSource, show: Callable[[str], None]) -> str | None
         raise refused(source.key, str(result.get("error")),
                       str(result.get("error_description", "")))
     return result.get("refresh_token")
+
+
+def _browser(source: TokenSource, show: Callable[[str], None],
+             wait_seconds: float = 600) -> str | None:
+    """The authorization-code flow with PKCE (RFC 7636) and a loopback redirect (RFC 8252).
+
+    The consent page sends the browser back to a one-shot listener on
+    127.0.0.1; from another machine, forward its port (``ssh -L``).
+    """
+    from authlib.common.security import generate_token
+    from authlib.integrations.base_client.errors import OAuthError as AuthlibError
+    from requests import RequestException
+
+    got: dict[str, str] = {}
+
+    class Back(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            got.update({k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()})
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write("Madoguchi: サインインを受け付けました。この画面は閉じてください。\n"
+                             .encode())
+
+    s = source.settings
+    with HTTPServer(("127.0.0.1", 0), Back) as listener:
+        redirect = f"http://127.0.0.1:{listener.server_address[1]}/"
+        session = source.authlib_session()
+        session.redirect_uri = redirect
+        session.code_challenge_method = "S256"
+        verifier = generate_token(48)
+        url, state = session.create_authorization_url(
+            s.authorize_endpoint(), code_verifier=verifier, access_type="offline",
+            prompt="consent")
+        show(f"Open this address in a browser on this machine (from another one: ssh -L "
+             f"{listener.server_address[1]}:127.0.0.1:{listener.server_address[1]}) "
+             f"and sign in:\n{url}")
+        listener.timeout = 1.0
+        deadline = time.monotonic() + wait_seconds
+        while "code" not in got and "error" not in got and time.monotonic() < deadline:
+            listener.handle_request()
+    if "code" not in got:
+        raise refused(source.key, got.get("error", "timeout"),
+                      got.get("error_description", "nobody signed in in time"))
+    if got.get("state") != state:
+        raise OAuthError(f"{source.key}: the answer's state does not match: not ours")
+    try:
+        token = session.fetch_token(s.token_endpoint(), code=got["code"],
+                                    code_verifier=verifier, redirect_uri=redirect)
+    except AuthlibError as exc:
+        raise refused(source.key, str(exc.error), str(exc.description or "")) from exc
+    except RequestException as exc:
+        raise OAuthError(f"{source.key}: the token endpoint failed: {exc}") from exc
+    refresh_token: str | None = token.get("refresh_token")
+    return refresh_token
 
 
 def _authlib_device(source: TokenSource, show: Callable[[str], None],
