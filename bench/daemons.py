@@ -27,6 +27,7 @@ def write_config(
     batch: int, spool: Path | None = None, interval: float = 0.3, outbox_interval: float = 0.3,
     sla_sweep: float = 5, parse_workers: int | None = None,
     smtp: dict[str, object] | None = None, daemon: dict[str, object] | None = None,
+    idle: bool = False,
 ) -> Path:
     """A daemon configuration for a Dovecot account (``imap``) and an SMTP listener.
 
@@ -54,6 +55,7 @@ imap_batch_size = {batch}
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
+security = "plain"
 timeout_seconds = 2
 {more_smtp}
 
@@ -76,6 +78,7 @@ username = "{imap.username}"
 password_file = "{imap.password_file}"
 after_commit = "move"
 interval_seconds = {interval}
+idle = {"true" if idle else "false"}
 {spool_source}""", encoding="utf-8")
     return path
 

@@ -5,7 +5,7 @@ TOML, all keys optional::
     [smtp]
     host = "smtp.example.co.jp"
     port = 587
-    security = "starttls"          # "plain", "starttls" or "ssl" (implicit TLS, port 465)
+    security = "starttls"          # the default; "ssl" (implicit TLS, port 465) or "plain"
     username = "support"           # omit for a relay that needs no login
     password_env = "MADOGUCHI_SMTP_PASSWORD"   # or password_file = "/etc/madoguchi/smtp"
     # ca_file = "/etc/madoguchi/relay-ca.pem"  # a private CA; default: the system's
@@ -49,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from madoguchi.config.oauth import OAuthSettings
 from madoguchi.config.secrets import read_secret
 
 # The ticket flags (madoguchi.ticketing.models.Flag) by name; config does not
@@ -77,7 +78,8 @@ class SmtpSettings(BaseModel):
 
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(25, gt=0, le=65535)
-    security: Literal["plain", "starttls", "ssl"] = "plain"
+    # STARTTLS with the certificate verified unless told otherwise.
+    security: Literal["plain", "starttls", "ssl"] = "starttls"
     username: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
@@ -90,12 +92,16 @@ class SmtpSettings(BaseModel):
     # before it: the mail is left for staff to check, never sent again.
     data_timeout_seconds: float = Field(600, gt=0)
     max_attempts: int = Field(8, ge=1)
+    # OAuth 2.0 instead of a password (config/oauth.py); username is the mailbox.
+    oauth: OAuthSettings | None = None
     backoff_base_seconds: float = Field(60, gt=0)
     backoff_max_seconds: float = Field(3600, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.username and not (self.password_env or self.password_file):
+        if self.oauth is not None and not self.username:
+            raise ValueError("oauth is set: set username (the mailbox that signs in)")
+        if self.username and self.oauth is None and not (self.password_env or self.password_file):
             raise ValueError("username is set: set password_env or password_file too")
         if self.backoff_max_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_max_seconds is smaller than backoff_base_seconds")

@@ -24,6 +24,9 @@ TOML::
     from_name = "ChatLuck サポート"
     [products.fax_form]
     fax_number = "045-000-0000"
+    [products.smtp]                      # mail from its address goes through its own server
+    host = "smtp.office365.com"
+    port = 587
 
     [[products]]
     preset = "agcrm"
@@ -43,7 +46,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from madoguchi.config.business import CalendarSettings, CutoffSettings, SlaSettings
-from madoguchi.config.mail import TemplateFile
+from madoguchi.config.mail import SmtpSettings, TemplateFile
 
 PLAN_NAMES = ("certificate", "annual", "cloud_trial", "cloud_monthly", "cloud_yearly")
 PlanName = Literal["certificate", "annual", "cloud_trial", "cloud_monthly", "cloud_yearly"]
@@ -176,6 +179,9 @@ class ProductSettings(BaseModel):
     # How long before its first-response due the desk marks a ticket 期限間近;
     # None: [web] due_soon_minutes.
     due_soon_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
+    # Its own submission server for mail from its address (acknowledgement.from_address);
+    # none: the desk's [smtp].
+    smtp: SmtpSettings | None = None
 
     @model_validator(mode="after")
     def _named(self) -> Self:
@@ -184,6 +190,9 @@ class ProductSettings(BaseModel):
                 raise ValueError("give the product a name (or a preset)")
             self.name = PRODUCT_PRESETS[self.preset].name
         self.addresses = [a.strip().lower() for a in self.addresses]
+        if self.smtp is not None and not self.acknowledgement.from_address:
+            raise ValueError("smtp: set acknowledgement.from_address too (the address "
+                             "whose mail goes through it)")
         return self
 
     @property

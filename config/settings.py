@@ -30,6 +30,8 @@ from pydantic_settings import (
 from madoguchi.config.business import CalendarSettings, SlaSettings
 from madoguchi.config.conversation import ConversationSettings
 from madoguchi.config.mail import AckSettings, SmtpSettings
+from madoguchi.config.oauth import OAuthSettings
+from madoguchi.config.outgoing import DkimSettings
 from madoguchi.config.products import (
     FaxFormSettings,
     LicenseKeySettings,
@@ -195,6 +197,15 @@ class ImapSource(_SourceBase):
     move_to: str = "Madoguchi/Processed"
     flag: str = r"\Seen"
     timeout_seconds: float = Field(30, gt=0)
+    # OAuth 2.0 instead of a password (config/oauth.py): XOAUTH2 / OAUTHBEARER.
+    oauth: OAuthSettings | None = None
+    # IMAP IDLE: new mail is taken as soon as the server announces it (the
+    # poll every interval_seconds stays, as the fallback). IDLE is issued
+    # again every idle_seconds (RFC 2177: servers may drop it after 30 min).
+    # Off by default for now: with two daemons on PostgreSQL the leader's outbox
+    # was seen to stop with IDLE on (not yet explained); the poll is the proven path.
+    idle: bool = False
+    idle_seconds: float = Field(1500, gt=0, le=1740)
 
     def password(self) -> str:
         """The password, read from the environment or a file; never from the TOML."""
@@ -263,6 +274,8 @@ class Settings(BaseSettings):
     conversation: ConversationSettings = ConversationSettings()
     smtp: SmtpSettings = SmtpSettings()
     acknowledgement: AckSettings = AckSettings()
+    # DKIM keys of the desk's sending domains (config/outgoing.py).
+    dkim: list[DkimSettings] = []
     daemon: DaemonSettings = DaemonSettings()
     fax: FaxSettings = FaxSettings()
     web: WebSettings = WebSettings()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from madoguchi.app import Desk
+from madoguchi.auth_cli import auth_app
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.contracts_cli import contracts_app, customers_export
 from madoguchi.logs import configure_logging
@@ -38,6 +39,7 @@ app.add_typer(contracts_app, name="contracts")
 customers_app.command("export")(customers_export)
 app.add_typer(privacy_app, name="privacy")
 app.command("search")(search_command)
+app.add_typer(auth_app, name="auth")
 
 ConfigOption = Annotated[
     Path | None,

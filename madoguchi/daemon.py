@@ -62,6 +62,7 @@ from sqlalchemy.orm import Session
 from madoguchi import conversation_job, retention_job
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
+from madoguchi.idle_watch import IdleWatchers, PollGate
 from madoguchi.ingest.sources.backoff import SourceBackoff, one_line
 from madoguchi.ingest.sources.poller import Poller
 from madoguchi.sdnotify import notify, watchdog_seconds
@@ -156,11 +157,17 @@ class Daemon:
             SHARED: queue.Queue(), LEADER: queue.Queue()}
         self._jobs_added = False
         self._late: set[str] = set()
+        self.gate = PollGate()  # a scheduled poll and one IDLE asked for never overlap
+        self.idle = IdleWatchers(self)
 
     # -- the jobs ------------------------------------------------------------
 
     def poll(self, name: str) -> str:
         """Poll one source; a failure is raised after its backoff is set."""
+        return self.gate.run(f"poll:{name}", lambda: self._poll(name),
+                             "polling already: once more")
+
+    def _poll(self, name: str) -> str:
         component = self.components.get(f"poll:{name}")
         interval = self._interval(name)
         component.busy()
@@ -182,6 +189,9 @@ class Daemon:
         return next((s.interval_seconds for s in self.settings.sources if s.name == name), 60.0)
 
     def send_outbox(self) -> SendReport:
+        return self.gate.run("outbox", self._send_outbox, SendReport())
+
+    def _send_outbox(self) -> SendReport:
         component = self.components.get("outbox")
         component.busy()
         report = SendReport()
@@ -344,6 +354,7 @@ class Daemon:
         try:
             return self._supervise(stop, keeper, leader, shared, web_server is not None)
         finally:
+            self.idle.stop()
             keeper.stop()
             self._stop(leader, wait=True)
             if shared is not None:
@@ -366,6 +377,7 @@ class Daemon:
         notify("READY=1", "STATUS=started; following the lead")
         while not stop.wait(_TEND_SECONDS):
             self._follow_lease(keeper.epoch, leader)
+            self.idle.tend()
             for supervised in (leader, shared):
                 if supervised is not None and (self.epoch is not None or supervised is shared):
                     self._keep_running(supervised)

@@ -21,11 +21,13 @@ DATA), ``smtp_hangup_server`` (closes every connection before the greeting),
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -299,3 +301,62 @@ def smtp_ssl_server(request: pytest.FixtureRequest, tls_files: TlsFiles) -> Smtp
     )
     return _running(request, SmtpTestServer(controller, handler, "ssl", tls_files.cert))
 
+
+
+class _OAuthHandler(_RecordingHandler):
+    """Records mail, and signs clients in by XOAUTH2 / OAUTHBEARER bearer tokens."""
+
+    def __init__(self, check: Callable[[str], str | None]) -> None:
+        super().__init__()
+        self.check = check  # token -> the user it names, None when not valid
+
+    async def _bearer(self, server: SMTP, args: list[str], user_key: str) -> AuthResult:
+        if len(args) > 1:
+            response = base64.b64decode(args[1]).decode()
+        else:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=False)
+            response = answer.decode()
+        fields = dict(part.split("=", 1) for part in response.split("\x01") if "=" in part)
+        user = fields.get(user_key, "").rstrip(",")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        return AuthResult(success=bool(user) and self.check(token) == user, handled=False)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "user")
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "n,a")
+
+
+def oauth_smtp_server(request: pytest.FixtureRequest,
+                      check: Callable[[str], str | None]) -> SmtpTestServer:
+    """A plain listener that takes AUTH XOAUTH2 / OAUTHBEARER, each token ``check``-ed."""
+    handler = _OAuthHandler(check)
+    controller = _LoopbackController(handler, auth_require_tls=False)
+    return _running(request, SmtpTestServer(controller, handler))
+
+
+class _DkimHandler(_RecordingHandler):
+    """Records mail whose DKIM signature dkimpy verifies; refuses the rest (550 5.7.20)."""
+
+    def __init__(self, dns: Callable[..., bytes]) -> None:
+        super().__init__()
+        self.dns = dns
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        import dkim
+
+        raw = envelope.original_content or b""
+        if not dkim.verify(raw, dnsfunc=self.dns):
+            return "550 5.7.20 No passing DKIM signature found (test server)"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def dkim_smtp_server(request: pytest.FixtureRequest,
+                     dns: Callable[..., bytes]) -> SmtpTestServer:
+    """A listener that takes only mail with a valid DKIM signature; ``dns`` answers the
+    TXT lookups of the public keys (dkimpy's ``dnsfunc``, in place of the DNS)."""
+    handler = _DkimHandler(dns)
+    return _running(request, SmtpTestServer(_LoopbackController(handler), handler))

@@ -99,6 +99,7 @@ desk_address = "support@example.co.jp"
 [smtp]
 host = "{smtp.host}"
 port = {smtp.port}
+security = "plain"
 timeout_seconds = 5
 
 [daemon]

@@ -322,6 +322,7 @@ parse_workers = 2
 [smtp]
 host = "{smtp.host}"
 port = {smtp.port}
+security = "plain"
 timeout_seconds = 30
 [daemon]
 {lines}

@@ -77,10 +77,11 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from madoguchi.config import Settings
+from madoguchi.config import ConfigError, Settings
 from madoguchi.config.mail import SmtpSettings
 from madoguchi.ticketing.backoff import backoff_delay
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.dkim_sign import DkimSigner
 from madoguchi.ticketing.leadership import Fence, LeadershipLost
 from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket, table_of
 from madoguchi.ticketing.smtp_client import SmtpFailure, classify, open_smtp, reply_text, transact
@@ -227,6 +228,13 @@ def _checked_bytes(message: EmailMessage) -> bytes:
     return raw
 
 
+def _quit(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (OSError, smtplib.SMTPException):
+        conn.close()
+
+
 def lease_for(smtp: SmtpSettings, status: OutboxStatus = OutboxStatus.SENDING) -> timedelta:
     """How long a row may stay ``sending`` (or ``delivering``) before its sender counts as dead.
 
@@ -314,6 +322,11 @@ class OutboxSender:
     ) -> None:
         """``fence``: a leader's check that it still leads, run in each claim's transaction."""
         self.smtp = settings.smtp
+        # Mail from a product's address goes through that product's server, if it has one.
+        self.routes = {p.acknowledgement.from_address.lower(): p.smtp
+                       for p in settings.products
+                       if p.smtp is not None and p.acknowledgement.from_address}
+        self.signer = DkimSigner(settings.dkim)
         self._sessions = session_factory
         self._now = now
         self._smtp_factory = smtp_factory
@@ -329,6 +342,7 @@ class OutboxSender:
             log.warning("outbox: not sending: %s", exc)
             return report
         conn: smtplib.SMTP | None = None
+        server = self.smtp  # the settings ``conn`` is connected with
         try:
             for _ in range(limit):
                 with self._sessions() as session, session.begin():
@@ -340,12 +354,22 @@ class OutboxSender:
                     row_id, attempt = row.id, row.attempts
                     mail_from, rcpt_to, raw = row.mail_from, row.rcpt_to, row.raw
                 # Committed as `sending`: until DATA a crash only delays the row.
+                route = self.routes.get(mail_from.lower(), self.smtp)
                 try:
+                    raw = self.signer.sign(raw)
+                except (ValueError, ConfigError) as exc:  # the key: the desk's setup
+                    self._record_failure(row_id, attempt, SmtpFailure(
+                        f"not signed: {exc}", permanent=False, connection=False), report)
+                    continue
+                try:
+                    if conn is not None and route is not server:
+                        _quit(conn)
+                        conn = None
                     if conn is None:
-                        conn = self._smtp_factory(self.smtp)
+                        conn, server = self._smtp_factory(route), route
                     refused = transact(conn, mail_from, rcpt_to, raw,
                                        partial(self._start_delivering, row_id, attempt),
-                                       data_timeout=self.smtp.data_timeout_seconds)
+                                       data_timeout=route.data_timeout_seconds)
                 except Exception as exc:
                     failure = classify(exc)
                     self._record_failure(row_id, attempt, failure, report)
@@ -367,10 +391,7 @@ class OutboxSender:
                 self._record_sent(row_id, refused, report)
         finally:
             if conn is not None:
-                try:
-                    conn.quit()
-                except (OSError, smtplib.SMTPException):
-                    conn.close()
+                _quit(conn)
         return report
 
     def _fenced(self, session: Session) -> bool:

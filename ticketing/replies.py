@@ -55,6 +55,7 @@ from madoguchi.ticketing.models import (
 )
 from madoguchi.ticketing.outbox import enqueue
 from madoguchi.ticketing.pdf import JAPANESE_FONT, PAGE_H_MM, PAGE_W_MM, register_fonts
+from madoguchi.ticketing.products import Products
 from madoguchi.ticketing.signatures import check_shown, signature_for
 from madoguchi.ticketing.text_modules import apply_macro
 from madoguchi.ticketing.ticket_number import tag as subject_tag
@@ -81,6 +82,15 @@ def quote(original: Message, tz: ZoneInfo) -> str:
     header = f"{when.astimezone(tz).year}年{format_moment_ja(when, tz)} {name} 様:"
     lines = original.text.rstrip().splitlines() or [""]
     return header + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
+
+
+def sender(settings: Settings, product: str | None) -> tuple[str, str]:
+    """(name, address) a reply on a ticket of ``product`` comes from: the product's
+    acknowledgement voice when it has one (its own mailbox), else the desk's."""
+    voice = Products.from_settings(settings).get(product).voice
+    if voice is None:
+        return settings.acknowledgement.from_name, settings.desk_address
+    return voice.from_name, voice.from_address
 
 
 def parse_recipients(value: str, what: str) -> list[Address]:
@@ -118,14 +128,15 @@ class MailReply:
 def build_reply(ticket: Ticket, original: Message | None, settings: Settings, user: StaffUser,
                 *, to: list[Address], cc: list[Address], body: str, include_quote: bool,
                 now: datetime, signature: str) -> EmailMessage:
-    """The mail: the body, then ``signature`` as staff saw it (``ticketing.signatures``)."""
-    domain = settings.desk_address.rpartition("@")[2]
+    """The mail: the body, then ``signature`` as staff saw it (``ticketing.signatures``),
+    from the product's address (``sender``)."""
+    from_name, from_address = sender(settings, ticket.product)
+    domain = from_address.rpartition("@")[2]
     text = body.rstrip() + "\n\n" + signature + "\n"
     if include_quote and original is not None:
         text += "\n" + quote(original, settings.tz) + "\n"
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = Address(display_name=settings.acknowledgement.from_name,
-                          addr_spec=settings.desk_address)
+    msg["From"] = Address(display_name=from_name, addr_spec=from_address)
     msg["To"] = to
     if cc:
         msg["Cc"] = cc

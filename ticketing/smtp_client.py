@@ -17,6 +17,7 @@ from collections.abc import Callable
 from time import monotonic
 
 from madoguchi.config.mail import SmtpSettings
+from madoguchi.ticketing.oauth import OAuthError, sasl_response, token_source
 
 
 def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
@@ -38,7 +39,9 @@ def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
             # Raises SMTPNotSupportedError when not offered: never fall back to plain.
             conn.starttls(context=context)
             conn.ehlo()
-        if smtp.username:
+        if smtp.oauth is not None:
+            _oauth_sign_in(conn, smtp)
+        elif smtp.username:
             try:
                 conn.login(smtp.username, smtp.password())
             except UnicodeEncodeError as exc:
@@ -49,6 +52,33 @@ def open_smtp(smtp: SmtpSettings) -> smtplib.SMTP:
         conn.close()
         raise
     return conn
+
+
+def _oauth_sign_in(conn: smtplib.SMTP, smtp: SmtpSettings) -> None:
+    """AUTH XOAUTH2/OAUTHBEARER; a refused token is fetched again and tried once more."""
+    assert smtp.oauth is not None and smtp.username
+    tokens = token_source("smtp", smtp.oauth)
+    user, mechanism = smtp.username, smtp.oauth.mechanism
+    for attempt in (1, 2):
+        try:
+            token = tokens.token()
+        except OAuthError as exc:
+            # Not this message's fault: the round ends and the row waits.
+            raise smtplib.SMTPAuthenticationError(530, str(exc)) from exc
+        initial = sasl_response(mechanism, user, token)
+
+        def answer(challenge: bytes | None = None, initial: str = initial) -> str:
+            # After a refusal the server sends its error as a challenge: an
+            # empty answer ends the exchange (RFC 7628 3.2.3).
+            return initial if challenge is None else ""
+
+        try:
+            conn.auth(mechanism, answer, initial_response_ok=True)
+            return
+        except smtplib.SMTPAuthenticationError:
+            tokens.invalidate()
+            if attempt == 2:
+                raise
 
 
 class SmtpFailure(Exception):

@@ -313,6 +313,7 @@ class ImapPoller:
                     found = _Take(take)
                     if len(take) == 1:
                         return found, mailbox.fetch_range(take[0].first_uid, take[0].last_uid)
+                    mailbox.sync()
                     return found, mailbox.fetch(found.uids)
             except BaseException:
                 for held in take:

@@ -49,7 +49,7 @@ first_valid_uid = 1
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 verbose_proctitle = yes
-service imap-login {{
+{oauth}service imap-login {{
   chroot =
   inet_listener imap {{
     address = 127.0.0.1
@@ -70,6 +70,25 @@ userdb {{
   driver = static
   args = uid={uid} gid={gid} home={base}/mail/%u
 }}
+"""
+
+# Sign-in with a bearer token (XOAUTH2, OAUTHBEARER), checked by RFC 7662
+# introspection at the test's OAuth server; passwords still work beside it.
+# No auth cache: a revoked token is refused at once.
+_OAUTH = """\
+auth_mechanisms = plain login xoauth2 oauthbearer
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/dovecot-oauth2.conf.ext
+}}
+"""
+_OAUTH_ARGS = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 _APPENDUID = re.compile(rb"APPENDUID (\d+) (\d+)")
@@ -101,7 +120,7 @@ class Dovecot:
 
     host = "127.0.0.1"
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, introspection_url: str | None = None) -> None:
         if DOVECOT is None or DOVEADM is None:
             raise DovecotError("dovecot/doveadm not found (apt-get install dovecot-imapd)")
         # Not pytest's tmp_path: its parents are private to the user running
@@ -114,6 +133,7 @@ class Dovecot:
         self._passwords: dict[str, str] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.introspection_url = introspection_url
         login_user, internal_user, self._uid, self._gid = _users()
         self._identity = {"login_user": login_user, "internal_user": internal_user,
                           "uid": self._uid, "gid": self._gid}
@@ -136,8 +156,15 @@ class Dovecot:
             if not self.port or attempt:
                 # A free port may be taken by someone else before Dovecot binds it.
                 self.port = _free_port()
+            oauth = ""
+            if self.introspection_url:
+                oauth = _OAUTH.format(base=self.root)
+                args = self.root / "dovecot-oauth2.conf.ext"
+                args.write_text(_OAUTH_ARGS.format(url=self.introspection_url),
+                                encoding="utf-8")
+                args.chmod(0o644)
             self.config.write_text(
-                _CONFIG.format(base=self.root, port=self.port, **self._identity),
+                _CONFIG.format(base=self.root, port=self.port, oauth=oauth, **self._identity),
                 encoding="utf-8",
             )
             if self._launch(timeout):
