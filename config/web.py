@@ -33,6 +33,7 @@ TOML, all keys optional::
     max_concurrent_requests = 256      # more at once are answered 503
     max_concurrent_requests_per_client = 8     # ... and more than this from one address
     max_upload_bytes = 10485760 # the largest CSV the import page takes
+    fax_form_link_days = 90     # a signed link to a contract's FAX form is valid this long
     # metrics_token_env = "MADOGUCHI_METRICS_TOKEN"   # /metrics wants "Authorization: Bearer …"
     # metrics_token_file = "/etc/madoguchi/metrics-token"
     #                           # neither set: /metrics answers loopback clients only
@@ -83,6 +84,7 @@ class WebSettings(BaseModel):
     max_concurrent_requests: int = Field(256, gt=0)
     max_concurrent_requests_per_client: int = Field(8, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    fax_form_link_days: int = Field(90, ge=1, le=3650)
     # The bearer token Prometheus sends to /metrics, from the environment or
     # a file (never the TOML). Neither set: only loopback clients may scrape.
     metrics_token_env: str | None = None

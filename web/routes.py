@@ -31,7 +31,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import contract_pages, queries, signin
+from madoguchi.web import contract_pages, form_pages, queries, signin
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -524,6 +524,8 @@ def routes() -> list[BaseRoute]:
         Route("/customers/{id:id}/edit", edit_customer, methods=["GET", "POST"]),
         Route("/customers/export", contract_pages.export_customers),
         Route("/contracts/{id:id}", contract_pages.contract_page),
+        Route("/contracts/{id:id}/fax-form", form_pages.staff_form),
+        Route("/fax-form/{contract}/{expires}/{signature}", form_pages.public_form),
         Route("/contracts/{id:id}/edit", contract_pages.edit_contract, methods=["GET", "POST"]),
         Route("/contracts/{id:id}/renew", contract_pages.renew_contract, methods=post),
         Route("/contracts/{id:id}/periods/{period:id}/delete", contract_pages.delete_period,
