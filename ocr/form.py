@@ -6,9 +6,13 @@ reader sees a FAX image; the reader locates the four solid registration marks
 in the corners and maps these same constants onto the image, so the layout
 and the reader cannot drift apart.
 
+The digit boxes follow the configured number format (``DigitLayout``, from
+``[support_number] display_groups``); the reader is given the same layout.
 A form printed for a known customer carries the support service number twice:
 once in the digit boxes in a plain monospaced face (easy for OCR) and once in
-a QR code. A blank form has empty boxes for the customer to fill in.
+a QR code, and its company, department, contact, address and 契約コード in
+their cells (``ticketing.fax_forms.FormFill``). A blank form has empty boxes
+for the customer to fill in.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ from madoguchi.web.auth import load_secret
 from madoguchi.web_server import WebServer
 from tests.conftest import make_settings
 from tests.faxfactory import send_fax
+from tests.test_web_kit import open_web
+
+pytest_plugins = ["tests.test_web_kit"]
 
 pytestmark = pytest.mark.integration
 
@@ -205,3 +208,24 @@ def test_the_cli_prints_a_link_the_desk_accepts(
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True,
                           check=True).stdout.decode()
     assert "株式会社さくら商事" in text and "情報システム部" in text
+
+
+def test_the_contract_page_offers_the_link_and_the_download(tmp_path: Path, settings: Settings,
+                                                            desk: Desk,
+                                                            quick_hashing: None) -> None:
+    # http: an https public_url makes the session cookie Secure, which the test client drops.
+    wd = open_web(settings, desk, tmp_path, public_url="http://desk.example.jp")
+    agent = wd.sign_in()
+    contract = _contract(desk)
+    page = agent.get(f"/contracts/{contract.id}").text
+    found = re.search(r'value="(http://desk\.example\.jp/fax-form/[^"]+)"', page)
+    assert found is not None, page
+    assert f'href="/contracts/{contract.id}/fax-form"' in page
+    served = wd.anonymous().get(found.group(1).removeprefix("http://desk.example.jp"))
+    assert served.status_code == 200 and served.content.startswith(b"%PDF-")
+    customer = agent.get(f"/customers/{contract.customer_id}").text
+    assert f'href="/contracts/{contract.id}/fax-form"' in customer
+    download = agent.get(f"/contracts/{contract.id}/fax-form")
+    assert download.status_code == 200 and download.content.startswith(b"%PDF-")
+    # Staff's download wants a sign-in.
+    assert wd.anonymous().get(f"/contracts/{contract.id}/fax-form").status_code == 303
