@@ -63,7 +63,8 @@ class Limits(_Section):
 
 class SupportNumberSettings(_Section):
     digits_pattern: str = r"^\d{12}$"
-    display_groups: list[int] = [4, 4, 4]
+    # How the number is shown (4-4-4), and the FAX form's digit boxes (one per digit).
+    display_groups: list[int] = Field([4, 4, 4], min_length=1)
     check: Literal["luhn", "none"] = "luhn"
     labels: list[str] = [
         "サポートサービス番号",
@@ -73,6 +74,13 @@ class SupportNumberSettings(_Section):
         "Support No",
     ]
     top_lines: int = Field(5, ge=0)
+
+    @field_validator("display_groups")
+    @classmethod
+    def _groups_fit_the_form(cls, groups: list[int]) -> list[int]:
+        if min(groups) < 1 or sum(groups) > 30:
+            raise ValueError("display_groups: each group at least 1 digit, 30 digits in all")
+        return groups
 
 
 # The letters before a ticket number (T-2026-000123); the number's format is

@@ -39,6 +39,7 @@ TOML, all keys optional::
     live_max_connections_per_client = 32   # ... from one address (behind a proxy: per client)
     live_poll_seconds = 0.5     # SQLite: how often each web process reads the change feed
     live_stream_minutes = 10    # a stream ends after this; the browser reconnects (re-checked)
+    fax_form_link_days = 90     # a signed link to a contract's FAX form is valid this long
     # metrics_token_env = "MADOGUCHI_METRICS_TOKEN"   # /metrics wants "Authorization: Bearer …"
     # metrics_token_file = "/etc/madoguchi/metrics-token"
     #                           # neither set: /metrics answers loopback clients only
@@ -94,6 +95,7 @@ class WebSettings(BaseModel):
     live_max_connections_per_client: int = Field(32, ge=0)
     live_poll_seconds: float = Field(0.5, ge=0.05, le=30)
     live_stream_minutes: float = Field(10, gt=0, le=24 * 60)
+    fax_form_link_days: int = Field(90, ge=1, le=3650)
     # The bearer token Prometheus sends to /metrics, from the environment or
     # a file (never the TOML). Neither set: only loopback clients may scrape.
     metrics_token_env: str | None = None

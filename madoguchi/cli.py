@@ -13,6 +13,7 @@ from madoguchi.app import Desk
 from madoguchi.auth_cli import auth_app
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.contracts_cli import contracts_app, customers_export
+from madoguchi.form_cli import form_command
 from madoguchi.logs import configure_logging
 from madoguchi.privacy_cli import privacy_app
 from madoguchi.search_cli import search_command
@@ -393,50 +394,7 @@ def _contract_named(ctx: typer.Context, support_number: str) -> Contract:
     return contract
 
 
-@app.command()
-def form(
-    ctx: typer.Context,
-    output: Annotated[Path, typer.Argument(help="Where to write the PDF.")] = Path(
-        "fax-request-form.pdf"
-    ),
-    support_number: Annotated[
-        str | None, typer.Option("--support-number", help="Pre-print this number (and its QR).")
-    ] = None,
-    contract: Annotated[
-        str | None, typer.Option("--contract", help="Same as --support-number, checked to exist; "
-                                 "the form is the contract's product's.")
-    ] = None,
-    ticket: Annotated[
-        str | None, typer.Option("--ticket", help="Pre-fill 問合せ番号 for a follow-up.")
-    ] = None,
-    product: Annotated[
-        str | None, typer.Option("--product", help="The product whose form it is (vendor, "
-                                 "FAX number, hours); default: the default product.")
-    ] = None,
-) -> None:
-    """Write the FAX request form (A4 PDF, Japanese); blank unless a number is given."""
-    from madoguchi.ocr.form import write_form
-    from madoguchi.ticketing.deadlines import Deadlines
-
-    settings = _settings(ctx)
-    number = support_number or contract
-    deadlines = Deadlines.from_settings(settings)
-    terms = deadlines.products.named(product) if product else deadlines.products.default
-    if terms is None:
-        raise _fail(f"no product {product!r} (configured: "
-                    f"{', '.join(deadlines.products.names) or 'none'})", 2)
-    if contract:
-        terms = deadlines.product_for(_contract_named(ctx, contract))
-    details = terms.fax_form
-    assert details is not None  # every product built from settings has its form
-    try:
-        write_form(output, number, ticket, vendor_name=details.vendor_name,
-                   vendor_fax=details.fax_number, hours=details.hours,
-                   settings=settings.support_number)
-    except ValueError as exc:
-        typer.echo(f"madoguchi: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    typer.echo(f"wrote {output}")
+app.command("form")(form_command)
 
 
 triage_app = typer.Typer(help="FAXes whose number could not be read.", no_args_is_help=True)

@@ -16,7 +16,7 @@ from enum import Enum
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr._exec import tesseract
-from madoguchi.ocr.form import DIGIT_COUNT
+from madoguchi.ocr.form import layout_for
 from madoguchi.ocr.fulltext import (
     AnalysedPage,
     TextSearch,
@@ -192,7 +192,7 @@ def _digit_boxes(
 
 def box_readings(zonal: ZonalRead, cfg: SupportNumberSettings) -> list[Reading]:
     """The valid readings of the boxes by PP-OCR's probabilities, best first."""
-    if not zonal.probabilities or len(zonal.probabilities) != DIGIT_COUNT:
+    if not zonal.probabilities or len(zonal.probabilities) != layout_for(cfg).count:
         return []
     return valid_readings(zonal.probabilities, luhn=cfg.check == "luhn")
 

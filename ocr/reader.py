@@ -48,6 +48,7 @@ from madoguchi.ocr.decide import (
     decide_from_text,
     decide_ticket,
 )
+from madoguchi.ocr.form import DigitLayout, layout_for
 from madoguchi.ocr.form_text import form_text
 from madoguchi.ocr.fulltext import AnalysedPage, level
 from madoguchi.ocr.fulltext import full_text as page_text
@@ -185,7 +186,7 @@ def read_fax(
     timings: dict[str, float] = {}
     clock = _Stopwatch(timings)
     clock.start("number")
-    analysed, box_reads = _analyse(pages, ticket_prefix, deadline)
+    analysed, box_reads = _analyse(pages, ticket_prefix, deadline, layout_for(cfg))
     clock.stop()
 
     number = decide_from_forms(analysed, cfg)
@@ -224,7 +225,7 @@ def read_fax(
 
 
 def _analyse(
-    pages: list[Image.Image], ticket_prefix: str, deadline: Deadline
+    pages: list[Image.Image], ticket_prefix: str, deadline: Deadline, layout: DigitLayout
 ) -> tuple[list[AnalysedPage], tuple[MethodRead, ...]]:
     """Each page levelled, its form found, its QR codes and boxes read.
 
@@ -242,7 +243,7 @@ def _analyse(
         page.geometry = find_form(ink, px_per_mm(image))
         page.qr = read_qr(gray)
         if page.geometry is not None:
-            page.zonal = read_digit_boxes(gray, page.geometry, deadline)
+            page.zonal = read_digit_boxes(gray, page.geometry, deadline, layout)
             box = read_ticket_box(gray, page.geometry, ticket_prefix, index, deadline)
             if box is not None:
                 box_reads.append(box)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from madoguchi.ocr import ppocr
 from madoguchi.ocr._exec import tesseract
-from madoguchi.ocr.form import DIGIT_BOXES_MM, DIGIT_COUNT, DIGIT_ROW_MM, TICKET_BOX_MM, Rect
+from madoguchi.ocr.form import DEFAULT_LAYOUT, TICKET_BOX_MM, DigitLayout, Rect
 from madoguchi.ocr.geometry import FormGeometry
 from madoguchi.ocr.pages import Deadline
 from madoguchi.ocr.preprocess import despeckle
@@ -154,15 +154,15 @@ def despeckle_mask(mask: np.ndarray) -> np.ndarray:
     return np.asarray(despeckle(image)) < 128
 
 
-def box_interiors(gray: Image.Image, geometry: FormGeometry) -> list[np.ndarray]:
-    """The ink inside each of the twelve digit boxes, box lines cut away, level, 10 px/mm."""
+def box_interiors(gray: Image.Image, geometry: FormGeometry,
+                  layout: DigitLayout = DEFAULT_LAYOUT) -> list[np.ndarray]:
+    """The ink inside each digit box (``layout``'s), box lines cut away, level, 10 px/mm."""
     r = _CROP_PX_PER_MM
     pad = 2.0
-    strip_rect = Rect(
-        DIGIT_ROW_MM.x0 - pad, DIGIT_ROW_MM.y0 - pad, DIGIT_ROW_MM.x1 + pad, DIGIT_ROW_MM.y1 + pad
-    )
+    row = layout.row
+    strip_rect = Rect(row.x0 - pad, row.y0 - pad, row.x1 + pad, row.y1 + pad)
     strip = np.asarray(geometry.rectify(gray, strip_rect, r)) < 150
-    return [despeckle_mask(_box_interior(strip, box, strip_rect, r)) for box in DIGIT_BOXES_MM]
+    return [despeckle_mask(_box_interior(strip, box, strip_rect, r)) for box in layout.boxes]
 
 
 def box_glyph(interior: np.ndarray) -> np.ndarray:
@@ -170,10 +170,11 @@ def box_glyph(interior: np.ndarray) -> np.ndarray:
     return _glyph(interior, _CROP_PX_PER_MM)
 
 
-def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadline) -> ZonalRead:
-    """The twelve digit boxes: what they hold, and the digits when they read clearly."""
+def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadline,
+                     layout: DigitLayout = DEFAULT_LAYOUT) -> ZonalRead:
+    """The digit boxes: what they hold, and the digits when they read clearly."""
     r = _CROP_PX_PER_MM
-    interiors = box_interiors(gray, geometry)
+    interiors = box_interiors(gray, geometry, layout)
     shares = [float(i.mean()) if i.size else 0.0 for i in interiors]
     empty = [s < _BOX_EMPTY_INK for s in shares]
     smudged = [i + 1 for i, s in enumerate(shares) if s > _BOX_SMUDGED_INK]
@@ -193,8 +194,8 @@ def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadli
     image = _typeset(glyphs)
     read = two_reads(image, tesseract.DIGITS, 200, deadline, "the digit boxes")
     digits = "".join(ch for ch in read.constrained if ch.isdigit())
-    if len(digits) != DIGIT_COUNT:
-        note = f"read {len(digits)} digits, not 12"
+    if len(digits) != layout.count:
+        note = f"read {len(digits)} digits, not {layout.count}"
         return ZonalRead(BoxStatus.UNCLEAR, digits, read.confidence, note, probs)
     if read.free != digits:
         note = f"unconstrained read gave {read.free!r}"

@@ -176,9 +176,23 @@ def test_products_come_from_the_toml_file(tmp_path: Path) -> None:
     assert products.default.name == "ChatLuck"
     form = products.get("All Gather CRM").fax_form
     assert form is not None and form.fax_number == "03-0000-0000"
-    assert form.hours == "平日 9:30〜12:00、13:00〜17:30"
+    assert form.hours == "受付時間 平日 9:30〜12:00、13:00〜17:30（土日祝・年末年始を除く）"
     chat = products.get("ChatLuck").fax_form
-    assert chat is not None and chat.hours == "平日 9:00〜12:00、13:00〜17:30"
+    assert chat is not None
+    assert chat.hours == "受付時間 平日 9:00〜12:00、13:00〜17:30（土日祝・年末年始を除く）"
+
+
+def test_the_forms_hours_line_follows_the_calendar(tmp_path: Path) -> None:
+    toml = tmp_path / "desk.toml"
+    toml.write_text(
+        '[calendar]\nhours = { mon = ["09:00-17:30"], tue = ["09:00-17:30"], '
+        'wed = ["09:00-17:30"], thu = ["09:00-17:30"], fri = ["09:00-17:30"], '
+        'sat = ["10:00-12:00"] }\nnational_holidays = false\n'
+        'closures = ["08-13..08-16", "2026-05-01"]\n', encoding="utf-8")
+    form = Deadlines.from_settings(load_settings(toml)).products.default.fax_form
+    assert form is not None
+    assert form.hours == ("受付時間 月〜金 9:00〜17:30 / 土 10:00〜12:00"
+                          "（日・8/13〜8/16・弊社休業日を除く）")
 
 
 WORDS = InquiryWords.of(

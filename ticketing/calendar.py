@@ -56,6 +56,7 @@ from madoguchi.config.business import (
     parse_closure,
     parse_weekly_hours,
 )
+from madoguchi.ticketing.japanese import format_closed_days_ja
 
 __all__ = ["FIRST_YEAR", "LAST_YEAR", "BusinessCalendar"]
 
@@ -174,6 +175,12 @@ class BusinessCalendar:
     def weekly_hours(self) -> WeeklyHours:
         """The hours of each weekday, Monday first, in minutes (before closures)."""
         return self._weekly
+
+    def closed_days_ja(self) -> str:
+        """The days it is closed, as a FAX form prints them: "土日祝・年末年始"."""
+        annual = [(r.first, r.last) for r in self._date_rules if isinstance(r, AnnualClosure)]
+        other = bool(self._periods) or any(isinstance(r, ClosedDates) for r in self._date_rules)
+        return format_closed_days_ja(self._weekly, self._national_holidays, annual, other)
 
     def __repr__(self) -> str:
         week = ", ".join(

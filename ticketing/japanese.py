@@ -49,3 +49,34 @@ def format_hours_ja(weekly: Sequence[Sequence[tuple[int, int]]]) -> str:
             parts.append(f"{days} {day_text(weekly[start])}")
         start = end + 1
     return " / ".join(parts)
+
+
+def format_closed_days_ja(weekly: Sequence[Sequence[tuple[int, int]]], national_holidays: bool,
+                          annual: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+                          other: bool) -> str:
+    """The days a calendar is closed, as a FAX form prints them: "土日祝・年末年始".
+
+    Weekdays without hours ("土日"), "祝" for national holidays, "年末年始" for an
+    annual closure that wraps the new year, other annual closures by their
+    dates ("8/13〜8/16"), and "弊社休業日" for closures on given dates.
+    """
+    days = "".join(_WEEKDAYS[i] for i, hours in enumerate(weekly) if not hours)
+    if national_holidays:
+        days += "祝"
+    parts = [days] if days else []
+    for first, last in annual:
+        if last < first:
+            parts.append("年末年始")
+        elif first == last:
+            parts.append(f"{first[0]}/{first[1]}")
+        else:
+            parts.append(f"{first[0]}/{first[1]}〜{last[0]}/{last[1]}")
+    if other:
+        parts.append("弊社休業日")
+    return "・".join(dict.fromkeys(parts))
+
+
+def format_open_hours_ja(weekly: Sequence[Sequence[tuple[int, int]]], closed: str) -> str:
+    """The hours line of a FAX form: "受付時間 平日 9:00〜17:30（土日祝・年末年始を除く）"."""
+    text = f"受付時間 {format_hours_ja(weekly)}"
+    return f"{text}（{closed}を除く）" if closed else text

@@ -27,7 +27,7 @@ from madoguchi.config.products import (
     product_key,
 )
 from madoguchi.ticketing.calendar import BusinessCalendar
-from madoguchi.ticketing.japanese import format_hours_ja
+from madoguchi.ticketing.japanese import format_open_hours_ja
 from madoguchi.ticketing.rules.inquiry import InquiryWords
 from madoguchi.ticketing.sla import FirstResponsePolicy
 from madoguchi.ticketing.vocabulary import InquiryKind
@@ -51,7 +51,9 @@ class AckVoice:
 class FaxFormDetails:
     vendor_name: str
     fax_number: str
-    hours: str  # as printed, from the calendar: "平日 9:00〜12:00、13:00〜17:30"
+    # As printed, from the calendar:
+    # "受付時間 平日 9:00〜12:00、13:00〜17:30（土日祝・年末年始を除く）"
+    hours: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +120,8 @@ def _build(settings: Settings, calendar: CalendarSettings, sla: SlaSettings,
         words=_words(license_key),
         voice=_voice(settings.acknowledgement, settings.desk_address, product),
         fax_form=FaxFormDetails(fax_form.vendor_name, fax_form.fax_number,
-                                format_hours_ja(business.weekly_hours)),
+                                format_open_hours_ja(business.weekly_hours,
+                                                     business.closed_days_ja())),
         plans=product.effective_plans() if product is not None else PLAN_NAMES,
         sources=frozenset(product.sources if product is not None else ()),
         addresses=frozenset(product.effective_addresses() if product is not None else ()),

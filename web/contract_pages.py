@@ -20,6 +20,7 @@ from madoguchi.ticketing.contracts import TermsError, describe, remove_period
 from madoguchi.ticketing.customers_csv import export_csv
 from madoguchi.ticketing.models import Contract, Role
 from madoguchi.ticketing.support_number import format_number
+from madoguchi.web import form_pages
 from madoguchi.web.http import Ctx, endpoint, error_page
 
 # The fields of the contract form, named as the CSV's columns.
@@ -64,7 +65,8 @@ def contract_page(ctx: Ctx) -> Response:
         return _missing(ctx)
     today = ctx.now.astimezone(ctx.settings.tz).date()
     record = describe(contract, today, lambda d: format_number(d, ctx.settings.support_number))
-    return ctx.render("contract.html", nav="customers", k=contract, record=record)
+    return ctx.render("contract.html", nav="customers", k=contract, record=record,
+                      form_link=form_pages.signed_link(ctx, contract))
 
 
 def _render_edit(ctx: Ctx, contract: Contract, values: dict[str, str], error: str = "",

@@ -34,6 +34,7 @@ from madoguchi.ticketing.rules.conversation import CHOOSABLE, chosen_state
 from madoguchi.web import (
     contract_pages,
     conversation_pages,
+    form_pages,
     live,
     preview_pages,
     queries,
@@ -517,6 +518,8 @@ def routes() -> list[BaseRoute]:
         Route("/customers/{id:id}/edit", edit_customer, methods=["GET", "POST"]),
         Route("/customers/export", contract_pages.export_customers),
         Route("/contracts/{id:id}", contract_pages.contract_page),
+        Route("/contracts/{id:id}/fax-form", form_pages.staff_form),
+        Route("/fax-form/{contract}/{expires}/{signature}", form_pages.public_form),
         Route("/contracts/{id:id}/edit", contract_pages.edit_contract, methods=["GET", "POST"]),
         Route("/contracts/{id:id}/renew", contract_pages.renew_contract, methods=post),
         Route("/contracts/{id:id}/periods/{period:id}/delete", contract_pages.delete_period,
