@@ -45,6 +45,9 @@ class Flag(enum.StrEnum):
     # Mail that joined a ticket without the desk's mail server vouching for its sender,
     # or from someone not of the thread who named it by a reference header.
     UNVERIFIED_SENDER = "unverified_sender"
+    # Mail of ours to the customer (a reply, the acknowledgement) that did not reach them:
+    # refused, given up, state unknown, or bounced (ticketing.delivery sets and clears it).
+    UNDELIVERED = "undelivered"
 
 
 # What the desk does not promise a response to until staff accept the ticket:
