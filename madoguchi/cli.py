@@ -13,6 +13,7 @@ from madoguchi.app import Desk
 from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.contracts_cli import contracts_app, customers_export
 from madoguchi.logs import configure_logging
+from madoguchi.outbox_cli import outbox_app
 from madoguchi.privacy_cli import privacy_app
 from madoguchi.security import harden_process, mail_trust_note
 from madoguchi.web_cli import users_app, web_command
@@ -36,6 +37,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(contracts_app, name="contracts")
 customers_app.command("export")(customers_export)
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(outbox_app, name="outbox")
 
 ConfigOption = Annotated[
     Path | None,

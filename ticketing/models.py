@@ -565,7 +565,6 @@ class OutboxMessage(Base):
 
 
 # Sessions, sign-in attempts, the access log and privacy actions: their own module.
-from madoguchi.ticketing import security_models as security_models  # noqa: E402
-
 # Reply drafts (saved while typing): their own module.
 from madoguchi.ticketing import draft_models as draft_models  # noqa: E402
+from madoguchi.ticketing import security_models as security_models  # noqa: E402

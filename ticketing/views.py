@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +13,8 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ticketing import lookup
-from madoguchi.ticketing.models import Message, QuarantineEntry, Ticket, TicketStatus
+from madoguchi.ticketing.delivery import delivery_states
+from madoguchi.ticketing.models import Direction, Message, QuarantineEntry, Ticket, TicketStatus
 from madoguchi.ticketing.support_number import format_number
 
 
@@ -47,8 +48,14 @@ def display_written(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
     return format_number(written, cfg) if written else None
 
 
-def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> dict[str, Any]:
-    """One ticket as ``madoguchi export`` writes it."""
+def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings,
+                  deliveries: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One ticket as ``madoguchi export`` writes it.
+
+    ``deliveries``: the delivery state of the desk's mail by Message-ID (without <>);
+    a message the outbox did not send (inbound, notes, FAX, phone) has ``delivery`` null.
+    """
+    deliveries = deliveries or {}
     return {
         "number": ticket.number,
         "status": ticket.status.value,
@@ -73,6 +80,8 @@ def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings) -> d
                 "text": m.text,
                 "received_at": iso(m.received_at, tz),
                 "auto": m.auto_kind,
+                "delivery": deliveries.get(m.message_id or "")
+                if m.direction is Direction.OUT else None,
                 "attachments": [
                     {
                         "filename": a.filename,
@@ -99,8 +108,9 @@ def export_records(
         ).all()
         if not tickets:
             return
+        deliveries = delivery_states(session, [t.id for t in tickets])
         for t in tickets:
-            yield ticket_record(t, tz, cfg)
+            yield ticket_record(t, tz, cfg, deliveries)
         last_id = tickets[-1].id
         session.expunge_all()
 

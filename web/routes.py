@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
-from madoguchi.ticketing import access_log, actions, directory, replies, triage
+from madoguchi.ticketing import access_log, actions, directory, replies, reply_drafts, triage
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
 from madoguchi.ticketing.ids import parse_id
@@ -31,7 +30,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketStatus,
 )
-from madoguchi.web import contract_pages, queries, signin
+from madoguchi.web import contract_pages, outbox_pages, queries, signin
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
 from madoguchi.web.metrics import metrics
 
@@ -100,8 +99,8 @@ def ticket(ctx: Ctx) -> Response:
         reply_subject=replies.reply_subject(t, target.subject if target else t.subject),
         fax_to=t.contact.fax if t.contact else "",
         fax_name=t.customer.company if t.customer else "",
-        idempotency_key=secrets.token_hex(16),
         statuses=[s.value for s in TicketStatus],
+        **outbox_pages.ticket_context(ctx, t),
     )
 
 
@@ -170,15 +169,21 @@ def reply_mail(ctx: Ctx) -> Response:
             include_quote=ctx.field("quote") == "1",
             idempotency_key=ctx.field("idempotency_key"),
         )
-        message = replies.send_mail_reply(ctx.db, t, original, user, reply, ctx.settings,
-                                          ctx.now)
-        if message is None:
-            return "この返信は送信済みです（二重送信は行いません）。"
+        sent = reply_drafts.send_reply(ctx.db, t, original, user, reply, ctx.settings, ctx.now)
+        anchor["at"] = f"#m{sent.message.id}"
+        if not sent.new:
+            return "この返信は送信済みです（二重送信は行いません）。" \
+                   "送信済みの返信を表示しています。"
         _then_status(ctx, t)
         outcome["queued"] = True
-        return "返信メールを送信キューに入れました。"
+        # Queued, not yet sent: the message's delivery state says what became of it.
+        return "返信メールを送信キューに入れました（まだ送信されていません）。" \
+               "配信の結果はメッセージの「送信状況」に表示されます。"
 
+    anchor: dict[str, str] = {}
     response = _ticket_action(ctx, act)
+    if anchor and response.status_code == 303:
+        response.headers["location"] += anchor["at"]
     if outcome.get("queued") and ctx.state.on_reply is not None:
         response.background = BackgroundTask(ctx.state.on_reply)
     return response
@@ -529,5 +534,6 @@ def routes() -> list[BaseRoute]:
         Route("/contracts/{id:id}/periods/{period:id}/delete", contract_pages.delete_period,
               methods=post),
         Route("/contacts/{id:id}/edit", edit_contact, methods=["GET", "POST"]),
+        *outbox_pages.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from madoguchi.config import SupportNumberSettings
+from madoguchi.ticketing.delivery import STATE_LABELS
 from madoguchi.ticketing.support_number import format_number
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -24,6 +25,7 @@ FLAG_LABELS = {
     "unreadable_fax": "番号読取不可",
     "contract_not_started": "契約開始前",
     "unverified_sender": "送信者未確認",
+    "undelivered": "未達の送信あり",
 }
 PLAN_LABELS = {
     "certificate": "証書の期間", "annual": "年間（注文受付日の翌日から1年）",
@@ -107,5 +109,6 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         PERIOD_LABELS=PERIOD_LABELS,
         STANDING_LABELS=STANDING_LABELS,
         ORIGIN_LABELS=ORIGIN_LABELS,
+        DELIVERY_LABELS=STATE_LABELS,
     )
     return env
