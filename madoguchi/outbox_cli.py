@@ -47,7 +47,7 @@ def outbox_list(
     limit: int = 100,
     format: Annotated[str, typer.Option("--format", help="text or jsonl")] = "text",
 ) -> None:
-    """The outbox, newest first: id, ticket, recipient, state, attempts, last error, next attempt."""
+    """The outbox, newest first: id, ticket, recipient, state, attempts, next attempt, error."""
     settings = _settings(ctx)
     if format not in ("text", "jsonl"):
         typer.echo("madoguchi: --format is text or jsonl", err=True)

@@ -24,15 +24,9 @@ from madoguchi.ticketing.rules.delivery import DeliveryState
 from madoguchi.ticketing.security_models import WebSession
 from tests.conftest import make_settings
 from tests.smtp_server import SmtpTestServer
-from tests.test_web_kit import (  # noqa: F401 (fixtures)
-    YAMADA,
-    Staff,
-    WebDesk,
-    ingest_mail,
-    open_web,
-    quick_hashing,
-    ticket,
-)
+from tests.test_web_kit import YAMADA, Staff, WebDesk, ingest_mail, open_web, ticket
+
+pytest_plugins = ["tests.test_web_kit"]
 
 pytestmark = pytest.mark.integration
 

@@ -34,6 +34,7 @@ document.addEventListener("submit", (event) => {
   let timer = 0;
   let signedOut = false;
   let dirty = false;
+  let sentUrl = "";  // this draft went out already (Back after sending): where it is shown
 
   const say = (text, error) => {
     if (!status) return;
@@ -77,7 +78,11 @@ document.addEventListener("submit", (event) => {
       return false;
     }
     let message = "下書きを保存できませんでした。文章はこの画面に残っています。";
-    try { message = (await answer.json()).message || message; } catch { /* not JSON */ }
+    try {
+      const data = await answer.json();
+      message = data.message || message;
+      sentUrl = data.error === "sent" ? data.url : "";
+    } catch { /* not JSON */ }
     say(message, true);
     return false;
   };
@@ -105,6 +110,8 @@ document.addEventListener("submit", (event) => {
     if (await save()) {
       form.dataset.saved = "1";
       form.requestSubmit(event.submitter instanceof HTMLElement ? event.submitter : undefined);
+    } else if (sentUrl) {
+      window.location.assign(sentUrl);
     }
   });
 })();
