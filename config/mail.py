@@ -56,7 +56,7 @@ from madoguchi.config.secrets import read_secret
 # them in step.
 FLAG_NAMES = frozenset(
     {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax",
-     "contract_not_started", "unverified_sender"}
+     "contract_not_started", "unverified_sender", "undelivered"}
 )
 
 

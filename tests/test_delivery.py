@@ -295,3 +295,23 @@ def test_the_undelivered_mark_follows_the_ticket_mail(mail_desk: WebDesk,
         assert session.scalar(select(TicketFlag).where(TicketFlag.ticket_id == t.id,
                                                        TicketFlag.flag == Flag.UNDELIVERED)) \
             is None
+
+
+def test_a_fax_reply_shows_the_gateways_result_once_it_reports_one(
+    mail_desk: WebDesk, smtp_server: SmtpTestServer
+) -> None:
+    number = ingest_mail(mail_desk.desk, subject="ログインできません")
+    staff = mail_desk.sign_in()
+    r = staff.post(f"/tickets/{number}/fax", {"fax_number": "03-1234-5678", "to_name": "山田様",
+                                               "body": "FAXでご回答いたします。"})
+    assert r.status_code == 303
+    assert "FAX送信結果: ゲートウェイの報告待ち" in staff.get(f"/tickets/{number}").text
+    outbound = mail_desk.web.fax_outbound_dir
+    pdf = next(outbound.glob("*.pdf"))
+    result = outbound / (pdf.stem + ".result.json")
+    result.write_text(json.dumps({"status": "failed", "detail": "話し中（3回）"}),
+                      encoding="utf-8")
+    page = staff.get(f"/tickets/{number}").text
+    assert "FAX送信結果: 送信失敗" in page and "話し中（3回）" in page
+    result.write_text("{not json", encoding="utf-8")
+    assert "FAX送信結果: 不明" in staff.get(f"/tickets/{number}").text

@@ -16,6 +16,10 @@ The life of a row::
          next_attempt_at = now + backoff with jitter.
          Permanent refusal (5xx) or attempts used up ──▶ failed
 
+A supervisor may take a ``pending`` row back (``cancelled``, never claimed) or
+put a ``failed`` one back to ``pending`` (``ticketing.delivery``); what the
+rows mean to staff is ``rules.delivery.delivery_state``.
+
 Never lost and never sent twice after a crash. Each status is COMMITTED
 before the SMTP step it allows, and while a row is ``sending`` or
 ``delivering`` its ``next_attempt_at`` holds the end of its sender's lease

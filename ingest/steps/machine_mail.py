@@ -25,10 +25,12 @@ def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
     decision = arrival.decision
     assert decision is not None
     msg = arrival.prepared.message
-    if auto is AutoKind.BOUNCE and msg is not None and msg.bounced_message_id:
-        record_bounce(batch.session, msg.bounced_message_id,
-                      parse_delivery_status(msg.delivery_status or ""), msg.message_id,
-                      arrival.when)
+    if auto is AutoKind.BOUNCE and msg is not None:
+        report = parse_delivery_status(msg.delivery_status or "")
+        # The returned headers name the mail; else the report's Original-Message-ID.
+        returned = msg.bounced_message_id or report.original_message_id
+        if returned:
+            record_bounce(batch.session, returned, report, msg.message_id, arrival.when)
     if decision.action in (ThreadAction.JOIN, ThreadAction.REOPEN):
         target = arrival.target
         assert target is not None
