@@ -57,7 +57,8 @@ from madoguchi.config.secrets import read_secret
 # them in step.
 FLAG_NAMES = frozenset(
     {"unregistered_sender", "unknown_support_number", "contract_expired", "unreadable_fax",
-     "contract_not_started", "unverified_sender", "urgent"}
+     "contract_not_started", "unverified_sender", "urgent",
+     "undelivered"}
 )
 
 

@@ -56,6 +56,8 @@ class ParsedMessage:
     # For a delivery report (multipart/report): the Message-ID of the mail
     # that bounced, when the report carries its headers.
     bounced_message_id: str | None = None
+    # Its message/delivery-status part as text (RFC 3464), when it has one.
+    delivery_status: str | None = None
     defects: tuple[str, ...] = ()
     # The message's other HTML parts, in order (a second HTML part beside the
     # first, an HTML part of each forwarded block), unsanitised.

@@ -100,6 +100,8 @@ _MAIL_HEADERS = frozenset(
 _BODY_TYPES = frozenset(("text/plain", "text/html"))
 _RETURNED_MESSAGE = frozenset(("message/rfc822", "message/global"))
 _RETURNED_HEADERS = frozenset(("text/rfc822-headers", "message/global-headers"))
+_DELIVERY_STATUS = frozenset(("message/delivery-status", "message/global-delivery-status"))
+_MAX_STATUS = 20_000  # bytes of a delivery-status part kept: a few hundred recipients
 
 # A boundary declaration, or a line starting "--" (whose trailing blanks are cut
 # afterwards: a lazy pattern before [ \t]* took quadratic time on a line of blanks).
@@ -187,6 +189,7 @@ class _Collected:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     html: list[str] = field(default_factory=list)  # every HTML part, in order
     bounced_message_id: str | None = None
+    delivery_status: str | None = None
     defects: list[str] = field(default_factory=list)
 
     def add_attachment(self, attachment: ParsedAttachment) -> None:
@@ -284,6 +287,7 @@ def _parse(raw: bytes, limits: Limits) -> ParsedMessage:
         headers=headers,
         content_type=root.content_type,
         bounced_message_id=collected.bounced_message_id,
+        delivery_status=collected.delivery_status,
         defects=tuple(dict.fromkeys(collected.defects)),
     )
 
@@ -422,6 +426,10 @@ def _salvage_parts(part: _Part, collected: _Collected) -> list[Message] | None:
 
 def _note_bounce(children: list[_Part], collected: _Collected) -> None:
     for child in children:
+        if child.content_type in _DELIVERY_STATUS and collected.delivery_status is None:
+            # Before the returned message, as RFC 3464 orders a report's parts.
+            collected.delivery_status = _payload(child.message)[:_MAX_STATUS].decode(
+                "utf-8", "replace")
         if child.content_type in _RETURNED_MESSAGE:
             returned = _children(child.message)
             if returned:

@@ -15,6 +15,7 @@ from madoguchi.config import ConfigError, Settings, load_settings
 from madoguchi.contracts_cli import contracts_app, customers_export
 from madoguchi.form_cli import form_command
 from madoguchi.logs import configure_logging
+from madoguchi.outbox_cli import outbox_app
 from madoguchi.privacy_cli import privacy_app
 from madoguchi.search_cli import search_command
 from madoguchi.security import harden_process, mail_trust_note
@@ -41,6 +42,7 @@ customers_app.command("export")(customers_export)
 app.add_typer(privacy_app, name="privacy")
 app.command("search")(search_command)
 app.add_typer(auth_app, name="auth")
+app.add_typer(outbox_app, name="outbox")
 
 ConfigOption = Annotated[
     Path | None,

@@ -538,6 +538,7 @@ class OutboxStatus(enum.StrEnum):
     DELIVERING = "delivering"  # DATA under way; a crash here leaves it for staff, never resent
     SENT = "sent"
     FAILED = "failed"  # gave up after the configured attempts, or refused for good
+    CANCELLED = "cancelled"  # taken back by a supervisor before it was sent (never sent)
 
 
 class OutboxMessage(Base):
@@ -567,11 +568,22 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the receiving server answered to the message (e.g. "250 2.0.0 Ok: queued as …").
+    server_reply: Mapped[str | None] = mapped_column(Text, default=None)
+    # A bounce (DSN) of this mail that came back: when, what it said, its Message-ID.
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    bounce_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    bounce_message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    # Who took it back (status cancelled), or last asked for it to be sent again.
+    handled_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
 
 
 # Sessions, sign-in attempts, the access log, privacy actions, the tickets' history:
 # their own modules.
 from madoguchi.ticketing import conversation_models as conversation_models  # noqa: E402
+
+# Reply drafts (saved while typing): their own module.
+from madoguchi.ticketing import draft_models as draft_models  # noqa: E402
 
 # Who is on a ticket, and the change feed of the live desk: their own module.
 from madoguchi.ticketing import live_models as live_models  # noqa: E402

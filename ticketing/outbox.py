@@ -16,6 +16,10 @@ The life of a row::
          next_attempt_at = now + backoff with jitter.
          Permanent refusal (5xx) or attempts used up ──▶ failed
 
+A supervisor may take a ``pending`` row back (``cancelled``, never claimed) or
+put a ``failed`` one back to ``pending`` (``ticketing.delivery``); what the
+rows mean to staff is ``rules.delivery.delivery_state``.
+
 Never lost and never sent twice after a crash. Each status is COMMITTED
 before the SMTP step it allows, and while a row is ``sending`` or
 ``delivering`` its ``next_attempt_at`` holds the end of its sender's lease
@@ -80,10 +84,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from madoguchi.config import ConfigError, Settings
 from madoguchi.config.mail import SmtpSettings
 from madoguchi.ticketing.backoff import backoff_delay
+from madoguchi.ticketing.delivery import delivery_changed
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.dkim_sign import DkimSigner
 from madoguchi.ticketing.leadership import Fence, LeadershipLost
 from madoguchi.ticketing.models import OutboxMessage, OutboxStatus, Ticket, table_of
+from madoguchi.ticketing.rules.delivery import INTERRUPTED as INTERRUPTED
+from madoguchi.ticketing.rules.delivery import UNCONFIRMED as UNCONFIRMED
 from madoguchi.ticketing.smtp_client import SmtpFailure, classify, open_smtp, reply_text, transact
 
 __all__ = [
@@ -101,11 +108,6 @@ __all__ = [
 
 log = logging.getLogger("madoguchi.outbox")
 
-INTERRUPTED = (
-    "delivery state unknown after a crash; check the recipient's mailbox before resending"
-)
-# The start of last_error for a message sent whole whose answer never came.
-UNCONFIRMED = "delivery state unknown: the server did not answer the end of the message"
 
 # Leases in SMTP timeouts. `sending`: connect, EHLO, STARTTLS, EHLO, AUTH,
 # MAIL and each RCPT wait at most one; generous, as overtaking a live sender
@@ -367,7 +369,7 @@ class OutboxSender:
                         conn = None
                     if conn is None:
                         conn, server = self._smtp_factory(route), route
-                    refused = transact(conn, mail_from, rcpt_to, raw,
+                    accepted = transact(conn, mail_from, rcpt_to, raw,
                                        partial(self._start_delivering, row_id, attempt),
                                        data_timeout=route.data_timeout_seconds)
                 except Exception as exc:
@@ -379,7 +381,7 @@ class OutboxSender:
                         conn = None
                         break
                     continue
-                if refused is None:
+                if accepted is None:
                     log.warning("outbox %s: taken back from this sender before DATA; "
                                 "not sent by it", row_id, extra={"outbox_id": row_id})
                     try:
@@ -388,7 +390,7 @@ class OutboxSender:
                         conn.close()
                         conn = None
                     continue
-                self._record_sent(row_id, refused, report)
+                self._record_sent(row_id, *accepted, report)
         finally:
             if conn is not None:
                 _quit(conn)
@@ -450,6 +452,8 @@ class OutboxSender:
                 )
                 if done.rowcount == 1:  # type: ignore[attr-defined]
                     outcomes.append((row_id, outcome))
+                    if outcome != "requeued":
+                        delivery_changed(session, row_id, outcome, None, now)
             numbers = _ticket_numbers(session, [row_id for row_id, _ in outcomes])
         for row_id, outcome in outcomes:
             extra = {"ticket": numbers.get(row_id), "outbox_id": row_id}
@@ -484,7 +488,7 @@ class OutboxSender:
         return bool(done.rowcount == 1)  # type: ignore[attr-defined]
 
     def _record_sent(self, row_id: int, refused: dict[str, tuple[int, bytes]],
-                     report: SendReport) -> None:
+                     answer: str, report: SendReport) -> None:
         # Some recipients refused, others took it: sent, for resending would
         # duplicate it to the others; the refusals are kept for staff.
         note = (
@@ -498,9 +502,11 @@ class OutboxSender:
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id)
-                .values(status=OutboxStatus.SENT, sent_at=self._now(), last_error=note)
+                .values(status=OutboxStatus.SENT, sent_at=self._now(), last_error=note,
+                        server_reply=answer)
                 .execution_options(synchronize_session=False)
             )
+            delivery_changed(session, row_id, "sent", None, self._now())
             number = _ticket_numbers(session, [row_id]).get(row_id)
         report.sent.append(row_id)
         log.info("outbox %s: sent%s", row_id, f" ({note})" if note else "",
@@ -523,12 +529,14 @@ class OutboxSender:
                                   "before resending")
                 report.interrupted.append(row_id)
                 log.error("outbox %s: %s", row_id, row.last_error, extra=extra)
+                delivery_changed(session, row_id, "unknown", None, now)
             elif failure.permanent or row.attempts >= self.smtp.max_attempts:
                 row.status = OutboxStatus.FAILED
                 if not failure.permanent:
                     row.last_error = f"gave up after {row.attempts} attempts: {failure}"
                 report.failed.append(row_id)
                 log.error("outbox %s: failed: %s", row_id, row.last_error, extra=extra)
+                delivery_changed(session, row_id, "failed", None, now)
             else:
                 row.status = OutboxStatus.PENDING
                 row.next_attempt_at = now + backoff_delay(

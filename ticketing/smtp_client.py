@@ -142,13 +142,14 @@ def classify(exc: Exception) -> SmtpFailure:
 def transact(
     conn: smtplib.SMTP, mail_from: str, rcpt_to: list[str], raw: bytes,
     before_data: Callable[[], bool], *, data_timeout: float,
-) -> dict[str, tuple[int, bytes]] | None:
+) -> tuple[dict[str, tuple[int, bytes]], str] | None:
     """``conn.sendmail`` in its steps, asking ``before_data`` before the DATA command.
 
     The reply to the end of the message is awaited ``data_timeout`` seconds;
     without it, ``DeliveryUnconfirmed`` (the server may have the message).
 
-    Returns the refused recipients, as ``sendmail`` does, or None when
+    Returns the refused recipients, as ``sendmail`` does, and the server's
+    answer to the message ("250 2.0.0 Ok: queued as …"), or None when
     ``before_data`` said no (the SMTP transaction is then still open: the
     caller resets it). Raises as ``sendmail`` does.
     """
@@ -175,7 +176,7 @@ def transact(
     if code != 250:
         _abandon(conn, code)
         raise smtplib.SMTPDataError(code, reply)
-    return refused
+    return refused, reply_text(code, reply)[:500]
 
 
 def _data(conn: smtplib.SMTP, raw: bytes, data_timeout: float) -> tuple[int, bytes]:

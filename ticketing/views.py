@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,8 +13,9 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ticketing import lookup
+from madoguchi.ticketing.delivery import delivery_states
 from madoguchi.ticketing.history import Entry, events_of, export_history
-from madoguchi.ticketing.models import Message, QuarantineEntry, Ticket, TicketStatus
+from madoguchi.ticketing.models import Direction, Message, QuarantineEntry, Ticket, TicketStatus
 from madoguchi.ticketing.support_number import format_number
 
 
@@ -49,8 +50,14 @@ def display_written(ticket: Ticket, cfg: SupportNumberSettings) -> str | None:
 
 
 def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings,
-                  history: list[Entry] | None = None) -> dict[str, Any]:
-    """One ticket as ``madoguchi export`` writes it (``history``: ``history.events_of``'s)."""
+                  history: list[Entry] | None = None,
+                  deliveries: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One ticket as ``madoguchi export`` writes it (``history``: ``history.events_of``'s).
+
+    ``deliveries``: the delivery state of the desk's mail by Message-ID (without <>);
+    a message the outbox did not send (inbound, notes, FAX, phone) has ``delivery`` null.
+    """
+    deliveries = deliveries or {}
     return {
         "number": ticket.number,
         "status": ticket.status.value,
@@ -79,6 +86,8 @@ def ticket_record(ticket: Ticket, tz: ZoneInfo, cfg: SupportNumberSettings,
                 "text": m.text,
                 "received_at": iso(m.received_at, tz),
                 "auto": m.auto_kind,
+                "delivery": deliveries.get(m.message_id or "")
+                if m.direction is Direction.OUT else None,
                 "attachments": [
                     {
                         "filename": a.filename,
@@ -106,8 +115,9 @@ def export_records(
         if not tickets:
             return
         histories = events_of(session, [t.id for t in tickets])
+        deliveries = delivery_states(session, [t.id for t in tickets])
         for t in tickets:
-            yield ticket_record(t, tz, cfg, histories[t.id])
+            yield ticket_record(t, tz, cfg, histories[t.id], deliveries)
         last_id = tickets[-1].id
         session.expunge_all()
 

@@ -63,6 +63,9 @@ class Flag(enum.StrEnum):
     UNVERIFIED_SENDER = "unverified_sender"
     # A customer's follow-up that says it is urgent (至急, 緊急...): until the desk responds.
     URGENT = "urgent"
+    # Mail of ours to the customer (a reply, the acknowledgement) that did not reach them:
+    # refused, given up, state unknown, or bounced (ticketing.delivery sets and clears it).
+    UNDELIVERED = "undelivered"
 
 
 # What the desk does not promise a response to until staff accept the ticket:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,7 +17,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from madoguchi.ingest.htmltext import sanitize_html
-from madoguchi.ticketing import access_log, actions, directory, replies, triage, versions
+from madoguchi.ticketing import (
+    access_log,
+    actions,
+    directory,
+    replies,
+    reply_drafts,
+    triage,
+    versions,
+)
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
 from madoguchi.ticketing.ids import parse_id
@@ -36,6 +43,7 @@ from madoguchi.web import (
     conversation_pages,
     form_pages,
     live,
+    outbox_pages,
     preview_pages,
     queries,
     queue_pages,
@@ -118,9 +126,9 @@ def _ticket_page(ctx: Ctx, status: int = 200, stale: list[str] | None = None) ->
         reply_subject=replies.reply_subject(t, target.subject if target else t.subject),
         fax_to=t.contact.fax if t.contact else "",
         fax_name=t.customer.company if t.customer else "",
-        idempotency_key=secrets.token_hex(16),
         statuses=[s.value for s in CHOOSABLE], **toolkit_pages.ticket_context(ctx, t),
         **live.ticket_context(ctx, t, stale),
+        **outbox_pages.ticket_context(ctx, t),
     )
 
 
@@ -189,15 +197,22 @@ def reply_mail(ctx: Ctx) -> Response:
             signature=ctx.field("signature") if ctx.form and "signature" in ctx.form else None,
             macro=parse_id(ctx.field("macro")),
         )
-        message = replies.send_mail_reply(ctx.db, t, original, user, reply, ctx.settings,
-                                          ctx.storage.deadlines, ctx.now)
-        if message is None:
-            return "この返信は送信済みです（二重送信は行いません）。"
+        sent = reply_drafts.send_reply(ctx.db, t, original, user, reply, ctx.settings,
+                                       ctx.storage.deadlines, ctx.now)
+        anchor["at"] = f"#m{sent.message.id}"
+        if not sent.new:
+            return "この返信は送信済みです（二重送信は行いません）。" \
+                   "送信済みの返信を表示しています。"
         _then_status(ctx, t)
         outcome["queued"] = True
-        return "返信メールを送信キューに入れました。"
+        # Queued, not yet sent: the message's delivery state says what became of it.
+        return "返信メールを送信キューに入れました（まだ送信されていません）。" \
+               "配信の結果はメッセージの「送信状況」に表示されます。"
 
+    anchor: dict[str, str] = {}
     response = _ticket_action(ctx, act)
+    if anchor and response.status_code == 303:
+        response.headers["location"] += anchor["at"]
     if outcome.get("queued") and ctx.state.on_reply is not None:
         response.background = BackgroundTask(ctx.state.on_reply)
     return response
@@ -525,5 +540,6 @@ def routes() -> list[BaseRoute]:
         Route("/contracts/{id:id}/periods/{period:id}/delete", contract_pages.delete_period,
               methods=post),
         Route("/contacts/{id:id}/edit", edit_contact, methods=["GET", "POST"]),
+        *outbox_pages.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

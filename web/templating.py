@@ -12,6 +12,7 @@ import jinja2
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr.preview import PREVIEW_TYPES
 from madoguchi.ticketing.conversation import STATE_LABELS
+from madoguchi.ticketing.delivery import STATE_LABELS as DELIVERY_STATE_LABELS
 from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
 from madoguchi.ticketing.ticket_fields import PRIORITIES
@@ -35,6 +36,7 @@ FLAG_LABELS = {
     "contract_not_started": "契約開始前",
     "unverified_sender": "送信者未確認",
     "urgent": "至急",
+    "undelivered": "未達の送信あり",
 }
 PLAN_LABELS = {
     "certificate": "証書の期間", "annual": "年間（注文受付日の翌日から1年）",
@@ -139,5 +141,6 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         STANDING_LABELS=STANDING_LABELS,
         ORIGIN_LABELS=ORIGIN_LABELS,
         PRIORITY_LABELS=PRIORITIES,
+        DELIVERY_LABELS=DELIVERY_STATE_LABELS,
     )
     return env
