@@ -19,9 +19,8 @@ and backups stay with the leader. On SQLite, which has one writer at a
 time, the leader alone polls.
 
 A source whose poll fails backs off (``ingest.sources.backoff``): its poll
-job's next run is moved to the backoff's next attempt, in whichever
-scheduler holds it, and the job keeps its interval from there; the first
-good poll ends the backoff.
+job's next run moves to the backoff's next attempt, in whichever scheduler
+holds it, and keeps its interval from there; a good poll ends the backoff.
 
 Leadership is a lease with a fencing epoch (``ticketing.leadership``),
 taken and renewed by its own thread (``supervision.LeaseKeeper``); the
