@@ -23,7 +23,7 @@ from madoguchi.config import Settings
 from madoguchi.ticketing.actions import MAX_TEXT, ActionError
 from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.draft_models import ReplyDraft
-from madoguchi.ticketing.models import Message, OutboxMessage, StaffUser, Ticket
+from madoguchi.ticketing.models import Direction, Message, OutboxMessage, StaffUser, Ticket
 from madoguchi.ticketing.replies import REPLY_KIND, MailReply, send_mail_reply
 
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
@@ -94,7 +94,8 @@ def save_draft(session: Session, ticket: Ticket, user: StaffUser, token: str,
 def already_sent(session: Session, ticket: Ticket, user: StaffUser, token: str, body: str,
                  now: datetime) -> Message | None:
     """The reply this form already became: its draft was sent, or the same text was
-    sent by the same agent on this ticket a moment ago (Back, then send again)."""
+    sent by the same agent on this ticket a moment ago, nothing from the customer since
+    (Back, then send again)."""
     draft = _by_token(session, token)
     if draft is not None and draft.sent_at is not None:
         return session.get(Message, draft.sent_message_id) if draft.sent_message_id else None
@@ -106,9 +107,17 @@ def already_sent(session: Session, ticket: Ticket, user: StaffUser, token: str, 
     )
     wanted = _same_text(body)
     for sent in recent:
-        if sent.sent_message_id is not None and _same_text(sent.body) == wanted:
+        if (sent.sent_message_id is not None and _same_text(sent.body) == wanted
+                and not _customer_wrote_since(session, ticket, sent.sent_message_id)):
             return session.get(Message, sent.sent_message_id)
     return None
+
+
+def _customer_wrote_since(session: Session, ticket: Ticket, message_id: int) -> bool:
+    # The same words again after the customer wrote back are a new answer, not a resend.
+    return session.scalar(select(Message.id).where(
+        Message.ticket_id == ticket.id, Message.direction == Direction.IN,
+        Message.id > message_id).limit(1)) is not None
 
 
 def _same_text(body: str) -> str:
