@@ -161,6 +161,15 @@ def test_a_bounce_of_our_reply_attaches_to_it_and_marks_it_undelivered(
     assert Flag.UNDELIVERED in {f.flag for f in ticket(mail_desk.desk, number).flags}
     page = staff.get(f"/tickets/{number}").text
     assert "送信状況: 不達" in page and "User unknown" in page
+    # Both changes of the reply's delivery are lines of the ticket's history.
+    from madoguchi.ticketing.conversation_models import TicketEvent
+
+    with mail_desk.desk.factory() as s:
+        lines = list(s.scalars(select(TicketEvent.what).where(TicketEvent.kind == "delivery")
+                               .order_by(TicketEvent.id)))
+    assert lines[0].startswith("送信状況: 受付通知") and lines[0].endswith("を送信しました")
+    assert lines[1].startswith("送信状況: 返信") and lines[1].endswith("を送信しました")
+    assert lines[2].startswith("送信状況: 返信") and "届かなかった" in lines[2] and len(lines) == 3
 
 
 def _cli(desk: Desk, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.history import record
 from madoguchi.ticketing.models import (
     Flag,
     OutboxMessage,
@@ -267,17 +268,31 @@ def record_bounce(session: Session, returned_message_id: str, report: DeliveryRe
     return row.id
 
 
+_KIND_LABELS = {"reply": "返信", "ack": "受付通知", "reminder": "担当者への催促",
+                "escalation": "エスカレーション"}
+_CHANGE_LABELS = {"sent": "を送信しました", "failed": "の送信に失敗しました",
+                  "unknown": "の送信結果が不明です（中断）",
+                  "bounce": "が届かなかったと通知されました",
+                  "retry": "の再送を指示しました", "cancel": "の送信を取り消しました"}
+
+
 def delivery_changed(session: Session, outbox_id: int, what: str, by: StaffUser | None,
                      now: datetime) -> None:
     """After every change of a delivery (sent, failed, unknown, bounce, retry, cancel).
 
-    The one place a delivery's change is taken note of: the ticket's mark here;
-    a ticket history, once there is one, records ``what`` (by ``by``, at ``now``) here too.
+    The one place a delivery's change is taken note of: the ticket's mark, and a
+    line of its history (``what``, by ``by``, at ``now``).
     """
-    ticket_id = session.scalar(select(OutboxMessage.ticket_id)
-                               .where(OutboxMessage.id == outbox_id))
-    if ticket_id is not None:
-        refresh_undelivered(session, ticket_id)
+    row = session.execute(select(OutboxMessage.ticket_id, OutboxMessage.kind,
+                                 OutboxMessage.rcpt_to)
+                          .where(OutboxMessage.id == outbox_id)).first()
+    if row is not None and row.ticket_id is not None:
+        refresh_undelivered(session, row.ticket_id)
+        mail = _KIND_LABELS.get(row.kind, row.kind)
+        to = "、".join(row.rcpt_to or [])
+        record(session, row.ticket_id, by or "送信処理",
+               f"送信状況: {mail}（{to}）{_CHANGE_LABELS.get(what, what)}", at=now,
+               kind="delivery", detail={"outbox_id": outbox_id, "change": what})
     log.info("outbox %s: %s%s", outbox_id, what, f" by {by.login}" if by else "",
              extra={"outbox_id": outbox_id})
 
