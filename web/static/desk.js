@@ -205,6 +205,8 @@ document.addEventListener("click", (event) => {
     }
   });
   options.forEach((o) => o.addEventListener("click", () => insert(o)));
+})();
+
 // The live desk (web/live.py): the queue and an open ticket are told of changes by
 // server-sent events on the same origin. Without EventSource, or when the stream is
 // refused, the page stays as it is and is reloaded by hand.
@@ -282,6 +284,9 @@ document.addEventListener("click", (event) => {
     const form = new FormData();
     form.append("csrf", csrf.value);
     fetch(typingUrl, { method: "POST", body: form, credentials: "same-origin" }).catch(() => {});
+  });
+})();
+
 // The reply being typed is saved on the server as a draft (per agent and ticket), a moment
 // after the last keystroke. When the session is over the text stays in the page: saving
 // resumes once the agent signs in again (in another tab), and the form is not sent before.
