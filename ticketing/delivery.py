@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -184,24 +184,31 @@ def _rows(session: Session, ids: Sequence[int]) -> dict[int, OutboxMessage]:
     return {r.id: r for r in rows}
 
 
-def retry(session: Session, ids: Sequence[int], user: StaffUser | None,
-          now: datetime) -> list[Outcome]:
-    """Send failed (or cancelled, or unknown) mail again, due now with fresh attempts.
-
-    An unknown one may be in the recipient's mailbox already: staff check first.
-    """
+def _allowed(session: Session, ids: Sequence[int], states: Collection[DeliveryState],
+             refused: str, outcomes: list[Outcome],
+             ) -> Iterator[tuple[int, OutboxMessage, DeliveryState]]:
+    """The rows of ``ids`` in one of ``states``; the others are told in ``outcomes``."""
     found = _rows(session, ids)
-    outcomes = []
     for row_id in ids:
         row = found.get(row_id)
         if row is None:
             outcomes.append(Outcome(row_id, False, f"送信 {row_id} はありません"))
             continue
         state = state_of(row)
-        if state not in RETRYABLE:
-            outcomes.append(Outcome(row_id, False, f"送信 {row_id} は{_JA[state]}のため"
-                                    "再送できません"))
+        if state not in states:
+            outcomes.append(Outcome(row_id, False, f"送信 {row_id} は{_JA[state]}のため{refused}"))
             continue
+        yield row_id, row, state
+
+
+def retry(session: Session, ids: Sequence[int], user: StaffUser | None,
+          now: datetime) -> list[Outcome]:
+    """Send failed (or cancelled, or unknown) mail again, due now with fresh attempts.
+
+    An unknown one may be in the recipient's mailbox already: staff check first.
+    """
+    outcomes: list[Outcome] = []
+    for row_id, row, state in _allowed(session, ids, RETRYABLE, "再送できません", outcomes):
         # Conditional, as the sender's claims are: a row that moved meanwhile is left alone.
         done = session.execute(
             update(OutboxMessage)
@@ -222,18 +229,8 @@ def retry(session: Session, ids: Sequence[int], user: StaffUser | None,
 def cancel(session: Session, ids: Sequence[int], user: StaffUser | None,
            now: datetime) -> list[Outcome]:
     """Take back mail that has not gone yet (queued or waiting to retry): never sent."""
-    found = _rows(session, ids)
-    outcomes = []
-    for row_id in ids:
-        row = found.get(row_id)
-        if row is None:
-            outcomes.append(Outcome(row_id, False, f"送信 {row_id} はありません"))
-            continue
-        state = state_of(row)
-        if state not in CANCELLABLE:
-            outcomes.append(Outcome(row_id, False, f"送信 {row_id} は{_JA[state]}のため"
-                                    "取り消せません"))
-            continue
+    outcomes: list[Outcome] = []
+    for row_id, _row, _state in _allowed(session, ids, CANCELLABLE, "取り消せません", outcomes):
         # Only while pending: a sender that claimed it meanwhile goes on, and says so.
         done = session.execute(
             update(OutboxMessage)
