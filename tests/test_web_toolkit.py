@@ -27,6 +27,7 @@ from madoguchi.ticketing.models import (
 from madoguchi.ticketing.privacy import anonymise_messages
 from madoguchi.ticketing.text_modules import DEFAULTS
 from madoguchi.ticketing.toolkit_models import PhoneCall, TextModule
+from madoguchi.ticketing.vocabulary import ConversationState
 from tests.postgres import PostgresDatabases
 from tests.test_web_kit import (
     SAKURA_NUMBER,
@@ -145,7 +146,8 @@ def test_a_macro_sets_status_and_assignee_when_its_reply_is_sent(webdesk: WebDes
     agent.post(f"/tickets/{thanked}/reply", {**_reply_form(page), "body": text,
                                              "macro": str(module)})
     t = ticket(webdesk.desk, thanked)
-    assert t.assignee_id == webdesk.users["agent"] and t.status == TicketStatus.OPEN
+    # The reply answered the customer (their turn now); the macro took the ticket.
+    assert t.assignee_id == webdesk.users["agent"] and t.state is ConversationState.WAITING
     declined = ingest_mail(webdesk.desk, subject="別製品について")
     page = agent.get(f"/tickets/{declined}").text
     module, text = _option(page, "対象外のご案内")

@@ -162,9 +162,9 @@ def apply_macro(session: Session, ticket: Ticket, module_id: int | None, user: S
     if module is None:
         raise ActionError("定型文が見つかりません（削除された可能性があります）")
     if module.set_status:
-        actions.set_status(ticket, module.set_status, now)
+        actions.set_status(ticket, module.set_status, now, by=user)
     if module.set_assignee == "me":
-        actions.assign(session, ticket, str(user.id))
+        actions.assign(session, ticket, str(user.id), by=user, now=now)
     elif module.set_assignee == "none":
-        actions.assign(session, ticket, "")
+        actions.assign(session, ticket, "", by=user, now=now)
     return module
