@@ -38,7 +38,7 @@ def test_new_mail_is_taken_when_the_server_announces_it_not_at_the_next_poll(
     config = write_config(tmp_path, url, dovecot, smtp_server)
     # The fallback poll an hour away: only IDLE can bring the mail in time.
     config.write_text(config.read_text(encoding="utf-8").replace(
-        "interval_seconds = 0.5", "interval_seconds = 3600\nidle = true"), encoding="utf-8")
+        "\ninterval_seconds = 0.5", "\ninterval_seconds = 3600\nidle = true"), encoding="utf-8")
     register_customers(config)
     logs = [tmp_path / f"daemon-{n}.log" for n in range(daemons)]
     procs = [start_daemon(config, log) for log in logs]
