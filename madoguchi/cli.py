@@ -11,7 +11,8 @@ import typer
 
 from madoguchi.app import Desk
 from madoguchi.auth_cli import auth_app
-from madoguchi.config import ConfigError, Settings, load_settings
+from madoguchi.cli_kit import fail, settings_of
+from madoguchi.config import ConfigError, load_settings
 from madoguchi.contracts_cli import contracts_app, customers_export
 from madoguchi.form_cli import form_command
 from madoguchi.logs import configure_logging
@@ -51,12 +52,6 @@ ConfigOption = Annotated[
 ]
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
-    return settings
-
-
 @app.callback()
 def main(ctx: typer.Context, config: ConfigOption = None) -> None:
     try:
@@ -79,7 +74,7 @@ def run() -> None:
 
 
 def _desk(ctx: typer.Context) -> Desk:
-    return Desk.open(_settings(ctx))
+    return Desk.open(settings_of(ctx))
 
 
 @db_app.command("upgrade")
@@ -87,7 +82,7 @@ def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Create or migrate the schema to the newest revision."""
     from madoguchi.ticketing.db import upgrade
 
-    upgrade(_settings(ctx).database_url, revision)
+    upgrade(settings_of(ctx).database_url, revision)
     typer.echo(f"database at revision {revision}")
 
 
@@ -97,7 +92,7 @@ def customers_import(ctx: typer.Context, file: Path) -> None:
     from madoguchi.ticketing.customers_csv import CsvImportError, import_rows, read_rows
     from madoguchi.ticketing.db import transaction
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     desk = _desk(ctx)
     try:
         rows = read_rows(file.read_text(encoding="utf-8-sig"), settings.support_number,
@@ -124,7 +119,7 @@ def poll(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
 ) -> None:
     """Take new mail from every configured source once."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     desk = _desk(ctx)
     try:
         chosen = [s for s in settings.sources if source in (None, s.name)]
@@ -338,7 +333,7 @@ def sla_due(
     from madoguchi.ticketing.deadlines import Deadlines
     from madoguchi.ticketing.vocabulary import InquiryKind
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     try:
         received = datetime.fromisoformat(timestamp)
     except ValueError as exc:
@@ -348,16 +343,16 @@ def sla_due(
         typer.echo("madoguchi: give the timestamp with its offset (e.g. +09:00 or Z)", err=True)
         raise typer.Exit(2)
     if kind not in {k.value for k in InquiryKind}:
-        raise _fail(f"--kind is one of {', '.join(k.value for k in InquiryKind)}", 2)
+        raise fail(f"--kind is one of {', '.join(k.value for k in InquiryKind)}", 2)
     deadlines = Deadlines.from_settings(settings)
     chosen = deadlines.products.named(product) if product else None
     if product and chosen is None:
-        raise _fail(f"no product {product!r} (configured: "
+        raise fail(f"no product {product!r} (configured: "
                     f"{', '.join(deadlines.products.names) or 'none'})", 2)
     contract = _contract_named(ctx, support_number) if support_number else None
     terms = deadlines.product_for(contract, product)
     if contract is not None and chosen is not None and terms is not chosen:
-        raise _fail(f"the contract {support_number} is for {terms.name or 'the default product'}"
+        raise fail(f"the contract {support_number} is for {terms.name or 'the default product'}"
                     f", not {chosen.name}", 2)
     deadline = deadlines.first_response(received, contract, product=product,
                                         kind=InquiryKind(kind))
@@ -384,15 +379,15 @@ def _contract_named(ctx: typer.Context, support_number: str) -> Contract:
     from madoguchi.ticketing.models import Contract
     from madoguchi.ticketing.support_number import parse_support_number
 
-    number = parse_support_number(support_number, _settings(ctx).support_number)
+    number = parse_support_number(support_number, settings_of(ctx).support_number)
     if number is None:
-        raise _fail(f"invalid support number {support_number!r}", 2)
+        raise fail(f"invalid support number {support_number!r}", 2)
     desk = _desk(ctx)
     with desk.factory() as session:
         contract = session.scalar(select(Contract).where(Contract.support_number == number.digits))
     desk.close()
     if contract is None:
-        raise _fail(f"no contract {number.display}")
+        raise fail(f"no contract {number.display}")
     return contract
 
 
@@ -432,7 +427,7 @@ def triage_assign(ctx: typer.Context, ticket: str, support_number: str) -> None:
     from madoguchi.ticketing.support_number import parse_support_number
     from madoguchi.ticketing.triage import assign_fax_number
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     number = parse_support_number(support_number, settings.support_number)
     desk = _desk(ctx)
     try:
@@ -440,21 +435,16 @@ def triage_assign(ctx: typer.Context, ticket: str, support_number: str) -> None:
             # Staff quoting a merged ticket's number mean the one it went into.
             found = ticket_by_number(session, ticket, follow_merges=True)
             if found is None:
-                raise _fail(f"no ticket {ticket}")
+                raise fail(f"no ticket {ticket}")
             if number is None:
-                raise _fail(f"{support_number!r} is not a valid support service number")
+                raise fail(f"{support_number!r} is not a valid support service number")
             t = assign_fax_number(session, found, number, None, settings, desk.deadlines,
                                   datetime.now(UTC))
             typer.echo(f"{t.number}: {t.support_number}, flags: {', '.join(t.flag_names) or '-'}")
     except ActionError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         desk.close()
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"madoguchi: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -462,7 +452,7 @@ def demo(ctx: typer.Context) -> None:
     """Seed the demo mailbox and customers, then run the main job once."""
     from madoguchi.demo import run_demo
 
-    run_demo(_settings(ctx), typer.echo)
+    run_demo(settings_of(ctx), typer.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

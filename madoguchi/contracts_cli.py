@@ -21,6 +21,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from madoguchi.cli_kit import fail, settings_of
 from madoguchi.config import Settings
 from madoguchi.ticketing.contracts import TermsError, describe, render_contract, renew
 from madoguchi.ticketing.db import transaction
@@ -31,28 +32,16 @@ from madoguchi.ticketing.support_number import format_number, parse_support_numb
 contracts_app = typer.Typer(help="Contracts and their support periods.", no_args_is_help=True)
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        raise typer.BadParameter("no settings: run through the madoguchi command")
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"madoguchi: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _contract(session: Session, settings: Settings, number: str) -> Contract:
     parsed = parse_support_number(number, settings.support_number)
     if parsed is None:
-        raise _fail(f"{number!r} is not a valid support service number", 2)
+        raise fail(f"{number!r} is not a valid support service number", 2)
     contract = session.scalar(
         select(Contract).where(Contract.support_number == parsed.digits)
         .options(selectinload(Contract.periods), selectinload(Contract.customer))
     )
     if contract is None:
-        raise _fail(f"no contract {parsed.display}")
+        raise fail(f"no contract {parsed.display}")
     return contract
 
 
@@ -62,7 +51,7 @@ def _day(text: str | None, settings: Settings) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--on {text!r} is not a date (YYYY-MM-DD)", 2) from None
+        raise fail(f"--on {text!r} is not a date (YYYY-MM-DD)", 2) from None
 
 
 @contracts_app.command("show")
@@ -74,9 +63,9 @@ def contracts_show(
                                                          "(default: today).")] = None,
 ) -> None:
     """A contract, its plan and its periods with their kind (cloud renewals included)."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if format not in ("text", "json"):
-        raise _fail("--format is text or json", 2)
+        raise fail("--format is text or json", 2)
     day = _day(on, settings)
     storage = Storage.open(settings)
     try:
@@ -94,7 +83,7 @@ def contracts_show(
 @contracts_app.command("renew")
 def contracts_renew(ctx: typer.Context, number: str) -> None:
     """Add the contract's next period: from the day after its last one ends, a year."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     storage = Storage.open(settings)
     try:
         with transaction(storage.factory) as session:
@@ -102,7 +91,7 @@ def contracts_renew(ctx: typer.Context, number: str) -> None:
             try:
                 period = renew(contract, now=datetime.now(UTC))
             except TermsError as exc:
-                raise _fail(exc.english) from exc
+                raise fail(exc.english) from exc
             shown = format_number(contract.support_number, settings.support_number)
             typer.echo(f"{shown}: {period.kind.value} {period.starts_on} – {period.ends_on} added")
     finally:
@@ -117,7 +106,7 @@ def customers_export(
     """Every contract and its registered contacts as CSV, as `customers import` reads it."""
     from madoguchi.ticketing.customers_csv import export_csv
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     storage = Storage.open(settings)
     try:
         with storage.factory() as session:

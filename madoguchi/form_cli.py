@@ -20,28 +20,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from madoguchi.app import Desk
+from madoguchi.cli_kit import fail, settings_of
 from madoguchi.config import Settings
 from madoguchi.ticketing.models import Contract, Customer
 from madoguchi.ticketing.support_number import parse_support_number
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        raise typer.BadParameter("no settings: run through the madoguchi command")
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"madoguchi: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _contract(settings: Settings, support_number: str) -> Contract:
     """The contract of a number, its customer and contacts loaded; exits 2 (bad) or 1 (none)."""
     number = parse_support_number(support_number, settings.support_number)
     if number is None:
-        raise _fail(f"invalid support number {support_number!r}", 2)
+        raise fail(f"invalid support number {support_number!r}", 2)
     desk = Desk.open(settings)
     try:
         with desk.factory() as session:
@@ -54,7 +43,7 @@ def _contract(settings: Settings, support_number: str) -> Contract:
     finally:
         desk.close()
     if contract is None:
-        raise _fail(f"no contract {number.display}")
+        raise fail(f"no contract {number.display}")
     return contract
 
 
@@ -68,7 +57,7 @@ def _print_link(settings: Settings, contract: Contract, days: int | None) -> Non
         url, expires = link_url(web.public_url, secret, contract, datetime.now(UTC),
                                 days if days is not None else web.fax_form_link_days)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     typer.echo(url)
     typer.echo(f"valid until {expires.astimezone(settings.tz):%Y-%m-%d %H:%M %Z}", err=True)
 
@@ -105,13 +94,13 @@ def form_command(
     from madoguchi.ocr.form import write_contract_form, write_form
     from madoguchi.ticketing.deadlines import Deadlines
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if link and not contract:
-        raise _fail("--link needs --contract NUMBER", 2)
+        raise fail("--link needs --contract NUMBER", 2)
     deadlines = Deadlines.from_settings(settings)
     terms = deadlines.products.named(product) if product else deadlines.products.default
     if terms is None:
-        raise _fail(f"no product {product!r} (configured: "
+        raise fail(f"no product {product!r} (configured: "
                     f"{', '.join(deadlines.products.names) or 'none'})", 2)
     try:
         if contract:
@@ -128,5 +117,5 @@ def form_command(
                        vendor_fax=details.fax_number, hours=details.hours,
                        settings=settings.support_number)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     typer.echo(f"wrote {output}")

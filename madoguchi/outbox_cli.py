@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from madoguchi.config import Settings
+from madoguchi.cli_kit import settings_of
 from madoguchi.ticketing import delivery
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.db import transaction
@@ -25,13 +25,6 @@ from madoguchi.ticketing.views import iso
 
 outbox_app = typer.Typer(help="Outgoing mail: its delivery, sending again, taking back.",
                          no_args_is_help=True)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        raise typer.BadParameter("no settings: run through the madoguchi command")
-    return settings
 
 
 def _one_line(text: str | None, width: int = 120) -> str:
@@ -48,7 +41,7 @@ def outbox_list(
     format: Annotated[str, typer.Option("--format", help="text or jsonl")] = "text",
 ) -> None:
     """The outbox, newest first: id, ticket, recipient, state, attempts, next attempt, error."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if format not in ("text", "jsonl"):
         typer.echo("madoguchi: --format is text or jsonl", err=True)
         raise typer.Exit(2)
@@ -83,7 +76,7 @@ def outbox_list(
 
 
 def _act(ctx: typer.Context, ids: list[int], what: str) -> None:
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     action = delivery.retry if what == "retry" else delivery.cancel
     storage = Storage.open(settings)
     try:

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from madoguchi.config import Settings
+from madoguchi.cli_kit import settings_of
 from madoguchi.ingest.filenames import safe_filename
 from madoguchi.ticketing import privacy
 from madoguchi.ticketing.db import transaction
@@ -31,13 +31,6 @@ privacy_app = typer.Typer(help="Personal data: export, erase (APPI), retention."
                           no_args_is_help=True)
 
 Email = Annotated[str, typer.Option("--email", help="The person's e-mail address.")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        raise typer.BadParameter("no settings: run through the madoguchi command")
-    return settings
 
 
 def _address(email: str) -> str:
@@ -82,7 +75,7 @@ def export(
 ) -> None:
     """All the desk keeps about one person, as JSON (and the files, with --output)."""
     address = _address(email)
-    desk = Storage.open(_settings(ctx))
+    desk = Storage.open(settings_of(ctx))
     now = datetime.now(UTC)
     try:
         with transaction(desk.factory) as db:
@@ -116,7 +109,7 @@ def erase(
     if not yes and not typer.confirm(f"anonymise every record of {address}? This cannot be "
                                      "undone", default=False):
         raise typer.Exit(1)
-    desk = Storage.open(_settings(ctx))
+    desk = Storage.open(settings_of(ctx))
     try:
         with transaction(desk.factory) as db:
             data = privacy.find(db, address, desk.blobs)
@@ -133,7 +126,7 @@ def erase(
 @privacy_app.command("purge")
 def purge(ctx: typer.Context) -> None:
     """Apply the [retention] policy now (the daemon does it once a day)."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     desk = Storage.open(settings)
     try:
         report = apply_retention(desk, settings.retention, datetime.now(UTC), _operator())

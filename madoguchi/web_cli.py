@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from madoguchi.config import Settings
+from madoguchi.cli_kit import fail, settings_of
 from madoguchi.ticketing import sessions
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Role, StaffUser
@@ -42,18 +42,6 @@ PasswordFile = Annotated[
 ]
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        raise typer.BadParameter("no settings: run through the madoguchi command")
-    return settings
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"madoguchi: {message}", err=True)
-    return typer.Exit(1)
-
-
 def _new_password(password_file: Path | None, *about: str) -> str:
     if password_file is not None:
         lines = password_file.read_text(encoding="utf-8").splitlines()
@@ -63,11 +51,11 @@ def _new_password(password_file: Path | None, *about: str) -> str:
     elif sys.stdin.isatty():
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
-        raise _fail(f"give the password with --password-file or {PASSWORD_ENV}")
+        raise fail(f"give the password with --password-file or {PASSWORD_ENV}")
     try:
         check_new_password(password, user_inputs=about)
     except PasswordPolicyError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     return password
 
 
@@ -78,13 +66,13 @@ def set_password(desk: Storage, login: str, password: str, *, name: str = "",
         user = session.scalar(select(StaffUser).where(StaffUser.login == login))
         if create:
             if user is not None:
-                raise _fail(f"a user {login!r} exists already")
+                raise fail(f"a user {login!r} exists already")
             user = StaffUser(login=login, name=name or login, email=email, role=role,
                              active=True, password_hash=hash_password(password))
             session.add(user)
         else:
             if user is None:
-                raise _fail(f"no user {login!r}")
+                raise fail(f"no user {login!r}")
             user.password_hash = hash_password(password)
             user.active = True
             sessions.revoke_all(session, user.id, datetime.now(UTC), "password")
@@ -104,9 +92,9 @@ def users_add(
     """Create a staff account that can sign in to the web desk."""
     login = login.strip()
     if not login or len(login) > 100 or any(c.isspace() for c in login):
-        raise _fail("a login is 1 to 100 characters without spaces")
+        raise fail("a login is 1 to 100 characters without spaces")
     password = _new_password(password_file, login, name, email)
-    desk = Storage.open(_settings(ctx))
+    desk = Storage.open(settings_of(ctx))
     try:
         set_password(desk, login, password, name=name, role=role, email=email, create=True)
     finally:
@@ -118,7 +106,7 @@ def users_add(
 def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = None) -> None:
     """Set a new password (every session of the user ends)."""
     password = _new_password(password_file, login)
-    desk = Storage.open(_settings(ctx))
+    desk = Storage.open(settings_of(ctx))
     try:
         set_password(desk, login, password, create=False)
     finally:
@@ -128,12 +116,12 @@ def users_passwd(ctx: typer.Context, login: str, password_file: PasswordFile = N
 
 def _end_sessions(ctx: typer.Context, login: str, reason: str, *, disable: bool) -> int:
     """End every session of ``login`` (and stop the account with ``disable``)."""
-    desk = Storage.open(_settings(ctx))
+    desk = Storage.open(settings_of(ctx))
     try:
         with transaction(desk.factory) as session:
             user = session.scalar(select(StaffUser).where(StaffUser.login == login))
             if user is None:
-                raise _fail(f"no user {login!r}")
+                raise fail(f"no user {login!r}")
             if disable:
                 user.active = False
             return sessions.revoke_all(session, user.id, datetime.now(UTC), reason)
@@ -151,7 +139,7 @@ def users_disable(ctx: typer.Context, login: str) -> None:
 @users_app.command("list")
 def users_list(ctx: typer.Context) -> None:
     """Every staff account."""
-    desk = Storage.open(_settings(ctx))
+    desk = Storage.open(settings_of(ctx))
     try:
         with desk.factory() as session:
             users = session.scalars(select(StaffUser).order_by(StaffUser.login)).all()
@@ -168,7 +156,7 @@ def users_sessions(ctx: typer.Context, login: str) -> None:
     """The user's live web sessions: since when, last seen, from where."""
     from madoguchi.web.app import web_settings
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     web = web_settings(settings)
     limits = sessions.Limits(timedelta(minutes=web.session_idle_minutes),
                              timedelta(hours=web.session_max_hours))
@@ -177,7 +165,7 @@ def users_sessions(ctx: typer.Context, login: str) -> None:
         with desk.factory() as session:
             user = session.scalar(select(StaffUser).where(StaffUser.login == login))
             if user is None:
-                raise _fail(f"no user {login!r}")
+                raise fail(f"no user {login!r}")
             for s in sessions.sessions_of(session, user.id, datetime.now(UTC), limits):
                 typer.echo(f"{s.id[:12]}  since {s.created_at:%Y-%m-%d %H:%M}Z  "
                            f"seen {s.last_seen_at:%Y-%m-%d %H:%M}Z  {s.client}  {s.user_agent}")
@@ -217,7 +205,7 @@ def web_command(
     from madoguchi.web.app import web_settings
     from madoguchi.web_server import serve
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     web = web_settings(settings)
     if demo_user:
         desk = Storage.open(settings)
