@@ -137,7 +137,8 @@ def stale_ticket_page(ctx: Ctx, exc: versions.StaleView) -> Response:
     return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
 
 
-def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
+def ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
+    """Apply ``action`` to the ticket of the URL unless the page was stale (409, text kept)."""
     number = ctx.request.path_params["number"]
     back = _BACK.get(ctx.field("back"), f"/tickets/{quote(number)}")
     t = queries.ticket_for_update(ctx.db, number)
@@ -148,7 +149,7 @@ def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
         done = action(t)
     except versions.StaleView as exc:
         ctx.db.rollback()
-        return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
+        return stale_ticket_page(ctx, exc)
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(back, error=str(exc))
@@ -165,7 +166,7 @@ def add_note(ctx: Ctx) -> Response:
         actions.add_note(ctx.db, t, user, ctx.field("text"), ctx.now)
         return "社内メモを追加しました。"
 
-    return _ticket_action(ctx, act)
+    return ticket_action(ctx, act)
 
 
 def _then_status(ctx: Ctx, t: Ticket) -> None:
@@ -210,7 +211,7 @@ def reply_mail(ctx: Ctx) -> Response:
                "配信の結果はメッセージの「送信状況」に表示されます。"
 
     anchor: dict[str, str] = {}
-    response = _ticket_action(ctx, act)
+    response = ticket_action(ctx, act)
     if anchor and response.status_code == 303:
         response.headers["location"] += anchor["at"]
     if outcome.get("queued") and ctx.state.on_reply is not None:
@@ -240,7 +241,7 @@ def reply_fax(ctx: Ctx) -> Response:
         return "FAXの送信原稿を送信フォルダーに置きました。"
 
     try:
-        return _ticket_action(ctx, act)
+        return ticket_action(ctx, act)
     except BaseException:
         # Not recorded, so not sent: take the files back from the gateway's folder.
         for path in written:
@@ -255,7 +256,7 @@ def set_status(ctx: Ctx) -> Response:
                            pending_until=conversation_pages.pending_until(ctx))
         return "ステータスを変更しました。"
 
-    return _ticket_action(ctx, act)
+    return ticket_action(ctx, act)
 
 
 @endpoint()
@@ -269,7 +270,7 @@ def assign(ctx: Ctx) -> Response:
                              now=ctx.now)
         return f"担当者を {who.name} にしました。" if who else "担当者を外しました。"
 
-    return _ticket_action(ctx, act)
+    return ticket_action(ctx, act)
 
 
 @endpoint()
@@ -285,7 +286,7 @@ def merge(ctx: Ctx) -> Response:
         target = actions.merge(ctx.db, t, ctx.field("target"), user, ctx.now)
     except versions.StaleView as exc:
         ctx.db.rollback()
-        return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
+        return stale_ticket_page(ctx, exc)
     except ActionError as exc:
         ctx.db.rollback()
         return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
@@ -303,7 +304,7 @@ def triage_out_of_scope(ctx: Ctx) -> Response:
         triage.mark_out_of_scope(ctx.db, t, ctx.field("reason"), user, ctx.now)
         return f"{t.number} を対象外として完了しました。"
 
-    return _ticket_action(ctx, act)
+    return ticket_action(ctx, act)
 
 
 # -- what customers sent: HTML, attachments ----------------------------------

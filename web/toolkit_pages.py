@@ -12,13 +12,12 @@ from urllib.parse import quote
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from madoguchi.ticketing import phone, signatures, text_modules, ticket_fields, versions
+from madoguchi.ticketing import phone, signatures, text_modules, ticket_fields
 from madoguchi.ticketing.actions import ActionError, set_status
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import Role, Ticket, TicketStatus
 from madoguchi.ticketing.rules.placeholders import PLACEHOLDERS
 from madoguchi.ticketing.toolkit_models import TextModule
-from madoguchi.web import live, queries
 from madoguchi.web.http import Ctx, endpoint, error_page
 
 
@@ -39,23 +38,10 @@ def ticket_context(ctx: Ctx, t: Ticket) -> dict[str, Any]:
 
 
 def _ticket_form(ctx: Ctx, act: Any) -> Response:
-    number = ctx.request.path_params["number"]
-    t = queries.ticket_for_update(ctx.db, number)
-    if t is None:
-        return error_page(ctx.state, ctx.request, 404, "チケットが見つかりません。")
-    try:
-        versions.check(ctx.db, t, live.page_version(ctx))
-        done = act(t)
-    except versions.StaleView as exc:
-        ctx.db.rollback()
-        from madoguchi.web.routes import stale_ticket_page  # routes registers this module
+    # The ticket page's one way to apply an action (stale view → 409, error → back).
+    from madoguchi.web.routes import ticket_action  # routes registers this module
 
-        return stale_ticket_page(ctx, exc)
-    except ActionError as exc:
-        ctx.db.rollback()
-        return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
-    ctx.db.commit()
-    return ctx.redirect(f"/tickets/{quote(number)}", ok=done)
+    return ticket_action(ctx, act)
 
 
 def _call(ctx: Ctx) -> phone.Call:
