@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ import psycopg
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from bench.web import PASSWORD, Client, load, measure
+from bench.web import PASSWORD, Client, load, measure, timed
 from madoguchi.config import load_settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.db import upgrade
@@ -75,15 +74,9 @@ def _staff(conn: psycopg.Connection) -> tuple[int, int]:
 
 
 def _timed(run: Callable[[], object], requests: int) -> tuple[float, float, object]:
-    for _ in range(5):
-        value = run()
-    samples = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        value = run()
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1], value
+    values: list[object] = []
+    p50, p95, _ = timed(lambda _i: values.append(run()), requests, warm_up=5)
+    return p50, p95, values[-1]
 
 
 def _counts(url: str, me: int, requests: int) -> list[str]:
