@@ -1,6 +1,8 @@
 """Do 200 open live-update connections raise the web desk's page latency? (PostgreSQL)
 
-    nice .venv/bin/python bench/live.py --tickets 200000 > bench/results/live.txt
+    .venv/bin/python bench/live.py --tickets 200000 > bench/results/live.txt
+    # or on bench/web.py's 1 M tickets, kept by its --keep:
+    .venv/bin/python bench/live.py --reuse --database madoguchi_bench_web
 
 Builds the database ``madoguchi_bench_live`` the way ``bench/web.py`` does
 (generated rows inside the server, then the migrations to head: the indexes
@@ -180,15 +182,15 @@ def _now() -> datetime:
 
 def _prepare(args: argparse.Namespace, url: str) -> None:
     with psycopg.connect(f"{args.admin_url}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')  # type: ignore[arg-type]
+        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')  # type: ignore[arg-type]
         admin.execute(  # type: ignore[arg-type]
-            f"CREATE DATABASE \"{DB}\" TEMPLATE template0 ENCODING 'UTF8' "
+            f"CREATE DATABASE \"{args.database}\" TEMPLATE template0 ENCODING 'UTF8' "
             "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
     upgrade(url, "0001")
-    with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
+    with psycopg.connect(f"{args.admin_url}/{args.database}") as conn:
         load(conn, args.tickets, args.messages_per_ticket)
     upgrade(url)
-    with psycopg.connect(f"{args.admin_url}/{DB}", autocommit=True) as conn:
+    with psycopg.connect(f"{args.admin_url}/{args.database}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
 
 
@@ -202,13 +204,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--database", default=DB,
+                        help="its name; with --reuse, e.g. bench/web.py's madoguchi_bench_web "
+                             "(1 M tickets) kept by its --keep")
     args = parser.parse_args()
     rng = random.Random(20261202)
-    url = f"{args.admin_url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{DB}"
+    url = f"{args.admin_url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{args.database}"
+    started_load = os.getloadavg()[0]
     if not args.reuse:
         _prepare(args, url)
     upgrade(url)
-    with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
+    with psycopg.connect(f"{args.admin_url}/{args.database}") as conn:
         conn.execute("DELETE FROM desk_presence")
         conn.execute("INSERT INTO staff_users (login, name, email, password_hash, role, active) "
                      "VALUES ('bench', 'ベンチ 担当', '', %s, 'agent', true) ON CONFLICT (login) "
@@ -235,19 +241,20 @@ def main() -> None:
             stop.set()
             server.join(30)
 
-    print(f"# bench/live.py: {os.cpu_count()} CPUs (shared), Python "
-          f"{platform.python_version()}, PostgreSQL {version}, run under nice")
-    print(f"# data: {tickets:,} tickets, {args.messages_per_ticket} messages each "
-          f"(bench/web.py's generator; fewer tickets than its 1 M, for time)")
+    print(f"# bench/live.py: {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, PostgreSQL {version}; load average at the start "
+          f"{started_load:.2f}")
+    print(f"# data: database {args.database}, {tickets:,} tickets "
+          "(bench/web.py's generator)")
     print(f"# {args.requests} requests per line after 10 warm-up requests; "
           f"{args.streams} streams = {args.streams // 2} queue + "
           f"{args.streams - args.streams // 2} ticket; a note every second ({notes} in all); "
-          "load: the 1-minute load average as each line ended (2 CPUs shared with other work)")
+          "load: the 1-minute load average as each line ended")
     for line in lines:
         print(line)
     if not args.keep:
         with psycopg.connect(f"{args.admin_url}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')  # type: ignore[arg-type]
+            admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
 def _cpu_seconds(pid: int) -> float:
