@@ -146,7 +146,7 @@ def start_daemon(config: Path, log: Path, env: dict[str, str] | None = None
     )
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 90.0, what: str = "condition"):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -325,7 +325,7 @@ def test_escalation_job_survives_a_restart_and_fires_at_the_due_time(
         assert any(j.startswith("escalate:") for j in scheduled())  # it survived the kill
         proc = start_daemon(config, log)
         boss = lambda: [m for m in smtp.messages if m.rcpt_tos == ("boss@example.co.jp",)]  # noqa: E731
-        wait_for(boss, timeout=30, what="the escalation mail")
+        wait_for(boss, what="the escalation mail")
         time.sleep(1.5)
         assert len(boss()) == 1, log.read_text()
         proc.send_signal(signal.SIGTERM)
@@ -465,7 +465,7 @@ def test_a_standby_backs_off_from_a_shared_mailbox_that_is_down(
         wait_for(lambda: "is the scheduler" in logs[0].read_text(), what="the leader")
         procs.append(start_daemon(config, logs[1]))
         wait_for(lambda: "standing by" in logs[1].read_text(), what="the standby")
-        wait_for(lambda: len(failed_polls(logs[1])) >= 3, timeout=40,
+        wait_for(lambda: len(failed_polls(logs[1])) >= 3, timeout=90,
                  what="three failed polls by the standby")
         # Each daemon backs off on its own count: the standby's polls (every
         # 0.5 s when well) waited at least the backoff each time.

@@ -83,7 +83,7 @@ def test_the_conversation_dates_are_acted_on_once_across_a_kill(
     log = tmp_path / "d.log"
     proc = start_daemon(config, log)
     try:
-        wait_for(lambda: sent() == wanted, timeout=30, what="the three notices")
+        wait_for(lambda: sent() == wanted, what="the three notices")
         proc.kill()  # SIGKILL: no chance to clean up
         proc.wait(timeout=10)
         proc = start_daemon(config, log)
