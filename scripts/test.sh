@@ -9,4 +9,6 @@ scripts/setup.sh --test
 # Strict, over every production module (the configuration is in pyproject.toml).
 .venv/bin/mypy
 # pytest exits 5 when it collected no test: that fails here like any error.
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# One worker per core (pytest-xdist): most tests wait on servers, processes
+# and the browser, so two cores run the suite in about half the time.
+.venv/bin/python -m pytest -q -p no:cacheprovider -n auto "$@"
