@@ -214,8 +214,18 @@ class Client:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed the idle keep-alive connection as this request
+            # went out (its keep_alive_seconds): a browser sends it again on a
+            # new connection, and so does this (the time it takes counts).
+            if method != "GET":
+                raise
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
         text = response.read().decode("utf-8", "replace")
         cookie = response.getheader("Set-Cookie")
         if cookie:
