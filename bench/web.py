@@ -298,10 +298,11 @@ def main() -> None:
         with psycopg.connect(f"{args.admin_url}/{DB}", autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
     with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
-        conn.execute("DELETE FROM staff_users WHERE login = 'bench'")
+        # An upsert: a kept database's sessions (--reuse) still refer to the user.
         conn.execute(
             "INSERT INTO staff_users (login, name, email, password_hash, role, active) "
-            "VALUES ('bench', 'ベンチ 担当', '', %s, 'agent', true)", (hash_password(PASSWORD),)
+            "VALUES ('bench', 'ベンチ 担当', '', %s, 'agent', true) ON CONFLICT (login) "
+            "DO UPDATE SET password_hash = excluded.password_hash", (hash_password(PASSWORD),)
         )
         conn.commit()
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[arg-type,index]
