@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import partial
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from madoguchi.ticketing.models import Ticket
 from madoguchi.ticketing.queues import ANY_TRIAGE
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, endpoint
+from madoguchi.web.queue_counts import CountMemo
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
     assert ctx.user is not None
     end = day_end(ctx)
     shown = filters.params()
+    memo: CountMemo = ctx.request.app.state.queue_counts
+    user_id = ctx.user.id
     links = []
     for view in VIEWS:
         wanted = dict(view.params)
@@ -73,11 +77,12 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
         links.append(ViewLink(
             view.key, view.label, view.hint,
             f"/queue?{urlencode(wanted)}" if wanted else "/queue",
-            queries.queue_count(ctx.db, preset, user_id=ctx.user.id, day_end=end),
+            memo.get((view.key, user_id, end), partial(
+                queries.queue_count, ctx.db, preset, user_id=user_id, day_end=end)),
             shown == wanted,
         ))
-    triage = int(ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE))
-                 or 0)
+    triage = memo.get(("triage",), lambda: int(
+        ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE)) or 0))
     links.insert(4, ViewLink("triage", "トリアージ",
                              "番号を読めなかったFAXと確認が必要なお問い合わせ",
                              "/triage", triage, False))
