@@ -46,6 +46,7 @@ from madoguchi.ticketing.rules.delivery import (
     DeliveryState,
     delivery_state,
 )
+from madoguchi.ticketing.rules.marks import N_
 
 log = logging.getLogger("madoguchi.delivery")
 
@@ -312,10 +313,10 @@ def refresh_undelivered(session: Session, ticket_id: int) -> bool:
 
 
 _JA = {
-    DeliveryState.QUEUED: "送信待ち", DeliveryState.SENDING: "送信中",
-    DeliveryState.SENT: "送信済み", DeliveryState.RETRYING: "再試行待ち",
-    DeliveryState.FAILED: "送信失敗", DeliveryState.UNKNOWN: "送信結果不明",
-    DeliveryState.BOUNCED: "不達", DeliveryState.CANCELLED: "取り消し済み",
+    DeliveryState.QUEUED: N_("送信待ち"), DeliveryState.SENDING: N_("送信中"),
+    DeliveryState.SENT: N_("送信済み"), DeliveryState.RETRYING: N_("再試行待ち"),
+    DeliveryState.FAILED: N_("送信失敗"), DeliveryState.UNKNOWN: N_("送信結果不明"),
+    DeliveryState.BOUNCED: N_("不達"), DeliveryState.CANCELLED: N_("取り消し済み"),
 }
 # The states in the desk's words (the web desk shows these).
 STATE_LABELS = {s.value: label for s, label in _JA.items()}

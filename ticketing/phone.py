@@ -44,10 +44,11 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.rules.entitlement import decide_entitlement
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.toolkit_models import PhoneCall
 from madoguchi.ticketing.triage import apply_entitlement
 
-DIRECTIONS = {"in": "着信（お客様から）", "out": "発信（当方から）"}
+DIRECTIONS = {"in": N_("着信（お客様から）"), "out": N_("発信（当方から）")}
 MAX_CALLERS = 20
 MAX_DURATION_MINUTES = 600
 

@@ -19,6 +19,7 @@ from madoguchi.ticketing import actions
 from madoguchi.ticketing.actions import ActionError, required_text
 from madoguchi.ticketing.japanese import format_moment_ja
 from madoguchi.ticketing.models import StaffUser, Ticket, TicketStatus
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.rules.placeholders import (
     PLACEHOLDERS,
     PlaceholderFacts,
@@ -68,7 +69,7 @@ DEFAULTS: tuple[tuple[str, str, str, str], ...] = (
      "ご不明な点がございましたら、お気軽にお問い合わせください。" + _CLOSING,
      "", ""),
 )
-MACRO_ASSIGNEES = {"": "変更しない", "me": "送信した担当者", "none": "未割当に戻す"}
+MACRO_ASSIGNEES = {"": N_("変更しない"), "me": N_("送信した担当者"), "none": N_("未割当に戻す")}
 
 
 @dataclass(frozen=True)

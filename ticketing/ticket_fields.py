@@ -14,9 +14,11 @@ from madoguchi.ticketing.actions import (
     required_text,
 )
 from madoguchi.ticketing.models import StaffUser, Ticket
+from madoguchi.ticketing.rules.marks import N_
 
 # Stored value → the desk's word, lowest first.
-PRIORITIES: dict[str, str] = {"low": "低", "normal": "通常", "high": "高", "urgent": "至急"}
+PRIORITIES: dict[str, str] = {"low": N_("低"), "normal": N_("通常"), "high": N_("高"),
+                              "urgent": N_("至急")}
 MAX_TAGS = 20
 MAX_TAG = 40
 

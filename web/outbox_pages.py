@@ -23,6 +23,7 @@ from madoguchi.ticketing.models import Channel, Direction, Role, Ticket
 from madoguchi.ticketing.rules.delivery import DeliveryState
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, csrf_token, current_user, endpoint
+from madoguchi.web.i18n import gettext as _
 
 PAGE = 100
 
@@ -73,7 +74,7 @@ def _act(ctx: Ctx, action: Any) -> Response:
     if not back.startswith("/outbox") and not back.startswith("/tickets/"):
         back = "/outbox"
     if row_id is None:
-        return ctx.redirect(back, error="送信が見つかりません")
+        return ctx.redirect(back, error=_("送信が見つかりません"))
     try:
         outcome = action(ctx.db, [row_id], ctx.user, ctx.now)[0]
     except ActionError as exc:
@@ -103,8 +104,9 @@ def outbox_cancel(ctx: Ctx) -> Response:
 
 def _signed_out() -> JSONResponse:
     return JSONResponse({"error": "signed_out",
-                         "message": "ログインの有効期限が切れました。入力した文章はこの画面に"
-                                    "残っています。ログインし直すと保存を再開します。"},
+                         "message": _(
+                             "ログインの有効期限が切れました。入力した文章はこの画面に"
+                             "残っています。ログインし直すと保存を再開します。")},
                         status_code=401)
 
 
@@ -122,7 +124,7 @@ def draft(ctx: Ctx) -> Response:
         return _signed_out()
     t = queries.ticket_for_update(ctx.db, ctx.request.path_params["number"])
     if t is None:
-        return JSONResponse({"error": "not_found", "message": "チケットが見つかりません"}, 404)
+        return JSONResponse({"error": "not_found", "message": _("チケットが見つかりません")}, 404)
     if ctx.request.method == "GET":
         return JSONResponse(_draft_json(reply_drafts.open_draft(ctx.db, t.id, user.id),
                                         csrf_token(ctx.request)))
@@ -133,7 +135,7 @@ def draft(ctx: Ctx) -> Response:
                                         ctx.now)
     except reply_drafts.DraftSent as exc:
         ctx.db.rollback()
-        return JSONResponse({"error": "sent", "message": "この下書きは送信済みです。",
+        return JSONResponse({"error": "sent", "message": _("この下書きは送信済みです。"),
                              "url": f"/tickets/{t.number}#m{exc.message_id}"}, 409)
     except ActionError as exc:
         ctx.db.rollback()
