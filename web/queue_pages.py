@@ -73,7 +73,7 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
         wanted = dict(view.params)
         preset = queries.QueueFilters.from_params(wanted)
         links.append(ViewLink(
-            view.key, view.label, view.hint,
+            view.key, _(view.label), _(view.hint),
             f"/queue?{urlencode(wanted)}" if wanted else "/queue",
             queries.queue_count(ctx.db, preset, user_id=ctx.user.id, day_end=end),
             shown == wanted,
