@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from sqlalchemy import select
@@ -108,9 +107,9 @@ class _Visible(HTMLParser):
             return
         if self._skip and tag == self._skip[-1]:
             self._skip.append(tag)  # the same tag nested inside a skipped one
-        if tag in ("input", "img", "br", "meta", "link", "source"):
-            if self._skip and self._skip[-1] == tag:
-                self._skip.pop()
+        if tag in ("input", "img", "br", "meta", "link", "source") and self._skip \
+                and self._skip[-1] == tag:
+            self._skip.pop()  # a void element has no end tag
         self.parts.extend(v for k, v in attrs if k in self.SPOKEN and v)
         if tag == "input" and values.get("type") in ("submit", "button") and values.get("value"):
             self.parts.append(values["value"] or "")
@@ -134,7 +133,8 @@ def visible_text(html: str) -> str:
 _ALLOWED = {"Madoguchi", "FAX", "CSV", "PDF", "HTML", "OCR", "QR", "SLA", "TEL", "IMAP",
             "Web", "OS", "UTF", "JSON", "KB", "MB", "PP", "ChatLuck", "All", "Gather", "CRM",
             "Enter", "Esc", "Ctrl", "Q", "T", "C",
-            "CC", "Re", "English"}  # the mail header's name, and a reply's subject as mail writes it
+            # the mail header's name, a reply's subject as mail writes it, a language's own name
+            "CC", "Re", "English"}
 _DATA = (re.compile(r"[\w.+-]+@[\w.-]+"),  # e-mail addresses (data)
          re.compile(r"\b[A-Z]-\d{4}-\d+\b"))  # ticket numbers
 
