@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
+from madoguchi.ticketing.actions import ActionError, required_text
 from madoguchi.ticketing.models import Channel, Customer, Flag, StaffUser
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.toolkit_models import TextModule
 from madoguchi.web import i18n
 from madoguchi.web.problems import problem_ja
@@ -254,3 +257,18 @@ def test_a_supervisor_sets_a_users_language_and_an_agent_may_not(
     # The sessions page itself stays in the supervisor's language.
     assert '<html lang="ja">' in boss.get("/staff/sessions").text
     assert csrf_in(boss.get("/me").text)
+
+
+def test_a_refusal_from_the_desk_actions_is_shown_in_the_users_language() -> None:
+    with pytest.raises(ActionError) as caught:
+        required_text("  ", N_("件名"))
+    assert str(caught.value) == "件名を入力してください"  # the rules' own words, unchanged
+    i18n.set_locale("en")
+    try:
+        assert i18n.error_text(caught.value) == "Please fill in: Subject"
+        assert i18n.error_text(ActionError(N_("タグは%(n)s個までです"), n=20)) == "At most 20 tags"
+        # A message nobody marked is shown as it is, never lost.
+        assert i18n.error_text(ActionError("未登録の文")) == "未登録の文"
+    finally:
+        i18n.set_locale("ja")
+    assert i18n.error_text(caught.value) == "件名を入力してください"

@@ -133,7 +133,8 @@ def parse_state(value: str) -> DeliveryState | None:
         return DeliveryState(value)
     except ValueError:
         names = ", ".join(s.value for s in DeliveryState)
-        raise ActionError(f"送信状態 {value!r} はありません（{names}）") from None
+        raise ActionError(N_("送信状態 %(value)s はありません（%(names)s）"),
+                          value=repr(value), names=names) from None
 
 
 def ticket_deliveries(session: Session, ticket_id: int) -> list[Delivery]:
@@ -179,7 +180,7 @@ class Outcome:
 
 def _rows(session: Session, ids: Sequence[int]) -> dict[int, OutboxMessage]:
     if not ids:
-        raise ActionError("送信IDを指定してください")
+        raise ActionError(N_("送信IDを指定してください"))
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(list(ids)))
                            .with_for_update())
     return {r.id: r for r in rows}

@@ -22,6 +22,7 @@ from madoguchi.ticketing.models import Contract, Role
 from madoguchi.ticketing.support_number import format_number
 from madoguchi.web import form_pages
 from madoguchi.web.http import Ctx, endpoint, error_page
+from madoguchi.web.i18n import error_text
 from madoguchi.web.i18n import gettext as _
 
 # The fields of the contract form, named as the CSV's columns.
@@ -89,7 +90,7 @@ def edit_contract(ctx: Ctx) -> Response:
                                   now=ctx.now)
     except ActionError as exc:
         ctx.db.rollback()
-        return _render_edit(ctx, contract, values, str(exc), 400)
+        return _render_edit(ctx, contract, values, error_text(exc), 400)
     ctx.db.commit()
     return ctx.redirect(f"/contracts/{contract.id}", ok=_("保存しました。"))
 
@@ -104,7 +105,8 @@ def _contract_action(ctx: Ctx, act: Callable[[Contract], str | None]) -> Respons
         done = act(contract)
     except (ActionError, TermsError) as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=exc.japanese if isinstance(exc, TermsError) else str(exc))
+        return ctx.redirect(back, error=exc.japanese if isinstance(exc, TermsError)
+                            else error_text(exc))
     if done is None:
         return error_page(ctx.state, ctx.request, 404, _("サポート期間が見つかりません。"))
     ctx.db.commit()

@@ -90,3 +90,16 @@ class Labels(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+def error_text(exc: Exception) -> str:
+    """A refusal from the desk's actions in the current language (``ActionError``'s marked
+    message and values; a message without them is shown as it is)."""
+    message = getattr(exc, "message", None)
+    params = getattr(exc, "params", None)
+    if not isinstance(message, str):
+        return str(exc)
+    if not params:
+        return gettext(message)
+    return gettext(message) % {k: gettext(v) if isinstance(v, str) else v
+                               for k, v in params.items()}

@@ -23,6 +23,7 @@ from madoguchi.ticketing.models import Channel, Direction, Role, Ticket
 from madoguchi.ticketing.rules.delivery import DeliveryState
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, csrf_token, current_user, endpoint
+from madoguchi.web.i18n import error_text
 from madoguchi.web.i18n import gettext as _
 
 PAGE = 100
@@ -56,7 +57,7 @@ def outbox_page(ctx: Ctx) -> Response:
     try:
         state = delivery.parse_state(wanted)
     except ActionError as exc:
-        return ctx.redirect("/outbox", error=str(exc))
+        return ctx.redirect("/outbox", error=error_text(exc))
     before = parse_id(ctx.param("before"))
     rows = delivery.outbox_list(ctx.db, state, before=before, limit=PAGE + 1)
     more = len(rows) > PAGE
@@ -79,7 +80,7 @@ def _act(ctx: Ctx, action: Any) -> Response:
         outcome = action(ctx.db, [row_id], ctx.user, ctx.now)[0]
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=str(exc))
+        return ctx.redirect(back, error=error_text(exc))
     ctx.db.commit()
     if outcome.done and ctx.state.on_reply is not None and action is delivery.retry:
         response = ctx.redirect(back, ok=outcome.text)
@@ -139,7 +140,7 @@ def draft(ctx: Ctx) -> Response:
                              "url": f"/tickets/{t.number}#m{exc.message_id}"}, 409)
     except ActionError as exc:
         ctx.db.rollback()
-        return JSONResponse({"error": "refused", "message": str(exc)}, 400)
+        return JSONResponse({"error": "refused", "message": error_text(exc)}, 400)
     ctx.db.commit()
     return JSONResponse(_draft_json(saved, csrf_token(ctx.request)))
 

@@ -22,7 +22,7 @@ from madoguchi.ticketing.models import Ticket
 from madoguchi.ticketing.queues import ANY_TRIAGE
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, endpoint
-from madoguchi.web.i18n import N_
+from madoguchi.web.i18n import N_, error_text
 from madoguchi.web.i18n import gettext as _
 
 
@@ -138,7 +138,7 @@ def bulk_action(ctx: Ctx) -> Response:
         verb, result = _act(ctx, action, numbers)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=str(exc))
+        return ctx.redirect(back, error=error_text(exc))
     ctx.db.commit()
     ok, error = _summary(verb, result)
     return ctx.redirect(back, ok=ok, error=error)

@@ -53,7 +53,7 @@ from madoguchi.web import (
     triage_pages,
 )
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
-from madoguchi.web.i18n import N_
+from madoguchi.web.i18n import N_, error_text
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.metrics import metrics
 
@@ -155,7 +155,7 @@ def _ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
         return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=str(exc))
+        return ctx.redirect(back, error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(back, ok=done)
 
@@ -294,7 +294,7 @@ def merge(ctx: Ctx) -> Response:
         return _ticket_page(ctx, 409, live.describe(exc.changes, ctx.state))
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
+        return ctx.redirect(f"/tickets/{quote(number)}", error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(f"/tickets/{quote(target.number)}",
                         ok=_("%(source)s を %(target)s に統合しました。") % {
@@ -447,7 +447,7 @@ def _edit(ctx: Ctx, model: type[_Row], template: str, apply: Callable[[_Row], No
     except ActionError as exc:
         ctx.db.rollback()
         row = ctx.db.get_one(model, ctx.request.path_params["id"])
-        return ctx.render(template, 400, nav="customers", row=row, error=str(exc))
+        return ctx.render(template, 400, nav="customers", row=row, error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(f"/customers/{customer_id(row)}", ok=_("保存しました。"))
 

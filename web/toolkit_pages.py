@@ -20,7 +20,7 @@ from madoguchi.ticketing.rules.placeholders import PLACEHOLDERS
 from madoguchi.ticketing.toolkit_models import TextModule
 from madoguchi.web import live, queries
 from madoguchi.web.http import Ctx, endpoint, error_page
-from madoguchi.web.i18n import Labels
+from madoguchi.web.i18n import Labels, error_text
 from madoguchi.web.i18n import gettext as _
 
 
@@ -55,7 +55,7 @@ def _ticket_form(ctx: Ctx, act: Any) -> Response:
         return stale_ticket_page(ctx, exc)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
+        return ctx.redirect(f"/tickets/{quote(number)}", error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(f"/tickets/{quote(number)}", ok=done)
 
@@ -119,7 +119,7 @@ def open_phone_ticket(ctx: Ctx) -> Response:
                                  now=ctx.now)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(f"/phone?q={quote(ctx.field('q'))}", error=str(exc))
+        return ctx.redirect(f"/phone?q={quote(ctx.field('q'))}", error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(f"/tickets/{quote(t.number)}",
                         ok=_("電話のお問い合わせを %(number)s として受け付けました。") % {
@@ -165,7 +165,7 @@ def save_module(ctx: Ctx) -> Response:
         saved = text_modules.save_module(ctx.db, module, now=ctx.now, **_module_fields(ctx))
     except ActionError as exc:
         ctx.db.rollback()
-        return _modules_page(ctx, 400, str(exc), ctx.db.get(TextModule, wanted)
+        return _modules_page(ctx, 400, error_text(exc), ctx.db.get(TextModule, wanted)
                              if wanted is not None else None)
     ctx.db.commit()
     return ctx.redirect("/text-modules", ok=_("定型文「%(title)s」を保存しました。")
@@ -194,7 +194,7 @@ def signatures_page(ctx: Ctx) -> Response:
                                       ctx.storage.deadlines, ctx.now)
         except ActionError as exc:
             ctx.db.rollback()
-            error, status = str(exc), 400
+            error, status = error_text(exc), 400
         else:
             ctx.db.commit()
             return ctx.redirect("/signatures", ok=_("署名を保存しました。"))

@@ -17,6 +17,7 @@ from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.models import Ticket
 from madoguchi.web import live, queries
 from madoguchi.web.http import Ctx, endpoint, error_page
+from madoguchi.web.i18n import error_text
 from madoguchi.web.i18n import gettext as _
 
 _KEPT = ("support_number", "register_sender", "contact_name")
@@ -58,9 +59,9 @@ def _act(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
     except ActionError as exc:
         ctx.db.rollback()
         if not from_triage:
-            return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
+            return ctx.redirect(f"/tickets/{quote(number)}", error=error_text(exc))
         typed = {t.number: {k: ctx.field(k) for k in _KEPT}}
-        return render(ctx, 400, typed, {t.number: str(exc)})
+        return render(ctx, 400, typed, {t.number: error_text(exc)})
     ctx.db.commit()
     return ctx.redirect("/triage" if from_triage else f"/tickets/{quote(number)}", ok=done)
 
