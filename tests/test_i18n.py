@@ -164,7 +164,7 @@ def _pages(wd: WebDesk) -> dict[str, str]:
 def _japanese_pages(staff: Staff, numbers: dict[str, str]) -> dict[str, str]:
     return {path: staff.get(path).text for path in (
         "/queue", "/queue?status=all", "/triage", f"/tickets/{numbers['mail']}",
-        f"/tickets/{numbers['fax']}", "/me")}
+        f"/tickets/{numbers['fax']}", "/me", "/customers", "/search?q=ログイン")}
 
 
 def test_no_english_word_leaks_into_the_japanese_queue_ticket_and_triage_pages(
@@ -185,10 +185,15 @@ def _data_strings(wd: WebDesk) -> list[str]:
     with wd.desk.factory() as s:
         names = [*s.scalars(select(StaffUser.name)), *s.scalars(select(Customer.company)),
                  *s.scalars(select(Customer.department)), *s.scalars(select(TextModule.title))]
+        # The shipped text modules' lines, as the page shows them (white space folded).
+        names += [" ".join(line.split()) for body in s.scalars(select(TextModule.body))
+                  for line in body.splitlines() if line.strip()]
     # The signature goes to customers as written (Japanese), like the shipped text modules.
     signature = [wd.settings.acknowledgement.from_name, "担当:"]
     return sorted([*names, *signature, *wd.settings.tickets.tag_categories, "受付番号：",
-                   "ログインできません", "FAXでのお問い合わせ（1枚）", "見本 太郎", "本文です。",
+                   "ログインできません", "ログイン", "できません",  # a search term and its hit
+                   "FAXでのお問い合わせ（1枚）", "見本 太郎", "本文です。",
+                   "山田 太郎", "山田", "やまだ",  # examples of what to type: Japanese names, kana
                    "様", "窓口"], key=len, reverse=True)
 
 
@@ -205,7 +210,8 @@ def test_a_user_switched_to_english_sees_the_desk_in_english_and_back(
     assert "Display language changed." in settings_page
     data = _data_strings(sqlite_webdesk)
     for path in ("/queue", "/triage", f"/tickets/{numbers['mail']}",
-                 f"/tickets/{numbers['fax']}"):
+                 f"/tickets/{numbers['fax']}", "/customers", "/search?q=ログイン", "/phone",
+                 "/text-modules"):
         html = agent.get(path).text
         assert '<html lang="en">' in html, path
         text = visible_text(html)
