@@ -64,6 +64,11 @@ def test_every_marked_string_has_an_english_translation_with_the_same_placeholde
             mismatched.append(msgid)
     assert not missing, "run scripts/i18n.sh and translate:\n" + "\n".join(missing)
     assert not fuzzy and not mismatched, (fuzzy, mismatched)
+    # Jinja marks a translation safe (it is the template's own HTML): a quote, "<" or "&"
+    # the Japanese text has not would break the attribute or the element it stands in.
+    unsafe = [m.id for m in catalog if m.id and any(
+        c in str(m.string) and c not in m.id for c in '"<>&')]
+    assert not unsafe, unsafe
     # English text, not Japanese copied across (names in examples are data, and allowed).
     copied = [m.id for m in catalog if m.id and _JAPANESE.search(str(m.string))
               and not re.search(r"山田|やまだ|受付番号|様|11月25日|、", str(m.string))]
@@ -278,3 +283,13 @@ def test_a_refusal_from_the_desk_actions_is_shown_in_the_users_language() -> Non
     finally:
         i18n.set_locale("ja")
     assert i18n.error_text(caught.value) == "件名を入力してください"
+
+
+def test_an_unknown_page_is_refused_in_the_users_language(sqlite_webdesk: WebDesk) -> None:
+    agent = sqlite_webdesk.sign_in("agent")
+    assert "ページが見つかりません。" in agent.get("/no-such-page").text
+    agent.post("/me/locale", {"locale": "en"})
+    missing = agent.get("/no-such-page")
+    assert missing.status_code == 404
+    assert "Page not found." in missing.text and '<html lang="en">' in missing.text
+    assert "Ticket not found." in agent.get("/tickets/T-2026-999999").text
