@@ -14,6 +14,7 @@ from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from madoguchi.ticketing.actions import ActionError, required_text
+from madoguchi.ticketing.contracts import TermsError
 from madoguchi.ticketing.models import Channel, Customer, Flag, StaffUser
 from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.toolkit_models import TextModule
@@ -293,3 +294,15 @@ def test_an_unknown_page_is_refused_in_the_users_language(sqlite_webdesk: WebDes
     assert missing.status_code == 404
     assert "Page not found." in missing.text and '<html lang="en">' in missing.text
     assert "Ticket not found." in agent.get("/tickets/T-2026-999999").text
+
+
+def test_a_contract_refusal_keeps_its_japanese_and_english_and_is_translated() -> None:
+    exc = TermsError("too_long", "department", limit=200)
+    assert exc.japanese == "部署は200文字以内にしてください"
+    assert exc.english == "department is longer than 200 characters"  # the command line's
+    i18n.set_locale("en")
+    try:
+        assert i18n.error_text(ActionError(exc.message, **exc.values)) == (
+            "Department: at most 200 characters")
+    finally:
+        i18n.set_locale("ja")

@@ -60,7 +60,7 @@ def update_contract(contract: Contract, fields: Mapping[str, str], *,
     try:
         details = read_details(fields, products)
     except TermsError as exc:
-        raise ActionError(exc.japanese) from None
+        raise ActionError(exc.message, **exc.values) from None
     return apply_details(contract, details, origin="desk", now=now)
 
 
@@ -69,7 +69,7 @@ def renew_contract(contract: Contract, now: datetime) -> ContractPeriod:
     try:
         return renew(contract, now=now, origin="renewal")
     except TermsError as exc:
-        raise ActionError(exc.japanese) from None
+        raise ActionError(exc.message, **exc.values) from None
 
 
 def update_contact(session: Session, contact: Contact, *, name: str, phone: str, fax: str,

@@ -105,8 +105,8 @@ def _contract_action(ctx: Ctx, act: Callable[[Contract], str | None]) -> Respons
         done = act(contract)
     except (ActionError, TermsError) as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=exc.japanese if isinstance(exc, TermsError)
-                            else error_text(exc))
+        refused = ActionError(exc.message, **exc.values) if isinstance(exc, TermsError) else exc
+        return ctx.redirect(back, error=error_text(refused))
     if done is None:
         return error_page(ctx.state, ctx.request, 404, _("サポート期間が見つかりません。"))
     ctx.db.commit()
