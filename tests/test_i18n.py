@@ -102,7 +102,8 @@ class _Visible(HTMLParser):
     """The text a person sees or hears: text nodes and the attributes read out or shown,
     without scripts and without <code>/<kbd>/.mono (identifiers, keys, numbers)."""
 
-    SPOKEN = ("title", "alt", "placeholder", "aria-label", "data-confirm")
+    SPOKEN = ("title", "alt", "placeholder", "aria-label", "data-confirm", "data-label",
+              "data-macro-label")  # data-label: the card labels at 390 px (CSS attr())
 
     def __init__(self) -> None:
         super().__init__()
@@ -119,7 +120,9 @@ class _Visible(HTMLParser):
         if tag in ("input", "img", "br", "meta", "link", "source") and self._skip \
                 and self._skip[-1] == tag:
             self._skip.pop()  # a void element has no end tag
-        self.parts.extend(v for k, v in attrs if k in self.SPOKEN and v)
+        # data-t-*: what the script will say (base.html)
+        self.parts.extend(v for k, v in attrs
+                          if (k in self.SPOKEN or k.startswith("data-t-")) and v)
         if tag == "input" and values.get("type") in ("submit", "button") and values.get("value"):
             self.parts.append(values["value"] or "")
 
@@ -145,7 +148,8 @@ _ALLOWED = {"Madoguchi", "FAX", "CSV", "PDF", "HTML", "OCR", "QR", "SLA", "TEL",
             # the mail header's name, a reply's subject as mail writes it, a language's own name
             "CC", "Re", "English"}
 _DATA = (re.compile(r"[\w.+-]+@[\w.-]+"),  # e-mail addresses (data)
-         re.compile(r"\b[A-Z]-\d{4}-\d+\b"))  # ticket numbers
+         re.compile(r"\b[A-Z]-\d{4}-\d+\b"),  # ticket numbers
+         re.compile(r"%\(\w+\)s"))  # the values the script fills in (data-t-*)
 
 
 def english_words(text: str) -> list[str]:
