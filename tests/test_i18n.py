@@ -310,3 +310,19 @@ def test_a_contract_refusal_keeps_its_japanese_and_english_and_is_translated() -
             "Department: at most 200 characters")
     finally:
         i18n.set_locale("ja")
+
+
+def test_a_bulk_action_and_its_refusals_in_english(sqlite_webdesk: WebDesk) -> None:
+    due = datetime.now(UTC) + timedelta(days=1)
+    numbers = [make_ticket(sqlite_webdesk.desk, due=due) for _ in range(2)]
+    merged = make_ticket(sqlite_webdesk.desk, due=due)
+    agent = sqlite_webdesk.sign_in("agent")
+    agent.post(f"/tickets/{merged}/merge", {"target": numbers[0]})
+    agent.post("/me/locale", {"locale": "en"})
+    agent.client.post("/queue/bulk", data={"csrf": agent.csrf, "action": "close",
+                                           "ticket": [*numbers, merged, "T-2026-999999"]})
+    page = agent.get("/queue").text
+    assert "Closed 2 ticket(s)." in page
+    assert (f"2 ticket(s) could not be changed: {merged} (This ticket has been merged. "
+            "Please work on the ticket it was merged into), T-2026-999999 (Ticket not found)"
+            ) in page

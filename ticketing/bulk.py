@@ -29,6 +29,8 @@ MAX_TICKETS = 500
 class BulkResult:
     done: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (number, why)
+    # The refusal itself by ticket number, for a caller that words it in another language.
+    reasons: dict[str, ActionError] = field(default_factory=dict)
 
 
 def _each(session: Session, numbers: Sequence[str], act: Callable[[Ticket], None]
@@ -50,6 +52,7 @@ def _each(session: Session, numbers: Sequence[str], act: Callable[[Ticket], None
         except ActionError as exc:
             session.expire(ticket)
             result.refused.append((ticket.number, str(exc)))
+            result.reasons[ticket.number] = exc
             continue
         result.done.append(ticket.number)
     return result

@@ -97,8 +97,9 @@ def _back(ctx: Ctx) -> str:
 
 def _summary(verb: str, result: bulk.BulkResult) -> tuple[str | None, str | None]:
     ok = verb % {"n": len(result.done)} if result.done else None
-    refused = _("、").join(_("%(number)s（%(why)s）") % {"number": n, "why": _(why)}
-                          for n, why in result.refused[:10])
+    refused = _("、").join(_("%(number)s（%(why)s）") % {
+        "number": n, "why": error_text(result.reasons[n]) if n in result.reasons else _(why)}
+        for n, why in result.refused[:10])
     more = _(" ほか%(n)s件") % {"n": len(result.refused) - 10} if len(result.refused) > 10 else ""
     error = _("%(n)s件は変更できませんでした: %(refused)s%(more)s") % {
         "n": len(result.refused), "refused": refused, "more": more} if result.refused else None
