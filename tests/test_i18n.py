@@ -32,20 +32,22 @@ _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff01-\uff5e]")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
-def _extracted() -> dict[str, list[str]]:
-    """Every msgid in the web desk's templates and Python (as scripts/i18n.sh extracts)."""
-    found: dict[str, list[str]] = {}
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+def _extracted() -> dict[tuple[str, str | None], list[str]]:
+    """Every (msgid, context) in the web desk's templates and Python (as scripts/i18n.sh
+    extracts them)."""
+    found: dict[tuple[str, str | None], list[str]] = {}
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None,
+                "pgettext": ((1, "c"), 2)}
     sources = (
         (ROOT / "web", [("templates/**.html", "jinja2"), ("**.py", "python")],
          {"templates/**.html": {"trim_blocks": "True", "lstrip_blocks": "True"}}),
         (ROOT / "ticketing", [("**.py", "python")], {}),
     )
     for folder, method_map, options in sources:
-        for filename, lineno, message, _comments, _context in extract_from_dir(
+        for filename, lineno, message, _comments, context in extract_from_dir(
                 folder, method_map, options, keywords=keywords):
             msgid = message if isinstance(message, str) else message[0]
-            found.setdefault(msgid, []).append(f"{folder.name}/{filename}:{lineno}")
+            found.setdefault((msgid, context), []).append(f"{folder.name}/{filename}:{lineno}")
     return found
 
 
@@ -55,8 +57,8 @@ def test_every_marked_string_has_an_english_translation_with_the_same_placeholde
     extracted = _extracted()
     assert len(extracted) > 400  # the extractor saw the templates, not an empty folder
     missing, fuzzy, mismatched = [], [], []
-    for msgid, where in extracted.items():
-        entry = catalog.get(msgid)
+    for (msgid, context), where in extracted.items():
+        entry = catalog.get(msgid, context=context)
         if entry is None or not entry.string:
             missing.append(f"{msgid!r} ({where[0]})")
         elif entry.fuzzy:

@@ -73,6 +73,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_current.get()).ngettext(singular, plural, n)
 
 
+def pgettext(context: str, message: str) -> str:
+    """A message whose English depends on where it stands (the same Japanese, two uses)."""
+    return translations(_current.get()).pgettext(context, message)
+
+
 _ = gettext
 
 

@@ -136,7 +136,7 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     )
     # New-style gettext: _("…%(name)s", name=v) escapes v; the language is the request's.
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        i18n.gettext, i18n.ngettext, newstyle=True)
+        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)
     env.filters["moment"] = partial(_moment, tz=tz)
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
