@@ -32,6 +32,7 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.rules.conversation import Event, State, chosen_state
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.ticket_number import normalise
 
 MAX_TEXT = 20_000
@@ -40,21 +41,30 @@ COMMAND_LINE = "madoguchi（コマンドライン）"
 
 
 class ActionError(Exception):
-    """A request staff must correct; the message is shown to them as it is."""
+    """A request staff must correct; ``str()`` is the Japanese message shown as it is.
+
+    ``ActionError(N_("%(what)sを入力してください"), what=N_("件名"))`` keeps the marked
+    message and its values apart too (``message``, ``params``): the web desk shows it in
+    the user's language (``web.i18n.error_text``)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 def required_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
     value = value.replace("\r\n", "\n").strip()
     if not value:
-        raise ActionError(f"{what}を入力してください")
+        raise ActionError(N_("%(what)sを入力してください"), what=what)
     if len(value) > limit:
-        raise ActionError(f"{what}は{limit}文字以内にしてください")
+        raise ActionError(N_("%(what)sは%(limit)s文字以内にしてください"), what=what, limit=limit)
     return value
 
 
 def ensure_workable(ticket: Ticket) -> None:
     if ticket.merged_into_id is not None:
-        raise ActionError("このチケットは統合済みです。統合先のチケットで対応してください")
+        raise ActionError(N_("このチケットは統合済みです。統合先のチケットで対応してください"))
 
 
 def mark_first_response(ticket: Ticket, now: datetime) -> None:
@@ -112,7 +122,7 @@ def add_note(session: Session, ticket: Ticket, user: StaffUser | None, text: str
              now: datetime) -> Message:
     """An internal note: staff only, never sent, does not count as a response."""
     ensure_workable(ticket)
-    return record_note(session, ticket, user, required_text(text, "メモ"), now)
+    return record_note(session, ticket, user, required_text(text, N_("メモ")), now)
 
 
 def set_status(ticket: Ticket, status: str, now: datetime, *, by: StaffUser | None = None,
@@ -125,9 +135,9 @@ def set_status(ticket: Ticket, status: str, now: datetime, *, by: StaffUser | No
     ensure_workable(ticket)
     chosen = chosen_state(status)
     if chosen is None:
-        raise ActionError("ステータスが正しくありません")
+        raise ActionError(N_("ステータスが正しくありません"))
     if pending_until is not None and chosen is State.PENDING and pending_until <= now:
-        raise ActionError("保留の再通知日時は、これから先の日時にしてください")
+        raise ActionError(N_("保留の再通知日時は、これから先の日時にしてください"))
     session = object_session(ticket)
     assert session is not None, "a stored ticket"
     conversation.move(session, ticket, Event.STAFF_CHOSE, _by(by), now, chosen=chosen,
@@ -141,7 +151,7 @@ def find_assignee(session: Session, assignee: str) -> StaffUser | None:
     staff_id = parse_id(assignee)
     user = session.get(StaffUser, staff_id) if staff_id is not None else None
     if user is None or not user.active:
-        raise ActionError("担当者が見つかりません")
+        raise ActionError(N_("担当者が見つかりません"))
     return user
 
 
@@ -177,11 +187,12 @@ def merge(session: Session, source: Ticket, target_number: str, user: StaffUser 
     target = ticket_by_number(session, written, follow_merges=False)
     if target is None:
         shown = normalise(written) or written[:40] or "(空)"
-        raise ActionError(f"チケット {shown} が見つかりません")
+        raise ActionError(N_("チケット %(shown)s が見つかりません"), shown=shown)
     if target.id == source.id:
-        raise ActionError("同じチケットには統合できません")
+        raise ActionError(N_("同じチケットには統合できません"))
     if target.merged_into_id is not None:
-        raise ActionError(f"{target.number} はすでに別のチケットに統合されています")
+        raise ActionError(N_("%(number)s はすでに別のチケットに統合されています"),
+                          number=target.number)
     session.execute(
         update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id)
         .execution_options(synchronize_session=False)

@@ -19,6 +19,7 @@ from madoguchi.ticketing import actions
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import StaffUser, Ticket, TicketStatus
+from madoguchi.ticketing.rules.marks import N_
 
 # A page of the queue holds at most 500 tickets (web.page_size).
 MAX_TICKETS = 500
@@ -28,20 +29,22 @@ MAX_TICKETS = 500
 class BulkResult:
     done: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (number, why)
+    # The refusal itself by ticket number, for a caller that words it in another language.
+    reasons: dict[str, ActionError] = field(default_factory=dict)
 
 
 def _each(session: Session, numbers: Sequence[str], act: Callable[[Ticket], None]
           ) -> BulkResult:
     wanted = list(dict.fromkeys(n.strip() for n in numbers if n.strip()))
     if not wanted:
-        raise ActionError("チケットを選んでください")
+        raise ActionError(N_("チケットを選んでください"))
     if len(wanted) > MAX_TICKETS:
-        raise ActionError(f"一度に操作できるのは{MAX_TICKETS}件までです")
+        raise ActionError(N_("一度に操作できるのは%(n)s件までです"), n=MAX_TICKETS)
     result = BulkResult()
     for number in wanted:
         ticket = ticket_by_number(session, number, follow_merges=False)
         if ticket is None:
-            result.refused.append((number[:40], "チケットが見つかりません"))
+            result.refused.append((number[:40], N_("チケットが見つかりません")))
             continue
         try:
             with session.begin_nested():
@@ -49,6 +52,7 @@ def _each(session: Session, numbers: Sequence[str], act: Callable[[Ticket], None
         except ActionError as exc:
             session.expire(ticket)
             result.refused.append((ticket.number, str(exc)))
+            result.reasons[ticket.number] = exc
             continue
         result.done.append(ticket.number)
     return result
@@ -68,7 +72,7 @@ def _assign_one(session: Session, ticket: Ticket, assignee: str) -> None:
 def set_status(session: Session, numbers: Sequence[str], status: str,
                now: datetime) -> BulkResult:
     if status not in {s.value for s in TicketStatus}:
-        raise ActionError("ステータスが正しくありません")
+        raise ActionError(N_("ステータスが正しくありません"))
     return _each(session, numbers, lambda t: actions.set_status(t, status, now))
 
 
@@ -80,10 +84,11 @@ def merge(session: Session, numbers: Sequence[str], target: str, user: StaffUser
           now: datetime) -> BulkResult:
     """Merge each ticket into the one numbered ``target`` (which may be among them: skipped)."""
     if not target.strip():
-        raise ActionError("統合先のチケット番号を入力してください")
+        raise ActionError(N_("統合先のチケット番号を入力してください"))
     into = ticket_by_number(session, target.strip(), follow_merges=False)
     if into is None:
-        raise ActionError(f"統合先のチケット {target.strip()[:40]} が見つかりません")
+        raise ActionError(N_("統合先のチケット %(number)s が見つかりません"),
+                          number=target.strip()[:40])
     others = [n for n in numbers if n.strip() != into.number]
     return _each(session, others, lambda t: _merge_one(session, t, target, user, now))
 

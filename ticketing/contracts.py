@@ -20,6 +20,7 @@ from typing import Any
 
 from madoguchi.ticketing.models import Contract, ContractPeriod
 from madoguchi.ticketing.products import Products
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.rules.periods import (
     AUTO_RENEWING,
     PLAN_START,
@@ -41,48 +42,54 @@ DATE_FIELDS = ("ordered_on", "purchased_on", "notified_on", "cancelled_on", "per
 TEXT_FIELDS = {"contract_code": 100, "department": 200, "address": 400, "environment": 4000,
                "server_os": 200, "web_server": 200, "version": 200, "product": 200}
 LABELS = {
-    "product": "製品", "plan": "プラン", "ordered_on": "注文受付日",
-    "purchased_on": "初回ライセンス購入日", "notified_on": "ご利用開始の通知日",
-    "cancelled_on": "解約日", "period_start": "サポート開始日", "period_end": "サポート終了日",
-    "contract_code": "契約コード", "department": "部署", "address": "住所",
-    "environment": "環境", "server_os": "サーバーOS", "web_server": "Webサーバー",
-    "version": "バージョン", "users": "登録ユーザー数", "sla_override": "契約の対応条件",
+    "product": N_("製品"), "plan": N_("プラン"), "ordered_on": N_("注文受付日"),
+    "purchased_on": N_("初回ライセンス購入日"), "notified_on": N_("ご利用開始の通知日"),
+    "cancelled_on": N_("解約日"), "period_start": N_("サポート開始日"),
+    "period_end": N_("サポート終了日"), "contract_code": N_("契約コード"),
+    "department": N_("部署"), "address": N_("住所"), "environment": N_("環境"),
+    "server_os": N_("サーバーOS"), "web_server": N_("Webサーバー"),
+    "version": N_("バージョン"), "users": N_("登録ユーザー数"),
+    "sla_override": N_("契約の対応条件"),
 }
 _MESSAGES: dict[str, tuple[str, str]] = {
-    # code: (English, Japanese); {field}/{label} and the error's own values fill them.
+    # code: (English for the command line, str.format; Japanese for the desk, %-style and
+    # marked for the web desk's catalogue); field, label and the error's own values fill them.
     "bad_date": ("{field} {value!r} is not a date (YYYY-MM-DD)",
-                 "{label}は YYYY-MM-DD の形で入力してください"),
+                 N_("%(label)sは YYYY-MM-DD の形で入力してください")),
     "half_period": ("give both period_start and period_end, or neither",
-                    "サポート開始日と終了日は両方入力するか、両方空にしてください"),
+                    N_("サポート開始日と終了日は両方入力するか、両方空にしてください")),
     "end_before_start": ("period_end {end} is before period_start {start}",
-                         "サポート終了日は開始日より後にしてください"),
+                         N_("サポート終了日は開始日より後にしてください")),
     "unknown_plan": ("plan {value!r} is not one of {known}",
-                     "プラン「{value}」は {known} のいずれかにしてください"),
+                     N_("プラン「%(value)s」は %(known)s のいずれかにしてください")),
     "needs": ("plan {plan} needs {field} (or period_start and period_end)",
-              "プラン {plan} には{label}（または証書のサポート開始日・終了日）が必要です"),
+              N_("プラン %(plan)s には%(label)s（または証書のサポート開始日・終了日）が必要です")),
     "certificate_needs": ("plan certificate needs period_start and period_end",
-                          "証書の期間（サポート開始日・終了日）を入力してください"),
-    "not_used": ("{field} is not used by plan {plan}", "{label}はプラン {plan} では使いません"),
-    "cancel_before": ("cancelled_on is before the notice", "解約日は通知日より後にしてください"),
+                          N_("証書の期間（サポート開始日・終了日）を入力してください")),
+    "not_used": ("{field} is not used by plan {plan}",
+                 N_("%(label)sはプラン %(plan)s では使いません")),
+    "cancel_before": ("cancelled_on is before the notice",
+                      N_("解約日は通知日より後にしてください")),
     "bad_users": ("users {value!r} is not a whole number",
-                  "登録ユーザー数は0以上の整数にしてください"),
+                  N_("登録ユーザー数は0以上の整数にしてください")),
     "bad_override": ("sla_override: {detail}",
-                     "契約の対応条件（JSON）が正しくありません: {detail}"),
+                     N_("契約の対応条件（JSON）が正しくありません: %(detail)s")),
     "unknown_product": ("product {value!r} is not configured (known: {known})",
-                        "製品「{value}」は設定されていません（{known}）"),
+                        N_("製品「%(value)s」は設定されていません（%(known)s）")),
     "plan_not_offered": ("plan {plan} is not offered for {value}",
-                         "製品 {value} にはプラン {plan} はありません"),
+                         N_("製品 %(value)s にはプラン %(plan)s はありません")),
     "too_long": ("{field} is longer than {limit} characters",
-                 "{label}は{limit}文字以内にしてください"),
+                 N_("%(label)sは%(limit)s文字以内にしてください")),
     "auto_renewing": ("plan {plan} renews by itself each period until cancelled_on",
-                      "プラン {plan} は解約日まで自動で更新されます"),
+                      N_("プラン %(plan)s は解約日まで自動で更新されます")),
     "trial_not_renewed": ("a cloud_trial is not renewed: import the paid plan instead",
-                          "無料トライアルは更新できません。有償プランを登録してください"),
+                          N_("無料トライアルは更新できません。有償プランを登録してください")),
     "cancelled": ("cancelled on {value}: no period after it",
-                  "{value} に解約されているため、次の期間はありません"),
-    "no_period": ("the contract has no period to renew from", "更新元のサポート期間がありません"),
+                  N_("%(value)s に解約されているため、次の期間はありません")),
+    "no_period": ("the contract has no period to renew from",
+                  N_("更新元のサポート期間がありません")),
     "last_period": ("a contract keeps at least one period",
-                    "最後のサポート期間は削除できません"),
+                    N_("最後のサポート期間は削除できません")),
 }
 
 
@@ -93,18 +100,22 @@ class TermsError(ValueError):
         self.code, self.field, self.params = code, field, params
         super().__init__(self.english)
 
-    def _say(self, index: int) -> str:
-        values = {"field": self.field, "label": LABELS.get(self.field, self.field),
-                  **self.params}
-        return _MESSAGES[self.code][index].format(**values)
+    @property
+    def values(self) -> dict[str, object]:
+        return {"field": self.field, "label": LABELS.get(self.field, self.field), **self.params}
+
+    @property
+    def message(self) -> str:
+        """The Japanese message before its values (``%(label)s``…), for translating."""
+        return _MESSAGES[self.code][1]
 
     @property
     def english(self) -> str:
-        return self._say(0)
+        return _MESSAGES[self.code][0].format(**self.values)
 
     @property
     def japanese(self) -> str:
-        return self._say(1)
+        return self.message % self.values
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,19 @@ from madoguchi.ticketing.history import record
 from madoguchi.ticketing.japanese import format_moment_ja
 from madoguchi.ticketing.models import Contract, StaffUser, Ticket
 from madoguchi.ticketing.rules.conversation import Event, State, next_state, open_deadline
+from madoguchi.ticketing.rules.marks import N_
 
 __all__ = ["STATE_LABELS", "move", "refresh_due"]
 
 _JAPAN = ZoneInfo("Asia/Tokyo")
 STATE_LABELS = {
-    State.NEW: "新規",
-    State.OPEN: "対応中",
-    State.WAITING: "回答済・返信待ち",
-    State.PENDING: "保留",
-    State.CUSTOMER_REPLIED: "お客様から返信あり",
-    State.SOLVED: "解決済",
-    State.CLOSED: "完了",
+    State.NEW: N_("新規"),
+    State.OPEN: N_("対応中"),
+    State.WAITING: N_("回答済・返信待ち"),
+    State.PENDING: N_("保留"),
+    State.CUSTOMER_REPLIED: N_("お客様から返信あり"),
+    State.SOLVED: N_("解決済"),
+    State.CLOSED: N_("完了"),
 }
 
 

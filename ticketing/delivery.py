@@ -46,6 +46,7 @@ from madoguchi.ticketing.rules.delivery import (
     DeliveryState,
     delivery_state,
 )
+from madoguchi.ticketing.rules.marks import N_
 
 log = logging.getLogger("madoguchi.delivery")
 
@@ -132,7 +133,8 @@ def parse_state(value: str) -> DeliveryState | None:
         return DeliveryState(value)
     except ValueError:
         names = ", ".join(s.value for s in DeliveryState)
-        raise ActionError(f"送信状態 {value!r} はありません（{names}）") from None
+        raise ActionError(N_("送信状態 %(value)s はありません（%(names)s）"),
+                          value=repr(value), names=names) from None
 
 
 def ticket_deliveries(session: Session, ticket_id: int) -> list[Delivery]:
@@ -178,7 +180,7 @@ class Outcome:
 
 def _rows(session: Session, ids: Sequence[int]) -> dict[int, OutboxMessage]:
     if not ids:
-        raise ActionError("送信IDを指定してください")
+        raise ActionError(N_("送信IDを指定してください"))
     rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(list(ids)))
                            .with_for_update())
     return {r.id: r for r in rows}
@@ -312,10 +314,10 @@ def refresh_undelivered(session: Session, ticket_id: int) -> bool:
 
 
 _JA = {
-    DeliveryState.QUEUED: "送信待ち", DeliveryState.SENDING: "送信中",
-    DeliveryState.SENT: "送信済み", DeliveryState.RETRYING: "再試行待ち",
-    DeliveryState.FAILED: "送信失敗", DeliveryState.UNKNOWN: "送信結果不明",
-    DeliveryState.BOUNCED: "不達", DeliveryState.CANCELLED: "取り消し済み",
+    DeliveryState.QUEUED: N_("送信待ち"), DeliveryState.SENDING: N_("送信中"),
+    DeliveryState.SENT: N_("送信済み"), DeliveryState.RETRYING: N_("再試行待ち"),
+    DeliveryState.FAILED: N_("送信失敗"), DeliveryState.UNKNOWN: N_("送信結果不明"),
+    DeliveryState.BOUNCED: N_("不達"), DeliveryState.CANCELLED: N_("取り消し済み"),
 }
 # The states in the desk's words (the web desk shows these).
 STATE_LABELS = {s.value: label for s, label in _JA.items()}

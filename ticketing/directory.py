@@ -17,6 +17,7 @@ from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.contracts import TermsError, apply_details, read_details, renew
 from madoguchi.ticketing.models import Contact, ContactEmail, Contract, ContractPeriod, Customer
 from madoguchi.ticketing.products import Products
+from madoguchi.ticketing.rules.marks import N_
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 MAX_EMAIL = 320
@@ -30,23 +31,23 @@ def valid_email(address: str) -> bool:
 def _field(value: str, what: str, limit: int, required: bool = False) -> str:
     value = " ".join(value.split()) if "\n" not in value else value.strip()
     if required and not value:
-        raise ActionError(f"{what}を入力してください")
+        raise ActionError(N_("%(what)sを入力してください"), what=what)
     if len(value) > limit:
-        raise ActionError(f"{what}は{limit}文字以内にしてください")
+        raise ActionError(N_("%(what)sは%(limit)s文字以内にしてください"), what=what, limit=limit)
     return value
 
 
 def update_customer(session: Session, customer: Customer, *, company: str, department: str,
                     address: str) -> None:
-    company = _field(company, "会社名", 200, required=True)
+    company = _field(company, N_("会社名"), 200, required=True)
     clash = session.scalar(
         select(Customer.id).where(Customer.company == company, Customer.id != customer.id)
     )
     if clash is not None:
-        raise ActionError(f"会社名「{company}」は別の顧客で使われています")
+        raise ActionError(N_("会社名「%(company)s」は別の顧客で使われています"), company=company)
     customer.company = company
-    customer.department = _field(department, "部署", 200)
-    customer.address = _field(address, "住所", 400)
+    customer.department = _field(department, N_("部署"), 200)
+    customer.address = _field(address, N_("住所"), 400)
 
 
 def update_contract(contract: Contract, fields: Mapping[str, str], *,
@@ -59,7 +60,7 @@ def update_contract(contract: Contract, fields: Mapping[str, str], *,
     try:
         details = read_details(fields, products)
     except TermsError as exc:
-        raise ActionError(exc.japanese) from None
+        raise ActionError(exc.message, **exc.values) from None
     return apply_details(contract, details, origin="desk", now=now)
 
 
@@ -68,7 +69,7 @@ def renew_contract(contract: Contract, now: datetime) -> ContractPeriod:
     try:
         return renew(contract, now=now, origin="renewal")
     except TermsError as exc:
-        raise ActionError(exc.japanese) from None
+        raise ActionError(exc.message, **exc.values) from None
 
 
 def update_contact(session: Session, contact: Contact, *, name: str, phone: str, fax: str,
@@ -78,10 +79,11 @@ def update_contact(session: Session, contact: Contact, *, name: str, phone: str,
     addresses = list(dict.fromkeys(e.strip().lower() for e in emails.split() if e.strip()))
     bad = [a for a in addresses if not valid_email(a) or len(a) > MAX_EMAIL]
     if bad:
-        raise ActionError(f"メールアドレスが正しくありません: {', '.join(bad[:3])}")
-    contact.name = _field(name, "氏名", 200, required=True)
-    contact.phone = _field(phone, "電話番号", 50)
-    contact.fax = _field(fax, "FAX番号", 50)
+        raise ActionError(N_("メールアドレスが正しくありません: %(addresses)s"),
+                          addresses=', '.join(bad[:3]))
+    contact.name = _field(name, N_("氏名"), 200, required=True)
+    contact.phone = _field(phone, N_("電話番号"), 50)
+    contact.fax = _field(fax, N_("FAX番号"), 50)
     keep = [e for e in contact.emails if e.email in addresses]
     have = {e.email for e in keep}
     contact.emails = keep + [ContactEmail(email=a) for a in addresses if a not in have]

@@ -106,6 +106,8 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role, "staff_role"))
     active: Mapped[bool] = mapped_column(default=True)
+    # The web desk's language for this person ("ja", "en"; web.i18n.LOCALES).
+    locale: Mapped[str] = mapped_column(String(8), default="ja", server_default="ja")
 
 
 class Customer(Base):

@@ -44,10 +44,11 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.ticketing.rules.entitlement import decide_entitlement
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.toolkit_models import PhoneCall
 from madoguchi.ticketing.triage import apply_entitlement
 
-DIRECTIONS = {"in": "着信（お客様から）", "out": "発信（当方から）"}
+DIRECTIONS = {"in": N_("着信（お客様から）"), "out": N_("発信（当方から）")}
 MAX_CALLERS = 20
 MAX_DURATION_MINUTES = 600
 
@@ -107,22 +108,22 @@ class Call:
 
 def _read(call: Call) -> tuple[str, str, str, int | None, str]:
     if call.direction not in DIRECTIONS:
-        raise ActionError("着信か発信かを選んでください")
+        raise ActionError(N_("着信か発信かを選んでください"))
     number = " ".join(unicodedata.normalize("NFKC", call.number).split())[:50]
     if number and len(_digits(number)) < 3:
-        raise ActionError("電話番号が正しくありません（数字とハイフンで入力してください）")
+        raise ActionError(N_("電話番号が正しくありません（数字とハイフンで入力してください）"))
     seconds: int | None = None
     minutes = unicodedata.normalize("NFKC", call.minutes).strip()
     if minutes:
         try:
             value = float(minutes)
         except ValueError:
-            raise ActionError("通話時間は分で入力してください（例: 5）") from None
+            raise ActionError(N_("通話時間は分で入力してください（例: 5）")) from None
         if not 0 <= value <= MAX_DURATION_MINUTES:
-            raise ActionError(f"通話時間は0〜{MAX_DURATION_MINUTES}分で入力してください")
+            raise ActionError(N_("通話時間は0〜%(n)s分で入力してください"), n=MAX_DURATION_MINUTES)
         seconds = round(value * 60)
     party = " ".join(call.party.split())[:200]
-    return call.direction, party, number, seconds, required_text(call.summary, "通話内容")
+    return call.direction, party, number, seconds, required_text(call.summary, N_("通話内容"))
 
 
 def _record(session: Session, ticket: Ticket, user: StaffUser | None, call: Call,
@@ -166,12 +167,12 @@ def open_from_call(session: Session, *, contact_id: int, contract_id: int | None
     """A new ticket for a caller's new problem, on the contract staff chose."""
     contact = session.get(Contact, contact_id)
     if contact is None:
-        raise ActionError("お客様（窓口担当者）が見つかりません")
+        raise ActionError(N_("お客様（窓口担当者）が見つかりません"))
     contract = session.get(Contract, contract_id) if contract_id is not None else None
     if contract_id is not None and (contract is None or
                                     contract.customer_id != contact.customer_id):
-        raise ActionError("契約を選び直してください（この会社の契約ではありません）")
-    subject = " ".join(required_text(subject, "件名", 200).split())
+        raise ActionError(N_("契約を選び直してください（この会社の契約ではありません）"))
+    subject = " ".join(required_text(subject, N_("件名"), 200).split())
     ticket = Ticket(number=store.next_ticket_number(session, settings.threading.ticket_prefix,
                                                     now.astimezone(settings.tz).year),
                     status=TicketStatus.OPEN, channel=Channel.PHONE, subject=subject,

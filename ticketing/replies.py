@@ -56,6 +56,7 @@ from madoguchi.ticketing.models import (
 from madoguchi.ticketing.outbox import enqueue
 from madoguchi.ticketing.pdf import JAPANESE_FONT, PAGE_H_MM, PAGE_W_MM, register_fonts
 from madoguchi.ticketing.products import Products
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.signatures import check_shown, signature_for
 from madoguchi.ticketing.text_modules import apply_macro
 from madoguchi.ticketing.ticket_number import tag as subject_tag
@@ -95,13 +96,14 @@ def sender(settings: Settings, product: str | None) -> tuple[str, str]:
 
 def parse_recipients(value: str, what: str) -> list[Address]:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ActionError(f"{what}に改行などの制御文字は使えません")
+        raise ActionError(N_("%(what)sに改行などの制御文字は使えません"), what=what)
     found = [(n, a) for n, a in getaddresses([value]) if a]
     if len(found) > MAX_RECIPIENTS:
-        raise ActionError(f"{what}は{MAX_RECIPIENTS}件までです")
+        raise ActionError(N_("%(what)sは%(n)s件までです"), what=what, n=MAX_RECIPIENTS)
     bad = [a for _n, a in found if not usable_address(a)]
     if bad:
-        raise ActionError(f"{what}のメールアドレスが正しくありません: {', '.join(bad[:3])}")
+        raise ActionError(N_("%(what)sのメールアドレスが正しくありません: %(addresses)s"),
+                          what=what, addresses=', '.join(bad[:3]))
     return [Address(display_name=one_line(n, 100), addr_spec=a) for n, a in found]
 
 
@@ -161,12 +163,12 @@ def send_mail_reply(session: Session, ticket: Ticket, original: Message | None,
     sign = signature_for(session, ticket, user, settings, deadlines)
     check_shown(reply.signature, sign)
     if not _IDEMPOTENCY.match(reply.idempotency_key):
-        raise ActionError("フォームが古くなっています。ページを開き直してください")
-    to = parse_recipients(reply.to, "宛先")
+        raise ActionError(N_("フォームが古くなっています。ページを開き直してください"))
+    to = parse_recipients(reply.to, N_("宛先"))
     if not to:
-        raise ActionError("宛先を入力してください")
+        raise ActionError(N_("宛先を入力してください"))
     cc = parse_recipients(reply.cc, "CC")
-    body = required_text(reply.body, "本文")
+    body = required_text(reply.body, N_("本文"))
     mail = build_reply(ticket, original, settings, user, to=to, cc=cc, body=body,
                        include_quote=reply.include_quote, now=now, signature=sign)
     queued = enqueue(session, kind=REPLY_KIND,
@@ -297,8 +299,8 @@ def send_fax_reply(session: Session, ticket: Ticket, user: StaffUser, reply: Fax
     ensure_workable(ticket)
     number = " ".join(reply.fax_number.split())
     if not _FAX_NUMBER.match(number) or sum(ch.isdigit() for ch in number) < 6:
-        raise ActionError("FAX番号が正しくありません（数字とハイフンで入力してください）")
-    body = required_text(reply.body, "本文")
+        raise ActionError(N_("FAX番号が正しくありません（数字とハイフンで入力してください）"))
+    body = required_text(reply.body, N_("本文"))
     to_name = one_line(reply.to_name, 100)
     pdf = fax_pdf(ticket, settings, user, to_name=to_name, fax_number=number, body=body,
                   now=now)

@@ -25,6 +25,7 @@ from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.draft_models import ReplyDraft
 from madoguchi.ticketing.models import Direction, Message, OutboxMessage, StaffUser, Ticket
 from madoguchi.ticketing.replies import REPLY_KIND, MailReply, send_mail_reply
+from madoguchi.ticketing.rules.marks import N_
 
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 RESEND_WINDOW = timedelta(minutes=30)
@@ -35,7 +36,7 @@ class DraftSent(ActionError):
     """The draft was sent already; ``message_id`` is the reply it became."""
 
     def __init__(self, message_id: int | None) -> None:
-        super().__init__("この下書きは送信済みです")
+        super().__init__(N_("この下書きは送信済みです"))
         self.message_id = message_id
 
 
@@ -55,7 +56,7 @@ def open_draft(session: Session, ticket_id: int, staff_id: int) -> ReplyDraft | 
 
 def _checked_token(token: str) -> str:
     if not _TOKEN.match(token):
-        raise ActionError("フォームが古くなっています。ページを開き直してください")
+        raise ActionError(N_("フォームが古くなっています。ページを開き直してください"))
     return token
 
 
@@ -76,10 +77,10 @@ def save_draft(session: Session, ticket: Ticket, user: StaffUser, token: str,
     """Keep what the agent typed; DraftSent when that draft went out already."""
     _checked_token(token)
     if len(text.body) > MAX_TEXT or len(text.to) + len(text.cc) > _MAX_ADDRESSES:
-        raise ActionError(f"本文は{MAX_TEXT}文字までです")
+        raise ActionError(N_("本文は%(n)s文字までです"), n=MAX_TEXT)
     draft = _by_token(session, token)
     if draft is not None and (draft.ticket_id != ticket.id or draft.staff_id != user.id):
-        raise ActionError("この下書きは別のチケットまたは担当者のものです")
+        raise ActionError(N_("この下書きは別のチケットまたは担当者のものです"))
     if draft is not None and draft.sent_at is not None:
         raise DraftSent(draft.sent_message_id)
     if draft is None:
@@ -142,7 +143,7 @@ def send_reply(session: Session, ticket: Ticket, original: Message | None, user:
     if message is None:  # the outbox has this form's reply (sent before drafts were kept)
         found = _queued_reply(session, ticket, token)
         if found is None:
-            raise ActionError("この返信は送信済みです（二重送信は行いません）")
+            raise ActionError(N_("この返信は送信済みです（二重送信は行いません）"))
         return SentReply(found, new=False)
     session.flush()
     draft = _by_token(session, token)

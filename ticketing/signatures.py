@@ -20,6 +20,7 @@ from madoguchi.ticketing.actions import ActionError, required_text
 from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.models import StaffUser, Ticket
 from madoguchi.ticketing.products import Product
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.rules.placeholders import fill
 from madoguchi.ticketing.text_modules import check_placeholders, facts_for
 from madoguchi.ticketing.toolkit_models import Signature
@@ -55,8 +56,8 @@ def check_shown(shown: str | None, current: str) -> None:
     if shown is None:
         return  # not from a form (the command line): the current one is the one sent
     if shown.replace("\r\n", "\n").strip() != current.strip():
-        raise ActionError("署名が更新されました。"
-                          "表示された署名を確認して、もう一度送信してください")
+        raise ActionError(N_("署名が更新されました。"
+                             "表示された署名を確認して、もう一度送信してください"))
 
 
 def _products(deadlines: Deadlines) -> tuple[Product, ...]:
@@ -81,8 +82,8 @@ def save_signature(session: Session, product: str, text: str, deadlines: Deadlin
                    now: datetime) -> None:
     names = {p.name for p in _products(deadlines)}
     if product not in names:
-        raise ActionError(f"製品 {product} は設定にありません")
-    text = required_text(text, "署名", 2000)
+        raise ActionError(N_("製品 %(product)s は設定にありません"), product=product)
+    text = required_text(text, N_("署名"), 2000)
     check_placeholders(text)
     row = session.get(Signature, product)
     if row is None:

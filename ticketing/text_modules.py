@@ -19,6 +19,7 @@ from madoguchi.ticketing import actions
 from madoguchi.ticketing.actions import ActionError, required_text
 from madoguchi.ticketing.japanese import format_moment_ja
 from madoguchi.ticketing.models import StaffUser, Ticket, TicketStatus
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.rules.placeholders import (
     PLACEHOLDERS,
     PlaceholderFacts,
@@ -68,7 +69,7 @@ DEFAULTS: tuple[tuple[str, str, str, str], ...] = (
      "ご不明な点がございましたら、お気軽にお問い合わせください。" + _CLOSING,
      "", ""),
 )
-MACRO_ASSIGNEES = {"": "変更しない", "me": "送信した担当者", "none": "未割当に戻す"}
+MACRO_ASSIGNEES = {"": N_("変更しない"), "me": N_("送信した担当者"), "none": N_("未割当に戻す")}
 
 
 @dataclass(frozen=True)
@@ -112,23 +113,24 @@ def filled_modules(session: Session, ticket: Ticket, user: StaffUser, product: s
 def check_placeholders(text: str) -> None:
     unknown = unknown_placeholders(text)
     if unknown:
-        raise ActionError("使えない差し込み項目があります: " + "、".join(
-            f"{{{u}}}" for u in unknown) + "（使える項目: " + "、".join(
-            f"{{{p}}}" for p in PLACEHOLDERS) + "）")
+        raise ActionError(N_("使えない差し込み項目があります: %(unknown)s"
+                             "（使える項目: %(known)s）"),
+                          unknown="、".join(f"{{{u}}}" for u in unknown),
+                          known="、".join(f"{{{p}}}" for p in PLACEHOLDERS))
 
 
 def _checked(title: str, body: str, product: str, set_status: str, set_assignee: str,
              known_products: set[str]) -> tuple[str, str, str, str, str]:
-    title = required_text(title, "題名", 200)
-    body = required_text(body, "本文")
+    title = required_text(title, N_("題名"), 200)
+    body = required_text(body, N_("本文"))
     check_placeholders(body)
     product = product.strip()
     if product and product not in known_products:
-        raise ActionError(f"製品 {product} は設定にありません")
+        raise ActionError(N_("製品 %(product)s は設定にありません"), product=product)
     if set_status and set_status not in {s.value for s in TicketStatus}:
-        raise ActionError("ステータスが正しくありません")
+        raise ActionError(N_("ステータスが正しくありません"))
     if set_assignee not in MACRO_ASSIGNEES:
-        raise ActionError("担当者の設定が正しくありません")
+        raise ActionError(N_("担当者の設定が正しくありません"))
     return title, body, product, set_status, set_assignee
 
 
@@ -139,7 +141,7 @@ def save_module(session: Session, module: TextModule | None, *, title: str, body
     fields = _checked(title, body, product, set_status, set_assignee, known_products)
     clash = session.scalar(select(TextModule).where(TextModule.title == fields[0]))
     if clash is not None and clash is not module:
-        raise ActionError(f"題名「{fields[0]}」の定型文はすでにあります")
+        raise ActionError(N_("題名「%(title)s」の定型文はすでにあります"), title=fields[0])
     if module is None:
         module = TextModule(title=fields[0], body=fields[1], updated_at=now)
         session.add(module)
@@ -160,7 +162,7 @@ def apply_macro(session: Session, ticket: Ticket, module_id: int | None, user: S
         return None
     module = session.get(TextModule, module_id)
     if module is None:
-        raise ActionError("定型文が見つかりません（削除された可能性があります）")
+        raise ActionError(N_("定型文が見つかりません（削除された可能性があります）"))
     if module.set_status:
         actions.set_status(ticket, module.set_status, now, by=user)
     if module.set_assignee == "me":

@@ -14,9 +14,11 @@ from madoguchi.ticketing.actions import (
     required_text,
 )
 from madoguchi.ticketing.models import StaffUser, Ticket
+from madoguchi.ticketing.rules.marks import N_
 
 # Stored value → the desk's word, lowest first.
-PRIORITIES: dict[str, str] = {"low": "低", "normal": "通常", "high": "高", "urgent": "至急"}
+PRIORITIES: dict[str, str] = {"low": N_("低"), "normal": N_("通常"), "high": N_("高"),
+                              "urgent": N_("至急")}
 MAX_TAGS = 20
 MAX_TAG = 40
 
@@ -24,7 +26,7 @@ MAX_TAG = 40
 def set_priority(ticket: Ticket, priority: str) -> None:
     ensure_workable(ticket)
     if priority not in PRIORITIES:
-        raise ActionError("優先度が正しくありません")
+        raise ActionError(N_("優先度が正しくありません"))
     ticket.priority = priority
 
 
@@ -37,10 +39,11 @@ def read_tags(chosen: Iterable[str], free: str) -> list[str]:
         if not tag or tag in tags:
             continue
         if len(tag) > MAX_TAG:
-            raise ActionError(f"タグは{MAX_TAG}文字以内にしてください: {tag[:MAX_TAG]}…")
+            raise ActionError(N_("タグは%(n)s文字以内にしてください: %(tag)s…"),
+                              n=MAX_TAG, tag=tag[:MAX_TAG])
         tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise ActionError(f"タグは{MAX_TAGS}個までです")
+        raise ActionError(N_("タグは%(n)s個までです"), n=MAX_TAGS)
     return tags
 
 
@@ -53,7 +56,7 @@ def set_subject(session: Session, ticket: Ticket, subject: str, user: StaffUser 
                 now: datetime) -> bool:
     """Rename the ticket (a FAX's 「FAXでのお問い合わせ」); a note keeps the old subject."""
     ensure_workable(ticket)
-    new = " ".join(required_text(subject, "件名", 200).split())
+    new = " ".join(required_text(subject, N_("件名"), 200).split())
     if new == ticket.subject:
         return False
     record_note(session, ticket, user, f"件名を変更しました（旧: {ticket.subject}）", now)

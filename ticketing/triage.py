@@ -58,6 +58,7 @@ from madoguchi.ticketing.rules.entitlement import (
     decide_entitlement,
     match_fax_contact,
 )
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.support_number import SupportNumber, format_number, parse_support_number
 from madoguchi.ticketing.vocabulary import OUT_OF_SCOPE, Flag, InquiryKind
 
@@ -72,9 +73,8 @@ def read_support_number(written: str, settings: Settings) -> SupportNumber:
     number = parse_support_number(written, settings.support_number)
     if number is None:
         raise ActionError(
-            f"サポートサービス番号「{written.strip()[:40]}」は正しくありません"
-            "（桁数またはチェックディジットが合いません）"
-        )
+            N_("サポートサービス番号「%(number)s」は正しくありません"
+               "（桁数またはチェックディジットが合いません）"), number=written.strip()[:40])
     return number
 
 
@@ -202,14 +202,15 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
     ensure_workable(ticket)
     contract = _contract(session, number)
     if contract is None:
-        raise ActionError(f"サポートサービス番号 {number.display} の契約は登録されていません")
+        raise ActionError(N_("サポートサービス番号 %(number)s の契約は登録されていません"),
+                          number=number.display)
     sender = _first_sender(session, ticket)
     if register_sender and (sender is None or not valid_email(sender.sender)):
-        raise ActionError("送信者のメールアドレスがないため、窓口担当者に登録できません")
+        raise ActionError(N_("送信者のメールアドレスがないため、窓口担当者に登録できません"))
     name = " ".join(contact_name.split())[:200] or (
         sender.sender_name.strip() if sender is not None else "")
     if register_sender and (not name or (sender is not None and name.lower() == sender.sender)):
-        raise ActionError("差出人に名前がありません。窓口担当者の氏名を入力してください")
+        raise ActionError(N_("差出人に名前がありません。窓口担当者の氏名を入力してください"))
     decision = decide_entitlement(
         support_number=number.digits,
         contract_for_number=store.contract_facts(contract),
@@ -235,7 +236,7 @@ def mark_out_of_scope(session: Session, ticket: Ticket, reason: str, user: Staff
                       now: datetime) -> None:
     """Not a support request we serve; closed with the reason, flags kept."""
     ensure_workable(ticket)
-    reason = required_text(reason, "理由", MAX_REASON)
+    reason = required_text(reason, N_("理由"), MAX_REASON)
     record_note(session, ticket, user, f"対象外として完了しました。理由: {reason}", now)
     conversation.move(session, ticket, Event.STAFF_CHOSE, user or COMMAND_LINE, now,
                       chosen=State.CLOSED, why=f"トリアージ: 対象外（{reason[:100]}）")

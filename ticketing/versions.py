@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.models import Message, StaffUser, Ticket
+from madoguchi.ticketing.rules.marks import N_
 
 _PREVIEW = 80
 
@@ -72,8 +73,8 @@ class StaleView(ActionError):
     """The action was based on a page older than the ticket: refused, with what changed."""
 
     def __init__(self, changes: Changes) -> None:
-        super().__init__("このチケットは、画面を開いた後に更新されています。"
-                         "変更内容を確認してから、もう一度操作してください。")
+        super().__init__(N_("このチケットは、画面を開いた後に更新されています。"
+                            "変更内容を確認してから、もう一度操作してください。"))
         self.changes = changes
 
 

@@ -28,7 +28,8 @@ from madoguchi.config.web import WebSettings
 from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import PasswordChecks, load_secret
-from madoguchi.web.http import DeskWeb, SecurityHeaders, error_page
+from madoguchi.web.http import DeskWeb, SecurityHeaders, choose_locale, error_page
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.live_hub import LiveHub
 from madoguchi.web.metrics import Collector
 from madoguchi.web.queue_counts import CountMemo
@@ -104,13 +105,15 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        message = {404: "ページが見つかりません。",
-                   405: "この操作はできません。"}.get(status, "エラーが発生しました。")
+        if "session" in request.scope:  # an unknown page speaks the session's language
+            choose_locale(request, None)
+        message = {404: _("ページが見つかりません。"),
+                   405: _("この操作はできません。")}.get(status, _("エラーが発生しました。"))
         return error_page(state, request, status, message)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         return error_page(state, request, 500,
-                          "内部エラーが発生しました。時間をおいてもう一度お試しください。")
+                          _("内部エラーが発生しました。時間をおいてもう一度お試しください。"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

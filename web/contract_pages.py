@@ -22,6 +22,8 @@ from madoguchi.ticketing.models import Contract, Role
 from madoguchi.ticketing.support_number import format_number
 from madoguchi.web import form_pages
 from madoguchi.web.http import Ctx, endpoint, error_page
+from madoguchi.web.i18n import error_text
+from madoguchi.web.i18n import gettext as _
 
 # The fields of the contract form, named as the CSV's columns.
 FORM_FIELDS = ("product", "plan", "ordered_on", "purchased_on", "notified_on", "cancelled_on",
@@ -39,7 +41,7 @@ def _contract(ctx: Ctx) -> Contract | None:
 
 
 def _missing(ctx: Ctx) -> Response:
-    return error_page(ctx.state, ctx.request, 404, "契約が見つかりません。")
+    return error_page(ctx.state, ctx.request, 404, _("契約が見つかりません。"))
 
 
 def _form_values(contract: Contract) -> dict[str, str]:
@@ -88,9 +90,9 @@ def edit_contract(ctx: Ctx) -> Response:
                                   now=ctx.now)
     except ActionError as exc:
         ctx.db.rollback()
-        return _render_edit(ctx, contract, values, str(exc), 400)
+        return _render_edit(ctx, contract, values, error_text(exc), 400)
     ctx.db.commit()
-    return ctx.redirect(f"/contracts/{contract.id}", ok="保存しました。")
+    return ctx.redirect(f"/contracts/{contract.id}", ok=_("保存しました。"))
 
 
 def _contract_action(ctx: Ctx, act: Callable[[Contract], str | None]) -> Response:
@@ -103,9 +105,10 @@ def _contract_action(ctx: Ctx, act: Callable[[Contract], str | None]) -> Respons
         done = act(contract)
     except (ActionError, TermsError) as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=exc.japanese if isinstance(exc, TermsError) else str(exc))
+        refused = ActionError(exc.message, **exc.values) if isinstance(exc, TermsError) else exc
+        return ctx.redirect(back, error=error_text(refused))
     if done is None:
-        return error_page(ctx.state, ctx.request, 404, "サポート期間が見つかりません。")
+        return error_page(ctx.state, ctx.request, 404, _("サポート期間が見つかりません。"))
     ctx.db.commit()
     return ctx.redirect(back, ok=done)
 
@@ -114,7 +117,8 @@ def _contract_action(ctx: Ctx, act: Callable[[Contract], str | None]) -> Respons
 def renew_contract(ctx: Ctx) -> Response:
     def act(contract: Contract) -> str:
         period = directory.renew_contract(contract, ctx.now)
-        return f"{period.starts_on} 〜 {period.ends_on} の期間を追加しました。"
+        return _("%(start)s 〜 %(end)s の期間を追加しました。") % {
+            "start": period.starts_on, "end": period.ends_on}
 
     return _contract_action(ctx, act)
 
@@ -125,7 +129,8 @@ def delete_period(ctx: Ctx) -> Response:
         removed = remove_period(contract, int(ctx.request.path_params["period"]))
         if removed is None:
             return None
-        return f"{removed.starts_on} 〜 {removed.ends_on} の期間を削除しました。"
+        return _("%(start)s 〜 %(end)s の期間を削除しました。") % {
+            "start": removed.starts_on, "end": removed.ends_on}
 
     return _contract_action(ctx, act)
 

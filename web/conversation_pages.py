@@ -13,6 +13,7 @@ from madoguchi.ticketing.history import Entry, events_of
 from madoguchi.ticketing.models import Message, Ticket
 from madoguchi.ticketing.recipients import desk_addresses, reply_addresses
 from madoguchi.web.http import Ctx
+from madoguchi.web.i18n import gettext as _
 
 
 def _split(entries: list[Entry], messages: list[Message]) -> tuple[dict[int, list[Entry]],
@@ -46,7 +47,7 @@ def pending_until(ctx: Ctx) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ActionError("保留の再通知日時が正しくありません") from None
+        raise ActionError(_("保留の再通知日時が正しくありません")) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ctx.settings.tz)
     return moment

@@ -24,8 +24,10 @@ from madoguchi.ocr.form import write_contract_form
 from madoguchi.ticketing.fax_forms import link_url, link_valid, parse_link
 from madoguchi.ticketing.models import Contract, Customer
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
+from madoguchi.web.i18n import N_
+from madoguchi.web.i18n import gettext as _
 
-_NOT_FOUND = "ページが見つかりません。"
+_NOT_FOUND = N_("ページが見つかりません。")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def public_form(ctx: Ctx) -> Response:
     params = ctx.request.path_params
     parsed = parse_link(str(params["contract"]), str(params["expires"]))
     if parsed is None:
-        return error_page(ctx.state, ctx.request, 404, _NOT_FOUND)
+        return error_page(ctx.state, ctx.request, 404, _(_NOT_FOUND))
     contract_id, expires = parsed
     contract = _load(ctx, contract_id)
     number = contract.support_number if contract is not None else ""
@@ -79,7 +81,7 @@ def public_form(ctx: Ctx) -> Response:
     valid = link_valid(ctx.state.secret, contract_id, number, expires,
                        str(params["signature"]), ctx.now)
     if contract is None or not valid:
-        return error_page(ctx.state, ctx.request, 404, _NOT_FOUND)
+        return error_page(ctx.state, ctx.request, 404, _(_NOT_FOUND))
     return _pdf(ctx, contract)
 
 
@@ -87,5 +89,5 @@ def public_form(ctx: Ctx) -> Response:
 def staff_form(ctx: Ctx) -> Response:
     contract = _load(ctx, int(ctx.request.path_params["id"]))
     if contract is None:
-        return error_page(ctx.state, ctx.request, 404, "契約が見つかりません。")
+        return error_page(ctx.state, ctx.request, 404, _("契約が見つかりません。"))
     return _pdf(ctx, contract)

@@ -36,8 +36,10 @@ from madoguchi.ticketing import sessions
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import Role, StaffUser
 from madoguchi.ticketing.storage import Storage
+from madoguchi.web import i18n
 from madoguchi.web.auth import PasswordChecks
 from madoguchi.web.client import client_address, over_https
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.metrics import Collector
 from madoguchi.web.templating import sla_state
 from madoguchi.web.throttle import SignInThrottle
@@ -195,7 +197,10 @@ def end_session(request: Request, db: Session) -> None:
     if isinstance(token, str):
         sessions.revoke(db, token, _now())
         db.commit()
+    locale = request.session.get("locale")
     request.session.clear()
+    if locale is not None:
+        request.session["locale"] = locale  # the sign-in page stays in the user's language
 
 
 @dataclass
@@ -265,24 +270,42 @@ Handler = Callable[[Ctx], Response]
 
 
 def error_page(state: DeskWeb, request: Request, status: int, message: str,
-               back: tuple[str, str] = ("/queue", "キューへ戻る")) -> HTMLResponse:
+               back: tuple[str, str] | None = None) -> HTMLResponse:
+    """An error page; ``message`` and ``back`` are already in the request's language."""
+    back = back or ("/queue", _("キューへ戻る"))
     html = state.templates.get_template("error.html").render(
         user=None, csrf="", flashes=[], nav="", status=status, message=message, back=back
     )
     return HTMLResponse(html, status_code=status)
 
 
+def choose_locale(request: Request, user: StaffUser | None) -> None:
+    """The language of this request: the user's own choice; without a user (the sign-in
+    page) the last choice made in this browser's session; else Japanese.
+
+    ``Accept-Language`` is not followed: the desk is Japanese first, and a browser set
+    to English (a test browser's default) would get an English sign-in page."""
+    if user is not None:
+        chosen = i18n.valid_locale(user.locale) or i18n.SOURCE_LOCALE
+        if request.session.get("locale") != chosen:
+            request.session["locale"] = chosen
+    else:
+        chosen = i18n.valid_locale(request.session.get("locale")) or i18n.SOURCE_LOCALE
+    i18n.set_locale(chosen)
+
+
 def _run(fn: Handler, request: Request, form: FormData | None, state: DeskWeb,
          auth: bool, role: Role | None) -> Response:
     with state.storage.factory() as db:
         user = current_user(request, db, state) if auth else None
+        choose_locale(request, user)
         if auth and user is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             if request.method != "GET":
                 target = "/queue"
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         if role is not None and user is not None and user.role != role:
-            return error_page(state, request, 403, "この操作には管理者の権限が必要です。")
+            return error_page(state, request, 403, _("この操作には管理者の権限が必要です。"))
         return fn(Ctx(request, db, state, user, form))
 
 
@@ -324,16 +347,19 @@ def endpoint(*, auth: bool = True, role: Role | None = None,
                     form = await request.form(max_files=1, max_fields=600,
                                               max_part_size=state.web.max_upload_bytes)
                 except MultiPartException:
-                    return error_page(state, request, 400, "送信された内容を読めませんでした。")
+                    choose_locale(request, None)
+                    return error_page(state, request, 400, _("送信された内容を読めませんでした。"))
                 if not csrf_ok(request, form):
                     log.warning("refused a POST to %s without a valid CSRF token",
                                 request.url.path)
-                    return error_page(state, request, 403,
-                                      "フォームの有効期限が切れました。ページを開き直してください。")
+                    choose_locale(request, None)
+                    return error_page(state, request, 403, _(
+                        "フォームの有効期限が切れました。ページを開き直してください。"))
             if _has_nul(request, form):
                 if form is not None:
                     await form.close()
-                return error_page(state, request, 400, "送信された内容を読めませんでした。")
+                choose_locale(request, None)
+                return error_page(state, request, 400, _("送信された内容を読めませんでした。"))
             try:
                 return await run_in_threadpool(_run, fn, request, form, state, auth, role)
             finally:

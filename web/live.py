@@ -39,7 +39,10 @@ from madoguchi.ticketing import presence, sessions, versions
 from madoguchi.ticketing.change_feed import PRESENCE, TICKET
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import Ticket
+from madoguchi.web import i18n
 from madoguchi.web.http import Ctx, DeskWeb, endpoint
+from madoguchi.web.i18n import N_
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.live_hub import LiveHub, Subscriber
 from madoguchi.web.templating import STATUS_LABELS
 
@@ -58,9 +61,10 @@ SESSION_CHECK = 60.0
 _T = TypeVar("_T")
 
 _MESSAGE_LABELS = {
-    ("in", "email"): "お客様からのメール", ("in", "fax"): "お客様からのFAX",
-    ("out", "email"): "メールでの返信", ("out", "fax"): "FAXでの返信",
-    ("out", "phone"): "電話対応", ("in", "phone"): "電話対応", ("note", "note"): "社内メモ",
+    ("in", "email"): N_("お客様からのメール"), ("in", "fax"): N_("お客様からのFAX"),
+    ("out", "email"): N_("メールでの返信"), ("out", "fax"): N_("FAXでの返信"),
+    ("out", "phone"): N_("電話対応"), ("in", "phone"): N_("電話対応"),
+    ("note", "note"): N_("社内メモ"),
 }
 
 
@@ -73,26 +77,29 @@ def describe(changes: versions.Changes, state: DeskWeb) -> list[str]:
     """What changed, one Japanese line each, as the stale notice shows it."""
     lines = []
     for m in changes.messages:
-        label = _MESSAGE_LABELS.get((m.direction, m.channel), "メッセージ")
+        label = _(_MESSAGE_LABELS.get((m.direction, m.channel), N_("メッセージ")))
         when = m.at.astimezone(state.settings.tz).strftime("%m/%d %H:%M")
-        lines.append(f"{label}（{m.who or '—'}、{when}）: {m.preview}")
+        lines.append(_("%(label)s（%(who)s、%(when)s）: %(preview)s") % {
+            "label": label, "who": m.who or "—", "when": when, "preview": m.preview})
     if changes.status:
         before, now = changes.status
-        lines.append(f"ステータス: {STATUS_LABELS.get(before, before)} → "
-                     f"{STATUS_LABELS.get(now, now)}")
+        lines.append(_("ステータス: %(before)s → %(after)s") % {
+            "before": _(STATUS_LABELS.get(before, before)),
+            "after": _(STATUS_LABELS.get(now, now))})
     if changes.assignee:
         before_name, now_name = changes.assignee
-        lines.append(f"担当者: {before_name or '未割当'} → {now_name or '未割当'}")
+        lines.append(_("担当者: %(before)s → %(after)s") % {
+            "before": before_name or _("未割当"), "after": now_name or _("未割当")})
     if changes.other:
-        lines.append("フラグ・契約・統合などの情報が変わりました。")
+        lines.append(_("フラグ・契約・統合などの情報が変わりました。"))
     return lines
 
 
 def others_text(viewers: list[presence.Viewer], me: int) -> str:
     """"鈴木 部長 が返信を入力中、田中 が表示中", without oneself; "" when nobody else."""
-    parts = [f"{v.name} が{'返信を入力中' if v.typing else '表示中'}"
-             for v in viewers if v.staff_id != me]
-    return "、".join(parts)
+    parts = [(_("%(name)s が返信を入力中") if v.typing else _("%(name)s が表示中"))
+             % {"name": v.name} for v in viewers if v.staff_id != me]
+    return _("、").join(parts)
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
@@ -210,7 +217,7 @@ class _TicketLive:
         with self.state.storage.factory() as db:
             t = db.get(Ticket, self.ticket_id)
             if t is None:
-                return ("このチケットは見つからなくなりました。",)
+                return (_("このチケットは見つからなくなりました。"),)
             return tuple(describe(versions.changes_since(db, t, self.version), self.state))
 
     def leave(self) -> None:
@@ -240,6 +247,8 @@ async def ticket_stream(request: Request) -> Response:
     state: DeskWeb = request.app.state.desk
     if not state.web.live_updates:
         return _refused(404, "live updates are off")
+    # The stream speaks the language the pages of this session were drawn in (web.http).
+    i18n.set_locale(request.session.get("locale"))
     viewer = await _thread(_who, request, state, request.path_params["number"])
     if viewer is None or viewer.ticket_id is None:
         return _refused(401, "not signed in, or no such ticket")

@@ -23,6 +23,8 @@ from madoguchi.ticketing.models import Channel, Direction, Role, Ticket
 from madoguchi.ticketing.rules.delivery import DeliveryState
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, csrf_token, current_user, endpoint
+from madoguchi.web.i18n import error_text
+from madoguchi.web.i18n import gettext as _
 
 PAGE = 100
 
@@ -55,7 +57,7 @@ def outbox_page(ctx: Ctx) -> Response:
     try:
         state = delivery.parse_state(wanted)
     except ActionError as exc:
-        return ctx.redirect("/outbox", error=str(exc))
+        return ctx.redirect("/outbox", error=error_text(exc))
     before = parse_id(ctx.param("before"))
     rows = delivery.outbox_list(ctx.db, state, before=before, limit=PAGE + 1)
     more = len(rows) > PAGE
@@ -73,12 +75,12 @@ def _act(ctx: Ctx, action: Any) -> Response:
     if not back.startswith("/outbox") and not back.startswith("/tickets/"):
         back = "/outbox"
     if row_id is None:
-        return ctx.redirect(back, error="送信が見つかりません")
+        return ctx.redirect(back, error=_("送信が見つかりません"))
     try:
         outcome = action(ctx.db, [row_id], ctx.user, ctx.now)[0]
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=str(exc))
+        return ctx.redirect(back, error=error_text(exc))
     ctx.db.commit()
     if outcome.done and ctx.state.on_reply is not None and action is delivery.retry:
         response = ctx.redirect(back, ok=outcome.text)
@@ -103,8 +105,9 @@ def outbox_cancel(ctx: Ctx) -> Response:
 
 def _signed_out() -> JSONResponse:
     return JSONResponse({"error": "signed_out",
-                         "message": "ログインの有効期限が切れました。入力した文章はこの画面に"
-                                    "残っています。ログインし直すと保存を再開します。"},
+                         "message": _(
+                             "ログインの有効期限が切れました。入力した文章はこの画面に"
+                             "残っています。ログインし直すと保存を再開します。")},
                         status_code=401)
 
 
@@ -122,7 +125,7 @@ def draft(ctx: Ctx) -> Response:
         return _signed_out()
     t = queries.ticket_for_update(ctx.db, ctx.request.path_params["number"])
     if t is None:
-        return JSONResponse({"error": "not_found", "message": "チケットが見つかりません"}, 404)
+        return JSONResponse({"error": "not_found", "message": _("チケットが見つかりません")}, 404)
     if ctx.request.method == "GET":
         return JSONResponse(_draft_json(reply_drafts.open_draft(ctx.db, t.id, user.id),
                                         csrf_token(ctx.request)))
@@ -133,11 +136,11 @@ def draft(ctx: Ctx) -> Response:
                                         ctx.now)
     except reply_drafts.DraftSent as exc:
         ctx.db.rollback()
-        return JSONResponse({"error": "sent", "message": "この下書きは送信済みです。",
+        return JSONResponse({"error": "sent", "message": _("この下書きは送信済みです。"),
                              "url": f"/tickets/{t.number}#m{exc.message_id}"}, 409)
     except ActionError as exc:
         ctx.db.rollback()
-        return JSONResponse({"error": "refused", "message": str(exc)}, 400)
+        return JSONResponse({"error": "refused", "message": error_text(exc)}, 400)
     ctx.db.commit()
     return JSONResponse(_draft_json(saved, csrf_token(ctx.request)))
 

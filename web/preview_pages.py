@@ -18,6 +18,7 @@ from madoguchi.ocr.preview import PreviewError, preview_png
 from madoguchi.ticketing import access_log
 from madoguchi.ticketing.models import Attachment
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
+from madoguchi.web.i18n import gettext as _
 
 log = logging.getLogger("madoguchi.web")
 
@@ -37,7 +38,7 @@ def attachment_preview(ctx: Ctx) -> Response:
     a = ctx.db.get(Attachment, ctx.request.path_params["id"])
     source = ctx.storage.blobs.path_for(a.sha256) if a is not None else None
     if a is None or source is None or not source.is_file():
-        return error_page(ctx.state, ctx.request, 404, "添付ファイルが見つかりません。")
+        return error_page(ctx.state, ctx.request, 404, _("添付ファイルが見つかりません。"))
     access_log.opened(ctx.db, ctx.user, a.message.ticket_id, "preview", ctx.now)
     folder = Path(ctx.settings.storage_dir) / "previews"
     path = folder / f"{a.sha256}.png"
@@ -46,7 +47,7 @@ def attachment_preview(ctx: Ctx) -> Response:
             path = _cached(folder, a.sha256, preview_png(source.read_bytes(), ctx.settings.fax))
         except PreviewError as exc:
             log.info("no preview of attachment %s: %s", a.id, exc)
-            return error_page(ctx.state, ctx.request, 404, "プレビューを作成できません。")
+            return error_page(ctx.state, ctx.request, 404, _("プレビューを作成できません。"))
     return FileResponse(path, media_type="image/png", headers={
         "Content-Security-Policy": SANDBOX_CSP,
         "Cache-Control": "private, max-age=3600",

@@ -1,7 +1,8 @@
 """The FAX reader's problems (``ocr``, stored in English in ``fax_reading``) in the desk's words.
 
 The reader writes its problems for the log and for developers; staff in
-triage read them here, in Japanese. A problem no pattern knows is shown as
+triage read them here, in the desk's language (Japanese, or English
+from the catalogue). A problem no pattern knows is shown as
 "読み取りの問題" with the reader's own words in brackets, so that nothing is
 hidden, and a pattern is added here when that happens.
 """
@@ -11,17 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from madoguchi.web.i18n import gettext as _
+
 _PAGE = r"page (?P<page>\d+): "
 
 # The reader's notes about the boxes, inside "(…)".
 _NOTES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    (re.compile(r"check digit fails"), lambda m: "チェックディジットが合いません"),
-    (re.compile(r"confidence below [\d.]+"), lambda m: "読み取りの確からしさが足りません"),
+    (re.compile(r"check digit fails"), lambda m: _("チェックディジットが合いません")),
+    (re.compile(r"confidence below [\d.]+"), lambda m: _("読み取りの確からしさが足りません")),
     (re.compile(r"PP-OCR's likeliest valid reading (?P<n>\S+) is not clear enough to confirm it"),
-     lambda m: f"最も確からしい読み {m['n']} も確定できるほど明瞭ではありません"),
+     lambda m: _("最も確からしい読み %(n)s も確定できるほど明瞭ではありません") % m.groupdict()),
     (re.compile(r"read (?P<n>\d+) digits, not 12"),
-     lambda m: f"{m['n']}桁しか読めません（12桁必要）"),
-    (re.compile(r"unconstrained read gave (?P<v>.*)"), lambda m: f"読めた文字: {m['v']}"),
+     lambda m: _("%(n)s桁しか読めません（12桁必要）") % m.groupdict()),
+    (re.compile(r"unconstrained read gave (?P<v>.*)"),
+     lambda m: _("読めた文字: %(v)s")
+     % m.groupdict()),
 )
 
 
@@ -35,32 +40,35 @@ def _note(text: str) -> str:
 
 _PROBLEMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"no support service number found"),
-     lambda m: "サポートサービス番号が見つかりません"),
+     lambda m: _("サポートサービス番号が見つかりません")),
     (re.compile(_PAGE + r"the QR code's number fails its check digit"),
-     lambda m: f"{m['page']}ページ目: QRコードの番号のチェックディジットが合いません"),
+     lambda m: _("%(page)sページ目: QRコードの番号のチェックディジットが合いません")
+     % m.groupdict()),
     (re.compile(_PAGE + r"two QR codes with different numbers"),
-     lambda m: f"{m['page']}ページ目: 番号の異なるQRコードが2つあります"),
+     lambda m: _("%(page)sページ目: 番号の異なるQRコードが2つあります") % m.groupdict()),
     (re.compile(_PAGE + r"the QR code says (?P<qr>\S+) but the boxes read (?P<boxes>\S+)"),
-     lambda m: f"{m['page']}ページ目: QRコードは {m['qr']}、記入欄は {m['boxes']} と読めます"),
+     lambda m: _("%(page)sページ目: QRコードは %(qr)s、記入欄は %(boxes)s と読めます")
+     % m.groupdict()),
     (re.compile(_PAGE + r"the support number boxes cannot be read \((?P<note>.*)\)"),
-     lambda m: f"{m['page']}ページ目: サポートサービス番号の記入欄を読み取れません"
-               f"（{_note(m['note'])}）"),
+     lambda m: _("%(page)sページ目: サポートサービス番号の記入欄を読み取れません（%(note)s）")
+     % {"page": m["page"], "note": _note(m["note"])}),
     (re.compile(_PAGE + r"(?P<n>.+) fails its check digit"),
-     lambda m: f"{m['page']}ページ目: {m['n']} はチェックディジットが合いません"),
+     lambda m: _("%(page)sページ目: %(n)s はチェックディジットが合いません") % m.groupdict()),
     (re.compile(_PAGE + r"read (?P<a>\S+) once and (?P<b>\S+) the second time"),
-     lambda m: f"{m['page']}ページ目: 1回目は {m['a']}、2回目は {m['b']} と読め、一致しません"),
+     lambda m: _("%(page)sページ目: 1回目は %(a)s、2回目は %(b)s と読め、一致しません")
+     % m.groupdict()),
     (re.compile(_PAGE + r"the number read is too uncertain"),
-     lambda m: f"{m['page']}ページ目: 読み取った番号が不確かです"),
+     lambda m: _("%(page)sページ目: 読み取った番号が不確かです") % m.groupdict()),
     (re.compile(r"pages carry different support numbers: (?P<n>.+)"),
-     lambda m: f"ページによってサポートサービス番号が異なります: {m['n']}"),
+     lambda m: _("ページによってサポートサービス番号が異なります: %(n)s") % m.groupdict()),
     (re.compile(r"the form's support number boxes are empty"),
-     lambda m: "依頼書のサポートサービス番号の記入欄が空です"),
+     lambda m: _("依頼書のサポートサービス番号の記入欄が空です")),
     (re.compile(r"the forms' support number boxes are empty \(pages (?P<p>.+)\)"),
-     lambda m: f"依頼書のサポートサービス番号の記入欄が空です（{m['p']}ページ目）"),
+     lambda m: _("依頼書のサポートサービス番号の記入欄が空です（%(p)sページ目）") % m.groupdict()),
     (re.compile(r"問合せ番号 reads disagree: (?P<n>.+)"),
-     lambda m: f"問合せ番号の読み取りが一致しません: {m['n']}"),
+     lambda m: _("問合せ番号の読み取りが一致しません: %(n)s") % m.groupdict()),
     (re.compile(r"second look: reads saw different valid numbers: (?P<n>.+)"),
-     lambda m: f"読み直しで、有効な番号が複数読めました: {m['n']}"),
+     lambda m: _("読み直しで、有効な番号が複数読めました: %(n)s") % m.groupdict()),
 )
 
 
@@ -71,4 +79,4 @@ def problem_ja(problem: str) -> str:
         m = pattern.fullmatch(text)
         if m:
             return say(m)
-    return f"読み取りの問題（{text}）"
+    return _("読み取りの問題（%(text)s）") % {"text": text}

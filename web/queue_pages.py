@@ -23,6 +23,8 @@ from madoguchi.ticketing.models import Ticket
 from madoguchi.ticketing.queues import ANY_TRIAGE
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, endpoint
+from madoguchi.web.i18n import N_, error_text
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.queue_counts import CountMemo
 
 
@@ -36,13 +38,13 @@ class View:
 
 # In the order they are shown; the first is what "mine" means to most staff.
 VIEWS = (
-    View("mine", "自分の担当", (("assignee", "me"),), "自分が担当の未完了チケット"),
-    View("unassigned", "未割当", (("assignee", "none"),), "担当者のいない未完了チケット"),
-    View("today", "今日が期限", (("due", "today"),),
-         "一次回答がまだで、期限が今日中のもの（超過を含む）"),
-    View("waiting", "当方対応待ち", (("status", "open"),),
-         "ステータスが対応中（保留＝お客様待ちを除く）"),
-    View("all", "未完了すべて", (), "完了していないすべてのチケット"),
+    View("mine", N_("自分の担当"), (("assignee", "me"),), N_("自分が担当の未完了チケット")),
+    View("unassigned", N_("未割当"), (("assignee", "none"),), N_("担当者のいない未完了チケット")),
+    View("today", N_("今日が期限"), (("due", "today"),),
+         N_("一次回答がまだで、期限が今日中のもの（超過を含む）")),
+    View("waiting", N_("当方対応待ち"), (("status", "open"),),
+         N_("ステータスが対応中（保留＝お客様待ちを除く）")),
+    View("all", N_("未完了すべて"), (), N_("完了していないすべてのチケット")),
 )
 
 
@@ -75,7 +77,7 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
         wanted = dict(view.params)
         preset = queries.QueueFilters.from_params(wanted)
         links.append(ViewLink(
-            view.key, view.label, view.hint,
+            view.key, _(view.label), _(view.hint),
             f"/queue?{urlencode(wanted)}" if wanted else "/queue",
             memo.get((view.key, user_id, end), partial(
                 queries.queue_count, ctx.db, preset, user_id=user_id, day_end=end)),
@@ -83,8 +85,8 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
         ))
     triage = memo.get(("triage",), lambda: int(
         ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE)) or 0))
-    links.insert(4, ViewLink("triage", "トリアージ",
-                             "番号を読めなかったFAXと確認が必要なお問い合わせ",
+    links.insert(4, ViewLink("triage", _("トリアージ"),
+                             _("番号を読めなかったFAXと確認が必要なお問い合わせ"),
                              "/triage", triage, False))
     return links
 
@@ -99,31 +101,33 @@ def _back(ctx: Ctx) -> str:
 
 
 def _summary(verb: str, result: bulk.BulkResult) -> tuple[str | None, str | None]:
-    ok = f"{len(result.done)}件{verb}" if result.done else None
-    refused = "、".join(f"{n}（{why}）" for n, why in result.refused[:10])
-    more = f" ほか{len(result.refused) - 10}件" if len(result.refused) > 10 else ""
-    error = f"{len(result.refused)}件は変更できませんでした: {refused}{more}" \
-        if result.refused else None
+    ok = verb % {"n": len(result.done)} if result.done else None
+    refused = _("、").join(_("%(number)s（%(why)s）") % {
+        "number": n, "why": error_text(result.reasons[n]) if n in result.reasons else _(why)}
+        for n, why in result.refused[:10])
+    more = _(" ほか%(n)s件") % {"n": len(result.refused) - 10} if len(result.refused) > 10 else ""
+    error = _("%(n)s件は変更できませんでした: %(refused)s%(more)s") % {
+        "n": len(result.refused), "refused": refused, "more": more} if result.refused else None
     return ok, error
 
 
 def _act(ctx: Ctx, action: str, numbers: list[str]) -> tuple[str, bulk.BulkResult]:
     assert ctx.user is not None
     if action == "assign_me":
-        return "を自分に割り当てました。", bulk.assign(ctx.db, numbers, str(ctx.user.id))
+        return _("%(n)s件を自分に割り当てました。"), bulk.assign(ctx.db, numbers, str(ctx.user.id))
     if action == "assign":
         who = ctx.field("assignee")
-        verb = "の担当者を変更しました。" if who else "の担当者を外しました。"
+        verb = _("%(n)s件の担当者を変更しました。") if who else _("%(n)s件の担当者を外しました。")
         return verb, bulk.assign(ctx.db, numbers, who)
     if action == "status":
-        return "のステータスを変更しました。", bulk.set_status(ctx.db, numbers,
-                                                           ctx.field("status"), ctx.now)
+        return _("%(n)s件のステータスを変更しました。"), bulk.set_status(
+            ctx.db, numbers, ctx.field("status"), ctx.now)
     if action == "close":
-        return "を完了にしました。", bulk.close(ctx.db, numbers, ctx.now)
+        return _("%(n)s件を完了にしました。"), bulk.close(ctx.db, numbers, ctx.now)
     if action == "merge":
-        return "を統合しました。", bulk.merge(ctx.db, numbers, ctx.field("target"), ctx.user,
-                                           ctx.now)
-    raise ActionError("操作を選んでください")
+        return _("%(n)s件を統合しました。"), bulk.merge(ctx.db, numbers, ctx.field("target"),
+                                                    ctx.user, ctx.now)
+    raise ActionError(_("操作を選んでください"))
 
 
 @endpoint()
@@ -140,7 +144,7 @@ def bulk_action(ctx: Ctx) -> Response:
         verb, result = _act(ctx, action, numbers)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=str(exc))
+        return ctx.redirect(back, error=error_text(exc))
     ctx.db.commit()
     ok, error = _summary(verb, result)
     return ctx.redirect(back, ok=ok, error=error)

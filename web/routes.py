@@ -43,6 +43,7 @@ from madoguchi.web import (
     conversation_pages,
     form_pages,
     live,
+    locale_pages,
     outbox_pages,
     preview_pages,
     queries,
@@ -52,6 +53,8 @@ from madoguchi.web import (
     triage_pages,
 )
 from madoguchi.web.http import SANDBOX_CSP, Ctx, endpoint, error_page
+from madoguchi.web.i18n import N_, error_text
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.metrics import metrics
 
 log = logging.getLogger("madoguchi.web")
@@ -66,8 +69,9 @@ _SAFE_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*
 _BACK = {"triage": "/triage"}
 
 
-def _not_found(ctx: Ctx, what: str = "ページ") -> Response:
-    return error_page(ctx.state, ctx.request, 404, f"{what}が見つかりません。")
+def _not_found(ctx: Ctx, what: str = N_("ページ")) -> Response:
+    message = _("%(what)sが見つかりません。") % {"what": _(what)}
+    return error_page(ctx.state, ctx.request, 404, message)
 
 
 @endpoint()
@@ -114,7 +118,7 @@ def ticket(ctx: Ctx) -> Response:
 def _ticket_page(ctx: Ctx, status: int = 200, stale: list[str] | None = None) -> Response:
     view = queries.ticket_view(ctx.db, ctx.request.path_params["number"])
     if view is None:
-        return _not_found(ctx, "チケット")
+        return _not_found(ctx, N_("チケット"))
     t = view.ticket
     access_log.opened(ctx.db, ctx.user, t.id, "ticket", ctx.now)
     wanted = ctx.param("reply_to") or (ctx.field("reply_to") if stale else "")
@@ -143,7 +147,7 @@ def ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
     back = _BACK.get(ctx.field("back"), f"/tickets/{quote(number)}")
     t = queries.ticket_for_update(ctx.db, number)
     if t is None:
-        return _not_found(ctx, "チケット")
+        return _not_found(ctx, N_("チケット"))
     try:
         versions.check(ctx.db, t, live.page_version(ctx))
         done = action(t)
@@ -152,7 +156,7 @@ def ticket_action(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
         return stale_ticket_page(ctx, exc)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(back, error=str(exc))
+        return ctx.redirect(back, error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(back, ok=done)
 
@@ -164,7 +168,7 @@ def add_note(ctx: Ctx) -> Response:
 
     def act(t: Ticket) -> str:
         actions.add_note(ctx.db, t, user, ctx.field("text"), ctx.now)
-        return "社内メモを追加しました。"
+        return _("社内メモを追加しました。")
 
     return ticket_action(ctx, act)
 
@@ -189,7 +193,7 @@ def reply_mail(ctx: Ctx) -> Response:
             message_id = parse_id(wanted)
             original = ctx.db.get(Message, message_id) if message_id is not None else None
             if original is None or original.ticket_id != t.id:
-                raise ActionError("返信元のメッセージが見つかりません")
+                raise ActionError(_("返信元のメッセージが見つかりません"))
         reply = replies.MailReply(
             to=ctx.field("to"), cc=ctx.field("cc"), body=ctx.field("body"),
             include_quote=ctx.field("quote") == "1",
@@ -202,13 +206,13 @@ def reply_mail(ctx: Ctx) -> Response:
                                        ctx.storage.deadlines, ctx.now)
         anchor["at"] = f"#m{sent.message.id}"
         if not sent.new:
-            return "この返信は送信済みです（二重送信は行いません）。" \
-                   "送信済みの返信を表示しています。"
+            return _("この返信は送信済みです（二重送信は行いません）。"
+                     "送信済みの返信を表示しています。")
         _then_status(ctx, t)
         outcome["queued"] = True
         # Queued, not yet sent: the message's delivery state says what became of it.
-        return "返信メールを送信キューに入れました（まだ送信されていません）。" \
-               "配信の結果はメッセージの「送信状況」に表示されます。"
+        return _("返信メールを送信キューに入れました（まだ送信されていません）。"
+                 "配信の結果はメッセージの「送信状況」に表示されます。")
 
     anchor: dict[str, str] = {}
     response = ticket_action(ctx, act)
@@ -229,7 +233,7 @@ def reply_fax(ctx: Ctx) -> Response:
         # Everything that may refuse comes before the files are written; the state
         # chosen is set after the reply (which itself leaves the ticket waiting).
         if ctx.field("then_status") and chosen_state(ctx.field("then_status")) is None:
-            raise ActionError("ステータスが正しくありません")
+            raise ActionError(_("ステータスが正しくありません"))
         conversation_pages.pending_until(ctx)
         reply = replies.FaxReply(fax_number=ctx.field("fax_number"),
                                  to_name=ctx.field("to_name"), body=ctx.field("body"))
@@ -238,7 +242,7 @@ def reply_fax(ctx: Ctx) -> Response:
                                                  ctx.now)
         written.extend(files)
         _then_status(ctx, t)
-        return "FAXの送信原稿を送信フォルダーに置きました。"
+        return _("FAXの送信原稿を送信フォルダーに置きました。")
 
     try:
         return ticket_action(ctx, act)
@@ -254,7 +258,7 @@ def set_status(ctx: Ctx) -> Response:
     def act(t: Ticket) -> str:
         actions.set_status(t, ctx.field("status"), ctx.now, by=ctx.user,
                            pending_until=conversation_pages.pending_until(ctx))
-        return "ステータスを変更しました。"
+        return _("ステータスを変更しました。")
 
     return ticket_action(ctx, act)
 
@@ -268,7 +272,9 @@ def assign(ctx: Ctx) -> Response:
         value = ctx.field("assignee")
         who = actions.assign(ctx.db, t, str(me.id) if value == "me" else value, by=me,
                              now=ctx.now)
-        return f"担当者を {who.name} にしました。" if who else "担当者を外しました。"
+        if who is None:
+            return _("担当者を外しました。")
+        return _("担当者を %(name)s にしました。") % {"name": who.name}
 
     return ticket_action(ctx, act)
 
@@ -280,7 +286,7 @@ def merge(ctx: Ctx) -> Response:
     number = ctx.request.path_params["number"]
     t = queries.ticket_for_update(ctx.db, number)
     if t is None:
-        return _not_found(ctx, "チケット")
+        return _not_found(ctx, N_("チケット"))
     try:
         versions.check(ctx.db, t, live.page_version(ctx))
         target = actions.merge(ctx.db, t, ctx.field("target"), user, ctx.now)
@@ -289,10 +295,11 @@ def merge(ctx: Ctx) -> Response:
         return stale_ticket_page(ctx, exc)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
+        return ctx.redirect(f"/tickets/{quote(number)}", error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(f"/tickets/{quote(target.number)}",
-                        ok=f"{number} を {target.number} に統合しました。")
+                        ok=_("%(source)s を %(target)s に統合しました。") % {
+                            "source": number, "target": target.number})
 
 
 @endpoint()
@@ -302,7 +309,7 @@ def triage_out_of_scope(ctx: Ctx) -> Response:
 
     def act(t: Ticket) -> str:
         triage.mark_out_of_scope(ctx.db, t, ctx.field("reason"), user, ctx.now)
-        return f"{t.number} を対象外として完了しました。"
+        return _("%(number)s を対象外として完了しました。") % {"number": t.number}
 
     return ticket_action(ctx, act)
 
@@ -314,7 +321,7 @@ def triage_out_of_scope(ctx: Ctx) -> Response:
 def message_html(ctx: Ctx) -> Response:
     message = ctx.db.get(Message, ctx.request.path_params["id"])
     if message is None or not message.html:
-        return _not_found(ctx, "HTML本文")
+        return _not_found(ctx, N_("HTML本文"))
     access_log.opened(ctx.db, ctx.user, message.ticket_id, "html", ctx.now)
     # Sanitised at ingest; again here in case a row came from elsewhere. It is
     # shown in a sandboxed frame: no script runs, nothing is fetched, its
@@ -355,7 +362,7 @@ def _attachment(ctx: Ctx) -> tuple[Attachment, Path] | None:
 def download(ctx: Ctx) -> Response:
     found = _attachment(ctx)
     if found is None:
-        return _not_found(ctx, "添付ファイル")
+        return _not_found(ctx, N_("添付ファイル"))
     a, path = found
     media = a.content_type.lower() if _SAFE_TYPE.match(a.content_type.lower()) else \
         "application/octet-stream"
@@ -369,13 +376,13 @@ def download(ctx: Ctx) -> Response:
 def view_image(ctx: Ctx) -> Response:
     found = _attachment(ctx)
     if found is None:
-        return _not_found(ctx, "画像")
+        return _not_found(ctx, N_("画像"))
     a, path = found
     magic = _INLINE_IMAGES.get(a.content_type.lower())
     with open(path, "rb") as fh:
         head = fh.read(8)
     if magic is None or not head.startswith(magic):
-        return _not_found(ctx, "画像")
+        return _not_found(ctx, N_("画像"))
     return FileResponse(path, media_type=a.content_type.lower(), headers={
         "Content-Disposition": _content_disposition("inline", a.filename),
         "Content-Security-Policy": SANDBOX_CSP,
@@ -421,7 +428,7 @@ def customers(ctx: Ctx) -> Response:
 def customer(ctx: Ctx) -> Response:
     c = queries.customer_detail(ctx.db, ctx.request.path_params["id"])
     if c is None:
-        return _not_found(ctx, "顧客")
+        return _not_found(ctx, N_("顧客"))
     return ctx.render("customer.html", nav="customers", c=c,
                       tickets=queries.customer_tickets(ctx.db, c.id))
 
@@ -441,9 +448,9 @@ def _edit(ctx: Ctx, model: type[_Row], template: str, apply: Callable[[_Row], No
     except ActionError as exc:
         ctx.db.rollback()
         row = ctx.db.get_one(model, ctx.request.path_params["id"])
-        return ctx.render(template, 400, nav="customers", row=row, error=str(exc))
+        return ctx.render(template, 400, nav="customers", row=row, error=error_text(exc))
     ctx.db.commit()
-    return ctx.redirect(f"/customers/{customer_id(row)}", ok="保存しました。")
+    return ctx.redirect(f"/customers/{customer_id(row)}", ok=_("保存しました。"))
 
 
 @endpoint(role=Role.SUPERVISOR)
@@ -473,18 +480,18 @@ def import_customers(ctx: Ctx) -> Response:
     upload = ctx.upload("file")
     if upload is None or not upload.filename:
         return ctx.render("import.html", 400, nav="customers", report=None,
-                          errors=[(0, "CSVファイルを選んでください")])
+                          errors=[(0, _("CSVファイルを選んでください"))])
     data = upload.file.read(ctx.web.max_upload_bytes + 1)
     if len(data) > ctx.web.max_upload_bytes:
         return ctx.render("import.html", 400, nav="customers", report=None,
-                          errors=[(0, "ファイルが大きすぎます")])
+                          errors=[(0, _("ファイルが大きすぎます"))])
     try:
         rows = read_rows(data.decode("utf-8-sig"), ctx.settings.support_number,
                          ctx.storage.deadlines.products)
         report = import_rows(ctx.db, rows, now=ctx.now)
     except UnicodeDecodeError:
         return ctx.render("import.html", 400, nav="customers", report=None,
-                          errors=[(0, "UTF-8 のCSVファイルを選んでください")])
+                          errors=[(0, _("UTF-8 のCSVファイルを選んでください"))])
     except CsvImportError as exc:
         ctx.db.rollback()
         return ctx.render("import.html", 400, nav="customers", report=None, errors=exc.errors)
@@ -542,5 +549,6 @@ def routes() -> list[BaseRoute]:
               methods=post),
         Route("/contacts/{id:id}/edit", edit_contact, methods=["GET", "POST"]),
         *outbox_pages.routes(),
+        *locale_pages.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -35,13 +35,15 @@ from madoguchi.web.http import (
     error_page,
     start_session,
 )
+from madoguchi.web.i18n import N_
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.throttle import Refusal, address_key
 
 log = logging.getLogger("madoguchi.web")
 
-PAUSED = "失敗が続いたため、しばらく時間をおいてからお試しください。"
-WRONG = "ログイン名またはパスワードが正しくありません。"
-BUSY = "ただいま混み合っています。少し時間をおいてからお試しください。"
+PAUSED = N_("失敗が続いたため、しばらく時間をおいてからお試しください。")
+WRONG = N_("ログイン名またはパスワードが正しくありません。")
+BUSY = N_("ただいま混み合っています。少し時間をおいてからお試しください。")
 
 
 def safe_next(target: str) -> str:
@@ -59,7 +61,7 @@ def login_form(ctx: Ctx) -> Response:
 
 
 def _refused(ctx: Ctx, name: str, target: str, wait: float) -> Response:
-    response = ctx.render("login.html", 429, next=target, login=name, error=PAUSED)
+    response = ctx.render("login.html", 429, next=target, login=name, error=_(PAUSED))
     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
 
@@ -93,7 +95,7 @@ class EarlyRefusal:
             more = message.get("more_body", False) and message["type"] == "http.request"
         if self._page is None:
             self._page = bytes(error_page(self.state, Request(scope), 429, PAUSED,
-                                          back=("/login", "ログイン画面へ戻る")).body)
+                                          back=("/login", _("ログイン画面へ戻る"))).body)
         page = self._page
         await send({"type": "http.response.start", "status": 429, "headers": [
             (b"content-type", b"text/html; charset=utf-8"),
@@ -121,12 +123,12 @@ def login(ctx: Ctx) -> Response:
         if reserved.clean:
             throttle.succeeded(reserved)  # a clean place is not punished for the crowd
         # Elsewhere the refusal counts as a failure: a flood runs into the throttle.
-        return ctx.render("login.html", 503, next=target, login=name, error=BUSY)
+        return ctx.render("login.html", 503, next=target, login=name, error=_(BUSY))
     ctx.db.add(SignInAttempt(at=ctx.now, login=name, client=client[:64], succeeded=ok))
     if not ok or user is None:
         ctx.db.commit()
         log.info("failed sign-in for %r from %s", name, client)
-        return ctx.render("login.html", 401, next=target, login=name, error=WRONG)
+        return ctx.render("login.html", 401, next=target, login=name, error=_(WRONG))
     throttle.succeeded(reserved)
     start_session(ctx.request, ctx.db, user, ctx.state)  # commits a rehashed password too
     log.info("%s signed in from %s", user.login, client)
@@ -136,7 +138,7 @@ def login(ctx: Ctx) -> Response:
 @endpoint()
 def logout(ctx: Ctx) -> Response:
     end_session(ctx.request, ctx.db)
-    ctx.flash("ログアウトしました。")
+    ctx.flash(_("ログアウトしました。"))
     return RedirectResponse("/login", status_code=303)
 
 
@@ -158,12 +160,12 @@ def revoke_sessions(ctx: Ctx) -> Response:
     now = datetime.now(UTC)
     if session_id:
         done = sessions.revoke_session(ctx.db, session_id[:64], now)
-        message = "セッションを終了しました。" if done else "そのセッションは終了済みです。"
+        message = _("セッションを終了しました。") if done else _("そのセッションは終了済みです。")
     elif staff_id is not None and ctx.db.get(StaffUser, staff_id) is not None:
         n = sessions.revoke_all(ctx.db, staff_id, now, "revoked")
-        message = f"{n}件のセッションを終了しました。"
+        message = _("%(n)s件のセッションを終了しました。") % {"n": n}
     else:
-        return ctx.redirect("/staff/sessions", error="対象が見つかりません。")
+        return ctx.redirect("/staff/sessions", error=_("対象が見つかりません。"))
     ctx.db.commit()
     return ctx.redirect("/staff/sessions", ok=message)
 

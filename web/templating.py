@@ -1,4 +1,10 @@
-"""The Jinja2 environment of the web desk: autoescaped HTML, Japanese labels and times."""
+"""The Jinja2 environment of the web desk: autoescaped HTML, translated labels and times.
+
+Templates are written in Japanese and mark their text with ``_()`` (Jinja's
+``i18n`` extension, new-style gettext): ``web.i18n`` answers in the request's
+language. The label tables below hold ``N_``-marked Japanese and are wrapped
+in ``Labels``, which translates each value when a template reads it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
+from babel.dates import format_datetime
 
 from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr.preview import PREVIEW_TYPES
@@ -16,46 +23,49 @@ from madoguchi.ticketing.delivery import STATE_LABELS as DELIVERY_STATE_LABELS
 from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
 from madoguchi.ticketing.ticket_fields import PRIORITIES
+from madoguchi.web import i18n
+from madoguchi.web.i18n import N_, Labels
+from madoguchi.web.i18n import gettext as _
 from madoguchi.web.problems import problem_ja
 from madoguchi.web.timeleft import time_left
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _WEEKDAYS = "月火水木金土日"
 
-STATUS_LABELS = {"open": "対応中", "pending": "保留", "closed": "完了",
+STATUS_LABELS = {"open": N_("対応中"), "pending": N_("保留"), "closed": N_("完了"),
                  **{s.value: label for s, label in STATE_LABELS.items() if s.value not in
                     ("open", "pending", "closed")}}
-CHANNEL_LABELS = {"email": "メール", "fax": "FAX", "phone": "電話", "note": "メモ"}
+CHANNEL_LABELS = {"email": N_("メール"), "fax": "FAX", "phone": N_("電話"), "note": N_("メモ")}
 # What a ticket can have come by (the queue's filter): a note is a message, never a ticket.
 TICKET_CHANNEL_LABELS = {k: v for k, v in CHANNEL_LABELS.items() if k != "note"}
 FLAG_LABELS = {
-    "unregistered_sender": "未登録の送信者",
-    "contract_expired": "契約期間外",
-    "unknown_support_number": "不明なサポート番号",
-    "unreadable_fax": "番号読取不可",
-    "contract_not_started": "契約開始前",
-    "unverified_sender": "送信者未確認",
-    "urgent": "至急",
-    "undelivered": "未達の送信あり",
+    "unregistered_sender": N_("未登録の送信者"),
+    "contract_expired": N_("契約期間外"),
+    "unknown_support_number": N_("不明なサポート番号"),
+    "unreadable_fax": N_("番号読取不可"),
+    "contract_not_started": N_("契約開始前"),
+    "unverified_sender": N_("送信者未確認"),
+    "urgent": N_("至急"),
+    "undelivered": N_("未達の送信あり"),
 }
 PLAN_LABELS = {
-    "certificate": "証書の期間", "annual": "年間（注文受付日の翌日から1年）",
-    "cloud_trial": "無料トライアル（30日間）", "cloud_monthly": "月額（自動更新）",
-    "cloud_yearly": "年額（自動更新）",
+    "certificate": N_("証書の期間"), "annual": N_("年間（注文受付日の翌日から1年）"),
+    "cloud_trial": N_("無料トライアル（30日間）"), "cloud_monthly": N_("月額（自動更新）"),
+    "cloud_yearly": N_("年額（自動更新）"),
 }
 PERIOD_LABELS = {
-    "certificate": "証書", "annual": "年度", "trial": "無料トライアル", "free": "無償期間",
-    "monthly": "月額", "yearly": "年額",
+    "certificate": N_("証書"), "annual": N_("年度"), "trial": N_("無料トライアル"),
+    "free": N_("無償期間"), "monthly": N_("月額"), "yearly": N_("年額"),
 }
-STANDING_LABELS = {"in_force": "期間内", "not_started": "開始前", "expired": "期間外"}
-ORIGIN_LABELS = {"migration": "移行", "import": "CSV取込", "renewal": "更新", "desk": "画面で登録",
-                 "automatic": "自動更新"}
-DIRECTION_LABELS = {"in": "受信", "out": "送信", "note": "社内メモ"}
-ROLE_LABELS = {"agent": "担当者", "supervisor": "管理者"}
+STANDING_LABELS = {"in_force": N_("期間内"), "not_started": N_("開始前"), "expired": N_("期間外")}
+ORIGIN_LABELS = {"migration": N_("移行"), "import": N_("CSV取込"), "renewal": N_("更新"),
+                 "desk": N_("画面で登録"), "automatic": N_("自動更新")}
+DIRECTION_LABELS = {"in": N_("受信"), "out": N_("送信"), "note": N_("社内メモ")}
+ROLE_LABELS = {"agent": N_("担当者"), "supervisor": N_("管理者")}
 # Ticket fields shown under the export's names.
 FIELD_LABELS = {
-    "support_number": "サポート番号",
-    "support_number_written": "記載されたサポート番号",
+    "support_number": N_("サポート番号"),
+    "support_number_written": N_("記載されたサポート番号"),
 }
 
 
@@ -82,8 +92,10 @@ def waited(since: datetime | None, now: datetime) -> str:
     minutes = max(0, int((now - since).total_seconds() // 60))
     days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
-        return f"{days}日{hours}時間" if hours else f"{days}日"
-    return f"{hours}時間{mins}分" if hours else f"{mins}分"
+        return (_("%(d)s日%(h)s時間") % {"d": days, "h": hours} if hours
+                else _("%(d)s日") % {"d": days})
+    return (_("%(h)s時間%(m)s分") % {"h": hours, "m": mins} if hours
+            else _("%(m)s分") % {"m": mins})
 
 
 def is_fax_page(attachment: object) -> bool:
@@ -96,6 +108,10 @@ def _moment(value: datetime | None, tz: ZoneInfo, *, year: bool = True) -> str:
     if value is None:
         return "—"
     local = value.astimezone(tz)
+    if i18n.current_locale() == "en":
+        # "Wed 2 Dec 2026 18:22": Babel's names, never the process's C locale.
+        pattern = "EEE d MMM y HH:mm" if year else "EEE d MMM HH:mm"
+        return format_datetime(local, pattern, locale="en")
     day = f"{local.month}月{local.day}日({_WEEKDAYS[local.weekday()]}) {local:%H:%M}"
     return f"{local.year}年{day}" if year else day
 
@@ -116,7 +132,11 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # New-style gettext: _("…%(name)s", name=v) escapes v; the language is the request's.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext)
     env.filters["moment"] = partial(_moment, tz=tz)
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
@@ -126,21 +146,24 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
     env.globals.update(
-        STATUS_LABELS=STATUS_LABELS,
-        STATE_LABELS={s.value: label for s, label in STATE_LABELS.items()},
+        STATUS_LABELS=Labels(STATUS_LABELS),
+        STATE_LABELS=Labels({s.value: label for s, label in STATE_LABELS.items()}),
         CHOOSABLE_STATES=[s.value for s in CHOOSABLE],
-        CHANNEL_LABELS=CHANNEL_LABELS,
-        TICKET_CHANNEL_LABELS=TICKET_CHANNEL_LABELS,
+        CHANNEL_LABELS=Labels(CHANNEL_LABELS),
+        TICKET_CHANNEL_LABELS=Labels(TICKET_CHANNEL_LABELS),
         PREVIEW_TYPES=PREVIEW_TYPES,
-        FLAG_LABELS=FLAG_LABELS,
-        DIRECTION_LABELS=DIRECTION_LABELS,
-        ROLE_LABELS=ROLE_LABELS,
-        FIELD_LABELS=FIELD_LABELS,
-        PLAN_LABELS=PLAN_LABELS,
-        PERIOD_LABELS=PERIOD_LABELS,
-        STANDING_LABELS=STANDING_LABELS,
-        ORIGIN_LABELS=ORIGIN_LABELS,
-        PRIORITY_LABELS=PRIORITIES,
-        DELIVERY_LABELS=DELIVERY_STATE_LABELS,
+        FLAG_LABELS=Labels(FLAG_LABELS),
+        DIRECTION_LABELS=Labels(DIRECTION_LABELS),
+        ROLE_LABELS=Labels(ROLE_LABELS),
+        FIELD_LABELS=Labels(FIELD_LABELS),
+        PLAN_LABELS=Labels(PLAN_LABELS),
+        PERIOD_LABELS=Labels(PERIOD_LABELS),
+        STANDING_LABELS=Labels(STANDING_LABELS),
+        ORIGIN_LABELS=Labels(ORIGIN_LABELS),
+        PRIORITY_LABELS=Labels(PRIORITIES),
+        DELIVERY_LABELS=Labels(DELIVERY_STATE_LABELS),
+        current_locale=i18n.current_locale,
+        LOCALES=i18n.LOCALES,
+        LOCALE_NAMES=i18n.LOCALE_NAMES,
     )
     return env

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from madoguchi.web.i18n import gettext as _
+
 _HOUR = 3600
 
 
 def _amount(seconds: float) -> str:
     if seconds >= 48 * _HOUR:
-        return f"{int(seconds // (24 * _HOUR))}日"
+        return _("%(n)s日") % {"n": int(seconds // (24 * _HOUR))}
     if seconds >= 90 * 60:
-        return f"{int(seconds // _HOUR)}時間"
-    return f"{max(int(seconds // 60), 1)}分"
+        return _("%(n)s時間") % {"n": int(seconds // _HOUR)}
+    return _("%(n)s分") % {"n": max(int(seconds // 60), 1)}
 
 
 def time_left(due: datetime | None, now: datetime) -> str:
@@ -27,5 +29,5 @@ def time_left(due: datetime | None, now: datetime) -> str:
     delta: timedelta = due - now
     seconds = delta.total_seconds()
     if seconds >= 0:
-        return f"あと{_amount(seconds)}"
-    return f"{_amount(-seconds)}超過"
+        return _("あと%(amount)s") % {"amount": _amount(seconds)}
+    return _("%(amount)s超過") % {"amount": _amount(-seconds)}

@@ -19,6 +19,8 @@ from madoguchi.ticketing.models import Role, Ticket, TicketStatus
 from madoguchi.ticketing.rules.placeholders import PLACEHOLDERS
 from madoguchi.ticketing.toolkit_models import TextModule
 from madoguchi.web.http import Ctx, endpoint, error_page
+from madoguchi.web.i18n import Labels, error_text
+from madoguchi.web.i18n import gettext as _
 
 
 def ticket_context(ctx: Ctx, t: Ticket) -> dict[str, Any]:
@@ -31,8 +33,8 @@ def ticket_context(ctx: Ctx, t: Ticket) -> dict[str, Any]:
         "reply_signature": signatures.signature_for(ctx.db, t, ctx.user, ctx.settings,
                                                     ctx.storage.deadlines),
         "calls": phone.calls_of(ctx.db, t),
-        "call_directions": phone.DIRECTIONS,
-        "priorities": ticket_fields.PRIORITIES,
+        "call_directions": Labels(phone.DIRECTIONS),
+        "priorities": Labels(ticket_fields.PRIORITIES),
         "tag_categories": ctx.settings.tickets.tag_categories,
     }
 
@@ -57,7 +59,7 @@ def log_call(ctx: Ctx) -> Response:
         status = ctx.field("then_status")
         if status:
             set_status(t, status, ctx.now, by=ctx.user)
-        return "電話対応を記録しました。"
+        return _("電話対応を記録しました。")
 
     return _ticket_form(ctx, act)
 
@@ -74,7 +76,7 @@ def ticket_fields_form(ctx: Ctx) -> Response:
         ticket_fields.set_subject(ctx.db, t, ctx.field("subject"), user, ctx.now)
         ticket_fields.set_priority(t, ctx.field("priority"))
         ticket_fields.set_tags(t, tags)
-        return "件名・優先度・タグを保存しました。"
+        return _("件名・優先度・タグを保存しました。")
 
     return _ticket_form(ctx, act)
 
@@ -87,7 +89,7 @@ def phone_page(ctx: Ctx) -> Response:
     q = ctx.param("q").strip()[:100]
     callers = phone.find_callers(ctx.db, q) if q else []
     return ctx.render("phone.html", nav="phone", q=q, callers=callers,
-                      directions=phone.DIRECTIONS, error="")
+                      directions=Labels(phone.DIRECTIONS), error="")
 
 
 @endpoint()
@@ -96,17 +98,18 @@ def open_phone_ticket(ctx: Ctx) -> Response:
     contract_id = parse_id(ctx.field("contract")) if ctx.field("contract") else None
     try:
         if contact_id is None:
-            raise ActionError("お客様（窓口担当者）を選んでください")
+            raise ActionError(_("お客様（窓口担当者）を選んでください"))
         t = phone.open_from_call(ctx.db, contact_id=contact_id, contract_id=contract_id,
                                  subject=ctx.field("subject"), call=_call(ctx), user=ctx.user,
                                  settings=ctx.settings, deadlines=ctx.storage.deadlines,
                                  now=ctx.now)
     except ActionError as exc:
         ctx.db.rollback()
-        return ctx.redirect(f"/phone?q={quote(ctx.field('q'))}", error=str(exc))
+        return ctx.redirect(f"/phone?q={quote(ctx.field('q'))}", error=error_text(exc))
     ctx.db.commit()
     return ctx.redirect(f"/tickets/{quote(t.number)}",
-                        ok=f"電話のお問い合わせを {t.number} として受け付けました。")
+                        ok=_("電話のお問い合わせを %(number)s として受け付けました。") % {
+                            "number": t.number})
 
 
 # -- text modules and signatures (supervisors edit) ----------------------------
@@ -123,7 +126,8 @@ def _modules_page(ctx: Ctx, status: int = 200, error: str = "",
                   editing: TextModule | None = None) -> Response:
     return ctx.render("text_modules.html", status, nav="text_modules",
                       modules=text_modules.modules(ctx.db), editing=editing, error=error,
-                      placeholders=PLACEHOLDERS, assignees=text_modules.MACRO_ASSIGNEES,
+                      placeholders=Labels(PLACEHOLDERS),
+                      assignees=Labels(text_modules.MACRO_ASSIGNEES),
                       statuses=[s.value for s in TicketStatus],
                       products=[n for n in ctx.storage.deadlines.products.names if n])
 
@@ -142,26 +146,28 @@ def save_module(ctx: Ctx) -> Response:
     wanted = parse_id(ctx.field("id")) if ctx.field("id") else None
     module = ctx.db.get(TextModule, wanted) if wanted is not None else None
     if wanted is not None and module is None:
-        return error_page(ctx.state, ctx.request, 404, "定型文が見つかりません。")
+        return error_page(ctx.state, ctx.request, 404, _("定型文が見つかりません。"))
     try:
         saved = text_modules.save_module(ctx.db, module, now=ctx.now, **_module_fields(ctx))
     except ActionError as exc:
         ctx.db.rollback()
-        return _modules_page(ctx, 400, str(exc), ctx.db.get(TextModule, wanted)
+        return _modules_page(ctx, 400, error_text(exc), ctx.db.get(TextModule, wanted)
                              if wanted is not None else None)
     ctx.db.commit()
-    return ctx.redirect("/text-modules", ok=f"定型文「{saved.title}」を保存しました。")
+    return ctx.redirect("/text-modules", ok=_("定型文「%(title)s」を保存しました。")
+                        % {"title": saved.title})
 
 
 @endpoint(role=Role.SUPERVISOR)
 def delete_module(ctx: Ctx) -> Response:
     module = ctx.db.get(TextModule, ctx.request.path_params["id"])
     if module is None:
-        return error_page(ctx.state, ctx.request, 404, "定型文が見つかりません。")
+        return error_page(ctx.state, ctx.request, 404, _("定型文が見つかりません。"))
     title = module.title
     text_modules.delete_module(ctx.db, module)
     ctx.db.commit()
-    return ctx.redirect("/text-modules", ok=f"定型文「{title}」を削除しました。")
+    return ctx.redirect("/text-modules", ok=_("定型文「%(title)s」を削除しました。")
+                        % {"title": title})
 
 
 @endpoint(role=Role.SUPERVISOR)
@@ -174,14 +180,14 @@ def signatures_page(ctx: Ctx) -> Response:
                                       ctx.storage.deadlines, ctx.now)
         except ActionError as exc:
             ctx.db.rollback()
-            error, status = str(exc), 400
+            error, status = error_text(exc), 400
         else:
             ctx.db.commit()
-            return ctx.redirect("/signatures", ok="署名を保存しました。")
+            return ctx.redirect("/signatures", ok=_("署名を保存しました。"))
     return ctx.render("signatures.html", status, nav="signatures", error=error,
                       rows=signatures.all_signatures(ctx.db, ctx.settings,
                                                      ctx.storage.deadlines),
-                      placeholders=PLACEHOLDERS)
+                      placeholders=Labels(PLACEHOLDERS))
 
 
 def routes() -> list[BaseRoute]:

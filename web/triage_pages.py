@@ -17,6 +17,8 @@ from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.models import Ticket
 from madoguchi.web import live, queries
 from madoguchi.web.http import Ctx, endpoint, error_page
+from madoguchi.web.i18n import error_text
+from madoguchi.web.i18n import gettext as _
 
 _KEPT = ("support_number", "register_sender", "contact_name")
 
@@ -41,7 +43,7 @@ def _act(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
     from_triage = ctx.field("back") == "triage"
     t = queries.ticket_for_update(ctx.db, number)
     if t is None:
-        return error_page(ctx.state, ctx.request, 404, "チケットが見つかりません。")
+        return error_page(ctx.state, ctx.request, 404, _("チケットが見つかりません。"))
     try:
         versions.check(ctx.db, t, live.page_version(ctx))
         done = action(t)
@@ -51,14 +53,15 @@ def _act(ctx: Ctx, action: Callable[[Ticket], str]) -> Response:
         ctx.db.rollback()
         changed = "、".join(live.describe(exc.changes, ctx.state))
         typed = {t.number: {k: ctx.field(k) for k in _KEPT}}
-        return render(ctx, 409, typed, {t.number: f"表示した後にこのチケットが更新されました"
-                                                   f"（{changed}）。内容を確かめてもう一度送信してください。"})
+        return render(ctx, 409, typed, {t.number: _(
+            "表示した後にこのチケットが更新されました（%(changed)s）。"
+            "内容を確かめてもう一度送信してください。") % {"changed": changed}})
     except ActionError as exc:
         ctx.db.rollback()
         if not from_triage:
-            return ctx.redirect(f"/tickets/{quote(number)}", error=str(exc))
+            return ctx.redirect(f"/tickets/{quote(number)}", error=error_text(exc))
         typed = {t.number: {k: ctx.field(k) for k in _KEPT}}
-        return render(ctx, 400, typed, {t.number: str(exc)})
+        return render(ctx, 400, typed, {t.number: error_text(exc)})
     ctx.db.commit()
     return ctx.redirect("/triage" if from_triage else f"/tickets/{quote(number)}", ok=done)
 
@@ -72,7 +75,7 @@ def triage_number(ctx: Ctx) -> Response:
         number = triage.read_support_number(ctx.field("support_number"), ctx.settings)
         triage.assign_fax_number(ctx.db, t, number, user, ctx.settings, ctx.storage.deadlines,
                                  ctx.now)
-        return f"{t.number} にサポートサービス番号を設定しました。"
+        return _("%(number)s にサポートサービス番号を設定しました。") % {"number": t.number}
 
     return _act(ctx, act)
 
@@ -88,6 +91,7 @@ def triage_accept(ctx: Ctx) -> Response:
             ctx.db, t, number, ctx.field("register_sender") == "1", user, ctx.settings,
             ctx.storage.deadlines, ctx.now, contact_name=ctx.field("contact_name"),
         )
-        return f"{t.number} を {contract.customer.company} のお問い合わせとして受け付けました。"
+        return _("%(number)s を %(company)s のお問い合わせとして受け付けました。") % {
+            "number": t.number, "company": contract.customer.company}
 
     return _act(ctx, act)

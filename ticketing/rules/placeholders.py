@@ -6,14 +6,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from madoguchi.ticketing.rules.marks import N_
+
 # The names staff write, in the order the management page lists them.
 PLACEHOLDERS: dict[str, str] = {
-    "会社名": "お客様の会社名",
-    "お客様名": "窓口担当者のお名前と「様」（山田 太郎 様）",
-    "受付番号": "チケット番号（T-2026-000123）",
-    "製品名": "製品名",
-    "回答期限": "一次回答の期限（11月25日(火) 17:30）",
-    "担当者名": "返信する担当者（あなた）の名前",
+    "会社名": N_("お客様の会社名"),
+    "お客様名": N_("窓口担当者のお名前と「様」（山田 太郎 様）"),
+    "受付番号": N_("チケット番号（T-2026-000123）"),
+    "製品名": N_("製品名"),
+    "回答期限": N_("一次回答の期限（11月25日(火) 17:30）"),
+    "担当者名": N_("返信する担当者（あなた）の名前"),
 }
 _PLACEHOLDER = re.compile(r"\{([^{}\s]{1,20})\}")
 

@@ -1,6 +1,11 @@
 // 窓口: keyboard shortcuts and small helps. The desk works without this file.
 "use strict";
 
+// The page's words for what the script says (base.html's <body data-t-…>, in the user's
+// language); "%(name)s" is filled from values.
+const deskText = (key, values = {}) =>
+  (document.body.dataset[key] || "").replace(/%\((\w+)\)s/g, (_, name) => values[name] ?? "");
+
 // A key typed into a field is text, never a shortcut.
 const NOT_TEXT = new Set(["checkbox", "radio", "button", "submit", "reset", "image", "file"]);
 
@@ -169,7 +174,7 @@ document.addEventListener("click", (event) => {
     if (macro && option.dataset.macro) {
       macro.value = option.dataset.id || "";
       if (hint) {
-        hint.textContent = `マクロ「${option.textContent.trim()}」: 送信時に ${option.dataset.macroLabel}`;
+        hint.textContent = deskText("tMacro", { title: option.textContent.trim(), action: option.dataset.macroLabel || "" });
         hint.hidden = false;
       }
     }
@@ -229,7 +234,7 @@ document.addEventListener("click", (event) => {
   const stream = new EventSource(live.dataset.liveUrl);
   stream.addEventListener("error", () => {
     // CLOSED: refused (signed out, too many open); the browser retries anything else.
-    if (stream.readyState === EventSource.CLOSED) show(["自動更新が止まりました。再読み込みしてください。"]);
+    if (stream.readyState === EventSource.CLOSED) show([deskText("tLiveStopped")]);
   });
   window.addEventListener("pagehide", () => stream.close());
 
@@ -328,21 +333,21 @@ document.addEventListener("click", (event) => {
     try {
       answer = await fetch(url, { method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin", redirect: "manual" });
     } catch {
-      say("下書きを保存できませんでした（通信エラー）。文章はこの画面に残っています。", true);
+      say(deskText("tDraftOffline"), true);
       return false;
     }
     if (answer.ok) {
       dirty = false;
-      say(`下書きを保存しました（${new Date().toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit" })}）`, false);
+      say(deskText("tDraftSaved", { time: new Date().toLocaleTimeString(document.documentElement.lang || "ja", { hour: "2-digit", minute: "2-digit" }) }), false);
       return true;
     }
     if (answer.status === 403 && again && (await refresh())) return save(false);
     if (answer.status === 401 || answer.status === 403) {
       signedOut = true;
-      say("ログインの有効期限が切れました。入力した文章はこの画面に残っています。別のタブでログインし直すと、保存を再開します。", true);
+      say(deskText("tSignedOut"), true);
       return false;
     }
-    let message = "下書きを保存できませんでした。文章はこの画面に残っています。";
+    let message = deskText("tDraftFailed");
     try {
       const data = await answer.json();
       message = data.message || message;
