@@ -176,7 +176,12 @@ def digits(text: str) -> str:
 
 
 def lookup_key(*names: str, readings: Sequence[str] = (), numbers: Sequence[str] = ()) -> str:
-    """A contact's or company's lookup key: names and readings folded, numbers as digits."""
+    """A contact's or company's lookup key: names and readings folded, numbers as digits.
+
+    A name with spaces (山田 太郎) is also kept without them, as staff type
+    it either way.
+    """
     parts = [lookup_fold(n) for n in (*names, *readings) if n]
+    parts += [joined for joined in ("".join(p.split()) for p in parts) if joined not in parts]
     parts += [d for d in (digits(n) for n in numbers) if d]
     return "\n".join(parts)
