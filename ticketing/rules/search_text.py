@@ -14,19 +14,45 @@ folded before it is looked up:
   number written ``2031ー0003``: in a katakana word (``ログイン``, ``データー``)
   it stays.
 
-Folding works per *segment* (a character and the combining marks after it,
-the half-width ﾞ and ﾟ included), which keeps a map from every folded
-character back to the original text: the desk highlights the original
-words, not the folded ones (``fold_map``).
+``fold`` folds a whole string at once (fast: the migration folds millions
+of messages). ``fold_map`` folds it again per *segment* (a character and
+the combining marks after it, the half-width ﾞ and ﾟ included), which keeps
+a map from every folded character back to the original text: the desk
+highlights the original words, not the folded ones.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
-_DASHES = {chr(c): "-" for c in (*range(0x2010, 0x2016), 0x2043, 0x2212, 0xFE63, 0xFF0D)}
+_DASHES = {c: "-" for c in (*range(0x2010, 0x2016), 0x2043, 0x2212, 0xFE63, 0xFF0D)}
 _LONG_SOUND = "\u30fc"
+_DIGITS_DASH = re.compile(r"(?<=[0-9])\u30fc(?=[0-9])")
+
+
+def _nfkc_casefold(text: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def fold(text: str) -> str:
+    """The searchable form of ``text`` (index and query alike).
+
+    The whole string at once (C code: fast enough to fold millions of
+    messages in a migration); ``fold_map`` gives the same text piece by piece.
+    """
+    folded = _nfkc_casefold(text).translate(_DASHES)
+    return _DIGITS_DASH.sub("-", folded) if _LONG_SOUND in folded else folded
+
+
+@lru_cache(maxsize=4096)
+def _combines(ch: str) -> bool:
+    if unicodedata.combining(ch):
+        return True
+    folded = unicodedata.normalize("NFKC", ch)
+    return bool(folded) and unicodedata.combining(folded[0]) != 0
 
 
 def _segments(text: str) -> Iterator[tuple[int, int]]:
@@ -38,24 +64,19 @@ def _segments(text: str) -> Iterator[tuple[int, int]]:
             start = i
 
 
-def _combines(ch: str) -> bool:
-    if unicodedata.combining(ch):
-        return True
-    folded = unicodedata.normalize("NFKC", ch)
-    return bool(folded) and unicodedata.combining(folded[0]) != 0
-
-
+@lru_cache(maxsize=8192)
 def _fold_segment(segment: str) -> str:
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", segment).casefold())
-    return "".join(_DASHES.get(c, c) for c in folded)
+    return _nfkc_casefold(segment).translate(_DASHES)
 
 
-def fold_map(text: str) -> tuple[str, list[int]]:
-    """The folded text, and for each of its characters the original index it came from.
+def fold_map(text: str) -> tuple[str, list[int] | None]:
+    """``fold(text)``, and for each of its characters the original index it came from.
 
     The list has one more entry than the folded text: ``len(text)``, so that a
     folded span ``[a, b)`` maps to the original ``[starts[a], starts[b])``
-    (see ``original_span``).
+    (see ``original_span``). None when folding piece by piece differs from
+    folding the whole (characters that compose across pieces, as conjoining
+    Hangul jamo do): then no place in the original is known.
     """
     out: list[str] = []
     starts: list[int] = []
@@ -65,26 +86,10 @@ def fold_map(text: str) -> tuple[str, list[int]]:
         starts.extend([start] * len(piece))
     folded = "".join(out)
     if _LONG_SOUND in folded:
-        folded = _digits_dash(folded)
+        folded = _DIGITS_DASH.sub("-", folded)
     starts.append(len(text))
-    return folded, starts
-
-
-def _digits_dash(folded: str) -> str:
-    chars = list(folded)
-    for i in range(1, len(chars) - 1):
-        if chars[i] == _LONG_SOUND and _digit(chars[i - 1]) and _digit(chars[i + 1]):
-            chars[i] = "-"
-    return "".join(chars)
-
-
-def _digit(ch: str) -> bool:
-    return "0" <= ch <= "9"
-
-
-def fold(text: str) -> str:
-    """The searchable form of ``text`` (index and query alike)."""
-    return fold_map(text)[0]
+    whole = fold(text)
+    return (folded, starts) if folded == whole else (whole, None)
 
 
 def original_span(starts: Sequence[int], at: int, length: int) -> tuple[int, int]:
@@ -104,11 +109,12 @@ def original_span(starts: Sequence[int], at: int, length: int) -> tuple[int, int
 
 def find(text: str, term: str) -> tuple[int, int] | None:
     """Where the folded ``term`` (already folded) first occurs in ``text``, as original indexes."""
-    folded, starts = fold_map(text)
-    at = folded.find(term)
-    if at < 0:
+    if term not in fold(text):
         return None
-    return original_span(starts, at, len(term))
+    folded, starts = fold_map(text)
+    if starts is None:
+        return None
+    return original_span(starts, folded.find(term), len(term))
 
 
 def bigrams(folded: str) -> list[str]:
@@ -168,6 +174,10 @@ def katakana(folded: str) -> str:
 def lookup_fold(text: str) -> str:
     """The customer lookup's folding: ``fold`` and then hiragana as katakana."""
     return katakana(fold(text))
+
+
+def _digit(ch: str) -> bool:
+    return "0" <= ch <= "9"
 
 
 def digits(text: str) -> str:
