@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.models import Message, Ticket
@@ -132,6 +132,7 @@ def search(session: Session, query: str, *, before: int | None = None,
         rows = session.execute(
             select(Message, Ticket).join(Ticket, Message.ticket_id == Ticket.id)
             .where(Message.id.in_(ids)).order_by(Message.id.desc())
+            .options(defer(Message.html), defer(Message.fax_reading))
         ).all()
         fresh = {t.id for _, t in rows} - seen.keys() - rejected
         rejected |= _shown_before(session, fresh, before, terms)

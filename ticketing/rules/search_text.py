@@ -109,8 +109,14 @@ def original_span(starts: Sequence[int], at: int, length: int) -> tuple[int, int
 
 def find(text: str, term: str) -> tuple[int, int] | None:
     """Where the folded ``term`` (already folded) first occurs in ``text``, as original indexes."""
-    if term not in fold(text):
+    whole = fold(text)
+    at = whole.find(term)
+    if at < 0:
         return None
+    # Most text keeps its length when folded (no half-width kana, no ①): then the
+    # place is the same in the original, if that place folds to the term.
+    if len(whole) == len(text) and fold(text[at:at + len(term)]) == term:
+        return at, at + len(term)
     folded, starts = fold_map(text)
     if starts is None:
         return None
