@@ -186,9 +186,10 @@ def downgrade() -> None:
         op.execute("DROP INDEX IF EXISTS ix_messages_search_trgm")
         op.execute("DROP FUNCTION IF EXISTS madoguchi_bigrams(text)")
     for table in ("messages", "customers", "contacts"):
+        # Plain DROP COLUMN (SQLite 3.35+): a batch copy of customers or messages
+        # would drop tables that others' foreign keys name.
         column = "search_text" if table == "messages" else "search_key"
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.drop_column(column)
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     if dialect == "sqlite":
         for statement in _SQLITE_FTS_0002:
             op.execute(statement)
