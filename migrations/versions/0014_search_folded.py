@@ -129,10 +129,13 @@ def _fill_messages(conn: sa.Connection) -> None:
             sender_name=r[5] or "", recipients=_json_list(r[6]), cc=_json_list(r[7]))
             for r in rows]
         if postgres:
+            # The id range lets the planner read just this batch's rows of the primary
+            # key (a merge join would otherwise start at the first id every time).
             conn.execute(sa.text(
                 "UPDATE messages AS m SET search_text = u.s "
                 "FROM unnest(CAST(:ids AS integer[]), CAST(:docs AS text[])) AS u(id, s) "
-                "WHERE m.id = u.id"), {"ids": ids, "docs": docs})
+                "WHERE m.id = u.id AND m.id BETWEEN :first AND :last"),
+                {"ids": ids, "docs": docs, "first": ids[0], "last": ids[-1]})
         else:
             conn.execute(sa.text("UPDATE messages SET search_text = :s WHERE id = :id"),
                          [{"id": i, "s": d} for i, d in zip(ids, docs, strict=True)])
