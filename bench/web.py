@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/web.py > bench/results/web.txt
 
-Creates the database ``madoguchi_bench_web`` (dropped first if it exists, and
+Creates the database ``madoguchi_bench_web`` (or --db; dropped first if it exists, and
 dropped again at the end unless --keep) on the PostgreSQL at --admin-url,
 migrates it to revision 0001, fills it inside the server with
 ``INSERT ... SELECT FROM generate_series`` (generated data, not the
@@ -31,7 +31,10 @@ request, server and rendering included:
 - search, rare phrase: 見積書の再送付 (in one message in 2,000)
 - queue, flag filter: open tickets flagged unreadable_fax (under 1% of them)
 - search, 2 chars, rare: 再送, two characters, below trigram length, in one
-  message in 2,000: no index can narrow it, the messages are read newest first
+  message in 2,000: the bigram GIN of migration 0014 narrows it
+- search, 2 chars, common: 印刷 (in about one message in five)
+- search, full width: ＣＳＶ出力 typed full width, found as CSV出力 (folded)
+- search, filtered: ライセンス among open tickets (status=open) only
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ PHRASES = [
 ]
 RARE = "見積書の再送付をお願いできますか。"
 COMMON_TERM, RARE_TERM, SHORT_RARE_TERM = "ライセンス", "見積書の再送付", "再送"
+SHORT_COMMON_TERM, WIDE_TERM = "印刷", "ＣＳＶ出力"
 
 
 def _phrases_sql(seed_expr: str, count: int) -> str:
@@ -272,32 +276,38 @@ def main() -> None:
     parser.add_argument("--messages-per-ticket", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20261124)
+    parser.add_argument("--db", default=DB, help=f"The database's name (default {DB}).")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     parser.add_argument("--reuse", action="store_true",
                         help="Measure a database kept by an earlier --keep run.")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    url = f"{args.admin_url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{DB}"
+    db = args.db
+    url = f"{args.admin_url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{db}"
 
     load_timings: dict[str, float] = {}
     if not args.reuse:
         with psycopg.connect(f"{args.admin_url}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')  # type: ignore[arg-type]
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')  # type: ignore[arg-type]
             admin.execute(  # type: ignore[arg-type]
-                f"CREATE DATABASE \"{DB}\" TEMPLATE template0 ENCODING 'UTF8' "
+                f"CREATE DATABASE \"{db}\" TEMPLATE template0 ENCODING 'UTF8' "
                 "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
             )
         upgrade(url, "0001")
-        with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
+        with psycopg.connect(f"{args.admin_url}/{db}") as conn:
             load_timings = load(conn, args.tickets, args.messages_per_ticket)
         started = time.perf_counter()
-        upgrade(url)  # 0002: queue and trigram indexes over the loaded rows
-        load_timings["migrations 0002-head (indexes, states)"] = time.perf_counter() - started
-        with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
+        upgrade(url, "0013")  # 0002: queue and trigram indexes over the loaded rows
+        load_timings["migrations 0002-0013 (indexes, states)"] = time.perf_counter() - started
+        started = time.perf_counter()
+        upgrade(url)  # 0014: folded search_text filled, its trigram and bigram GIN built
+        load_timings["migrations 0014-head (folded search text, bigrams)"] = \
+            time.perf_counter() - started
+        with psycopg.connect(f"{args.admin_url}/{db}") as conn:
             load_timings.update(conversation(conn, args.tickets))
-        with psycopg.connect(f"{args.admin_url}/{DB}", autocommit=True) as conn:
+        with psycopg.connect(f"{args.admin_url}/{db}", autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
-    with psycopg.connect(f"{args.admin_url}/{DB}") as conn:
+    with psycopg.connect(f"{args.admin_url}/{db}") as conn:
         # An upsert: a kept database's sessions (--reuse) still refer to the user.
         conn.execute(
             "INSERT INTO staff_users (login, name, email, password_hash, role, active) "
@@ -315,6 +325,10 @@ def main() -> None:
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))"
                             ).fetchone()[0]  # type: ignore[index]
         version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        indexes = conn.execute(
+            "SELECT c.relname, pg_size_pretty(pg_relation_size(c.oid)) FROM pg_class c "
+            "WHERE c.relname LIKE 'ix_messages_search%' OR c.relname = 'messages' "
+            "ORDER BY c.relname").fetchall()
 
     with TemporaryDirectory() as tmp:
         settings = load_settings(None, database_url=url, storage_dir=Path(tmp) / "storage",
@@ -350,9 +364,18 @@ def main() -> None:
                 measure("search, rare phrase", lambda _i: client.request(
                     "GET", f"/search?q={quote(RARE_TERM)}"), args.requests,
                     lambda p: "<mark>" in p),
-                # Below trigram length: no index narrows it (see migration 0002).
+                # Below trigram length: the bigram GIN narrows it (migration 0014).
                 measure("search, 2 chars, rare", lambda _i: client.request(
-                    "GET", f"/search?q={quote(SHORT_RARE_TERM)}"), max(10, args.requests // 10),
+                    "GET", f"/search?q={quote(SHORT_RARE_TERM)}"), args.requests,
+                    lambda p: "<mark>" in p),
+                measure("search, 2 chars, common", lambda _i: client.request(
+                    "GET", f"/search?q={quote(SHORT_COMMON_TERM)}"), args.requests,
+                    lambda p: "<mark>" in p),
+                measure("search, full width", lambda _i: client.request(
+                    "GET", f"/search?q={quote(WIDE_TERM)}"), args.requests,
+                    lambda p: "<mark>CSV出力</mark>" in p),
+                measure("search, filtered", lambda _i: client.request(
+                    "GET", f"/search?q={quote(COMMON_TERM)}&status=open"), args.requests,
                     lambda p: "<mark>" in p),
             ]
         finally:
@@ -362,17 +385,18 @@ def main() -> None:
           f"Python {platform.python_version()}, PostgreSQL {version}")
     print(f"# data: {counts['tickets']:,} tickets ({len(active):,} not closed), "
           f"{counts['messages']:,} messages; database {size}")
+    print("# sizes: " + ", ".join(f"{name} {size}" for name, size in indexes))
     for name, seconds in load_timings.items():
         print(f"# load: {name}: {seconds:.0f} s")
-    print(f"# {args.requests} requests per line ({max(10, args.requests // 10)} for the "
-          "two-character search) after 10 warm-up requests; HTTP keep-alive to uvicorn on "
+    print(f"# {args.requests} requests per line after 10 warm-up requests; "
+          "HTTP keep-alive to uvicorn on "
           "loopback, pages rendered in full")
     for line in lines:
         print(line)
 
     if not args.keep:
         with psycopg.connect(f"{args.admin_url}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')  # type: ignore[arg-type]
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from madoguchi.ticketing.models import Ticket
+from madoguchi.ticketing.search_index import message_text
 from madoguchi.ticketing.vocabulary import (
     Channel,
     ConversationState,
@@ -155,6 +156,7 @@ class NewMessage:
     def row(self, ticket_id: int, raw_id: int) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in _MESSAGE_COLUMNS}
         values["ticket_id"], values["raw_id"] = ticket_id, raw_id
+        values["search_text"] = message_text(self)  # a Core INSERT: no ORM event sets it
         return values
 
 

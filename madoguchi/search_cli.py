@@ -1,4 +1,4 @@
-"""``madoguchi search QUERY [--format jsonl]``: the web desk's search from the command line.
+"""``madoguchi search QUERY [--format jsonl] [filters]``: the desk's search from the command line.
 
 Registered by madoguchi/cli.py::
 
@@ -6,7 +6,10 @@ Registered by madoguchi/cli.py::
     app.command("search")(search_command)
 
 Thin over ``ticketing.search``: the same tickets, in the same order, as the
-desk's search page (one line per ticket).
+desk's search page (one line per ticket). The filters are the page's:
+``--status``, ``--channel``, ``--product``, ``--from``/``--to`` (received
+date, YYYY-MM-DD, the desk's time zone), ``--assignee`` (a login, or
+``none`` for unassigned).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import typer
 
 from madoguchi.config import Settings
 from madoguchi.ticketing.search import SearchHit, search
+from madoguchi.ticketing.search_filters import parse_filters
 from madoguchi.ticketing.storage import Storage
 
 
@@ -37,6 +41,12 @@ def search_command(
     query: str,
     format: Annotated[str, typer.Option("--format", help="table or jsonl")] = "table",
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    status: Annotated[str, typer.Option("--status", help="open, pending or closed")] = "",
+    channel: Annotated[str, typer.Option("--channel", help="email, fax or phone")] = "",
+    product: Annotated[str, typer.Option("--product")] = "",
+    received_from: Annotated[str, typer.Option("--from", help="received on or after")] = "",
+    received_to: Annotated[str, typer.Option("--to", help="received on or before")] = "",
+    assignee: Annotated[str, typer.Option("--assignee", help="a login, or none")] = "",
 ) -> None:
     """Tickets whose messages contain every word of QUERY, newest first."""
     settings = ctx.obj
@@ -45,10 +55,16 @@ def search_command(
     if format not in ("table", "jsonl"):
         typer.echo("madoguchi: --format is table or jsonl", err=True)
         raise typer.Exit(2)
+    filters, problem = parse_filters({
+        "status": status, "channel": channel, "product": product, "from": received_from,
+        "to": received_to, "assignee": assignee}, settings.tz)
+    if problem:
+        typer.echo(f"madoguchi: {problem}", err=True)
+        raise typer.Exit(2)
     storage = Storage.open(settings)
     try:
         with storage.factory() as session:
-            result = search(session, query, limit=limit)
+            result = search(session, query, limit=limit, filters=filters)
             records = [_record(h) for h in result.hits]
     finally:
         storage.close()

@@ -13,7 +13,7 @@ deliberate:
   claims): PostgreSQL advisory locks on a connection of their own; for
   SQLite, locks on files beside the database.
 - **Statements**: INSERT that skips rows whose unique key exists, the word
-  search (FTS5 trigram index or pg_trgm), a commit that need not wait for
+  search (FTS5 trigram index, or pg_trgm and a bigram GIN), a commit that need not wait for
   the disk.
 - **The change feed** (``ticketing.change_feed``): NOTIFY/LISTEN, or a
   table polled by its primary key.
@@ -30,11 +30,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import TextClause
 
 from madoguchi.ticketing import change_feed
 from madoguchi.ticketing._exec import pg
@@ -48,6 +59,7 @@ from madoguchi.ticketing.locks import (
     ProcessLocks,
 )
 from madoguchi.ticketing.models import Message
+from madoguchi.ticketing.rules.search_text import indexed_by_bigrams
 
 
 class BackupError(Exception):
@@ -97,13 +109,11 @@ class Dialect(ABC):
         """This transaction's queries fetch few rows through indexes: plan them so."""
 
     @abstractmethod
-    def matching_message_ids(
-        self, session: Session, terms: Sequence[str], before: int | None, limit: int
-    ) -> list[int]:
-        """Ids of messages whose subject or text contains every term, newest first.
+    def text_contains(self, terms: Sequence[str]) -> ColumnElement[bool]:
+        """Messages whose folded ``search_text`` contains every (folded) term.
 
-        ``before``: only ids below it (the next page). The indexes are
-        migration 0002's: FTS5 trigram on SQLite, pg_trgm on PostgreSQL.
+        The indexes are migration 0014's: FTS5 trigram on SQLite; pg_trgm and
+        the bigram GIN on PostgreSQL.
         """
 
     @abstractmethod
@@ -172,33 +182,19 @@ class SqliteDialect(Dialect):
     def prefer_index_scans(self, session: Session) -> None:
         pass  # SQLite's planner has no parallel workers to hold back
 
-    def matching_message_ids(
-        self, session: Session, terms: Sequence[str], before: int | None, limit: int
-    ) -> list[int]:
+    def text_contains(self, terms: Sequence[str]) -> ColumnElement[bool]:
         # The trigram index answers terms of three characters or more; a shorter
         # term has no trigram and is checked with LIKE on the rows found (or, if
-        # every term is short, by scanning the messages newest first).
+        # every term is short, on the messages read newest first: see README for
+        # what that costs at a desk's sizes).
         long_terms = [t for t in terms if len(t) >= 3]
-        short_terms = [t for t in terms if len(t) < 3]
-        params: dict[str, Any] = {"limit": limit, "before": before if before is not None else -1}
-        likes = []
-        for i, t in enumerate(short_terms):
-            params[f"like{i}"] = like_pattern(t)
-            likes.append(
-                f"(m.text LIKE :like{i} ESCAPE '\\' OR m.subject LIKE :like{i} ESCAPE '\\')"
-            )
+        likes = [_contains(t) for t in terms if len(t) < 3]
         if long_terms:
-            params["match"] = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
-            where = ["messages_fts MATCH :match", "(:before < 0 OR f.rowid < :before)", *likes]
-            sql = (
-                "SELECT f.rowid FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid "
-                f"WHERE {' AND '.join(where)} ORDER BY f.rowid DESC LIMIT :limit"
-            )
-        else:
-            where = ["(:before < 0 OR m.id < :before)", *likes]
-            sql = (f"SELECT m.id FROM messages AS m WHERE {' AND '.join(where)} "
-                   "ORDER BY m.id DESC LIMIT :limit")
-        return [row[0] for row in session.execute(text(sql), params)]
+            match = " AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+            likes.insert(0, Message.id.in_(
+                select(text("rowid")).select_from(text("messages_fts"))
+                .where(text("messages_fts MATCH :fts_match").bindparams(fts_match=match))))
+        return and_(*likes)
 
     def announce_changes(self, session: Session, changes: list[change_feed.Change]) -> None:
         change_feed.insert_changes(session, changes)
@@ -254,18 +250,18 @@ class PostgresDialect(Dialect):
         # workers would cost more (tens of milliseconds) than the scan they share.
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
-    def matching_message_ids(
-        self, session: Session, terms: Sequence[str], before: int | None, limit: int
-    ) -> list[int]:
-        # ILIKE '%term%' is what the pg_trgm GIN indexes answer.
-        query = select(Message.id).where(and_(*(
-            or_(Message.text.ilike(like_pattern(t), escape="\\"),
-                Message.subject.ilike(like_pattern(t), escape="\\"))
-            for t in terms
-        )))
-        if before is not None:
-            query = query.where(Message.id < before)
-        return list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))
+    def text_contains(self, terms: Sequence[str]) -> ColumnElement[bool]:
+        # LIKE '%term%' is what the pg_trgm GIN answers (the text is folded, so no
+        # ILIKE); a two-character term has no trigram and is narrowed by the bigram
+        # GIN, whose expression is written exactly as the index's.
+        conditions: list[ColumnElement[bool] | TextClause] = []
+        for i, t in enumerate(terms):
+            if indexed_by_bigrams(t):
+                conditions.append(text(
+                    f"madoguchi_bigrams(messages.search_text) @> ARRAY[:bigram{i}]::text[]"
+                ).bindparams(**{f"bigram{i}": t}))
+            conditions.append(_contains(t))
+        return and_(*conditions)
 
     def announce_changes(self, session: Session, changes: list[change_feed.Change]) -> None:
         change_feed.notify_changes(session, changes)
@@ -278,6 +274,10 @@ class PostgresDialect(Dialect):
 
     def restore_database(self, url: str, src: Path) -> None:
         _pg_tool(pg.restore, url, src / self.COPY)
+
+
+def _contains(term: str) -> ColumnElement[bool]:
+    return Message.search_text.like(like_pattern(term), escape="\\")
 
 
 def like_pattern(term: str) -> str:

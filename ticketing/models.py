@@ -117,6 +117,7 @@ class Customer(Base):
     company: Mapped[str] = mapped_column(String(200), unique=True)
     department: Mapped[str] = mapped_column(String(200), default="")
     address: Mapped[str] = mapped_column(String(400), default="")
+    search_key: Mapped[str] = mapped_column(Text, default="")  # ticketing.search_index
 
     contracts: Mapped[list[Contract]] = relationship(back_populates="customer")
     contacts: Mapped[list[Contact]] = relationship(back_populates="customer")
@@ -219,6 +220,7 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str] = mapped_column(String(50), default="")
     fax: Mapped[str] = mapped_column(String(50), default="")
+    search_key: Mapped[str] = mapped_column(Text, default="")  # ticketing.search_index
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
     emails: Mapped[list[ContactEmail]] = relationship(
@@ -373,6 +375,7 @@ class Message(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     text: Mapped[str] = mapped_column(Text, default="")
     html: Mapped[str | None] = mapped_column(Text, default=None)
+    search_text: Mapped[str] = mapped_column(Text, default="")  # ticketing.search_index
     # For a FAX: how the support number was read (method, confidence, each
     # method's read, problems), so staff and audits can see why.
     fax_reading: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
@@ -589,6 +592,7 @@ from madoguchi.ticketing import draft_models as draft_models  # noqa: E402
 
 # Who is on a ticket, and the change feed of the live desk: their own module.
 from madoguchi.ticketing import live_models as live_models  # noqa: E402
+from madoguchi.ticketing import search_index as search_index  # noqa: E402
 from madoguchi.ticketing import security_models as security_models  # noqa: E402
 
 # Text modules, signatures, phone calls: the agent's toolkit.

@@ -8,8 +8,8 @@ flags and its first-response due as a mail would (``rules/entitlement.py``,
 ``deadlines.py`` through ``triage.apply_entitlement``): the caller is heard
 at once, but the answer is still due.
 
-``find_callers`` is the one lookup the desk uses to find who is calling; a
-fuller customer search replaces it here.
+``find_callers`` finds who is calling through the customer lookup
+(``ticketing.customer_lookup``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from madoguchi.config import Settings
-from madoguchi.ticketing import store
+from madoguchi.ticketing import customer_lookup, store
 from madoguchi.ticketing.actions import (
     ActionError,
     add_message,
@@ -45,6 +45,7 @@ from madoguchi.ticketing.models import (
 )
 from madoguchi.ticketing.rules.entitlement import decide_entitlement
 from madoguchi.ticketing.rules.marks import N_
+from madoguchi.ticketing.rules.search_text import digits
 from madoguchi.ticketing.toolkit_models import PhoneCall
 from madoguchi.ticketing.triage import apply_entitlement
 
@@ -53,40 +54,12 @@ MAX_CALLERS = 20
 MAX_DURATION_MINUTES = 600
 
 
-def _digits(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isdigit())
-
-
-def _katakana(text: str) -> str:
-    return "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in text)
-
-
-def _hiragana(text: str) -> str:
-    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in text)
-
-
 def find_callers(session: Session, query: str, limit: int = MAX_CALLERS) -> list[Contact]:
-    """Contacts whose phone or FAX number holds the digits typed (four or more), or whose
-    name or company holds the words typed (full/half width and hiragana/katakana alike)."""
-    text = unicodedata.normalize("NFKC", query).strip()
-    if not text:
+    """Contacts found by phone or FAX number, name or its kana reading, e-mail, company
+    or support number (``ticketing.customer_lookup``, full/half width alike)."""
+    where = customer_lookup.contact_condition(query)
+    if where is None:
         return []
-    digits = _digits(text)
-    if len(digits) >= 4 and len(digits) >= len(text.replace("-", "").replace(" ", "")) - 1:
-        def bare(column: object) -> object:
-            return func.replace(func.replace(func.replace(column, "-", ""), " ", ""), "(", "")
-        where = or_(bare(Contact.phone).contains(digits),  # type: ignore[attr-defined]
-                    bare(Contact.fax).contains(digits))  # type: ignore[attr-defined]
-    else:
-        words = text.split()
-        spaced = func.replace(func.replace(Contact.name, " ", ""), "\u3000", "")
-        where = or_(*(
-            or_(spaced.contains(form), Customer.company.contains(form))
-            for word in words for form in {word, _katakana(word), _hiragana(word)}
-        ))
-        if len(words) > 1:
-            joined = "".join(words)
-            where = or_(where, spaced.contains(joined))
     return list(session.scalars(
         select(Contact).join(Customer).where(where)
         .options(selectinload(Contact.customer).selectinload(Customer.contracts),
@@ -110,7 +83,7 @@ def _read(call: Call) -> tuple[str, str, str, int | None, str]:
     if call.direction not in DIRECTIONS:
         raise ActionError(N_("着信か発信かを選んでください"))
     number = " ".join(unicodedata.normalize("NFKC", call.number).split())[:50]
-    if number and len(_digits(number)) < 3:
+    if number and len(digits(number)) < 3:
         raise ActionError(N_("電話番号が正しくありません（数字とハイフンで入力してください）"))
     seconds: int | None = None
     minutes = unicodedata.normalize("NFKC", call.minutes).strip()

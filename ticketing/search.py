@@ -1,13 +1,17 @@
 """The desk's word search: one row per ticket, newest match first.
 
 The web desk (``web/queries.py``) and ``madoguchi search`` both call
-``search``. The index is the dialect's (``ticketing/dialect.py``): it finds
-messages; here they are grouped by ticket and checked once more, so that
+``search``. Terms are folded (``ticketing.rules.search_text.fold``: width,
+case, dashes) and looked up in ``messages.search_text``, folded the same way
+when the message was written; the dialect's index narrows it
+(``ticketing/dialect.py``). Messages are grouped by ticket, so that
 
-- a note counts by its own text only (a note carries its ticket's subject,
-  which would otherwise make every note match a subject word);
+- a note counts by its own text only (its search_text holds no subject);
 - a ticket merged into another never matches (its messages moved to the
   other; only its "merged" note stays behind).
+
+Filters (``SearchFilters``) narrow by the ticket's status, channel, product,
+received date and assignee.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session, defer
 
 from madoguchi.ticketing.dialect import dialect_of
-from madoguchi.ticketing.models import Channel, Message, Ticket
+from madoguchi.ticketing.models import Message, Ticket
+from madoguchi.ticketing.rules.search_text import document_fields, find, fold
+from madoguchi.ticketing.search_filters import SearchFilters
+from madoguchi.ticketing.vocabulary import Channel
 
 MIN_TERM = 2
 MAX_TERMS = 5
@@ -44,8 +51,8 @@ class SearchResult:
 
 
 def search_terms(query: str) -> tuple[list[str], str | None]:
-    """Whitespace-separated terms (all must occur); each at least two characters."""
-    terms = list(dict.fromkeys(query.split()))
+    """Whitespace-separated terms (all must occur), folded; each at least two characters."""
+    terms = list(dict.fromkeys(t for t in (fold(w) for w in query.split()) if t.strip()))
     if not terms:
         return [], None
     if len(terms) > MAX_TERMS:
@@ -55,26 +62,27 @@ def search_terms(query: str) -> tuple[list[str], str | None]:
     return terms, None
 
 
-def _searched_text(message: Message) -> list[str]:
-    if message.channel == Channel.NOTE:
-        return [message.text]
-    return [message.text, message.subject]
+def _fields(message: Message) -> list[str]:
+    return document_fields(
+        note=message.channel == Channel.NOTE, subject=message.subject or "",
+        text=message.text or "", sender=message.sender or "",
+        sender_name=message.sender_name or "", recipients=list(message.recipients or []),
+        cc=list(message.cc or []))
 
 
 def _matches(message: Message, terms: Sequence[str]) -> bool:
-    lowered = "\n".join(_searched_text(message)).lower()
-    return all(t.lower() in lowered for t in terms)
+    return all(t in (message.search_text or "") for t in terms)
 
 
 def snippet(message: Message, terms: Sequence[str], width: int = 48) -> tuple[str, str, str]:
-    for source in _searched_text(message):
+    """The text around the first term found, the original words marked (not the folded)."""
+    for source in _fields(message):
         flat = " ".join(source.split())
-        lowered = flat.lower()
         for term in terms:
-            at = lowered.find(term.lower())
-            if at >= 0:
+            span = find(flat, term)
+            if span is not None:
+                at, end = span
                 start = max(0, at - width)
-                end = at + len(term)
                 return (
                     ("…" if start else "") + flat[start:at],
                     flat[at:end],
@@ -95,24 +103,36 @@ def _shown_before(session: Session, ticket_ids: set[int], below: int | None,
 
 
 def search(session: Session, query: str, *, before: int | None = None,
-           limit: int = 50) -> SearchResult:
+           limit: int = 50, filters: SearchFilters | None = None) -> SearchResult:
     """Tickets with a message containing every term, the newest match first."""
     terms, problem = search_terms(query)
     result = SearchResult(terms, problem=problem)
     if not terms:
         return result
     dialect = dialect_of(session)
+    dialect.prefer_index_scans(session)
+    where: list[ColumnElement[bool]] = [dialect.text_contains(terms)]
+    filtered = filters is not None and filters.active()
+    if filters is not None and filtered:
+        where += filters.conditions()
     seen: dict[int, SearchHit] = {}
     cursor: int | None = before
     rejected: set[int] = set()
     for _ in range(_MAX_ROUNDS):
-        ids = dialect.matching_message_ids(session, terms, cursor, _ROUND)
+        page = select(Message.id)
+        if filtered:  # a join: the planner goes from the few messages found to their tickets
+            page = page.join(Ticket, Message.ticket_id == Ticket.id)
+        page = page.where(*where)
+        if cursor is not None:
+            page = page.where(Message.id < cursor)
+        ids = list(session.scalars(page.order_by(Message.id.desc()).limit(_ROUND)))
         if not ids:
             cursor = None
             break
         rows = session.execute(
             select(Message, Ticket).join(Ticket, Message.ticket_id == Ticket.id)
             .where(Message.id.in_(ids)).order_by(Message.id.desc())
+            .options(defer(Message.html), defer(Message.fax_reading))
         ).all()
         fresh = {t.id for _, t in rows} - seen.keys() - rejected
         rejected |= _shown_before(session, fresh, before, terms)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, literal, or_, select, text, tuple_
+from sqlalchemy import Select, exists, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
-from madoguchi.ticketing import ticket_number
+from madoguchi.ticketing import customer_lookup, ticket_number
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.lookup import ticket_by_number
@@ -310,12 +310,9 @@ def customers_page(session: Session, q: str, page: int,
                    size: int = 50) -> tuple[list[Customer], bool]:
     query = select(Customer).options(selectinload(Customer.contracts)
                                      .selectinload(Contract.periods))
-    if q:
-        digits = re.sub(r"\D", "", q)
-        by_name = Customer.company.contains(q, autoescape=True)
-        query = query.where(or_(by_name, Customer.id.in_(
-            select(Contract.customer_id).where(Contract.support_number == digits)
-        )) if digits else by_name)
+    found = customer_lookup.customer_condition(q)
+    if found is not None:
+        query = query.where(found)
     rows = list(session.scalars(
         query.order_by(Customer.company, Customer.id).offset(page * size).limit(size + 1)
     ))

@@ -23,6 +23,7 @@ from madoguchi.ticketing import (
     directory,
     replies,
     reply_drafts,
+    search_filters,
     triage,
     versions,
 )
@@ -399,12 +400,15 @@ def search(ctx: Ctx) -> Response:
     number = queries.ticket_number_in(q)
     if number and queries.ticket_for_update(ctx.db, number) is not None:
         return RedirectResponse(f"/tickets/{quote(number)}", status_code=303)
-    before = ctx.param("before")
-    result = queries.search(ctx.db, q, before=parse_id(before)) \
-        if q else None
-    next_url = _url("/search", {"q": q, "before": str(result.next_before)}) \
+    form = {name: ctx.param(name)[:200] for name in search_filters.FILTER_NAMES}
+    filters, problem = search_filters.parse_filters(form, ctx.settings.tz)
+    result = queries.search(ctx.db, q, before=parse_id(ctx.param("before")), filters=filters) \
+        if q and not problem else None
+    next_url = _url("/search", {"q": q, **form, "before": str(result.next_before)}) \
         if result and result.next_before else None
-    return ctx.render("search.html", nav="search", q=q, result=result, next_url=next_url)
+    return ctx.render("search.html", 400 if problem else 200, nav="search", q=q, result=result,
+                      next_url=next_url, form=form, problem=problem,
+                      choices=search_filters.choices(ctx.db))
 
 
 # -- customers, contracts, contacts ------------------------------------------
