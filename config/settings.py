@@ -210,9 +210,8 @@ class ImapSource(_SourceBase):
     # IMAP IDLE: new mail is taken as soon as the server announces it (the
     # poll every interval_seconds stays, as the fallback). IDLE is issued
     # again every idle_seconds (RFC 2177: servers may drop it after 30 min).
-    # Off by default for now: with two daemons on PostgreSQL the leader's outbox
-    # was seen to stop with IDLE on (not yet explained); the poll is the proven path.
-    idle: bool = False
+    # On by default; false for a server whose IDLE misbehaves (the poll alone).
+    idle: bool = True
     idle_seconds: float = Field(1500, gt=0, le=1740)
 
     def password(self) -> str:
