@@ -27,11 +27,12 @@ def write_config(
     batch: int, spool: Path | None = None, interval: float = 0.3, outbox_interval: float = 0.3,
     sla_sweep: float = 5, parse_workers: int | None = None,
     smtp: dict[str, object] | None = None, daemon: dict[str, object] | None = None,
-    idle: bool = False,
+    idle: bool = False, imap_interval: float | None = None,
 ) -> Path:
     """A daemon configuration for a Dovecot account (``imap``) and an SMTP listener.
 
-    ``smtp`` and ``daemon``: more keys of those sections (numbers).
+    ``smtp`` and ``daemon``: more keys of those sections (numbers);
+    ``imap_interval``: the mailbox's poll, when not ``interval`` (the spool's).
     """
     more_smtp = "\n".join(f"{k} = {v}" for k, v in (smtp or {}).items())
     more_daemon = "\n".join(f"{k} = {v}" for k, v in (daemon or {}).items())
@@ -77,7 +78,7 @@ security = "plain"
 username = "{imap.username}"
 password_file = "{imap.password_file}"
 after_commit = "move"
-interval_seconds = {interval}
+interval_seconds = {interval if imap_interval is None else imap_interval}
 idle = {"true" if idle else "false"}
 {spool_source}""", encoding="utf-8")
     return path

@@ -18,7 +18,7 @@ TOML::
     [[products]]
     preset = "chatluck"                  # name, hours, rules from ChatLuck's terms
     default = true                       # mail that names no contract, no mailbox of another
-    sources = ["chatluck-mail", "chatluck-fax"]
+    sources = ["chatluck-mail", "chatluck-fax"]   # or product = "ChatLuck" on each [[sources]]
     addresses = ["cltech@chatluck.com"]
     [products.acknowledgement]
     from_name = "ChatLuck サポート"
@@ -235,6 +235,28 @@ class ProductSettings(BaseModel):
             desk.fax_number
         )
         return FaxFormSettings(vendor_name=vendor, fax_number=number)
+
+
+def resolve_source_products(products: list[ProductSettings],
+                            sources: list[tuple[str, str | None]]) -> None:
+    """Fold each source's ``product = "NAME"`` into that product's ``sources``; ValueError if
+    the name is no product's (name or alias, compared as ``product_key``).
+
+    The one place a source's own ``product`` is read: after it, a product's
+    ``sources`` lists its mailboxes whichever way they were named, and the
+    lookup by source (``ticketing.products.Products.for_mail``) sees both.
+    """
+    by_key = {key: p for p in products for key in p.keys}
+    for name, wanted in sources:
+        if wanted is None:
+            continue
+        product = by_key.get(product_key(wanted))
+        if product is None:
+            known = ", ".join(repr(p.name) for p in products) or "none: add [[products]]"
+            raise ValueError(f"sources.{name}: product {wanted!r} is not a product's name "
+                             f"or alias (products: {known})")
+        if name not in product.sources:
+            product.sources.append(name)
 
 
 def check_products(products: list[ProductSettings], source_names: set[str]) -> None:

@@ -37,6 +37,7 @@ from madoguchi.config.products import (
     LicenseKeySettings,
     ProductSettings,
     check_products,
+    resolve_source_products,
 )
 from madoguchi.config.retention import RetentionSettings
 from madoguchi.config.secrets import read_secret
@@ -190,6 +191,9 @@ class DaemonSettings(_Section):
 class _SourceBase(_Section):
     name: str = Field(min_length=1)
     interval_seconds: float = Field(60, gt=0)
+    # The product (name or alias in [[products]]) whose mailbox this is: the same as
+    # listing the source in that product's ``sources`` (config/products.py).
+    product: str | None = Field(None, min_length=1)
 
 
 class ImapSource(_SourceBase):
@@ -210,9 +214,8 @@ class ImapSource(_SourceBase):
     # IMAP IDLE: new mail is taken as soon as the server announces it (the
     # poll every interval_seconds stays, as the fallback). IDLE is issued
     # again every idle_seconds (RFC 2177: servers may drop it after 30 min).
-    # Off by default for now: with two daemons on PostgreSQL the leader's outbox
-    # was seen to stop with IDLE on (not yet explained); the poll is the proven path.
-    idle: bool = False
+    # On by default; false for a server whose IDLE misbehaves (the poll alone).
+    idle: bool = True
     idle_seconds: float = Field(1500, gt=0, le=1740)
 
     def password(self) -> str:
@@ -296,6 +299,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _products_consistent(self) -> Settings:
+        resolve_source_products(self.products, [(s.name, s.product) for s in self.sources])
         check_products(self.products, {s.name for s in self.sources})
         return self
     retention: RetentionSettings = RetentionSettings()

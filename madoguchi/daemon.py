@@ -15,8 +15,12 @@ Scale-out on PostgreSQL: every daemon, leader or standby, also polls the
 IMAP sources on a scheduler of its own (in memory), and the daemons share
 the mail claim by claim (``ingest.sources.claims``), so adding daemons adds
 parsing, OCR and database workers. Folder sources, the outbox, the SLA jobs
-and backups stay with the leader. On SQLite, which has one writer at a
-time, the leader alone polls.
+and backups stay with the leader; mail queued by a standby (or the web desk)
+wakes the leader's outbox at once (``outbox_wake``). On SQLite, which has
+one writer at a time, the leader alone polls.
+
+IMAP sources keep an IDLE connection (``idle_watch``): an announced poll
+runs at once, and on the leader an outbox round after it.
 
 A source whose poll fails backs off (``ingest.sources.backoff``): its poll
 job's next run moves to the backoff's next attempt, in whichever scheduler
@@ -54,16 +58,16 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
-from madoguchi import conversation_job, retention_job
+from madoguchi import conversation_job, retention_job, sla_job
 from madoguchi.app import Desk
 from madoguchi.config import ImapSource
 from madoguchi.idle_watch import IdleWatchers, PollGate
 from madoguchi.ingest.sources.backoff import SourceBackoff, one_line
 from madoguchi.ingest.sources.poller import Poller
+from madoguchi.outbox_wake import OutboxWake
 from madoguchi.sdnotify import notify, watchdog_seconds
 from madoguchi.supervision import (
     EXIT_WEDGED,
@@ -76,7 +80,7 @@ from madoguchi.supervision import (
 from madoguchi.ticketing.backoff import backoff_delay
 from madoguchi.ticketing.db import make_engine, transaction
 from madoguchi.ticketing.dialect import dialect_of
-from madoguchi.ticketing.escalation import escalate, remind, reminder_at, tickets_awaiting
+from madoguchi.ticketing.escalation import escalate, remind
 from madoguchi.ticketing.heartbeats import this_daemon
 from madoguchi.ticketing.leadership import LeadershipLost, Lease, fence
 from madoguchi.ticketing.locks import ExclusiveLock
@@ -158,6 +162,7 @@ class Daemon:
         self._late: set[str] = set()
         self.gate = PollGate()  # a scheduled poll and one IDLE asked for never overlap
         self.idle = IdleWatchers(self)
+        self.wake = OutboxWake(self)  # PostgreSQL: a round as soon as anyone queued mail
 
     # -- the jobs ------------------------------------------------------------
 
@@ -236,60 +241,8 @@ class Daemon:
             return ticket is not None and escalate(session, ticket, self.settings, _now())
 
     def sla_sweep(self) -> tuple[int, int]:
-        """Act on what is due now; leave what is due later to the scheduler.
-
-        Returns (reminders, escalations) sent in this sweep. The jobs for later
-        are handed to the scheduler's loop (``_plans``): a job thread must not
-        call the scheduler, whose shutdown holds its locks while it waits for jobs.
-        """
-        now = _now()
-        deadlines = self.desk.deadlines
-        with self.desk.factory() as session:
-            # Each ticket's reminder on its own product's calendar.
-            plan = [
-                (t.number,
-                 reminder_at(t, deadlines.product_for(product=t.product).calendar, self.lead),
-                 t.first_response_due)
-                for t in tickets_awaiting(session)
-            ]
-        reminders = escalations = 0
-        later: list[tuple[str, datetime, str, str]] = []
-        for number, remind_at, due_at in plan:
-            assert due_at is not None
-            if remind_at is not None and remind_at <= now < due_at:
-                reminders += self.remind(number)
-            elif remind_at is not None and remind_at > now:
-                later.append((f"remind:{number}", remind_at, "remind", number))
-            if due_at <= now:
-                escalations += self.escalate(number)
-            else:
-                later.append((f"escalate:{number}", due_at, "escalate", number))
-        self._plans.put((later, {number for number, _, _ in plan}))
-        return reminders, escalations
-
-    def _apply_plans(self, scheduler: BackgroundScheduler) -> None:
-        """Schedule the reminders and escalations a sweep found for later (scheduler loop)."""
-        while not self._plans.empty():
-            later, waiting = self._plans.get_nowait()
-            try:
-                self._apply_plan(scheduler, later, waiting)
-            except Exception:
-                self._plans.put((later, waiting))  # the next turn tries again
-                raise
-
-    def _apply_plan(self, scheduler: BackgroundScheduler,
-                    later: list[tuple[str, datetime, str, str]], waiting: set[str]) -> None:
-        for job_id, when, action, number in later:
-            if scheduler.get_job(job_id) is None:
-                scheduler.add_job(
-                    f"{__name__}:_run", DateTrigger(run_date=when), args=[action, number],
-                    id=job_id, replace_existing=True,
-                )
-        # Answered or closed since: their jobs are cancelled.
-        for job in scheduler.get_jobs():
-            kind, _, number = job.id.partition(":")
-            if kind in ("remind", "escalate") and number not in waiting:
-                job.remove()
+        """Reminders and escalations due now; those due later planned (``sla_job``)."""
+        return sla_job.sweep(self)
 
     def conversation_sweep(self) -> str:
         """Next responses, pending dates and silences due now (``conversation_job``)."""
@@ -354,6 +307,7 @@ class Daemon:
             return self._supervise(stop, keeper, leader, shared, web_server is not None)
         finally:
             self.idle.stop()
+            self.wake.stop()
             keeper.stop()
             self._stop(leader, wait=True)
             if shared is not None:
@@ -377,6 +331,7 @@ class Daemon:
         while not stop.wait(_TEND_SECONDS):
             self._follow_lease(keeper.epoch, leader)
             self.idle.tend()
+            self.wake.tend()
             for supervised in (leader, shared):
                 if supervised is not None and (self.epoch is not None or supervised is shared):
                     self._keep_running(supervised)
@@ -492,7 +447,7 @@ class Daemon:
         if not self._jobs_added:
             self._add_jobs(scheduler)
             self._jobs_added = True
-        self._apply_plans(scheduler)
+        sla_job.apply_plans(self, scheduler)
         self._apply_retries(scheduler, self._retries[LEADER])
 
     def _leader_scheduler(self) -> SupervisedScheduler:
@@ -531,7 +486,7 @@ class Daemon:
                        retries: queue.Queue[tuple[str, datetime]]) -> None:
         """Move the next run of each failed poll's job to its backoff's next attempt.
 
-        In the scheduler's loop, as ``_apply_plans``: the poll that failed
+        In the scheduler's loop, as ``sla_job.apply_plans``: the poll that failed
         handed it over (``_retries``). The job keeps its interval from there.
         """
         while not retries.empty():

@@ -223,6 +223,7 @@ def retry(session: Session, ids: Sequence[int], user: StaffUser | None,
         ).rowcount  # type: ignore[attr-defined]
         if done:
             delivery_changed(session, row_id, "retry", user, now)
+            dialect_of(session).announce_queued_mail(session)  # sent at once, not next round
         outcomes.append(Outcome(row_id, bool(done), f"送信 {row_id} を再送キューに入れました"
                                 if done else f"送信 {row_id} は変更されていたため再送しません"))
     return outcomes

@@ -16,7 +16,8 @@ deliberate:
   search (FTS5 trigram index, or pg_trgm and a bigram GIN), a commit that need not wait for
   the disk.
 - **The change feed** (``ticketing.change_feed``): NOTIFY/LISTEN, or a
-  table polled by its primary key.
+  table polled by its primary key; word of queued mail for the leader's
+  sender (``ticketing.outbox_signal``): NOTIFY/LISTEN, or none.
 - **Copies** for backups: SQLite's online backup API, ``pg_dump``/``pg_restore``.
 """
 
@@ -47,7 +48,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import TextClause
 
-from madoguchi.ticketing import change_feed
+from madoguchi.ticketing import change_feed, outbox_signal
 from madoguchi.ticketing._exec import pg
 from madoguchi.ticketing.locks import (
     AdvisoryLock,
@@ -59,6 +60,7 @@ from madoguchi.ticketing.locks import (
     ProcessLocks,
 )
 from madoguchi.ticketing.models import Message
+from madoguchi.ticketing.outbox_signal import OutboxListener
 from madoguchi.ticketing.rules.search_text import indexed_by_bigrams
 
 
@@ -123,6 +125,13 @@ class Dialect(ABC):
     @abstractmethod
     def change_listener(self, engine: Engine, poll_seconds: float) -> change_feed.ChangeListener:
         """What a web process listens to for the changes others announce."""
+
+    def announce_queued_mail(self, session: Session) -> None:  # noqa: B027 - SQLite: none
+        """Tell the leader's sender, when this transaction commits, that outbox rows were queued."""
+
+    def outbox_listener(self, engine: Engine) -> OutboxListener | None:
+        """What the leader listens to for ``announce_queued_mail``; None: the dialect has none."""
+        return None
 
     @abstractmethod
     def copy_database(self, url: str, dest: Path) -> None:
@@ -268,6 +277,12 @@ class PostgresDialect(Dialect):
 
     def change_listener(self, engine: Engine, poll_seconds: float) -> change_feed.ChangeListener:
         return change_feed.NotifiedChanges(engine)
+
+    def announce_queued_mail(self, session: Session) -> None:
+        outbox_signal.notify_queued(session)
+
+    def outbox_listener(self, engine: Engine) -> OutboxListener | None:
+        return OutboxListener(engine)
 
     def copy_database(self, url: str, dest: Path) -> None:
         _pg_tool(pg.dump, url, dest / self.COPY)

@@ -208,10 +208,12 @@ def insert_outbox(session: Session, rows: list[dict[str, object]]) -> set[str]:
     """
     if not rows:
         return set()
-    stmt = dialect_of(session).insert_skipping_conflicts(
-        table_of(OutboxMessage), rows, ["dedupe_key"]
-    )
-    return set(session.scalars(stmt.returning(OutboxMessage.dedupe_key)))
+    dialect = dialect_of(session)
+    stmt = dialect.insert_skipping_conflicts(table_of(OutboxMessage), rows, ["dedupe_key"])
+    inserted = set(session.scalars(stmt.returning(OutboxMessage.dedupe_key)))
+    if inserted:
+        dialect.announce_queued_mail(session)  # the leader sends at once (outbox_signal)
+    return inserted
 
 
 def _checked_bytes(message: EmailMessage) -> bytes:
