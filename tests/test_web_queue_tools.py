@@ -367,38 +367,3 @@ def test_a_contact_registered_from_triage_is_named_never_by_the_address(
     section = agent.get("/triage").text.split(f'id="triage-{named}"')[1]
     assert 'name="contact_name" value="高橋 花子"' in section
 
-
-def test_the_counts_are_kept_until_this_desk_changes_a_ticket(
-    webdesk: WebDesk, agent: Staff
-) -> None:
-    # Kept: a second page counts nothing (bench/results/web.txt: the counts
-    # were most of the queue page's time at 1 M tickets). Forgotten at once
-    # when the desk itself commits a change to a ticket.
-    due = datetime.now(UTC) + timedelta(days=1)
-    numbers = [make_ticket(webdesk.desk, due=due) for _ in range(3)]
-    assert _counts(agent.get("/queue").text)["all"] == 3
-    agent.client.post("/queue/bulk", data={"csrf": agent.csrf, "action": "close",
-                                           "ticket": numbers[:2], "back": "/queue"})
-    assert _counts(agent.get("/queue").text)["all"] == 1
-
-
-def test_a_count_memo_counts_once_until_a_change_or_its_time_is_up() -> None:
-    from madoguchi.web.queue_counts import CountMemo
-
-    clock = [100.0]
-    memo = CountMemo(ttl=10.0, clock=lambda: clock[0])
-    calls: list[int] = []
-
-    def count() -> int:
-        calls.append(1)
-        return len(calls)
-
-    assert memo.get("all", count) == 1
-    assert memo.get("all", count) == 1  # kept
-    assert memo.get(("mine", 7), count) == 2  # another key counts for itself
-    memo.changed()
-    assert memo.get("all", count) == 3
-    clock[0] += 9.9
-    assert memo.get("all", count) == 3
-    clock[0] += 0.2
-    assert memo.get("all", count) == 4  # its time was up

@@ -32,7 +32,6 @@ from madoguchi.web.http import DeskWeb, SecurityHeaders, choose_locale, error_pa
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.live_hub import LiveHub
 from madoguchi.web.metrics import Collector
-from madoguchi.web.queue_counts import CountMemo
 from madoguchi.web.routes import routes
 from madoguchi.web.signin import EarlyRefusal
 from madoguchi.web.templating import environment
@@ -99,9 +98,6 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
 
     # One listener per process for every live page (web.live).
     live = LiveHub(storage.engine, web.live_poll_seconds)
-    counts = CountMemo()
-    counts.watch(storage.factory)
-    live.observers.append(counts.changed)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -141,5 +137,4 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
     )
     app.state.desk = state
     app.state.live = live
-    app.state.queue_counts = counts
     return app

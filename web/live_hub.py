@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -59,8 +58,6 @@ class LiveHub:
     def __init__(self, engine: Engine, poll_seconds: float) -> None:
         self.engine, self.poll = engine, poll_seconds
         self.subscribers: set[Subscriber] = set()
-        # Called in the hub's thread with every change heard (web.queue_counts).
-        self.observers: list[Callable[[list[Change]], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -102,8 +99,6 @@ class LiveHub:
                 listener, failed = None, True
                 self._stop.wait(RETRY)
                 continue
-            for observe in self.observers if changes else ():
-                observe(changes)
             if changes and self._loop is not None and not self._loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     self._loop.call_soon_threadsafe(self._dispatch, changes)

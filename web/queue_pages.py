@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from functools import partial
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import func, select
@@ -25,7 +24,6 @@ from madoguchi.web import queries
 from madoguchi.web.http import Ctx, endpoint
 from madoguchi.web.i18n import N_, error_text
 from madoguchi.web.i18n import gettext as _
-from madoguchi.web.queue_counts import CountMemo
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,6 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
     assert ctx.user is not None
     end = day_end(ctx)
     shown = filters.params()
-    memo: CountMemo = ctx.request.app.state.queue_counts
     user_id = ctx.user.id
     links = []
     for view in VIEWS:
@@ -79,12 +76,11 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
         links.append(ViewLink(
             view.key, _(view.label), _(view.hint),
             f"/queue?{urlencode(wanted)}" if wanted else "/queue",
-            memo.get((view.key, user_id, end), partial(
-                queries.queue_count, ctx.db, preset, user_id=user_id, day_end=end)),
+            queries.queue_count(ctx.db, preset, user_id=user_id, day_end=end),
             shown == wanted,
         ))
-    triage = memo.get(("triage",), lambda: int(
-        ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE)) or 0))
+    triage = int(ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE))
+                 or 0)
     links.insert(4, ViewLink("triage", _("トリアージ"),
                              _("番号を読めなかったFAXと確認が必要なお問い合わせ"),
                              "/triage", triage, False))
