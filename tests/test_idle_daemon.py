@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.mailfactory import make_mail
-from tests.postgres import PostgresDatabases
 from tests.servers.dovecot import DovecotAccount
 from tests.smtp_server import SmtpTestServer
 from tests.test_daemon import (
@@ -85,61 +84,3 @@ _POLLED = re.compile(r"INFO madoguchi\.daemon: mailbox: PollReport\(fetched=(\d+
 
 def _taken(log: Path) -> int:
     return sum(int(n) for n in _POLLED.findall(log.read_text()))
-
-
-def test_a_standby_takes_announced_mail_and_the_leader_sends_its_acknowledgements_at_once(
-    tmp_path: Path, dovecot: DovecotAccount, smtp_server: SmtpTestServer,
-    postgres_databases: PostgresDatabases,
-) -> None:
-    config = write_config(tmp_path, postgres_databases.new(), dovecot, smtp_server)
-    # Both the fallback poll and the leader's scheduled outbox round an hour away:
-    # only IDLE brings the mail in, only word of queued mail sends it in time.
-    text = config.read_text(encoding="utf-8")
-    text = text.replace("outbox_interval_seconds = 0.5", "outbox_interval_seconds = 3600")
-    text = text.replace("\ninterval_seconds = 0.5", "\ninterval_seconds = 3600\nidle = true")
-    # One sender for every mail: past the default three an hour it would get none.
-    text += "\n[acknowledgement]\nmax_per_sender_per_hour = 1000\n"
-    config.write_text(text, encoding="utf-8")
-    register_customers(config)
-    logs = [tmp_path / f"daemon-{n}.log" for n in range(2)]
-    procs = []
-    try:
-        for log in logs:  # the first leads: it is ready first
-            procs.append(start_daemon(config, log))
-            wait_for(lambda log=log: log.exists() and "waiting for new mail with IDLE"
-                     in log.read_text(), timeout=60, what="IDLE")
-        leader, standby = logs
-        wait_for(lambda: "this daemon is the scheduler" in leader.read_text(), timeout=30,
-                 what="the first daemon leading")
-        assert "this daemon is the scheduler" not in standby.read_text()
-        time.sleep(1)  # past the first polls and the first outbox round at start-up
-        sent = 0
-        # Both daemons poll at each announcement: mail until the standby took some.
-        while _taken(standby) == 0 and sent < 15:
-            for _ in range(3):
-                dovecot.append(make_mail(subject=f"ライセンスの件 {sent}", from_=CONTACT,
-                                         message_id=f"standby-{sent}@sakura-shoji.example.jp"))
-                sent += 1
-            try:
-                wait_for(lambda n=sent: _taken(leader) + _taken(standby) == n, timeout=20,
-                         what="the mail taken")
-                wait_for(lambda n=sent: len(acks(smtp_server)) == n, timeout=10,
-                         what=f"{sent} acknowledgements")
-            except AssertionError as exc:
-                raise AssertionError("\n".join(
-                    line for log in logs for line in log.read_text().splitlines()
-                    if "apscheduler" not in line)) from exc
-        assert _taken(standby) > 0, "the standby never took any of the mail"
-        time.sleep(2)
-        assert acks(smtp_server) == [CONTACT[1]] * sent  # each once
-        assert "send_outbox: run as the leader" not in standby.read_text()
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc, log in zip(procs, logs, strict=True):
-            assert proc.wait(timeout=30) == 0, log.read_text()
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-    assert dovecot.messages("INBOX") == {}
