@@ -59,7 +59,7 @@ def search_command(
         "status": status, "channel": channel, "product": product, "from": received_from,
         "to": received_to, "assignee": assignee}, settings.tz)
     if problem:
-        typer.echo(f"madoguchi: {problem}", err=True)
+        typer.echo(f"madoguchi: {problem.text()}", err=True)
         raise typer.Exit(2)
     storage = Storage.open(settings)
     try:
@@ -69,7 +69,7 @@ def search_command(
     finally:
         storage.close()
     if result.problem:
-        typer.echo(f"madoguchi: {result.problem}", err=True)
+        typer.echo(f"madoguchi: {result.problem.text()}", err=True)
         raise typer.Exit(2)
     for r in records:
         if format == "jsonl":

@@ -9,7 +9,7 @@ PYBABEL="${PYBABEL:-.venv/bin/pybabel}"
 POT=web/locale/messages.pot
 case "${1:-update}" in
   update)
-    "$PYBABEL" extract -F babel.cfg -k N_ --no-wrap --sort-by-file \
+    "$PYBABEL" extract -F babel.cfg -k N_ -k say --no-wrap --sort-by-file \
       --project=Madoguchi --copyright-holder=Madoguchi -o "$POT" .
     "$PYBABEL" update -i "$POT" -d web/locale -D messages -l en --no-wrap --no-fuzzy-matching \
       --ignore-obsolete

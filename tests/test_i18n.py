@@ -36,12 +36,13 @@ def _extracted() -> dict[tuple[str, str | None], list[str]]:
     """Every (msgid, context) in the web desk's templates and Python (as scripts/i18n.sh
     extracts them)."""
     found: dict[tuple[str, str | None], list[str]] = {}
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None,
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "say": None,
                 "pgettext": ((1, "c"), 2)}
     sources = (
         (ROOT / "web", [("templates/**.html", "jinja2"), ("**.py", "python")],
          {"templates/**.html": {"trim_blocks": "True", "lstrip_blocks": "True"}}),
         (ROOT / "ticketing", [("**.py", "python")], {}),
+        (ROOT / "ingest", [("**.py", "python")], {}),
     )
     for folder, method_map, options in sources:
         for filename, lineno, message, _comments, context in extract_from_dir(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, object_session
 
 from madoguchi.ticketing import conversation
 from madoguchi.ticketing.history import record
+from madoguchi.ticketing.history_line import say
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import (
@@ -81,7 +82,7 @@ def responded(session: Session, ticket: Ticket, user: StaffUser | None, now: dat
     urgent = [f for f in ticket.flags if f.flag is Flag.URGENT]
     if urgent:
         ticket.flags = [f for f in ticket.flags if f.flag is not Flag.URGENT]
-        record(session, ticket.id, _by(user), "フラグ解除: 至急（回答しました）", at=now,
+        record(session, ticket.id, _by(user), say("フラグ解除: 至急（回答しました）"), at=now,
                kind="flag", detail={"removed": Flag.URGENT.value})
 
 
@@ -165,7 +166,8 @@ def assign(session: Session, ticket: Ticket, assignee: str, *, by: StaffUser | N
     ticket.assignee_id = user.id if user is not None else None
     ticket.assignee = user
     record(session, ticket.id, _by(by),
-           f"担当者: {before.name if before else '未割当'} → {user.name if user else '未割当'}",
+           say("担当者: %(before)s → %(after)s", before=before.name if before else N_("未割当"),
+               after=user.name if user else N_("未割当")),
            at=now, kind="assignee", detail={"to": user.id if user else None})
     if user is not None:
         conversation.move(session, ticket, Event.DESK_TOOK, _by(by), now)
@@ -201,14 +203,16 @@ def merge(session: Session, source: Ticket, target_number: str, user: StaffUser 
         target.first_responded_at = source.first_responded_at
     if source.status != TicketStatus.CLOSED and target.status == TicketStatus.CLOSED:
         conversation.move(session, target, Event.STAFF_CHOSE, _by(user), now,
-                          chosen=State.OPEN, why=f"{source.number} の統合")
+                          chosen=State.OPEN, why=say("%(number)s の統合", number=source.number))
     conversation.refresh_due(target)
     conversation.move(session, source, Event.STAFF_CHOSE, _by(user), now, chosen=State.CLOSED,
-                      why=f"{target.number} に統合")
+                      why=say("%(number)s に統合", number=target.number))
     source.merged_into_id = target.id
-    record(session, target.id, _by(user), f"統合: {source.number} をこのチケットに統合",
+    record(session, target.id, _by(user),
+           say("統合: %(number)s をこのチケットに統合", number=source.number),
            at=now, kind="merge", detail={"from": source.number})
-    record(session, source.id, _by(user), f"統合: {target.number} に統合", at=now,
+    record(session, source.id, _by(user), say("統合: %(number)s に統合", number=target.number),
+           at=now,
            kind="merge", detail={"into": target.number})
     record_note(session, target, user, f"{source.number} を統合しました（件名: {source.subject}）",
                 now)

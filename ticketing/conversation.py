@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.deadlines import ContractTerms, Deadlines
 from madoguchi.ticketing.history import record
-from madoguchi.ticketing.japanese import format_moment_ja
+from madoguchi.ticketing.history_line import Line, say
 from madoguchi.ticketing.models import Contract, StaffUser, Ticket
 from madoguchi.ticketing.rules.conversation import Event, State, next_state, open_deadline
 from madoguchi.ticketing.rules.marks import N_
@@ -52,18 +52,18 @@ def _contract(session: Session, ticket: Ticket) -> ContractTerms | None:
     return session.get(Contract, ticket.contract_id)
 
 
-def _line(old: State, new: State, ticket: Ticket, why: str, tz: ZoneInfo) -> str:
-    text = f"状態: {STATE_LABELS[old]} → {STATE_LABELS[new]}"
+def _line(old: State, new: State, ticket: Ticket, why: Line | str) -> Line:
+    line = say("状態: %(old)s → %(new)s", old=STATE_LABELS[old], new=STATE_LABELS[new])
     if new is State.PENDING and ticket.pending_until is not None:
-        text += f"（再通知 {format_moment_ja(ticket.pending_until, tz)}）"
+        line += say("（再通知 %(at)s）", at=ticket.pending_until)
     if new is State.CUSTOMER_REPLIED and ticket.next_response_due is not None:
-        text += f"（次回回答期限 {format_moment_ja(ticket.next_response_due, tz)}）"
-    return f"{text}。{why}" if why else text
+        line += say("（次回回答期限 %(at)s）", at=ticket.next_response_due)
+    return line + say("。") + why if why else line
 
 
 def move(session: Session, ticket: Ticket, event: Event, by: StaffUser | str | None,
          now: datetime, *, deadlines: Deadlines | None = None, chosen: State | None = None,
-         pending_until: datetime | None = None, why: str = "",
+         pending_until: datetime | None = None, why: Line | str = "",
          tz: ZoneInfo | None = None) -> bool:
     """Apply ``event`` to the ticket; True when its state (or reminder date) changed.
 
@@ -97,6 +97,6 @@ def move(session: Session, ticket: Ticket, event: Event, by: StaffUser | str | N
     changed = new is not old or ticket.pending_until != old_until
     if changed and ticket.id is not None:
         zone = tz or (deadlines.calendar.tz if deadlines is not None else _JAPAN)
-        record(session, ticket.id, by, _line(old, new, ticket, why, zone), at=now, kind="state",
-               detail={"from": old.value, "to": new.value, "event": event.value})
+        record(session, ticket.id, by, _line(old, new, ticket, why), at=now, kind="state",
+               detail={"from": old.value, "to": new.value, "event": event.value}, tz=zone)
     return changed

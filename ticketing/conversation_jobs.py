@@ -35,6 +35,7 @@ from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.escalation import notice_mail
 from madoguchi.ticketing.history import DESK, record
+from madoguchi.ticketing.history_line import say
 from madoguchi.ticketing.japanese import format_moment_ja
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.models import OutboxMessage, Ticket
@@ -104,7 +105,7 @@ def escalate_next(session: Session, ticket: Ticket, settings: Settings, now: dat
     if ticket.state is not State.CUSTOMER_REPLIED or due is None or due > now:
         return False
     key = f"escalate-next:{ticket.number}:{_stamp(due)}"
-    if not record(session, ticket.id, DESK, "エスカレーション: 次回回答期限を過ぎました",
+    if not record(session, ticket.id, DESK, say("エスカレーション: 次回回答期限を過ぎました"),
                   at=now, kind="escalation", once_key=key):
         return False
     log.warning("%s: next response overdue, escalated", ticket.number)
@@ -131,7 +132,7 @@ def pending_due(session: Session, ticket: Ticket, settings: Settings, now: datet
                 ticket=ticket, now=now,
                 message=notice_mail(settings, to, f"[{ticket.number}] 保留の再通知", body))
     return conversation.move(session, ticket, Event.PENDING_DUE, DESK, now, tz=settings.tz,
-                             why=f"保留の再通知日時（{format_moment_ja(until, settings.tz)}）")
+                             why=say("保留の再通知日時（%(at)s）", at=until))
 
 
 def auto_close(session: Session, ticket: Ticket, deadlines: Deadlines, now: datetime) -> bool:
@@ -143,7 +144,7 @@ def auto_close(session: Session, ticket: Ticket, deadlines: Deadlines, now: date
     if at is None or at > now:
         return False
     return conversation.move(session, ticket, Event.SILENCE, DESK, now, deadlines=deadlines,
-                             why="解決後、お客様からのご連絡がないため自動クローズ")
+                             why=say("解決後、お客様からのご連絡がないため自動クローズ"))
 
 
 def _done(session: Session, keys: list[str]) -> set[str]:

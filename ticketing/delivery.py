@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from madoguchi.ticketing.actions import ActionError
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.history import record
+from madoguchi.ticketing.history_line import say
 from madoguchi.ticketing.models import (
     Flag,
     OutboxMessage,
@@ -268,12 +269,12 @@ def record_bounce(session: Session, returned_message_id: str, report: DeliveryRe
     return row.id
 
 
-_KIND_LABELS = {"reply": "返信", "ack": "受付通知", "reminder": "担当者への催促",
-                "escalation": "エスカレーション"}
-_CHANGE_LABELS = {"sent": "を送信しました", "failed": "の送信に失敗しました",
-                  "unknown": "の送信結果が不明です（中断）",
-                  "bounce": "が届かなかったと通知されました",
-                  "retry": "の再送を指示しました", "cancel": "の送信を取り消しました"}
+_KIND_LABELS = {"reply": N_("返信"), "ack": N_("受付通知"), "reminder": N_("担当者への催促"),
+                "escalation": N_("エスカレーション")}
+_CHANGE_LABELS = {"sent": N_("を送信しました"), "failed": N_("の送信に失敗しました"),
+                  "unknown": N_("の送信結果が不明です（中断）"),
+                  "bounce": N_("が届かなかったと通知されました"),
+                  "retry": N_("の再送を指示しました"), "cancel": N_("の送信を取り消しました")}
 
 
 def delivery_changed(session: Session, outbox_id: int, what: str, by: StaffUser | None,
@@ -291,7 +292,8 @@ def delivery_changed(session: Session, outbox_id: int, what: str, by: StaffUser 
         mail = _KIND_LABELS.get(row.kind, row.kind)
         to = "、".join(row.rcpt_to or [])
         record(session, row.ticket_id, by or "送信処理",
-               f"送信状況: {mail}（{to}）{_CHANGE_LABELS.get(what, what)}", at=now,
+               say("送信状況: %(mail)s（%(to)s）", mail=mail, to=to)
+               + say(_CHANGE_LABELS.get(what, what)), at=now,
                kind="delivery", detail={"outbox_id": outbox_id, "change": what})
     log.info("outbox %s: %s%s", outbox_id, what, f" by {by.login}" if by else "",
              extra={"outbox_id": outbox_id})

@@ -1,7 +1,9 @@
 """A ticket's history: the one helper every desk action calls to record a change.
 
-    record(session, ticket_id, by, what, kind="assignee", at=now)
+    record(session, ticket_id, by, say("担当者: %(name)s", name=...), kind="assignee", at=now)
 
+``what`` is a ``Line`` (``ticketing.history_line``: kept in Japanese, shown in
+each reader's language) or, for a text no reader translates, a plain string.
 ``by`` is the staff user who acted (a ``StaffUser``), a name (the command
 line's, a gateway's), or None for the desk itself (its jobs and its intake).
 The row is written in the caller's transaction: a change rolled back leaves
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.conversation_models import TicketEvent
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.history_line import Line
 from madoguchi.ticketing.models import StaffUser, table_of
 
 __all__ = ["DESK", "Entry", "events_of", "export_history", "record", "record_all"]
@@ -37,13 +40,24 @@ def _who(by: StaffUser | str | None) -> tuple[int | None, str]:
     return None, (by or DESK)[:200]
 
 
-def record(session: Session, ticket_id: int, by: StaffUser | str | None, what: str, *,
+def _stored(what: Line | str, detail: dict[str, Any] | None,
+            tz: ZoneInfo | None) -> tuple[str, dict[str, Any] | None]:
+    """The Japanese text and the detail to store (a line's parts under "line")."""
+    if isinstance(what, str):
+        return what[:MAX_WHAT], detail
+    text = what.text(tz=tz) if tz is not None else what.text()
+    return text[:MAX_WHAT], {**(detail or {}), "line": what.to_json()}
+
+
+def record(session: Session, ticket_id: int, by: StaffUser | str | None, what: Line | str, *,
            at: datetime, kind: str, detail: dict[str, Any] | None = None,
-           once_key: str | None = None) -> bool:
-    """Record one change of ticket ``ticket_id``; False when ``once_key`` was recorded before."""
+           once_key: str | None = None, tz: ZoneInfo | None = None) -> bool:
+    """Record one change of ticket ``ticket_id``; False when ``once_key`` was recorded before.
+    ``tz``: the zone of the moments in the stored Japanese text (default Japan's)."""
     by_id, name = _who(by)
+    text, detail = _stored(what, detail, tz)
     values: dict[str, Any] = {"ticket_id": ticket_id, "at": at, "by_id": by_id, "by": name,
-                              "kind": kind[:40], "what": what[:MAX_WHAT], "detail": detail,
+                              "kind": kind[:40], "what": text, "detail": detail,
                               "once_key": once_key}
     if once_key is None:
         session.add(TicketEvent(**values))
@@ -53,15 +67,17 @@ def record(session: Session, ticket_id: int, by: StaffUser | str | None, what: s
     return bool(session.scalars(stmt.returning(TicketEvent.id)).first())
 
 
-def record_all(session: Session, ticket_ids: list[int], by: StaffUser | str | None, what: str,
-               *, at: datetime, kind: str, detail: dict[str, Any] | None = None) -> None:
+def record_all(session: Session, ticket_ids: list[int], by: StaffUser | str | None,
+               what: Line | str, *, at: datetime, kind: str,
+               detail: dict[str, Any] | None = None) -> None:
     """The same change of many tickets (the intake's, for a chunk): one INSERT."""
     if not ticket_ids:
         return
     by_id, name = _who(by)
+    text, detail = _stored(what, detail, None)
     session.execute(insert(TicketEvent), [
         {"ticket_id": t, "at": at, "by_id": by_id, "by": name, "kind": kind[:40],
-         "what": what[:MAX_WHAT], "detail": detail, "once_key": None} for t in ticket_ids])
+         "what": text, "detail": detail, "once_key": None} for t in ticket_ids])
 
 
 def recorded(session: Session, once_key: str) -> bool:
@@ -75,6 +91,7 @@ class Entry:
     by: str
     kind: str
     what: str
+    line: Line | None = None  # the same in the catalogue's words (None: older or plain text)
 
 
 def events_of(session: Session, ticket_ids: list[int]) -> dict[int, list[Entry]]:
@@ -85,12 +102,13 @@ def events_of(session: Session, ticket_ids: list[int]) -> dict[int, list[Entry]]
     found: dict[int, list[Entry]] = {t: [] for t in ticket_ids}
     rows = session.execute(
         select(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.by, TicketEvent.kind,
-               TicketEvent.what)
+               TicketEvent.what, TicketEvent.detail)
         .where(TicketEvent.ticket_id.in_(ticket_ids))
         .order_by(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.id)
     )
-    for ticket_id, at, by, kind, what in rows:
-        found[ticket_id].append(Entry(at, by, kind, what))
+    for ticket_id, at, by, kind, what, detail in rows:
+        line = Line.from_json(detail.get("line")) if isinstance(detail, dict) else None
+        found[ticket_id].append(Entry(at, by, kind, what, line))
     return found
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, defer
 
 from madoguchi.ticketing.dialect import dialect_of
+from madoguchi.ticketing.history_line import Line, say
 from madoguchi.ticketing.models import Message, Ticket
 from madoguchi.ticketing.rules.search_text import document_fields, find, fold
 from madoguchi.ticketing.search_filters import SearchFilters
@@ -47,18 +48,18 @@ class SearchResult:
     terms: list[str]
     hits: list[SearchHit] = field(default_factory=list)
     next_before: int | None = None  # a message id: the next page starts below it
-    problem: str | None = None
+    problem: Line | None = None  # why nothing was searched, in the catalogue's words
 
 
-def search_terms(query: str) -> tuple[list[str], str | None]:
+def search_terms(query: str) -> tuple[list[str], Line | None]:
     """Whitespace-separated terms (all must occur), folded; each at least two characters."""
     terms = list(dict.fromkeys(t for t in (fold(w) for w in query.split()) if t.strip()))
     if not terms:
         return [], None
     if len(terms) > MAX_TERMS:
-        return [], f"検索語は{MAX_TERMS}個までです"
+        return [], say("検索語は%(n)s個までです", n=str(MAX_TERMS))
     if any(len(t) < MIN_TERM for t in terms):
-        return [], f"検索語はそれぞれ{MIN_TERM}文字以上にしてください"
+        return [], say("検索語はそれぞれ%(n)s文字以上にしてください", n=str(MIN_TERM))
     return terms, None
 
 

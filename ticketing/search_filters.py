@@ -1,7 +1,7 @@
 """The search's filters: what the web page's form and ``madoguchi search``'s flags narrow by.
 
 Both hand the same strings to ``parse_filters`` (a bad value gives a
-problem in Japanese, never an exception), and ``ticketing.search`` turns
+problem in the catalogue's words, never an exception), and ``ticketing.search`` turns
 the result into conditions on the ticket.
 """
 
@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
+from madoguchi.ticketing.history_line import Line, say
 from madoguchi.ticketing.models import Contract, StaffUser, Ticket
+from madoguchi.ticketing.rules.marks import N_
 from madoguchi.ticketing.rules.search_text import fold
 from madoguchi.ticketing.vocabulary import Channel, TicketStatus
 
@@ -76,7 +78,7 @@ def _day(value: str) -> date | None:
         return None
 
 
-def parse_filters(values: Mapping[str, str], tz: ZoneInfo) -> tuple[SearchFilters, str | None]:
+def parse_filters(values: Mapping[str, str], tz: ZoneInfo) -> tuple[SearchFilters, Line | None]:
     """Filters from the form's or the CLI's strings (empty = not filtered), or a problem."""
     v = {name: (values.get(name) or "").strip() for name in FILTER_NAMES}
     status = channel = None
@@ -84,25 +86,26 @@ def parse_filters(values: Mapping[str, str], tz: ZoneInfo) -> tuple[SearchFilter
         try:
             status = TicketStatus(v["status"])
         except ValueError:
-            return SearchFilters(), f"状態「{v['status']}」はありません"
+            return SearchFilters(), say("状態「%(value)s」はありません", value=v["status"])
     if v["channel"]:
         try:
             channel = Channel(v["channel"])
         except ValueError:
             channel = None
         if channel not in TICKET_CHANNELS:
-            return SearchFilters(), f"受付経路「{v['channel']}」はありません"
+            return SearchFilters(), say("受付経路「%(value)s」はありません", value=v["channel"])
     bounds: list[datetime | None] = []
-    for name, label, shift in (("from", "受付日（から）", 0), ("to", "受付日（まで）", 1)):
+    for name, label, shift in (("from", N_("受付日（から）"), 0), ("to", N_("受付日（まで）"), 1)):
         if not v[name]:
             bounds.append(None)
             continue
         day = _day(v[name])
         if day is None:
-            return SearchFilters(), f"{label}は 2026-11-24 のように書いてください"
+            return SearchFilters(), say("%(label)sは 2026-11-24 のように書いてください",
+                                        label=label)
         bounds.append(datetime.combine(day + timedelta(days=shift), time(), tz))
     if bounds[0] and bounds[1] and bounds[0] >= bounds[1]:
-        return SearchFilters(), "受付日の「から」が「まで」より後になっています"
+        return SearchFilters(), say("受付日の「から」が「まで」より後になっています")
     return SearchFilters(status=status, channel=channel, product=v["product"][:200] or None,
                          received_from=bounds[0], received_before=bounds[1],
                          assignee=v["assignee"][:100] or None), None

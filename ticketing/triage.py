@@ -39,6 +39,7 @@ from madoguchi.ticketing.actions import (
 from madoguchi.ticketing.deadlines import Deadlines
 from madoguchi.ticketing.directory import register_contact, valid_email
 from madoguchi.ticketing.history import record
+from madoguchi.ticketing.history_line import Line, say
 from madoguchi.ticketing.models import (
     Attachment,
     Channel,
@@ -112,18 +113,20 @@ def apply_entitlement(ticket: Ticket, decision: Entitlement,
 
 
 def _record_decision(session: Session, ticket: Ticket, user: StaffUser | None, now: datetime,
-                     before: tuple[str | None, list[str]], what: str) -> None:
+                     before: tuple[str | None, list[str]], what: Line) -> None:
     """The triage decision in the ticket's history: what staff decided, and what changed."""
     conversation.refresh_due(ticket)
     number, flags = before
     line = what
     if ticket.support_number != number:
-        line += f"。契約: {number or 'なし'} → {ticket.support_number or 'なし'}"
+        line += say("。契約: %(before)s → %(after)s", before=number or N_("なし"),
+                    after=ticket.support_number or N_("なし"))
     after = ticket.flag_names
     if after != flags:
         added = [f for f in after if f not in flags]
         removed = [f for f in flags if f not in after]
-        line += "。フラグ" + "".join(f" +{f}" for f in added) + "".join(f" -{f}" for f in removed)
+        line += say("。フラグ%(changes)s", changes="".join(f" +{f}" for f in added)
+                    + "".join(f" -{f}" for f in removed))
     record(session, ticket.id, user or COMMAND_LINE, line, at=now, kind="triage",
            detail={"support_number": ticket.support_number, "flags": after})
 
@@ -170,7 +173,7 @@ def assign_fax_number(session: Session, ticket: Ticket, number: SupportNumber,
     ticket.support_number_written = number.digits
     apply_entitlement(ticket, decision, contract, settings, deadlines)
     _record_decision(session, ticket, user, now, before,
-                     f"トリアージ: FAXの番号を {number.display} と確認")
+                     say("トリアージ: FAXの番号を %(number)s と確認", number=number.display))
     record_note(session, ticket, user,
                 f"FAXのサポートサービス番号を {number.display} と確認しました", now)
     session.flush()
@@ -220,13 +223,16 @@ def accept_as_customer(session: Session, ticket: Ticket, number: SupportNumber,
     before = (ticket.support_number, ticket.flag_names)
     apply_entitlement(ticket, accepted_by_staff(decision), contract, settings, deadlines, now)
     note = f"{contract.customer.company}（{number.display}）のお問い合わせとして受け付けました"
-    _record_decision(session, ticket, user, now, before, f"トリアージ: {note}")
+    _record_decision(session, ticket, user, now, before, say(
+        "トリアージ: %(company)s（%(number)s）のお問い合わせとして受け付けました",
+        company=contract.customer.company, number=number.display))
     if register_sender and sender is not None:
         contact = register_contact(session, contract, sender.sender, name)
         ticket.contact_id = contact.id
         note += f"。送信者 {contact.emails[-1].email} を窓口担当者に登録しました"
         record(session, ticket.id, user or COMMAND_LINE,
-               f"窓口担当者を登録: {contact.name}（{contact.emails[-1].email}）",
+               say("窓口担当者を登録: %(name)s（%(email)s）", name=contact.name,
+                   email=contact.emails[-1].email),
                at=now, kind="contact", detail={"contact_id": contact.id})
     record_note(session, ticket, user, note, now)
     return contract
@@ -239,7 +245,8 @@ def mark_out_of_scope(session: Session, ticket: Ticket, reason: str, user: Staff
     reason = required_text(reason, N_("理由"), MAX_REASON)
     record_note(session, ticket, user, f"対象外として完了しました。理由: {reason}", now)
     conversation.move(session, ticket, Event.STAFF_CHOSE, user or COMMAND_LINE, now,
-                      chosen=State.CLOSED, why=f"トリアージ: 対象外（{reason[:100]}）")
+                      chosen=State.CLOSED, why=say("トリアージ: 対象外（%(reason)s）",
+                                                   reason=reason[:100]))
 
 
 # -- the queues --------------------------------------------------------------

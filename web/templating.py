@@ -20,6 +20,8 @@ from madoguchi.config import SupportNumberSettings
 from madoguchi.ocr.preview import PREVIEW_TYPES
 from madoguchi.ticketing.conversation import STATE_LABELS
 from madoguchi.ticketing.delivery import STATE_LABELS as DELIVERY_STATE_LABELS
+from madoguchi.ticketing.history import Entry
+from madoguchi.ticketing.history_line import Line
 from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
 from madoguchi.ticketing.ticket_fields import PRIORITIES
@@ -116,6 +118,20 @@ def _moment(value: datetime | None, tz: ZoneInfo, *, year: bool = True) -> str:
     return f"{local.year}年{day}" if year else day
 
 
+def _said(line: Line, tz: ZoneInfo) -> str:
+    """A sentence in the catalogue's words (``ticketing.history_line``) in the reader's
+    language: its marked parts translated, its moments in the reader's format."""
+    return line.text(i18n.gettext, partial(_moment, tz=tz, year=False))
+
+
+def _history_text(entry: Entry, tz: ZoneInfo) -> str:
+    """A history line in the reader's language; the stored Japanese text when that is the
+    reader's language (or the line has no parts: an older line)."""
+    if entry.line is None or i18n.current_locale() == i18n.SOURCE_LOCALE:
+        return entry.what
+    return _said(entry.line, tz)
+
+
 def _size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
@@ -140,6 +156,8 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["moment"] = partial(_moment, tz=tz)
     env.filters["short_moment"] = partial(_moment, tz=tz, year=False)
     env.filters["size"] = _size
+    env.filters["history_text"] = partial(_history_text, tz=tz)
+    env.filters["said"] = partial(_said, tz=tz)
     env.filters["waited"] = waited
     env.filters["time_left"] = time_left
     env.filters["problem_ja"] = problem_ja

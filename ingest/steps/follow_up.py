@@ -17,6 +17,7 @@ from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing import conversation
 from madoguchi.ticketing.history import record
+from madoguchi.ticketing.history_line import say
 from madoguchi.ticketing.models import Ticket, TicketFlag
 from madoguchi.ticketing.rules.conversation import Event, says_urgent
 from madoguchi.ticketing.rules.threading import ThreadAction
@@ -35,13 +36,14 @@ def _run(batch: Batch, arrival: Arrival) -> Outcome | None:
     who = (msg.from_name or msg.from_addr) if msg is not None else "FAX"
     conversation.move(batch.session, ticket, Event.CUSTOMER_WROTE, None, arrival.when,
                       deadlines=batch.deadlines, tz=batch.settings.tz,
-                      why=f"{who} から{'FAX' if channel is Channel.FAX else 'メール'}")
+                      why=say("%(who)s からFAX", who=who) if channel is Channel.FAX
+                      else say("%(who)s からメール", who=who))
     subject = msg.subject if msg is not None else ""
     text = fax.text if fax is not None else (msg.text if msg is not None else "")
     if says_urgent(subject, text, batch.settings.conversation.urgent_words) and all(
             f.flag is not Flag.URGENT for f in ticket.flags):
         ticket.flags.append(TicketFlag(flag=Flag.URGENT, detail=subject[:200] or None))
-        record(batch.session, ticket.id, None, f"フラグ: 至急（{who} からの返信）",
+        record(batch.session, ticket.id, None, say("フラグ: 至急（%(who)s からの返信）", who=who),
                at=arrival.when, kind="flag", detail={"added": Flag.URGENT.value})
     return None
 

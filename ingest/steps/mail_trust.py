@@ -15,6 +15,7 @@ from madoguchi.ingest.drafts import NewTicket
 from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.history import record_all
+from madoguchi.ticketing.history_line import say
 from madoguchi.ticketing.models import TicketFlag, table_of
 from madoguchi.ticketing.rules.mail_trust import follow_up_unverified
 from madoguchi.ticketing.vocabulary import Flag
@@ -47,7 +48,8 @@ def _write_flags(batch: Batch) -> None:
         ["ticket_id", "flag"],
     ).returning(table_of(TicketFlag).c.ticket_id)).all()
     # The newly flagged: a line in each one's history, in one INSERT.
-    record_all(session, list(flagged), None, "フラグ: 送信者未確認（確認できない送信者からの返信）",
+    record_all(session, list(flagged), None,
+               say("フラグ: 送信者未確認（確認できない送信者からの返信）"),
                at=batch.now(), kind="flag", detail={"added": Flag.UNVERIFIED_SENDER.value})
     batch.staged.unverified_tickets = set()
 
