@@ -16,19 +16,15 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from madoguchi.app import Desk
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.security_models import WebSession
-from madoguchi.web_server import WebServer
+from tests.browser_kit import chromium, desk_page, served_web, sign_in
 from tests.conftest import make_settings
 from tests.smtp_server import SmtpTestServer
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_web_kit import PASSWORD, WebDesk, ingest_mail, open_web
+from tests.test_web_kit import WebDesk, ingest_mail
 
 pytestmark = pytest.mark.slow
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 class Running:
@@ -39,35 +35,17 @@ class Running:
 @pytest.fixture
 def running(sqlite_url: str, tmp_path: Path, smtp_server: SmtpTestServer) -> Iterator[Running]:
     settings = make_settings(sqlite_url, tmp_path, smtp=smtp_server.smtp_settings())
-    desk = Desk.open(settings)
-    wd = open_web(settings, desk, tmp_path, send_outbox_after_reply=True)
-    number = ingest_mail(desk, subject="ログインできません", message_id="first@sakura.example.jp")
-    OutboxSender(settings, desk.factory).send_due()  # the acknowledgement goes
-    server = WebServer(settings, desk=desk, web=wd.web, host="127.0.0.1", port=0).start()
-    try:
-        yield Running(wd, server.url, number)
-    finally:
-        server.stop()
-        desk.close()
+    with served_web(settings, tmp_path, send_outbox_after_reply=True) as (wd, url):
+        number = ingest_mail(wd.desk, subject="ログインできません",
+                             message_id="first@sakura.example.jp")
+        OutboxSender(settings, wd.desk.factory).send_due()  # the acknowledgement goes
+        yield Running(wd, url, number)
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def _sign_in(page: Any, url: str, login: str, then: str) -> None:
-    page.goto(f"{url}{then}")
-    assert "/login" in page.url
-    page.fill("#login", login)
-    page.fill("#password", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{url}{then}")
 
 
 def _replies(server: SmtpTestServer, number: str) -> list[Any]:
@@ -85,7 +63,7 @@ def test_a_refused_reply_is_shown_failed_and_sent_again_from_the_outbox_page(
     url, number = running.url, running.number
     smtp_server.refuse(550)
     agent = browser.new_context(locale="ja-JP").new_page()
-    _sign_in(agent, url, "agent", f"/tickets/{number}")
+    sign_in(agent, url, "agent", then=f"/tickets/{number}")
     agent.fill("#reply-body", "山田様\n\nパスワードの再設定をお試しください。")
     agent.click("#reply-form button[type=submit]")
     agent.wait_for_selector(".flash.ok")
@@ -101,7 +79,7 @@ def test_a_refused_reply_is_shown_failed_and_sent_again_from_the_outbox_page(
     assert agent.locator(".ticket-head .badge.flag-undelivered").count() == 1
 
     boss = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 800}).new_page()
-    _sign_in(boss, url, "boss", "/queue")
+    sign_in(boss, url, "boss", then="/queue")
     assert boss.locator("table.queue .badge.flag-undelivered").count() == 1
     boss.click("nav >> text=送信状況")
     boss.wait_for_url(f"{url}/outbox")
@@ -125,10 +103,8 @@ def test_a_refused_reply_is_shown_failed_and_sent_again_from_the_outbox_page(
 def test_back_and_send_again_sends_once(running: Running, browser: Any,
                                         smtp_server: SmtpTestServer) -> None:
     url, number = running.url, running.number
-    page = browser.new_context(locale="ja-JP").new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    _sign_in(page, url, "agent", f"/tickets/{number}")
+    page, errors = desk_page(browser)
+    sign_in(page, url, "agent", then=f"/tickets/{number}")
     text = "山田様\n\n設定を確認いたしました。"
     page.fill("#reply-body", text)
     page.click("#reply-form button[type=submit]")
@@ -152,7 +128,7 @@ def test_a_draft_outlives_its_session_and_comes_back_after_signing_in(
     url, number, desk = running.url, running.number, running.wd.desk
     context = browser.new_context(locale="ja-JP")
     page = context.new_page()
-    _sign_in(page, url, "agent", f"/tickets/{number}")
+    sign_in(page, url, "agent", then=f"/tickets/{number}")
     page.type("#reply-body", "お問い合わせの件、")
     page.wait_for_selector("#draft-status >> text=下書きを保存しました")
 
@@ -169,7 +145,7 @@ def test_a_draft_outlives_its_session_and_comes_back_after_signing_in(
 
     # Signed in again in another tab: this one saves what it kept.
     other = context.new_page()
-    _sign_in(other, url, "agent", "/queue")
+    sign_in(other, url, "agent", then="/queue")
     other.close()
     page.bring_to_front()
     page.evaluate("window.dispatchEvent(new Event('focus'))")
@@ -178,6 +154,6 @@ def test_a_draft_outlives_its_session_and_comes_back_after_signing_in(
 
     # A new sign-in in a fresh browser brings the whole draft back.
     fresh = browser.new_context(locale="ja-JP").new_page()
-    _sign_in(fresh, url, "agent", f"/tickets/{number}")
+    sign_in(fresh, url, "agent", then=f"/tickets/{number}")
     assert fresh.input_value("#reply-body") == "お問い合わせの件、確認いたします。"
     assert "下書きを復元しました" in fresh.inner_text("#draft-status")

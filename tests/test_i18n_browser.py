@@ -16,14 +16,11 @@ import pytest
 from madoguchi.app import Desk
 from madoguchi.ticketing.models import Flag, StaffUser
 from madoguchi.web_server import WebServer
+from tests.browser_kit import chromium, desk_page, submit_sign_in
 from tests.conftest import make_settings
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_web_kit import PASSWORD, WebDesk, make_ticket, open_web
+from tests.test_web_kit import WebDesk, make_ticket, open_web
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(),
-                                                   reason="Debian's chromium is not installed")]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow
 
 
 @dataclass
@@ -51,17 +48,12 @@ def running(sqlite_url: str, tmp_path: Path) -> Iterator[Running]:
 @pytest.mark.parametrize("browser_locale", ["ja-JP", "en-US"])
 def test_switching_a_user_to_english_and_back(running: Running, browser_locale: str) -> None:
     url = running.url
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_context(locale=browser_locale).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium() as browser:
+        page, errors = desk_page(browser, locale=browser_locale)
         page.goto(f"{url}/login")
         # Nobody has chosen yet: the desk is Japanese whatever the browser prefers.
         assert page.get_attribute("html", "lang") == "ja"
-        page.fill("#login", "agent")
-        page.fill("#password", PASSWORD)
-        page.keyboard.press("Enter")
+        submit_sign_in(page, "agent")
         page.wait_for_url(f"{url}/queue")
         assert page.inner_text("h1").startswith("キュー")
 
@@ -98,6 +90,5 @@ def test_switching_a_user_to_english_and_back(running: Running, browser_locale: 
         assert "あと3時間" in page.locator("tr", has=page.locator(
             f"a[href='/tickets/{running.number}']")).first.inner_text()
         assert errors == []
-        browser.close()
     with running.wd.desk.factory() as s:
         assert s.get(StaffUser, running.wd.users["agent"]).locale == "ja"

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from madoguchi.app import Desk
 from madoguchi.ticketing.models import OutboxMessage
 from madoguchi.web_server import WebServer
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import make_settings
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_web_kit import PASSWORD, WebDesk, ingest_mail, open_web
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,6 @@ after it, and supervisors end sessions from their page at 390 px, by keyboard.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ from typing import Any
 import pytest
 
 from madoguchi.app import Desk
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS, screenshots
 from tests.conftest import make_settings
 from tests.security_kit import STRANGER, serving, visitor
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_web_kit import PASSWORD, WebDesk, open_web
 
 pytest_plugins = ["tests.test_web_kit"]
@@ -91,8 +90,7 @@ def test_a_supervisor_ends_a_session_at_390_px_by_keyboard(
     page.goto(f"{url}/staff/sessions")
     assert STRANGER in page.inner_text("table.sessions")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    shots = Path(os.environ.get("MADOGUCHI_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     page.screenshot(path=str(shots / "sessions-390.png"), full_page=True)
     button = page.locator("button", has_text="佐藤 彩香 のすべてのセッションを終了")
     button.focus()

@@ -7,7 +7,6 @@ to refresh the README's screenshots from this run.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -16,23 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from madoguchi.app import Desk
 from madoguchi.ingest.inbound import Inbound
-from madoguchi.web_server import WebServer
+from tests.browser_kit import chromium, screenshots, served_web, sign_in
 from tests.conftest import make_settings
 from tests.faxfactory import letter_pdf, send_fax
 from tests.smtp_server import SmtpTestServer
-from tests.test_web_kit import PASSWORD, WebDesk, ingest_mail, open_web
+from tests.test_web_kit import WebDesk, ingest_mail
 
 # The system lane: whole processes, for minutes (tests/conftest.py).
 pytestmark = pytest.mark.slow
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 HOSTILE = "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2;alert(2)\">"
 
 
@@ -46,42 +40,35 @@ class Desktop:
 @pytest.fixture
 def desktop(sqlite_url: str, tmp_path: Path, smtp_server: SmtpTestServer) -> Iterator[Desktop]:
     settings = make_settings(sqlite_url, tmp_path, smtp=smtp_server.smtp_settings())
-    desk = Desk.open(settings)
-    wd = open_web(settings, desk, tmp_path, send_outbox_after_reply=True)
-    numbers = {"thread": ingest_mail(desk, subject="ログインできません",
-                                     message_id="first@sakura.example.jp",
-                                     body="サポートサービス番号: 2031-0001-0008\n\n"
-                                          "今朝から管理画面にログインできません。\n")}
-    ingest_mail(desk, subject=f"Re: [{numbers['thread']}] ログインできません",
-                message_id="second@sakura.example.jp", in_reply_to="first@sakura.example.jp",
-                references=["first@sakura.example.jp"], body="エラー番号は E-1024 です。\n")
-    fax = send_fax(letter_pdf(["お世話になっております。", "ライセンスキーの再発行をお願いします。",
-                               "株式会社さくら商事 山田"]), tmp_path / "fax.tif")
-    out = desk.pipeline.ingest(Inbound(fax.read_bytes(), "test", str(fax), kind="fax"))
-    assert out.ticket_number
-    numbers["fax"] = out.ticket_number
-    numbers["hostile"] = ingest_mail(
-        desk, subject=f"お知らせ {HOSTILE}", body=f"本文 {HOSTILE}",
-        html=f"<p>HTMLのお知らせ</p>{HOSTILE}<iframe src=\"https://evil.example/\"></iframe>",
-        from_=("怪しい 送信者", "someone@evil.example"),
-    )
-    server = WebServer(settings, desk=desk, web=wd.web, host="127.0.0.1", port=0).start()
-    try:
-        yield Desktop(wd, server.url, numbers)
-    finally:
-        server.stop()
-        desk.close()
+    with served_web(settings, tmp_path, send_outbox_after_reply=True) as (wd, url):
+        desk = wd.desk
+        numbers = {"thread": ingest_mail(desk, subject="ログインできません",
+                                         message_id="first@sakura.example.jp",
+                                         body="サポートサービス番号: 2031-0001-0008\n\n"
+                                              "今朝から管理画面にログインできません。\n")}
+        ingest_mail(desk, subject=f"Re: [{numbers['thread']}] ログインできません",
+                    message_id="second@sakura.example.jp", in_reply_to="first@sakura.example.jp",
+                    references=["first@sakura.example.jp"], body="エラー番号は E-1024 です。\n")
+        fax = send_fax(letter_pdf(["お世話になっております。",
+                                   "ライセンスキーの再発行をお願いします。",
+                                   "株式会社さくら商事 山田"]), tmp_path / "fax.tif")
+        out = desk.pipeline.ingest(Inbound(fax.read_bytes(), "test", str(fax), kind="fax"))
+        assert out.ticket_number
+        numbers["fax"] = out.ticket_number
+        numbers["hostile"] = ingest_mail(
+            desk, subject=f"お知らせ {HOSTILE}", body=f"本文 {HOSTILE}",
+            html=f"<p>HTMLのお知らせ</p>{HOSTILE}<iframe src=\"https://evil.example/\"></iframe>",
+            from_=("怪しい 送信者", "someone@evil.example"),
+        )
+        yield Desktop(wd, url, numbers)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 def test_staff_work_the_desk_in_a_real_browser(
     desktop: Desktop, smtp_server: SmtpTestServer, tmp_path: Path
 ) -> None:
-    shots = Path(os.environ.get("MADOGUCHI_SCREENSHOTS") or tmp_path / "shots")
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     url, n = desktop.url, desktop.numbers
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(locale="ja-JP", viewport={"width": 1366, "height": 900})
         page = context.new_page()
         dialogs: list[str] = []
@@ -90,12 +77,7 @@ def test_staff_work_the_desk_in_a_real_browser(
         page.on("pageerror", lambda e: errors.append(str(e)))
 
         # Sign in: the queue sends an anonymous visitor to the sign-in page.
-        page.goto(f"{url}/queue")
-        assert "/login" in page.url
-        page.fill("#login", "agent")
-        page.fill("#password", PASSWORD)
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{url}/queue")
+        sign_in(page, url)
         rows = page.locator("table.queue tbody tr")
         assert rows.count() == 3
         assert page.locator(".badge.flag-unreadable_fax").count() == 1
@@ -152,7 +134,6 @@ def test_staff_work_the_desk_in_a_real_browser(
         page.wait_for_url("**/search?q=*")
         assert page.locator(f".hits a[href^='/tickets/{n['fax']}']").count() >= 1
         assert page.locator(".hits mark").first.inner_text() == "ライセンス"
-        page.screenshot(path=str(shots / "search.png"))
 
         # A mail full of script and handlers runs nothing.
         page.goto(f"{url}/tickets/{n['hostile']}")
@@ -170,7 +151,6 @@ def test_staff_work_the_desk_in_a_real_browser(
         assert "&lt;script&gt;" in page.content() or "<script>window" in page.inner_text("main")
         assert dialogs == [] and errors == []
         context.close()
-        browser.close()
 
 
 def _wait_for_reply(server: SmtpTestServer, number: str):  # type: ignore[no-untyped-def]

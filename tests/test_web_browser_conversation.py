@@ -15,9 +15,10 @@ from madoguchi.ingest.inbound import Inbound
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.models import Contract, OutboxMessage
 from madoguchi.web_server import WebServer
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import make_settings
 from tests.mailfactory import make_mail
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+from tests.test_web_browser import playwright_api
 from tests.test_web_kit import PASSWORD, YAMADA, WebDesk, ingest_mail, make_ticket, open_web
 
 # The system lane: whole processes, for minutes (tests/conftest.py).

@@ -7,61 +7,37 @@ MADOGUCHI_SCREENSHOTS=docs/screenshots to refresh the README's search screenshot
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from madoguchi.app import Desk
-from madoguchi.web_server import WebServer
+from tests.browser_kit import chromium, desk_page, screenshots, served_web, sign_in
 from tests.conftest import make_settings
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_web_kit import PASSWORD, ingest_mail, make_ticket, open_web
+from tests.test_web_kit import ingest_mail, make_ticket
 
 pytestmark = pytest.mark.slow
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
 def served(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    settings = make_settings(sqlite_url, tmp_path)
-    desk = Desk.open(settings)
-    wd = open_web(settings, desk, tmp_path)
-    number = ingest_mail(desk, subject="CSV出力とログインの件", body=(
-        "サポートサービス番号: ２０３１－０００１－０００８\n\n"
-        "CSV出力のあと、管理画面にログインできなくなりました。\n"
-        "受付番号は２０３１－０００３です。\n"))
-    make_ticket(desk, subject="別件", text="ログの確認をお願いします")  # no ログイン, no CSV
-    server = WebServer(settings, desk=desk, web=wd.web, host="127.0.0.1", port=0).start()
-    try:
-        yield server.url, number
-    finally:
-        server.stop()
-        desk.close()
+    with served_web(make_settings(sqlite_url, tmp_path), tmp_path) as (wd, url):
+        number = ingest_mail(wd.desk, subject="CSV出力とログインの件", body=(
+            "サポートサービス番号: ２０３１－０００１－０００８\n\n"
+            "CSV出力のあと、管理画面にログインできなくなりました。\n"
+            "受付番号は２０３１－０００３です。\n"))
+        make_ticket(wd.desk, subject="別件", text="ログの確認をお願いします")  # no ログイン, no CSV
+        yield url, number
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 def test_half_width_full_width_and_a_full_width_number_find_the_ticket_once(
     served: tuple[str, str], tmp_path: Path
 ) -> None:
     url, number = served
-    shots = Path(os.environ.get("MADOGUCHI_SCREENSHOTS") or tmp_path / "shots")
-    shots.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="ja-JP", viewport={"width": 1366, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                and not m.text.startswith("Failed to load resource") else None)
-        page.goto(f"{url}/login")
-        page.fill("#login", "agent")
-        page.fill("#password", PASSWORD)
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{url}/queue")
+    shots = screenshots(tmp_path)
+    with chromium() as browser:
+        page, errors = desk_page(browser, viewport={"width": 1366, "height": 900})
+        sign_in(page, url)
 
         for typed, marked in (("ﾛｸﾞｲﾝ", "ログイン"), ("ＣＳＶ", "CSV"),
                               ("2031-0003", "２０３１－０００３")):
@@ -84,5 +60,4 @@ def test_half_width_full_width_and_a_full_width_number_find_the_ticket_once(
         assert page.locator("ol.hits > li.empty").count() == 1
         page.goto(f"{url}/search?q=ﾛｸﾞｲﾝ")
         page.screenshot(path=str(shots / "search.png"), full_page=True)
-        assert "pageerror" not in " ".join(errors) and not errors, errors
-        browser.close()
+        assert not errors, errors

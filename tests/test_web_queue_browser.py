@@ -7,7 +7,6 @@ MADOGUCHI_SCREENSHOTS=docs/screenshots to refresh the README's phone screenshots
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,14 +26,11 @@ from madoguchi.ticketing.models import (
     TicketStatus,
 )
 from madoguchi.web_server import WebServer
+from tests.browser_kit import chromium, desk_page, screenshots, sign_in
 from tests.conftest import make_settings
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_web_kit import PASSWORD, WebDesk, make_ticket, open_web, ticket
+from tests.test_web_kit import WebDesk, make_ticket, open_web, ticket
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(),
-                                                   reason="Debian's chromium is not installed")]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.slow
 
 LONG_COMPANY = "株式会社とても長い名前のソフトウェア開発研究所ホールディングス"
 
@@ -85,24 +81,17 @@ def running(sqlite_url: str, tmp_path: Path) -> Iterator[Running]:
         desk.close()
 
 
-def _signed_in(p: Any, url: str, **context: Any) -> tuple[Any, Any, list[str]]:
-    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    page = browser.new_context(locale="ja-JP", **context).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+def _signed_in(browser: Any, url: str, **context: Any) -> tuple[Any, list[str]]:
+    page, errors = desk_page(browser, **context)
     page.on("dialog", lambda d: d.accept())
-    page.goto(f"{url}/login")
-    page.fill("#login", "agent")
-    page.fill("#password", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{url}/queue")
-    return browser, page, errors
+    sign_in(page, url)
+    return page, errors
 
 
 def test_bulk_closing_three_tickets(running: Running) -> None:
     url, numbers = running.url, running.numbers
-    with playwright_api.sync_playwright() as p:
-        browser, page, errors = _signed_in(p, url, viewport={"width": 1366, "height": 900})
+    with chromium() as browser:
+        page, errors = _signed_in(browser, url, viewport={"width": 1366, "height": 900})
         assert page.inner_text("[data-view=all] .count") == "5"
         for number in numbers[:3]:
             page.check(f"input[name=ticket][value='{number}']")
@@ -113,7 +102,6 @@ def test_bulk_closing_three_tickets(running: Running) -> None:
         shown = page.locator("td.number a").all_inner_texts()
         assert numbers[3] in shown and not set(numbers[:3]) & set(shown)
         assert errors == []
-        browser.close()
     assert [ticket(running.wd.desk, n).status for n in numbers] == [TicketStatus.CLOSED] * 3 + [
         TicketStatus.OPEN]
 
@@ -124,12 +112,10 @@ def _no_horizontal_scroll(page: Any) -> None:
 
 def test_the_queue_and_a_ticket_at_390_px(running: Running, tmp_path: Path) -> None:
     url = running.url
-    shots = Path(os.environ.get("MADOGUCHI_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser, page, errors = _signed_in(p, url, viewport={"width": 390, "height": 844},
-                                           device_scale_factor=2, is_mobile=True,
-                                           has_touch=True)
+    shots = screenshots(tmp_path)
+    with chromium() as browser:
+        page, errors = _signed_in(browser, url, viewport={"width": 390, "height": 844},
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
         _no_horizontal_scroll(page)
         # The bulk bar waits for a ticked ticket.
         assert not page.locator("#bulk").is_visible()
@@ -167,13 +153,12 @@ def test_the_queue_and_a_ticket_at_390_px(running: Running, tmp_path: Path) -> N
         _no_horizontal_scroll(page)
         page.screenshot(path=str(shots / "ticket-phone.png"))
         assert errors == []
-        browser.close()
 
 
 def test_shortcuts_move_open_and_explain_themselves(running: Running) -> None:
     url = running.url
-    with playwright_api.sync_playwright() as p:
-        browser, page, errors = _signed_in(p, url, viewport={"width": 1366, "height": 900})
+    with chromium() as browser:
+        page, errors = _signed_in(browser, url, viewport={"width": 1366, "height": 900})
         # Keyboard only: the skip link is the first stop, then the first ticket.
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "最初のチケットへスキップ"
@@ -215,4 +200,3 @@ def test_shortcuts_move_open_and_explain_themselves(running: Running) -> None:
         page.keyboard.press("/")
         assert page.evaluate("document.activeElement.id") == "top-q"
         assert errors == []
-        browser.close()
