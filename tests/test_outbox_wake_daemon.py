@@ -16,17 +16,10 @@ from madoguchi.config import load_settings
 from madoguchi.ingest.inbound import Inbound, OutcomeKind
 from madoguchi.ticketing.heartbeats import read_beats
 from madoguchi.ticketing.models import OutboxMessage
+from tests import test_daemon as kit  # the daemon as a process: config, start, waits
 from tests.mailfactory import make_mail
 from tests.servers.dovecot import DovecotAccount
 from tests.smtp_server import SmtpTestServer
-from tests.test_daemon import (
-    CONTACT,
-    acks,
-    register_customers,
-    start_daemon,
-    wait_for,
-    write_config,
-)
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +43,7 @@ def test_an_acknowledgement_queued_by_another_process_is_sent_long_before_the_ne
     url = (request.getfixturevalue("postgres_databases").new() if backend == "postgresql"
            else f"sqlite:///{tmp_path / 'desk.db'}")
     assert isinstance(url, str)
-    config = write_config(tmp_path, url, dovecot, smtp_server)
+    config = kit.write_config(tmp_path, url, dovecot, smtp_server)
     # The outbox's round, the SLA sweep and the mailbox's poll an hour away: nothing of
     # the daemon's own schedule runs while the test waits.
     text = config.read_text(encoding="utf-8")
@@ -59,16 +52,16 @@ def test_an_acknowledgement_queued_by_another_process_is_sent_long_before_the_ne
         assert setting in text
         text = text.replace(setting, f"{setting.split('=')[0]}= {HOUR}")
     config.write_text(text, encoding="utf-8")
-    register_customers(config)
+    kit.register_customers(config)
     desk = Desk.open(load_settings(config))
     log = tmp_path / "daemon.log"
-    proc = start_daemon(config, log)
+    proc = kit.start_daemon(config, log)
     try:
         # Past the scheduled round of its start-up (the next one is an hour away).
-        wait_for(lambda: _round_done(desk), timeout=60, what="the leader's first outbox round")
+        kit.wait_for(lambda: _round_done(desk), timeout=60, what="the leader's first outbox round")
         time.sleep(1)
-        assert acks(smtp_server) == []
-        raw = make_mail(subject="ライセンスの件", from_=CONTACT,
+        assert kit.acks(smtp_server) == []
+        raw = make_mail(subject="ライセンスの件", from_=kit.CONTACT,
                         message_id="queued-outside@sakura-shoji.example.jp",
                         date=datetime.now(UTC))
         outcome = desk.pipeline.ingest(Inbound(raw, "test", "queued-outside"))
@@ -77,12 +70,12 @@ def test_an_acknowledgement_queued_by_another_process_is_sent_long_before_the_ne
             assert len(session.scalars(select(OutboxMessage)).all()) == 1
         queued = time.monotonic()
         try:
-            wait_for(lambda: acks(smtp_server), timeout=WITHIN, what="the acknowledgement")
+            kit.wait_for(lambda: kit.acks(smtp_server), timeout=WITHIN, what="the acknowledgement")
         except AssertionError as exc:
             raise AssertionError(log.read_text()) from exc
         assert time.monotonic() - queued < WITHIN
         time.sleep(1)
-        assert acks(smtp_server) == [CONTACT[1]]  # once
+        assert kit.acks(smtp_server) == [kit.CONTACT[1]]  # once
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log.read_text()
     finally:
