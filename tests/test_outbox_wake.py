@@ -104,7 +104,7 @@ def test_rows_the_server_refused_wait_for_the_round_while_new_mail_still_wakes_i
     time.sleep(3)  # six looks on SQLite, one or two on PostgreSQL
     assert daemon.wake.rounds == rounds
     assert _attempts(desk) == {first: 1, second: 0}
-    third = _queue(desk, "ack:c")  # news: a round, which tries the most overdue
-    wait_for(lambda: _attempts(desk) == {first: 1, second: 1, third: 0}, timeout=20,
-             what="a round for new mail")
-    assert daemon.wake.rounds == rounds + 1
+    third = _queue(desk, "ack:c")  # news: a round, which tries the most overdue first
+    wait_for(lambda: _attempts(desk)[second] == 1, timeout=20, what="a round for new mail")
+    assert daemon.wake.rounds > rounds
+    assert _attempts(desk)[first] == 1 and third in _attempts(desk)
