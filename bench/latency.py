@@ -10,9 +10,10 @@ every daemon waits in IDLE, mail from registered contacts is appended at
 ``--rate`` per second for ``--seconds``; the clock of each starts just
 before its APPEND. A ticket counts as committed when its message is seen
 in the database (looked at every 20 ms); an acknowledgement when the SMTP
-listener has its data. The outbox runs every second besides the round the
-leader starts after each announced poll (a standby's acknowledgements wait
-for the leader's next round).
+listener has its data. The outbox's scheduled round runs every second;
+besides it, the leader's wake-up (``madoguchi/outbox_wake.py``) starts a
+round as soon as mail is queued: after its own polls, on NOTIFY from a
+standby's commit (PostgreSQL), or when its look finds due rows.
 """
 
 from __future__ import annotations

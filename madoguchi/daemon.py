@@ -15,12 +15,13 @@ Scale-out on PostgreSQL: every daemon, leader or standby, also polls the
 IMAP sources on a scheduler of its own (in memory), and the daemons share
 the mail claim by claim (``ingest.sources.claims``), so adding daemons adds
 parsing, OCR and database workers. Folder sources, the outbox, the SLA jobs
-and backups stay with the leader; mail queued by a standby (or the web desk)
-wakes the leader's outbox at once (``outbox_wake``). On SQLite, which has
-one writer at a time, the leader alone polls.
+and backups stay with the leader; mail queued by a standby, the web desk
+or any other process wakes the leader's outbox at once (``outbox_wake``:
+NOTIFY on PostgreSQL, a look at the due rows on SQLite). On SQLite, which
+has one writer at a time, the leader alone polls.
 
 IMAP sources keep an IDLE connection (``idle_watch``): an announced poll
-runs at once, and on the leader an outbox round after it.
+runs at once, and the mail it queued wakes the leader's outbox.
 
 A source whose poll fails backs off (``ingest.sources.backoff``): its poll
 job's next run moves to the backoff's next attempt, in whichever scheduler
@@ -162,7 +163,7 @@ class Daemon:
         self._late: set[str] = set()
         self.gate = PollGate()  # a scheduled poll and one IDLE asked for never overlap
         self.idle = IdleWatchers(self)
-        self.wake = OutboxWake(self)  # PostgreSQL: a round as soon as anyone queued mail
+        self.wake = OutboxWake(self)  # a round as soon as anyone queued mail
 
     # -- the jobs ------------------------------------------------------------
 
@@ -213,18 +214,18 @@ class Daemon:
                 raise LeadershipLost(self.epoch, self.lease.epoch)
             fence(session, self.epoch)
 
-    def run_job(self, action: str, *args: str) -> None:
-        """A scheduled job, run only while this daemon's epoch leads."""
+    def run_job(self, action: str, *args: str) -> object:
+        """A scheduled job, run only while this daemon's epoch leads; its result (None: not run)."""
         epoch = self.epoch
         try:
             with transaction(self.desk.factory) as session:
                 self._fence(session)
         except LeadershipLost as exc:
             log.warning("%s not run: %s", action, exc)
-            return
+            return None
         log.info("%s%s: run as the leader of epoch %s", action,
                  f" {' '.join(args)}" if args else "", epoch)
-        getattr(self, action)(*args)
+        return getattr(self, action)(*args)
 
     def remind(self, number: str) -> bool:
         """The reminder job of ticket ``number``; False when it is gone or not needed."""

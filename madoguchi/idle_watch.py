@@ -9,7 +9,7 @@ epoch. Each watcher is a supervised component, ``idle:<source>``: it beats
 while it waits, and one whose thread died is started again.
 
 ``PollGate`` makes the scheduled poll and an announced one (and the
-scheduled outbox round and one asked for after an announced poll) never
+scheduled outbox round and one the outbox's wake-up runs) never
 overlap in one process: one asked for while one runs is not lost, the
 running one goes round once more.
 """
@@ -100,9 +100,9 @@ class IdleWatchers:
                 self.daemon.poll(name)
             elif self.daemon.epoch is not None:
                 self.daemon.run_job("poll", name)
-            if self.daemon.epoch is not None:
-                # The acknowledgements just queued go now, not at the outbox's next turn.
-                self.daemon.run_job("send_outbox")
+            # The acknowledgements just queued go now, not at the outbox's next turn,
+            # from the outbox's own thread: this one is free for the next announcement.
+            self.daemon.wake.poke()
         except Exception as exc:  # the poll's own backoff and status say it
             log.warning("%s: the poll after IDLE failed: %s", name, exc)
 

@@ -9,20 +9,29 @@ madoguchi_outbox`` (delivered at its commit, never after a rollback), and
 the leader LISTENs on a connection of its own (``OutboxListener``;
 ``madoguchi.outbox_wake`` runs the round).
 
-SQLite has no such word: the leader alone polls there and runs a round
-after each poll IDLE asked for; the scheduled round is the fallback, as it
-is for a notification lost while the listener reconnects.
+SQLite has no such word, and other processes (the web desk, ``madoguchi
+ingest``) write the same file: the leader looks at the outbox instead
+(``due_ids``, a read of the due rows by their index, twice a second), as
+it does on PostgreSQL too after each wait, for a row whose retry came due
+and for a notification lost while the listener reconnected.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from madoguchi.ticketing.models import OutboxMessage, OutboxStatus
+
 CHANNEL = "madoguchi_outbox"
+# The most due rows one look reads (the ids of a burst; more wait for the next round).
+LOOK_LIMIT = 500
+# A round takes these when due: pending ones, and those whose sender's lease is over.
+_TAKEN = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DELIVERING)
 
 
 def notify_queued(session: Session) -> None:
@@ -62,3 +71,16 @@ class OutboxListener:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def due_ids(session: Session, now: datetime, limit: int = LOOK_LIMIT) -> set[int]:
+    """The rows a round would take now: pending and due, or a sender's lease over.
+
+    One read along the index ``ix_outbox_status_next``: the leader's look for
+    mail queued without word (``madoguchi.outbox_wake``).
+    """
+    return set(session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status.in_(_TAKEN), OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.id)
+        .limit(limit)))
