@@ -368,12 +368,22 @@ def _report(args: argparse.Namespace, flood: Flood, staff: list[tuple[float, int
     print(extra)
 
 
+def _profile(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "100",
+                             "--nonblocking", "--threads", "--format", "raw", "--duration",
+                             str(int(args.seconds)), "-o", str(args.profile)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000, help="attempts per second, in all")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--addresses", type=int, default=20)
     parser.add_argument("--connections", type=int, default=10, help="per address")
+    parser.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of the server "
+                        "during the flood, into this file (a diagnosis, not a figure)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with TemporaryDirectory() as name:
@@ -383,7 +393,10 @@ def main() -> None:
         try:
             server = psutil.Process(proc.pid)
             before = server.memory_info().rss / 2**20
+            spy = _profile(proc.pid, args) if args.profile else None
             flood, staff, cpu = _flood(port, args, server)
+            if spy is not None:
+                spy.wait(60)
             after = server.memory_info().rss / 2**20
         finally:
             proc.terminate()

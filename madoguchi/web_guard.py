@@ -191,6 +191,8 @@ class GuardedH11Protocol(H11Protocol):
             if self._served >= self.limits.max_requests:
                 self.transport.close()
                 return b""
+            if self.flow.write_paused:
+                break  # a client that does not read: the rest waits in h11, answered in turn
         if not used:
             return data
         self._arm(self.limits.header_timeout, "headers")  # the next request's deadline

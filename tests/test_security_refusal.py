@@ -149,6 +149,28 @@ def test_while_a_place_is_refused_a_clean_place_and_the_staff_are_let_in(full: W
         s.close()
 
 
+def test_a_guesser_that_sends_thousands_without_reading_gets_every_answer_in_order(
+    wd: WebDesk,
+) -> None:
+    with serving(wd) as url:
+        _pause(url)
+        s = _connect(url)
+        s.settimeout(30)
+        # About 400 KB of guesses and then a page, while reading nothing: the server's
+        # write buffer fills, the rest waits its turn (never all the answers in memory).
+        sender = threading.Thread(
+            target=s.sendall, args=(GUESS * 2000 + b"GET /login HTTP/1.1\r\nHost: d\r\n\r\n",))
+        sender.start()
+        threading.Event().wait(0.5)
+        answers = _responses(s, 2001)
+        sender.join(30)
+        s.close()
+    codes = [status for status, _, _ in answers]
+    assert codes[-1] == 200 and set(codes[:-1]) <= {401, 429}
+    # (a guess that comes after a pause ends is checked: at most a few of them)
+    assert codes.count(429) >= 1990
+
+
 def test_a_request_split_across_reads_or_from_behind_the_proxy_is_refused_all_the_same(
     settings: Settings, desk: Desk, tmp_path: Path, quick_hashing: None
 ) -> None:
