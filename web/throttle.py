@@ -178,23 +178,27 @@ class SignInThrottle:
                     entry.pending += 1
             return Reservation(address, account, clean)
 
+    def _held(self, reservation: Reservation) -> list[_Entry]:
+        """The entries a reservation counted in (those still tracked); under the lock."""
+        found = []
+        for table, key in ((self._addresses, reservation.address),
+                           (self._accounts, reservation.account)):
+            entry = table.entries.get(key) if key is not None else None
+            if entry is not None:
+                found.append(entry)
+        return found
+
     def finished(self, reservation: Reservation) -> None:
         """The reserved attempt's check is over (whatever its outcome)."""
         with self._lock:
-            for table, key in ((self._addresses, reservation.address),
-                               (self._accounts, reservation.account)):
-                entry = table.entries.get(key) if key is not None else None
-                if entry is not None and entry.pending:
-                    entry.pending -= 1
+            for entry in self._held(reservation):
+                entry.pending = max(0, entry.pending - 1)
 
     def succeeded(self, reservation: Reservation) -> None:
         """The password was right: the reservation was no failure."""
         with self._lock:
-            for table, key in ((self._addresses, reservation.address),
-                               (self._accounts, reservation.account)):
-                entry = table.entries.get(key) if key is not None else None
-                if entry is not None and entry.failures:
-                    entry.failures -= 1
+            for entry in self._held(reservation):
+                entry.failures = max(0, entry.failures - 1)
 
     def size(self) -> int:
         """Entries held (addresses and accounts): what bounds the throttle's memory."""
