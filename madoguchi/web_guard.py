@@ -10,7 +10,10 @@ connections too, so half-open ones would turn every real request into a
   request line and headers (``header_timeout_seconds``) and another for the
   body, a cap on requests per connection, on open connections and on open
   connections per client address: beyond a cap a new connection is closed
-  at once, before any byte is read;
+  at once, before any byte is read. Given an ``early`` answerer
+  (``web.refusal.RawRefusal``), a sign-in the throttle makes wait is
+  answered from the raw bytes, before h11 and the application: a flood of
+  guesses costs the event loop a few microseconds a request;
 - ``ConcurrencyLimit`` — at most ``max_concurrent_requests`` requests in the
   application at once, ``max_concurrent_requests_per_client`` from one
   client address; more are answered 503 at once. The live desk's event
@@ -32,9 +35,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import h11
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -76,85 +80,165 @@ def _send_400(protocol: H11Protocol, msg: str) -> None:
     protocol.transport.close()
 
 
-def guarded_protocol(limits: GuardLimits) -> type[H11Protocol]:
-    """uvicorn's h11 protocol under ``limits`` (a class per server: its counts are its own)."""
-    per_client: Counter[str] = Counter()
+class EarlyAnswer(Protocol):
+    """Answers some requests from their raw bytes (``web.refusal.RawRefusal``)."""
 
-    class GuardedH11Protocol(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
-        _phase = "headers"
-        _served = 0
-        _counted: str | None = None
+    def key_for(self, peer: str) -> str | None: ...
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            host = self.client[0] if self.client else "-"
-            if (len(self.connections) > limits.max_connections
-                    or per_client[host] >= limits.max_per_client):
-                log.warning("refused a connection from %s: too many open", host)
-                transport.abort()
+    def answer(self, data: bytes, key: str, *, tls: bool) -> tuple[bytes, int] | None: ...
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol under ``limits``, answering early what ``early`` can;
+    ``guarded_protocol`` makes the class a server uses (its counts are its own)."""
+
+    limits: ClassVar[GuardLimits]
+    early: ClassVar[EarlyAnswer | None] = None
+    per_client: ClassVar[Counter[str]]
+    _deadline: asyncio.TimerHandle | None = None
+    _phase = "headers"
+    _served = 0
+    _counted: str | None = None
+    _early_key: str | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        host = self.client[0] if self.client else "-"
+        if self.early is not None and self.client:
+            self._early_key = self.early.key_for(host)
+        if (len(self.connections) > self.limits.max_connections
+                or self.per_client[host] >= self.limits.max_per_client):
+            log.warning("refused a connection from %s: too many open", host)
+            transport.abort()
+            return
+        self.per_client[host] += 1
+        self._counted = host
+        self._arm(self.limits.header_timeout, "headers")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._counted is not None:
+            self.per_client[self._counted] -= 1
+            if self.per_client[self._counted] <= 0:
+                del self.per_client[self._counted]
+            self._counted = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._early_key is not None and self._between_requests():
+            data = self._answer_early(data, self._early_key)
+            if not data:
                 return
-            per_client[host] += 1
-            self._counted = host
-            self._arm(limits.header_timeout, "headers")
+        super().data_received(data)
+        state = self.conn.their_state
+        if state is h11.SEND_BODY and self._phase == "headers":
+            self._arm(self.limits.body_timeout, "body")
+        elif state is not h11.IDLE and state is not h11.SEND_BODY:
+            self._disarm()  # the whole request is in: the application has it
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            if self._counted is not None:
-                per_client[self._counted] -= 1
-                if per_client[self._counted] <= 0:
-                    del per_client[self._counted]
-                self._counted = None
-            super().connection_lost(exc)
+    def on_response_complete(self) -> None:
+        self._served += 1
+        if self._served >= self.limits.max_requests and not self.transport.is_closing():
+            self.transport.close()
+            return
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm(self.limits.header_timeout, "headers")
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            state = self.conn.their_state
-            if state is h11.SEND_BODY and self._phase == "headers":
-                self._arm(limits.body_timeout, "body")
-            elif state is not h11.IDLE and state is not h11.SEND_BODY:
-                self._disarm()  # the whole request is in: the application has it
+    def handle_events(self) -> None:
+        # Between two requests, what h11 holds (a request split across reads, or
+        # pipelined behind one just answered) is the front of the next request.
+        if self._early_key is not None and self._between_requests(buffered=True):
+            held = self.conn.trailing_data[0]
+            rest = self._answer_early(held, self._early_key)
+            if len(rest) < len(held) and not self.transport.is_closing():
+                self.conn = h11.Connection(h11.SERVER, self._max_event)
+                if rest:  # (no bytes would tell h11 the client closed)
+                    self.conn.receive_data(rest)
+            if self.transport.is_closing():
+                return
+        super().handle_events()
 
-        def on_response_complete(self) -> None:
+    @property
+    def _max_event(self) -> int:
+        size = self.config.h11_max_incomplete_event_size
+        return size if size is not None else DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+
+    def _between_requests(self, *, buffered: bool = False) -> bool:
+        # Nothing under way; nothing buffered in h11 (or, ``buffered``, something):
+        # the bytes start a request.
+        conn = self.conn
+        return (conn.their_state is h11.IDLE and conn.our_state is h11.IDLE
+                and not self.flow.write_paused
+                and bool(conn.trailing_data[0]) is buffered)
+
+    def _answer_early(self, data: bytes, key: str) -> bytes:
+        """Answers the requests at the front of ``data`` that ``early`` can; the rest."""
+        early = self.early
+        assert early is not None
+        used = 0
+        tls = self.scheme == "https"
+        while used < len(data):
+            found = early.answer(data[used:] if used else data, key, tls=tls)
+            if found is None:
+                break
+            reply, length = found
+            self._unset_keepalive_if_required()
+            self.transport.write(reply)
+            used += length
+            self.server_state.total_requests += 1
             self._served += 1
-            if self._served >= limits.max_requests and not self.transport.is_closing():
+            if self._served >= self.limits.max_requests:
                 self.transport.close()
-                return
-            super().on_response_complete()
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-                self._arm(limits.header_timeout, "headers")
+                return b""
+            if self.flow.write_paused:
+                break  # a client that does not read: the rest waits in h11, answered in turn
+        if not used:
+            return data
+        self._arm(self.limits.header_timeout, "headers")  # the next request's deadline
+        if used == len(data):
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        return data[used:]
 
-        def send_400_response(self, msg: str) -> None:
-            _send_400(self, msg)
+    def send_400_response(self, msg: str) -> None:
+        _send_400(self, msg)
 
-        def shutdown(self) -> None:
-            super().shutdown()
-            # A live stream never completes by itself: close it, or shutdown waits for it.
-            scope = getattr(self, "scope", None)
-            if (self.cycle is not None and not self.cycle.response_complete and scope
-                    and str(scope.get("path", "")).startswith(LIVE_PREFIX)
-                    and not self.transport.is_closing()):
-                self.transport.close()
+    def shutdown(self) -> None:
+        super().shutdown()
+        # A live stream never completes by itself: close it, or shutdown waits for it.
+        scope = getattr(self, "scope", None)
+        if (self.cycle is not None and not self.cycle.response_complete and scope
+                and str(scope.get("path", "")).startswith(LIVE_PREFIX)
+                and not self.transport.is_closing()):
+            self.transport.close()
 
-        def _arm(self, seconds: float, phase: str) -> None:
-            self._disarm()
-            self._phase = phase
-            self._deadline = self.loop.call_later(seconds, self._too_slow)
+    def _arm(self, seconds: float, phase: str) -> None:
+        self._disarm()
+        self._phase = phase
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
 
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _too_slow(self) -> None:
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
             self._deadline = None
-            state = self.conn.their_state
-            if (state is h11.IDLE or state is h11.SEND_BODY) and not self.transport.is_closing():
-                log.warning("closed a connection from %s: its request's %s took too long",
-                            self.client[0] if self.client else "-", self._phase)
-                self.transport.abort()
 
-    return GuardedH11Protocol
+    def _too_slow(self) -> None:
+        self._deadline = None
+        state = self.conn.their_state
+        if (state is h11.IDLE or state is h11.SEND_BODY) and not self.transport.is_closing():
+            log.warning("closed a connection from %s: its request's %s took too long",
+                        self.client[0] if self.client else "-", self._phase)
+            self.transport.abort()
+
+
+
+def guarded_protocol(limits: GuardLimits, early: EarlyAnswer | None = None
+                     ) -> type[H11Protocol]:
+    """uvicorn's h11 protocol under ``limits`` (a class per server: its counts are its own);
+    ``early`` answers what it can from the raw bytes, before h11."""
+    return type("GuardedH11Protocol", (GuardedH11Protocol,),
+                {"limits": limits, "early": early, "per_client": Counter()})
 
 
 @dataclass

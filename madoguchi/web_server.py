@@ -21,6 +21,7 @@ from madoguchi.config.web import WebSettings
 from madoguchi.health import metric_families
 from madoguchi.ticketing.storage import Storage
 from madoguchi.web.app import create_app, web_settings
+from madoguchi.web.refusal import RawRefusal
 from madoguchi.web_guard import (
     ConcurrencyLimit,
     GuardLimits,
@@ -46,8 +47,10 @@ def _config(app: Starlette, host: str, port: int, web: WebSettings) -> uvicorn.C
                          live_per_client=web.live_max_connections_per_client),
         host=host,
         port=port,
-        # Deadlines for headers and body, caps on connections (madoguchi.web_guard).
-        http=guarded_protocol(GuardLimits.of(web)),
+        # Deadlines for headers and body, caps on connections (madoguchi.web_guard); a
+        # sign-in the throttle makes wait refused from its raw bytes (web.refusal).
+        http=guarded_protocol(GuardLimits.of(web),
+                              RawRefusal(app.state.desk, app.state.refusal)),
         timeout_keep_alive=max(1, round(web.keep_alive_seconds)),
         h11_max_incomplete_event_size=16 * 1024,
         backlog=1024,

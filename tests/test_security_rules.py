@@ -56,7 +56,10 @@ class Clock:
 
 
 def _fail(t: SignInThrottle, address: str, account: str | None) -> Reservation | Refusal:
-    return t.reserve(address, account)  # reserved = counted failed until succeeded()
+    r = t.reserve(address, account)  # reserved = counted failed until succeeded()
+    if isinstance(r, Reservation):
+        t.finished(r)  # its password was checked (and wrong)
+    return r
 
 
 def test_an_address_waits_a_doubling_delay_after_its_free_failures() -> None:
@@ -72,6 +75,37 @@ def test_an_address_waits_a_doubling_delay_after_its_free_failures() -> None:
         clock.now += r.retry_after
         assert isinstance(_fail(t, "addr:a", None), Reservation)
     assert waits == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_after_a_pause_an_address_has_one_check_under_way_at_a_time() -> None:
+    clock = Clock()
+    t = SignInThrottle(free_failures=3, base_delay=1, max_delay=60, clock=clock)
+    for _ in range(3):
+        assert isinstance(_fail(t, "addr:a", None), Reservation)
+    clock.now += 1
+    slow = t.reserve("addr:a", None)  # its Argon2 check outlasts the next pause
+    assert isinstance(slow, Reservation)
+    clock.now += 30
+    assert t.address_wait("addr:a") == 1  # the early look says the same as reserve
+    assert isinstance(t.reserve("addr:a", None), Refusal)
+    t.finished(slow)
+    assert t.address_wait("addr:a") == 0
+    assert isinstance(t.reserve("addr:a", None), Reservation)
+
+
+def test_a_guarded_account_has_one_check_under_way_for_failing_places() -> None:
+    clock = Clock()
+    t = SignInThrottle(free_failures=2, base_delay=1, clock=clock)
+    for i in range(2):
+        assert isinstance(_fail(t, f"addr:{i}", "staff:1"), Reservation)
+    _fail(t, "addr:x", None)  # addr:x has failed once: not clean
+    clock.now += 10
+    slow = t.reserve("addr:0", "staff:1")
+    assert isinstance(slow, Reservation)
+    clock.now += 30
+    assert isinstance(t.reserve("addr:x", "staff:1"), Refusal)
+    assert isinstance(t.reserve("addr:owner", "staff:1"), Reservation)  # a clean place may
+    t.finished(slow)
 
 
 def test_a_guarded_account_is_open_to_a_clean_address_and_closed_to_guessers() -> None:
@@ -226,3 +260,32 @@ def test_a_request_beyond_the_concurrency_limit_gets_503_with_the_security_heade
     names = {name for name, _ in start["headers"]}  # type: ignore[attr-defined]
     assert {b"content-security-policy", b"x-frame-options", b"cache-control",
             b"x-content-type-options", b"retry-after"} <= names
+
+
+# -- the raw sign-in refusal: what it recognises ------------------------------------
+
+_POST = (b"POST /login HTTP/1.1\r\nHost: desk\r\nContent-Length: 9\r\n%s\r\nlogin=abc")
+
+
+@pytest.mark.parametrize("extra,whole", [
+    (b"", True), (b"Content-Type: application/x-www-form-urlencoded\r\n", True),
+    (b"Transfer-Encoding: chunked\r\n", False), (b"Expect: 100-continue\r\n", False),
+    (b"Connection: close\r\n", False), (b"Content-Length: 9\r\n", False),
+    (b"X-Folded: a\r\n b\r\n", False), (b"Bad Header\r\n", False), (b"Upgrade: h2c\r\n", False),
+])
+def test_the_raw_refusal_takes_only_a_whole_plain_sign_in(extra: bytes, whole: bool) -> None:
+    from madoguchi.web.refusal import request_length
+
+    data = _POST % extra
+    assert request_length(data + b"GET / HTTP/1.1") == (len(data) if whole else None)
+    assert request_length(data[:-1]) is None  # the body not all there yet
+
+
+@pytest.mark.parametrize("line", [b"POST /login HTTP/1.0", b"POST /login2 HTTP/1.1",
+                                  b"GET /login HTTP/1.1", b"POST /%6Cogin HTTP/1.1"])
+def test_the_raw_refusal_leaves_any_other_request_line_to_uvicorn(line: bytes) -> None:
+    from madoguchi.web.refusal import request_length
+
+    data = (_POST % b"").replace(b"POST /login HTTP/1.1", line)
+    assert request_length(data) is None
+    assert request_length((_POST % b"").replace(b"/login", b"/login?next=%2Fqueue")) is not None

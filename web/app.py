@@ -32,8 +32,8 @@ from madoguchi.web.http import DeskWeb, SecurityHeaders, choose_locale, error_pa
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.live_hub import LiveHub
 from madoguchi.web.metrics import Collector
+from madoguchi.web.refusal import EarlyRefusal, RefusalPage
 from madoguchi.web.routes import routes
-from madoguchi.web.signin import EarlyRefusal
 from madoguchi.web.templating import environment
 from madoguchi.web.throttle import SignInThrottle
 
@@ -67,8 +67,9 @@ class DeskApp(Starlette):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(EarlyRefusal(super().build_middleware_stack(), self.state.desk),
-                               self.state.desk.web)
+        inner = EarlyRefusal(super().build_middleware_stack(), self.state.desk,
+                             self.state.refusal)
+        return SecurityHeaders(inner, self.state.desk.web)
 
 
 def create_app(storage: Storage, *, web: WebSettings | None = None,
@@ -136,5 +137,7 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
         max_body_size=web.max_upload_bytes + 1024 * 1024,
     )
     app.state.desk = state
+    # The sign-in refusal's page, rendered once per language (web.refusal).
+    app.state.refusal = RefusalPage(state)
     app.state.live = live
     return app

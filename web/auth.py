@@ -19,8 +19,10 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -33,6 +35,7 @@ from madoguchi.web.passwords import check_new_password as check_new_password
 
 log = logging.getLogger("madoguchi.web.auth")
 
+_T = TypeVar("_T")
 _hasher = PasswordHasher()
 _dummy_hash: list[str] = []
 
@@ -64,6 +67,19 @@ def find_user(session: Session, login: str) -> StaffUser | None:
     return session.scalar(select(StaffUser).where(StaffUser.login == login.strip()))
 
 
+# Argon2's threads run this much nicer than the event loop, so that the loop, which
+# answers refusals and every other request, is never starved by the checks it admits.
+ARGON2_NICENESS = 5
+
+
+def _lower_priority() -> None:
+    # On Linux the nice value is a thread's own: only this pool's threads yield.
+    try:
+        os.nice(ARGON2_NICENESS)
+    except OSError:  # pragma: no cover - a platform without per-thread nice
+        log.debug("could not lower the priority of a password-check thread")
+
+
 class PasswordChecks:
     """How many Argon2 checks run at once (each takes 64 MiB and most of a core), and who waits.
 
@@ -73,6 +89,10 @@ class PasswordChecks:
     At most ``max_waiting`` attempts from other addresses wait for a slot,
     each at most ``wait`` seconds (a clean one five times as long); beyond that
     ``TooBusyError`` (503) at once, so that waiting requests never pile up.
+
+    The checks themselves run (``run``) on threads of their own, one per slot,
+    at a lower priority (``ARGON2_NICENESS``) than the request threads and the
+    event loop.
     """
 
     def __init__(self, slots: int, *, max_waiting: int = 4, wait: float = 2.0) -> None:
@@ -81,6 +101,12 @@ class PasswordChecks:
         self._waiting = 0
         self._lock = threading.Lock()
         self.max_waiting, self.wait = max_waiting, wait
+        self._pool = ThreadPoolExecutor(max(2, slots), thread_name_prefix="argon2",
+                                        initializer=_lower_priority)
+
+    def run(self, check: Callable[[], _T]) -> _T:
+        """``check()`` on a password-check thread (call it inside ``slot``)."""
+        return self._pool.submit(check).result()
 
     @contextlib.contextmanager
     def slot(self, *, clean: bool) -> Iterator[None]:

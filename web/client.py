@@ -31,6 +31,12 @@ def _trusted(host: str, trusted: Sequence[Network]) -> bool:
     return any(ip in net for net in trusted)
 
 
+def from_trusted_proxy(peer: str, proxies: tuple[str, ...]) -> bool:
+    """Is this connection's peer one of the trusted proxies (its client is in the headers)?"""
+    trusted = networks(proxies)
+    return bool(trusted) and _trusted(peer, trusted)
+
+
 def _header(scope: Scope, name: bytes) -> str:
     values = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == name]
     return ",".join(values)
@@ -40,9 +46,9 @@ def client_address(scope: Scope, proxies: tuple[str, ...]) -> str:
     """The client's address, as the desk's trusted proxy saw it (or the peer's own)."""
     client = scope.get("client")
     peer = client[0] if client else ""
-    trusted = networks(proxies)
-    if not trusted or not _trusted(peer, trusted):
+    if not from_trusted_proxy(peer, proxies):
         return peer or "-"
+    trusted = networks(proxies)
     hops = [h.strip() for h in _header(scope, b"x-forwarded-for").split(",") if h.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, trusted):

@@ -269,14 +269,19 @@ class Ctx:
 Handler = Callable[[Ctx], Response]
 
 
+def error_html(state: DeskWeb, status: int, message: str,
+               back: tuple[str, str] | None = None) -> str:
+    """An error page's HTML; ``message`` and ``back`` are already in the current language."""
+    back = back or ("/queue", _("キューへ戻る"))
+    return state.templates.get_template("error.html").render(
+        user=None, csrf="", flashes=[], nav="", status=status, message=message, back=back
+    )
+
+
 def error_page(state: DeskWeb, request: Request, status: int, message: str,
                back: tuple[str, str] | None = None) -> HTMLResponse:
     """An error page; ``message`` and ``back`` are already in the request's language."""
-    back = back or ("/queue", _("キューへ戻る"))
-    html = state.templates.get_template("error.html").render(
-        user=None, csrf="", flashes=[], nav="", status=status, message=message, back=back
-    )
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(error_html(state, status, message, back), status_code=status)
 
 
 def choose_locale(request: Request, user: StaffUser | None) -> None:

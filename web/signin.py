@@ -1,10 +1,13 @@
 """Signing in and out, and the supervisor's view of who is signed in.
 
 Sign-in asks the throttle (``web.throttle``) before anything costly: an
-address that must wait is refused (429, with Retry-After) by ``EarlyRefusal``
-before the session, the form or the database is read; then the account is
-looked up and an attempt *reserved* before Argon2 runs, at most
-``[web] max_password_checks`` at once (503 when none frees in time).
+address that must wait is refused (429, with Retry-After) from the raw bytes
+of its request or, failing that, before the session, the form or the
+database is read (``web.refusal``); then the account is looked up and an
+attempt *reserved* before Argon2 runs, at most ``[web] max_password_checks``
+at once (503 when none frees in time), on threads of lower priority than the
+event loop (``PasswordChecks.run``); the reservation is ``finished`` when the
+check is over, so that after a pause a place has one check under way at most.
 Attempts whose password was checked are written to ``sign_in_attempts``.
 Sign-out revokes the session's row.
 """
@@ -15,33 +18,28 @@ import logging
 import math
 from datetime import UTC, datetime
 
-from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from madoguchi.ticketing import sessions
 from madoguchi.ticketing.ids import parse_id
 from madoguchi.ticketing.models import Role, StaffUser
 from madoguchi.ticketing.security_models import SignInAttempt
 from madoguchi.web.auth import TooBusyError, check_password, find_user
-from madoguchi.web.client import client_address
 from madoguchi.web.http import (
     Ctx,
-    DeskWeb,
     current_user,
     end_session,
     endpoint,
-    error_page,
     start_session,
 )
 from madoguchi.web.i18n import N_
 from madoguchi.web.i18n import gettext as _
+from madoguchi.web.refusal import PAUSED
 from madoguchi.web.throttle import Refusal, address_key
 
 log = logging.getLogger("madoguchi.web")
 
-PAUSED = N_("失敗が続いたため、しばらく時間をおいてからお試しください。")
 WRONG = N_("ログイン名またはパスワードが正しくありません。")
 BUSY = N_("ただいま混み合っています。少し時間をおいてからお試しください。")
 
@@ -66,44 +64,6 @@ def _refused(ctx: Ctx, name: str, target: str, wait: float) -> Response:
     return response
 
 
-class EarlyRefusal:
-    """A sign-in from a place that must still wait, refused before anything else runs.
-
-    Outside the session, form and CSRF layers: a flood from such places costs a
-    dictionary look-up and a page rendered once (no session cookie, no form
-    parsed, no worker thread), so the desk holds it while staff sign in. The
-    refusal depends on the client address alone and changes nothing.
-    """
-
-    def __init__(self, app: ASGIApp, state: DeskWeb) -> None:
-        self.app = app
-        self.state = state
-        self._page: bytes | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/login":
-            await self.app(scope, receive, send)
-            return
-        wait = self.state.throttle.address_wait(address_key(
-            client_address(scope, tuple(self.state.web.trusted_proxies))))
-        if not wait:
-            await self.app(scope, receive, send)
-            return
-        more = True
-        while more:  # read the small form away, so that the connection stays usable
-            message = await receive()
-            more = message.get("more_body", False) and message["type"] == "http.request"
-        if self._page is None:
-            self._page = bytes(error_page(self.state, Request(scope), 429, PAUSED,
-                                          back=("/login", _("ログイン画面へ戻る"))).body)
-        page = self._page
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"text/html; charset=utf-8"),
-            (b"content-length", str(len(page)).encode()),
-            (b"retry-after", str(max(1, math.ceil(wait))).encode())]})
-        await send({"type": "http.response.body", "body": page})
-
-
 @endpoint(auth=False)
 def login(ctx: Ctx) -> Response:
     name = ctx.field("login").strip()[:100]
@@ -116,14 +76,17 @@ def login(ctx: Ctx) -> Response:
     if isinstance(reserved, Refusal):
         log.warning("sign-in of %r from %s refused: too many failures", name, client)
         return _refused(ctx, name, target, reserved.retry_after)
+    checks = ctx.state.password_checks
     try:
-        with ctx.state.password_checks.slot(clean=reserved.clean):
-            ok = bool(name and password) and check_password(user, password)
+        with checks.slot(clean=reserved.clean):
+            ok = bool(name and password) and checks.run(lambda: check_password(user, password))
     except TooBusyError:
         if reserved.clean:
             throttle.succeeded(reserved)  # a clean place is not punished for the crowd
         # Elsewhere the refusal counts as a failure: a flood runs into the throttle.
         return ctx.render("login.html", 503, next=target, login=name, error=_(BUSY))
+    finally:
+        throttle.finished(reserved)
     ctx.db.add(SignInAttempt(at=ctx.now, login=name, client=client[:64], succeeded=ok))
     if not ok or user is None:
         ctx.db.commit()

@@ -15,7 +15,12 @@ Two kinds of key, each with its own count of recent failures:
 An attempt is *reserved* before its password is hashed: the reservation
 counts as a failure at once and is taken back when the password proves
 right. Sixty guesses sent at the same moment from one address therefore get
-``free_failures`` hashes, not sixty. Both tables hold at most ``max_keys``
+``free_failures`` hashes, not sixty. Once a key has had its free failures, it
+has at most one attempt under way at a time: while its reserved check runs
+(until ``finished``), however long Argon2 takes on a loaded machine, every
+further attempt of that address (or, from a failing place, of that account)
+is refused, so a flood cannot queue password checks behind a pause that
+ended. Both tables hold at most ``max_keys``
 entries (the least recently used goes first) and forget an entry once its
 failures are ``window`` seconds old and no delay is running: memory is
 bounded whatever the names and addresses tried.
@@ -34,11 +39,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# A reserved check not finished after this long no longer holds its key back
+# (a check is bounded by PasswordChecks' waits; this only guards against a leak).
+PENDING_LIMIT = 60.0
+
 
 @dataclass
 class _Entry:
     failures: int = 0
     last: float = 0.0
+    pending: int = 0  # reserved attempts whose check has not finished
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,10 @@ class SignInThrottle:
     def _wait(self, entry: _Entry | None, now: float) -> float:
         if entry is None or entry.failures < self.free_failures:
             return 0.0
-        return max(0.0, entry.last + self.delay(entry.failures) - now)
+        wait = max(0.0, entry.last + self.delay(entry.failures) - now)
+        if not wait and entry.pending and now - entry.last < PENDING_LIMIT:
+            return self.base_delay  # one attempt at a time after a pause: its check still runs
+        return wait
 
     def address_wait(self, address: str) -> float:
         """Seconds the address must still wait (0: it may try): a cheap first look."""
@@ -138,7 +151,8 @@ class SignInThrottle:
             return self._wait(self._addresses.get(address, now, self.window), now)
 
     def reserve(self, address: str, account: str | None) -> Reservation | Refusal:
-        """Allow one attempt (counted as failed until ``succeeded``), or refuse it."""
+        """Allow one attempt (counted as failed until ``succeeded``; ``finished`` when its
+        check is over), or refuse it."""
         now = self._clock()
         with self._lock:
             addr = self._addresses.get(address, now, self.window)
@@ -161,16 +175,30 @@ class SignInThrottle:
                     entry = table.touch(key, now)
                     entry.failures += 1
                     entry.last = now
+                    entry.pending += 1
             return Reservation(address, account, clean)
+
+    def _held(self, reservation: Reservation) -> list[_Entry]:
+        """The entries a reservation counted in (those still tracked); under the lock."""
+        found = []
+        for table, key in ((self._addresses, reservation.address),
+                           (self._accounts, reservation.account)):
+            entry = table.entries.get(key) if key is not None else None
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def finished(self, reservation: Reservation) -> None:
+        """The reserved attempt's check is over (whatever its outcome)."""
+        with self._lock:
+            for entry in self._held(reservation):
+                entry.pending = max(0, entry.pending - 1)
 
     def succeeded(self, reservation: Reservation) -> None:
         """The password was right: the reservation was no failure."""
         with self._lock:
-            for table, key in ((self._addresses, reservation.address),
-                               (self._accounts, reservation.account)):
-                entry = table.entries.get(key) if key is not None else None
-                if entry is not None and entry.failures:
-                    entry.failures -= 1
+            for entry in self._held(reservation):
+                entry.failures = max(0, entry.failures - 1)
 
     def size(self) -> int:
         """Entries held (addresses and accounts): what bounds the throttle's memory."""
