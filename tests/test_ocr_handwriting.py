@@ -194,3 +194,16 @@ def test_a_large_hand_over_the_box_lines_is_read(tmp_path):
     settled, _ = reading.settled({item.expected_number, "203100020007"})
     assert settled.support_number is not None
     assert settled.support_number.digits == item.expected_number
+
+
+def test_the_demos_handwritten_fax_is_read_by_the_registered_numbers():
+    # demo/fax/fax0005.tif (scripts/make_demo_faxes.py): the page the demo's desk turns into
+    # さくら商事's ticket, its number from the boxes and the closed set, its sender from the
+    # header line (tests/test_fax_sender.py ingests the same page through the pipeline).
+    demo = Path(__file__).resolve().parents[1] / "demo" / "fax" / "fax0005.tif"
+    reading = _read(demo)
+    assert reading.support_number is None
+    assert reading.sender is not None and reading.sender.digits == "0312345679"
+    settled, _ = reading.settled({NUMBER, "203100020007"})
+    assert settled.support_number is not None and settled.support_number.digits == NUMBER
+    assert settled.method == "boxes"
