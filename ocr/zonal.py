@@ -1,7 +1,11 @@
 """Zonal reading: the digit boxes and the 問合せ番号 box of our form, cut out and read as lines.
 
 The twelve digit boxes are located from the form's registration marks
-(``geometry.py``), their ruled lines cut away, the twelve digits set as one
+(``geometry.py``), their ruled lines taken away pixel by pixel (``_box_ink``:
+a stroke drawn on a line or across it, and a large hand's digit reaching
+past the box, stay with their digit; cutting the lines away with a margin
+took the 7s' bars and the 3s' tops that lie on the top line, and made them
+1s and 5s: ``bench/handwriting_diag.py``), the twelve digits set as one
 monospaced line and read by Tesseract twice, with the digit whitelist and
 without it (``--psm 7``); both reads must agree. Each box is also read on
 its own by PP-OCR (``ppocr.py``), which gives a probability for every digit
@@ -67,8 +71,17 @@ def _edge(profile: np.ndarray, expected: int, reach: int, min_share: float) -> i
     return best if profile[best] >= min_share else None
 
 
-def _box_interior(ink: np.ndarray, box: Rect, origin: Rect, r: float) -> np.ndarray:
-    """The inside of one box, its ruled lines found and cut away."""
+@dataclass(frozen=True)
+class _Lines:
+    """Where one box's four ruled lines are in a crop (pixel rows and columns of their middles)."""
+
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+
+def _box_lines(ink: np.ndarray, box: Rect, origin: Rect, r: float) -> _Lines:
     left, right = round((box.x0 - origin.x0) * r), round((box.x1 - origin.x0) * r)
     top, bottom = round((box.y0 - origin.y0) * r), round((box.y1 - origin.y0) * r)
     reach = round(1.2 * r)
@@ -76,12 +89,19 @@ def _box_interior(ink: np.ndarray, box: Rect, origin: Rect, r: float) -> np.ndar
     mid_cols = ink[:, left + reach : right - reach]
     col_share = mid_rows.mean(axis=0) if mid_rows.size else np.zeros(ink.shape[1])
     row_share = mid_cols.mean(axis=1) if mid_cols.size else np.zeros(ink.shape[0])
-    left = _edge(col_share, left, reach, 0.5) or left
-    right = _edge(col_share, right, reach, 0.5) or right
-    top = _edge(row_share, top, reach, 0.5) or top
-    bottom = _edge(row_share, bottom, reach, 0.5) or bottom
+    return _Lines(
+        _edge(col_share, left, reach, 0.5) or left,
+        _edge(col_share, right, reach, 0.5) or right,
+        _edge(row_share, top, reach, 0.5) or top,
+        _edge(row_share, bottom, reach, 0.5) or bottom,
+    )
+
+
+def _box_interior(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
+    """The inside of one box, well clear of its ruled lines: how much ink the box holds."""
     margin = round(0.55 * r)
-    inside = ink[top + margin : bottom - margin + 1, left + margin : right - margin + 1].copy()
+    inside = ink[lines.top + margin : lines.bottom - margin + 1,
+                 lines.left + margin : lines.right - margin + 1].copy()
     if inside.size == 0:
         return inside
     # Stubs of a box line that was thicker or more tilted than the margin.
@@ -96,6 +116,91 @@ def _box_interior(ink: np.ndarray, box: Rect, origin: Rect, r: float) -> np.ndar
                 else:
                     inside[:, i] = False
     return inside
+
+
+# How far past the top and bottom box lines a large hand's digit may reach.
+_OVERRUN_MM = 1.8
+# The widest a ruled line is taken to be, each side of its middle (FAX blur included).
+_LINE_HALF_MM = 0.5
+
+
+def _grow(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The parts of ``mask`` connected (8 ways) to ``seed``."""
+    grown: np.ndarray = seed & mask
+    while True:
+        wide = grown.copy()
+        wide[1:] |= grown[:-1]
+        wide[:-1] |= grown[1:]
+        wide[:, 1:] |= wide[:, :-1].copy()
+        wide[:, :-1] |= wide[:, 1:].copy()
+        wide &= mask
+        if np.array_equal(wide, grown):
+            return grown
+        grown = wide
+
+
+def _clear_line(mask: np.ndarray, middle: int, r: float) -> tuple[int, int]:
+    """Take a horizontal ruled line at row ``middle`` out of ``mask``, strokes on it kept.
+
+    In each column the ink run through the line is the line alone when it
+    is about as thick as the line is in most columns: then it goes. Where
+    it is markedly thicker, a stroke lies on the line there (a 7's bar, a
+    3's top) or crosses it, and the whole run stays. Returns the rows the
+    line covers (first, last).
+    """
+    reach = round(0.3 * r)
+    rows, cols = mask.shape
+    runs: list[tuple[int, int] | None] = []
+    for c in range(cols):
+        column = mask[:, c]
+        near = [y for y in range(max(0, middle - reach), min(rows, middle + reach + 1))
+                if column[y]]
+        if not near:
+            runs.append(None)
+            continue
+        lo = hi = min(near, key=lambda y: abs(y - middle))
+        while lo > 0 and column[lo - 1]:
+            lo -= 1
+        while hi < rows - 1 and column[hi + 1]:
+            hi += 1
+        runs.append((lo, hi))
+    lengths = [hi - lo + 1 for run in runs if run for lo, hi in [run]]
+    if len(lengths) < cols // 2:
+        return middle, middle  # no line here to speak of
+    thickness = float(np.percentile(lengths, 25))
+    tolerance = max(2.0, 0.25 * r)
+    plain = [run for run in runs if run and run[1] - run[0] + 1 <= thickness + tolerance]
+    for c, run in enumerate(runs):
+        if run and run[1] - run[0] + 1 <= thickness + tolerance:
+            mask[run[0] : run[1] + 1, c] = False
+    first = min((lo for lo, _ in plain), default=middle)
+    last = max((hi for _, hi in plain), default=middle)
+    return first, last
+
+
+def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
+    """One box's digit, its strokes kept where they touch, cross or overrun the box lines.
+
+    Only the ruled lines' own pixels are taken away (``_clear_line``);
+    strokes that reach past the top or bottom line are followed out of the
+    box, and any ink not connected to what is inside the box (the 記入例
+    text, a neighbour's digit) is left out.
+    """
+    half = round(_LINE_HALF_MM * r)
+    reach = round(_OVERRUN_MM * r)
+    y0, y1 = max(0, lines.top - reach), min(ink.shape[0], lines.bottom + reach + 1)
+    x0, x1 = max(0, lines.left - half), min(ink.shape[1], lines.right + half + 1)
+    mask = ink[y0:y1, x0:x1].copy()
+    if mask.size == 0:
+        return mask
+    # The side lines first (the mask turned on its side), then the top and bottom.
+    core_left = _clear_line(mask.T, lines.left - x0, r)[1] + 1
+    core_right = _clear_line(mask.T, lines.right - x0, r)[0]
+    core_top = _clear_line(mask, lines.top - y0, r)[1] + 1
+    core_bottom = _clear_line(mask, lines.bottom - y0, r)[0]
+    seed = np.zeros_like(mask)
+    seed[core_top:core_bottom, core_left:core_right] = True
+    return _grow(seed, mask)
 
 
 def _main_span(profile: np.ndarray, max_gap: int) -> tuple[int, int] | None:
@@ -154,15 +259,36 @@ def despeckle_mask(mask: np.ndarray) -> np.ndarray:
     return np.asarray(despeckle(image)) < 128
 
 
-def box_interiors(gray: Image.Image, geometry: FormGeometry,
-                  layout: DigitLayout = DEFAULT_LAYOUT) -> list[np.ndarray]:
-    """The ink inside each digit box (``layout``'s), box lines cut away, level, 10 px/mm."""
+@dataclass(frozen=True)
+class BoxCell:
+    """One digit box as cut out: its interior (how much ink it holds), and its digit."""
+
+    interior: np.ndarray  # inside the lines, with a margin: for empty / smudged
+    glyph: np.ndarray  # the digit cut tight, strokes over the box lines kept
+
+
+def box_cells(gray: Image.Image, geometry: FormGeometry,
+              layout: DigitLayout = DEFAULT_LAYOUT) -> list[BoxCell]:
+    """Each digit box of ``layout``: level, 10 px/mm, its ruled lines taken away."""
     r = _CROP_PX_PER_MM
-    pad = 2.0
+    pad = 2.0 + _OVERRUN_MM
     row = layout.row
     strip_rect = Rect(row.x0 - pad, row.y0 - pad, row.x1 + pad, row.y1 + pad)
     strip = np.asarray(geometry.rectify(gray, strip_rect, r)) < 150
-    return [despeckle_mask(_box_interior(strip, box, strip_rect, r)) for box in layout.boxes]
+    cells = []
+    for box in layout.boxes:
+        lines = _box_lines(strip, box, strip_rect, r)
+        interior = despeckle_mask(_box_interior(strip, lines, r))
+        ink = _box_ink(strip, lines, r)
+        glyph = _glyph(despeckle_mask(ink), r) if ink.size else ink
+        cells.append(BoxCell(interior, glyph))
+    return cells
+
+
+def box_interiors(gray: Image.Image, geometry: FormGeometry,
+                  layout: DigitLayout = DEFAULT_LAYOUT) -> list[np.ndarray]:
+    """The ink inside each digit box (``layout``'s), box lines cut away, level, 10 px/mm."""
+    return [cell.interior for cell in box_cells(gray, geometry, layout)]
 
 
 def box_glyph(interior: np.ndarray) -> np.ndarray:
@@ -173,8 +299,8 @@ def box_glyph(interior: np.ndarray) -> np.ndarray:
 def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadline,
                      layout: DigitLayout = DEFAULT_LAYOUT) -> ZonalRead:
     """The digit boxes: what they hold, and the digits when they read clearly."""
-    r = _CROP_PX_PER_MM
-    interiors = box_interiors(gray, geometry, layout)
+    cells = box_cells(gray, geometry, layout)
+    interiors = [cell.interior for cell in cells]
     shares = [float(i.mean()) if i.size else 0.0 for i in interiors]
     empty = [s < _BOX_EMPTY_INK for s in shares]
     smudged = [i + 1 for i, s in enumerate(shares) if s > _BOX_SMUDGED_INK]
@@ -188,7 +314,7 @@ def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadli
         blanks = [str(i + 1) for i, e in enumerate(empty) if e]
         return ZonalRead(BoxStatus.INCOMPLETE, "", 0.0, f"box {', '.join(blanks)} empty")
 
-    glyphs = [_glyph(i, r) for i in interiors]
+    glyphs = [cell.glyph for cell in cells]
     deadline.check("reading the digit boxes")
     probs = tuple(tuple(float(p) for p in row) for row in ppocr.digit_probabilities(glyphs))
     image = _typeset(glyphs)
