@@ -179,6 +179,7 @@ def main() -> None:
             "WHERE c.relname LIKE 'ix_messages_search%' OR c.relname = 'messages' "
             "ORDER BY c.relname").fetchall()
 
+    load_before = os.getloadavg()
     with TemporaryDirectory() as tmp:
         settings = load_settings(None, database_url=url, storage_dir=Path(tmp) / "storage",
                                  sources=[], log_level="WARNING")
@@ -234,7 +235,9 @@ def main() -> None:
             server.stop()
 
     print(f"# bench/web.py: {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, PostgreSQL {version}")
+          f"Python {platform.python_version()}, PostgreSQL {version}; load average "
+          f"{', '.join(f'{x:.2f}' for x in load_before)} before the requests, "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} after")
     print(f"# data: {counts['tickets']:,} tickets ({len(active):,} not closed), "
           f"{counts['messages']:,} messages; database {size}")
     print("# sizes: " + ", ".join(f"{name} {size}" for name, size in indexes))
