@@ -5,8 +5,8 @@
     .venv/bin/python bench/live.py --reuse --database madoguchi_bench_web
 
 Builds the database ``madoguchi_bench_live`` the way ``bench/web.py`` does
-(generated rows inside the server, then the migrations to head: the indexes
-and the live desk's tables; dropped at the end unless --keep, reused with
+(``bench.web_data.build``: migrated to head, generated rows inside the server,
+the indexes built after the load; dropped at the end unless --keep, reused with
 --reuse). The desk is served by uvicorn in a child process (so that the
 load generator's threads do not share its interpreter) with the live caps
 raised for one client address: ``live_max_connections = 250``,
@@ -51,7 +51,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.web import PASSWORD, Client, load, measure  # noqa: E402
+from bench.web import PASSWORD, Client, measure  # noqa: E402
+from bench.web_data import build  # noqa: E402
 from madoguchi.config import load_settings  # noqa: E402
 from madoguchi.config.web import WebSettings  # noqa: E402
 from madoguchi.ticketing import actions  # noqa: E402
@@ -180,18 +181,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _prepare(args: argparse.Namespace, url: str) -> None:
-    with psycopg.connect(f"{args.admin_url}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')  # type: ignore[arg-type]
-        admin.execute(  # type: ignore[arg-type]
-            f"CREATE DATABASE \"{args.database}\" TEMPLATE template0 ENCODING 'UTF8' "
-            "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
-    upgrade(url, "0001")
-    with psycopg.connect(f"{args.admin_url}/{args.database}") as conn:
-        load(conn, args.tickets, args.messages_per_ticket)
-    upgrade(url)
-    with psycopg.connect(f"{args.admin_url}/{args.database}", autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
+def _prepare(args: argparse.Namespace) -> None:
+    build(args.admin_url, args.database, args.tickets, args.messages_per_ticket)
 
 
 def main() -> None:
@@ -212,7 +203,7 @@ def main() -> None:
     url = f"{args.admin_url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{args.database}"
     started_load = os.getloadavg()[0]
     if not args.reuse:
-        _prepare(args, url)
+        _prepare(args)
     upgrade(url)
     with psycopg.connect(f"{args.admin_url}/{args.database}") as conn:
         conn.execute("DELETE FROM desk_presence")

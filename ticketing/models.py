@@ -306,6 +306,7 @@ class Ticket(Base):
     # Staff's: "low", "normal", "high", "urgent" (ticketing.ticket_fields), and tags.
     priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    triage_flags: Mapped[int] = mapped_column(Integer, server_default="0")  # triggers: 0016
 
     customer: Mapped[Customer | None] = relationship()
     contract: Mapped[Contract | None] = relationship()

@@ -38,5 +38,9 @@ AWAITING = text("tickets.first_responded_at IS NULL")
 # 保留 ticket puts it back to 対応中 (ingest/steps/placement.py).
 WAITING_FOR_US = text("tickets.status = 'open'")
 
-# Both triage queues at once (the count beside the queue's トリアージ view).
-ANY_TRIAGE = (ACTIVE, flagged([*REVIEW_FLAGS, Flag.UNREADABLE_FAX]))
+# The flags that put a ticket in a triage queue; ``tickets.triage_flags`` counts them,
+# kept by the triggers of migration 0016 (which writes this list out as it stands).
+TRIAGE_FLAGS = (*REVIEW_FLAGS, Flag.UNREADABLE_FAX)
+# Both triage queues at once (the count beside the queue's トリアージ view), from the
+# ticket's own column: ``ix_tickets_active_views`` counts it without a join.
+ANY_TRIAGE = (ACTIVE, text("tickets.triage_flags > 0"))

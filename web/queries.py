@@ -13,12 +13,23 @@ PostgreSQL both match the query to it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, literal, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    TextClause,
+    and_,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -134,35 +145,45 @@ class QueuePage:
     prev: Cursor | None = None
 
 
-def _filtered(query: Select[Any], f: QueueFilters, user_id: int | None,
-              day_end: datetime | None = None) -> Select[Any]:
+Condition = ColumnElement[bool] | TextClause
+
+
+def _conditions(f: QueueFilters, user_id: int | None,
+                day_end: datetime | None = None) -> list[Condition]:
+    """What a ticket must be to stand in the queue under ``f`` (its list and its count)."""
+    where: list[Condition] = []
     if f.due == "today" and day_end is not None:
-        query = query.where(AWAITING, Ticket.first_response_due < _due_param(day_end))
+        where += [AWAITING, Ticket.first_response_due < _due_param(day_end)]
     if f.status == "closed":
-        query = query.where(text("tickets.status = 'closed'"))
+        where.append(text("tickets.status = 'closed'"))
     elif f.status != "all":
-        query = query.where(ACTIVE)
+        where.append(ACTIVE)
         if f.status in _STATUS_ONLY:
-            query = query.where(_STATUS_ONLY[f.status])
+            where.append(_STATUS_ONLY[f.status])
     if f.channel:
-        query = query.where(Ticket.channel == Channel(f.channel))
+        where.append(Ticket.channel == Channel(f.channel))
     if f.flag:
-        query = query.where(
+        where.append(
             exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag == Flag(f.flag))
         )
     if f.assignee == "me":
-        query = query.where(Ticket.assignee_id == user_id)
+        where.append(Ticket.assignee_id == user_id)
     elif f.assignee == "none":
-        query = query.where(Ticket.assignee_id.is_(None))
+        where.append(Ticket.assignee_id.is_(None))
     elif f.assignee:
-        query = query.where(Ticket.assignee_id == int(f.assignee))
+        where.append(Ticket.assignee_id == int(f.assignee))
     if f.customer_id:
-        query = query.where(Ticket.customer_id == f.customer_id)
+        where.append(Ticket.customer_id == f.customer_id)
     if f.customer:
-        query = query.where(Ticket.customer_id.in_(
+        where.append(Ticket.customer_id.in_(
             select(Customer.id).where(Customer.company.contains(f.customer, autoescape=True))
         ))
-    return query
+    return where
+
+
+def _filtered(query: Select[Any], f: QueueFilters, user_id: int | None,
+              day_end: datetime | None = None) -> Select[Any]:
+    return query.where(*_conditions(f, user_id, day_end))
 
 
 def queue_page(
@@ -231,6 +252,24 @@ def queue_count(session: Session, f: QueueFilters, *, user_id: int | None,
     return int(session.scalar(query) or 0)
 
 
+def view_counts(session: Session, views: Sequence[QueueFilters], *, user_id: int | None,
+                day_end: datetime | None = None,
+                also: Sequence[Sequence[Condition]] = ()) -> list[int]:
+    """``queue_count`` of each of ``views``, then of each condition list of ``also``: one
+    statement, one pass over the tickets not closed (``ix_tickets_active_views`` of
+    migration 0016 holds every column they test).
+
+    Every view and condition list must keep to the tickets not closed.
+    """
+    wheres = [_conditions(f, user_id, day_end) for f in views] + [list(c) for c in also]
+    if not all(any(c is ACTIVE for c in where) for where in wheres):
+        raise ValueError("view_counts counts among the tickets not closed only")
+    counts = [func.count().filter(and_(*[c for c in where if c is not ACTIVE]))
+              if len(where) > 1 else func.count() for where in wheres]
+    row = session.execute(select(*counts).select_from(Ticket).where(ACTIVE)).one()
+    return [int(n or 0) for n in row]
+
+
 # -- one ticket --------------------------------------------------------------
 
 
@@ -243,14 +282,15 @@ class TicketView:
     authors: dict[int, StaffUser]
 
 
-# What a ticket's page shows of it.
+# What a ticket's page shows of it: the one-of relations joined to the ticket's own row
+# (one statement, not five), the collections each one more.
 _PAGE: tuple[ORMOption, ...] = (
-    selectinload(Ticket.customer),
+    joinedload(Ticket.customer),
     selectinload(Ticket.flags),
-    selectinload(Ticket.contract).selectinload(Contract.periods),
-    selectinload(Ticket.contact).selectinload(Contact.emails),
-    selectinload(Ticket.assignee),
-    selectinload(Ticket.linked_ticket),
+    joinedload(Ticket.contract).selectinload(Contract.periods),
+    joinedload(Ticket.contact).selectinload(Contact.emails),
+    joinedload(Ticket.assignee),
+    joinedload(Ticket.linked_ticket),
     selectinload(Ticket.messages).selectinload(Message.attachments),
 )
 

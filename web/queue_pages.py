@@ -1,9 +1,10 @@
 """The queue's views with their live counts, and what staff do to the tickets they tick.
 
 A view is a preset of the queue's filters (``queries.QueueFilters``), so a
-view's list and its count are the same query. Every count is one
-``SELECT count(*)`` answered from an index (migration 0010 and the queue
-indexes of 0002). The actions on ticked tickets are ``ticketing.bulk``: each
+view's list and its count are the same query. The six counts (the views and
+トリアージ) are one statement, one index-only pass over the tickets not closed
+(``queries.view_counts``, migration 0016). The actions on ticked tickets are
+``ticketing.bulk``: each
 ticket goes through the same single-ticket action as its own page.
 """
 
@@ -13,12 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from urllib.parse import urlencode, urlsplit
 
-from sqlalchemy import func, select
 from starlette.responses import Response
 
 from madoguchi.ticketing import bulk
 from madoguchi.ticketing.actions import ActionError
-from madoguchi.ticketing.models import Ticket
 from madoguchi.ticketing.queues import ANY_TRIAGE
 from madoguchi.web import queries
 from madoguchi.web.http import Ctx, endpoint
@@ -69,18 +68,17 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
     end = day_end(ctx)
     shown = filters.params()
     user_id = ctx.user.id
-    links = []
-    for view in VIEWS:
-        wanted = dict(view.params)
-        preset = queries.QueueFilters.from_params(wanted)
-        links.append(ViewLink(
-            view.key, _(view.label), _(view.hint),
-            f"/queue?{urlencode(wanted)}" if wanted else "/queue",
-            queries.queue_count(ctx.db, preset, user_id=user_id, day_end=end),
-            shown == wanted,
-        ))
-    triage = int(ctx.db.scalar(select(func.count()).select_from(Ticket).where(*ANY_TRIAGE))
-                 or 0)
+    presets = [queries.QueueFilters.from_params(dict(view.params)) for view in VIEWS]
+    # The five views and トリアージ counted in one statement, in this request's transaction
+    # (never kept across requests: an older snapshot would show a count from before a change).
+    *counts, triage = queries.view_counts(ctx.db, presets, user_id=user_id, day_end=end,
+                                          also=[ANY_TRIAGE])
+    links = [
+        ViewLink(view.key, _(view.label), _(view.hint),
+                 f"/queue?{urlencode(dict(view.params))}" if view.params else "/queue",
+                 count, shown == dict(view.params))
+        for view, count in zip(VIEWS, counts, strict=True)
+    ]
     links.insert(4, ViewLink("triage", _("トリアージ"),
                              _("番号を読めなかったFAXと確認が必要なお問い合わせ"),
                              "/triage", triage, False))

@@ -149,6 +149,9 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
+        # Templates are read once: an include inside a loop (a queue row) does not stat
+        # its file again for every row. A changed template shows after a restart.
+        auto_reload=False,
     )
     # New-style gettext: _("…%(name)s", name=v) escapes v; the language is the request's.
     env.install_gettext_callables(  # type: ignore[attr-defined]
