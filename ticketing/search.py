@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, lazyload
 
 from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.history_line import Line, say
@@ -126,6 +126,8 @@ def search(session: Session, query: str, *, before: int | None = None,
         page = page.where(*where)
         if cursor is not None:
             page = page.where(Message.id < cursor)
+        # Always _ROUND: with a smaller LIMIT PostgreSQL walks the primary key backwards
+        # for a rare phrase (210 ms on 5 M messages, against 7 ms through the trigram index).
         ids = list(session.scalars(page.order_by(Message.id.desc()).limit(_ROUND)))
         if not ids:
             cursor = None
@@ -133,7 +135,8 @@ def search(session: Session, query: str, *, before: int | None = None,
         rows = session.execute(
             select(Message, Ticket).join(Ticket, Message.ticket_id == Ticket.id)
             .where(Message.id.in_(ids)).order_by(Message.id.desc())
-            .options(defer(Message.html), defer(Message.fax_reading))
+            .options(defer(Message.html), defer(Message.fax_reading),
+                     lazyload(Message.attachments))  # a hit shows none: loaded if asked
         ).all()
         fresh = {t.id for _, t in rows} - seen.keys() - rejected
         rejected |= _shown_before(session, fresh, before, terms)
