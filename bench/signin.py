@@ -1,6 +1,6 @@
 """Does the sign-in throttle hold a flood of anonymous guesses, memory flat, staff still in?
 
-    /work/cpu bench .venv/bin/python bench/signin.py > bench/results/signin.txt
+    .venv/bin/python bench/signin.py > bench/results/signin.txt
 
 The desk is served by ``madoguchi web`` in a process of its own (SQLite in a
 temporary folder, Argon2 at its production cost, the shipped [web] limits),
@@ -406,7 +406,7 @@ def main() -> None:
         log_bytes = (tmp / "web.log").stat().st_size
         if os.environ.get("SIGNIN_LOG"):
             sys.stderr.write((tmp / "web.log").read_text(errors="replace")[-3000:])
-    print(f"# Run: /work/cpu bench .venv/bin/python bench/signin.py {' '.join(sys.argv[1:])}"
+    print(f"# Run: .venv/bin/python bench/signin.py {' '.join(sys.argv[1:])}"
           f"  (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; the "
           "load generator runs on the same 2 cores)")
     _report(args, flood, staff, cpu, checked, (before, after),

@@ -10,8 +10,8 @@ messages each, their folded search text, the conversation's states and four hist
 lines a ticket, generated inside the server, the indexes built after the load (see
 ``bench/web_data.py``). ``--build-only`` stops there; ``--reuse`` measures a kept one:
 
-    /work/cpu test .venv/bin/python bench/web.py --build-only --db madoguchi_scale_web
-    /work/cpu bench .venv/bin/python bench/web.py --reuse --keep --db madoguchi_scale_web
+    .venv/bin/python bench/web.py --build-only --db madoguchi_scale_web
+    .venv/bin/python bench/web.py --reuse --keep --db madoguchi_scale_web
 
 Then the desk is served by uvicorn on a loopback port in this process and
 signed in to; each page is fetched --requests times after a warm-up, over
