@@ -181,7 +181,12 @@ def _digit_boxes(
             )
         )
     confident_digits = read and zonal.confidence >= ZONAL_MIN_CONFIDENCE
-    if qr_number is not None and confident_digits and zonal.digits != qr_number.digits:
+    # A Tesseract read whose check digit fails is known wrong: it stands against the QR code
+    # only when PP-OCR's likeliest valid reading of the same boxes does not agree with it.
+    misread = parsed is None and likeliest is not None and qr_number is not None \
+        and likeliest == qr_number.digits
+    if qr_number is not None and confident_digits and zonal.digits != qr_number.digits \
+            and not misread:
         part.problems.append(
             f"page {page}: the QR code says {qr_number} but the boxes read {zonal.digits}"
         )

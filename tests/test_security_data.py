@@ -237,7 +237,10 @@ def test_an_existing_database_is_carried_forward_and_keeps_its_search(tmp_path: 
     db = sqlite3.connect(tmp_path / "old.db")
     assert db.execute("SELECT unverified_sender FROM messages").fetchall() == [(0,)]
     triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
-    assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
+    # The FTS index's three triggers (0002/0014) and those keeping a ticket's triage flags (0016).
+    assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update",
+                        "ticket_flags_triage_insert", "ticket_flags_triage_delete",
+                        "ticket_flags_triage_update"}
     # Migration 0014 folded the old row into search_text and indexed it; the index
     # follows that column (the ORM writes it with the text: ticketing.search_index).
     assert db.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'ライセンス'"
