@@ -45,8 +45,7 @@ def _stored(what: Line | str, detail: dict[str, Any] | None,
     """The Japanese text and the detail to store (a line's parts under "line")."""
     if isinstance(what, str):
         return what[:MAX_WHAT], detail
-    text = what.text(tz=tz) if tz is not None else what.text()
-    return text[:MAX_WHAT], {**(detail or {}), "line": what.to_json()}
+    return what.text(tz=tz)[:MAX_WHAT], {**(detail or {}), "line": what.to_json()}
 
 
 def record(session: Session, ticket_id: int, by: StaffUser | str | None, what: Line | str, *,

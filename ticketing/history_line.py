@@ -41,12 +41,12 @@ class Line:
         return Line(self.parts + (say(other) if isinstance(other, str) else other).parts)
 
     def text(self, translate: Callable[[str], str] = _same,
-             moment: Callable[[datetime], str] | None = None, tz: ZoneInfo = _JAPAN) -> str:
-        """The sentence: in Japanese by default (moments in ``tz``); ``translate`` and
-        ``moment`` give another language."""
+             moment: Callable[[datetime], str] | None = None, tz: ZoneInfo | None = None) -> str:
+        """The sentence: in Japanese by default (moments in ``tz``, Japan's if None);
+        ``translate`` and ``moment`` give another language."""
         def value(v: Value) -> str:
             if isinstance(v, datetime):
-                return moment(v) if moment else format_moment_ja(v, tz)
+                return moment(v) if moment else format_moment_ja(v, tz or _JAPAN)
             return translate(v) if v else v
         out = []
         for message, params in self.parts:
