@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from madoguchi.ticketing.models import StaffUser
 from madoguchi.ticketing.security_models import WebSession
@@ -52,13 +52,15 @@ def live_session(db: Session, token: str, now: datetime, limits: Limits) -> WebS
     """
     if not token or len(token) > 100:
         return None
-    row = db.get(WebSession, token_id(token))
+    # The user comes in the same statement, and stays referenced by the row (the
+    # identity map is weak: a second ``get`` would read it again).
+    row = db.get(WebSession, token_id(token), options=[joinedload(WebSession.staff)])
     if row is None or row.revoked_at is not None:
         return None
     if now - row.last_seen_at > limits.idle or now - row.created_at > limits.lifetime:
         row.revoked_at, row.revoked_reason = now, "expired"
         return None
-    user = db.get(StaffUser, row.staff_id)
+    user = row.staff
     if user is None or not user.active:
         row.revoked_at, row.revoked_reason = now, "disabled"
         return None

@@ -170,15 +170,16 @@ def current_user(request: Request, db: Session, state: DeskWeb) -> StaffUser | N
     if not isinstance(token, str):
         return None
     row = sessions.live_session(db, token, _now(), state.limits)
+    user = row.staff if row is not None else None
     if db.dirty and request.headers.get("x-madoguchi-live") == "1":
         # A page redrawing itself (the live queue) is not activity: the idle limit holds.
         db.rollback()
     elif db.dirty:
         db.commit()  # expired, or seen again: a short write
-    if row is None:
+    if user is None:
         request.session.pop("sid", None)
         return None
-    return db.get(StaffUser, row.staff_id)
+    return user
 
 
 def start_session(request: Request, db: Session, user: StaffUser, state: DeskWeb) -> None:

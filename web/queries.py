@@ -26,6 +26,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    or_,
     select,
     text,
     tuple_,
@@ -301,12 +302,14 @@ def ticket_view(session: Session, number: str) -> TicketView | None:
     if ticket is None:
         return None
     merged_into = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
-    merged_from = list(session.scalars(
-        select(Ticket.number).where(Ticket.merged_into_id == ticket.id).order_by(Ticket.id)
-    ))
-    followups = list(session.scalars(
-        select(Ticket.number).where(Ticket.linked_ticket_id == ticket.id).order_by(Ticket.id)
-    ))
+    # The tickets merged into this one and its follow-ups, in one statement.
+    related = session.execute(
+        select(Ticket.number, Ticket.merged_into_id, Ticket.linked_ticket_id)
+        .where(or_(Ticket.merged_into_id == ticket.id, Ticket.linked_ticket_id == ticket.id))
+        .order_by(Ticket.id)
+    ).all()
+    merged_from = [n for n, into, _ in related if into == ticket.id]
+    followups = [n for n, _, linked in related if linked == ticket.id]
     author_ids = {m.author_id for m in ticket.messages if m.author_id}
     authors = {
         u.id: u for u in session.scalars(select(StaffUser).where(StaffUser.id.in_(author_ids)))

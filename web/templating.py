@@ -25,7 +25,7 @@ from madoguchi.ticketing.history_line import Line
 from madoguchi.ticketing.rules.conversation import CHOOSABLE
 from madoguchi.ticketing.support_number import format_number
 from madoguchi.ticketing.ticket_fields import PRIORITIES
-from madoguchi.web import i18n
+from madoguchi.web import badges, i18n
 from madoguchi.web.i18n import N_, Labels
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.problems import problem_ja
@@ -166,7 +166,16 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["problem_ja"] = problem_ja
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
+    short_moment = env.filters["short_moment"]
     env.globals.update(
+        sla_badge=badges.sla_badge,
+        status_badge=partial(badges.status_badge, labels=Labels(STATUS_LABELS)),
+        channel_badge=partial(badges.channel_badge, labels=Labels(CHANNEL_LABELS)),
+        priority_badge=partial(badges.priority_badge, labels=Labels(PRIORITIES)),
+        flag_badges=partial(badges.flag_badges, labels=Labels(FLAG_LABELS)),
+        conversation_badge=partial(
+            badges.conversation_badge, waited=waited, moment=short_moment,
+            labels=Labels({s.value: label for s, label in STATE_LABELS.items()})),
         STATUS_LABELS=Labels(STATUS_LABELS),
         STATE_LABELS=Labels({s.value: label for s, label in STATE_LABELS.items()}),
         CHOOSABLE_STATES=[s.value for s in CHOOSABLE],
