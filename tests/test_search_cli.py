@@ -14,6 +14,8 @@ from madoguchi.ticketing import actions
 from madoguchi.ticketing.db import transaction
 from madoguchi.ticketing.lookup import ticket_by_number
 from madoguchi.ticketing.search import search
+from madoguchi.ticketing.search_filters import SearchFilters
+from madoguchi.ticketing.vocabulary import TicketStatus
 from tests.test_web_kit import Staff, WebDesk, make_ticket
 
 pytest_plugins = ["tests.test_web_kit"]
@@ -96,3 +98,20 @@ def test_the_command_line_gives_the_web_desks_results(webdesk: WebDesk) -> None:
     bad = runner.invoke(_cli(webdesk), ["search", "あ"])
     assert bad.exit_code == 2 and "2文字以上" in bad.output
     assert runner.invoke(_cli(webdesk), ["search", "csv", "--format", "xml"]).exit_code == 2
+
+
+def test_a_filtered_search_fills_its_pages_across_rounds(webdesk: WebDesk) -> None:
+    # A filtered round reads twice a page of matches (ticketing.search): here one open
+    # ticket's six notes fill whole rounds, and a closed ticket's match is never shown.
+    older = [make_ticket(webdesk.desk, text=f"共通の語句 その{i}") for i in range(3)]
+    make_ticket(webdesk.desk, text="共通の語句 完了分", status=TicketStatus.CLOSED)
+    busy = make_ticket(webdesk.desk, text="共通の語句 多い")
+    for i in range(6):
+        _note(webdesk, busy, f"共通の語句 メモ{i}")
+    only_open = SearchFilters(status=TicketStatus.OPEN)
+    with webdesk.desk.factory() as s:
+        first = search(s, "共通の語句", limit=2, filters=only_open)
+        rest = search(s, "共通の語句", before=first.next_before, limit=2, filters=only_open)
+    assert [h.ticket.number for h in first.hits] == [busy, older[2]]
+    assert [h.ticket.number for h in rest.hits] == [older[1], older[0]]
+    assert rest.next_before is None

@@ -140,10 +140,11 @@ def parse_state(value: str) -> DeliveryState | None:
 
 def ticket_deliveries(session: Session, ticket_id: int) -> list[Delivery]:
     """The ticket's outgoing mail, oldest first."""
-    number = session.scalar(select(Ticket.number).where(Ticket.id == ticket_id))
-    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.ticket_id == ticket_id)
-                           .order_by(OutboxMessage.id))
-    return [_delivery(r, number) for r in rows]
+    rows = session.execute(select(OutboxMessage, Ticket.number)
+                           .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+                           .where(OutboxMessage.ticket_id == ticket_id)
+                           .order_by(OutboxMessage.id)).all()
+    return [_delivery(r, number) for r, number in rows]
 
 
 def delivery_states(session: Session, ticket_ids: Sequence[int]) -> dict[str, str]:

