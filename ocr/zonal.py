@@ -5,7 +5,9 @@ The twelve digit boxes are located from the form's registration marks
 a stroke drawn on a line or across it, and a large hand's digit reaching
 past the box, stay with their digit; cutting the lines away with a margin
 took the 7s' bars and the 3s' tops that lie on the top line, and made them
-1s and 5s: ``bench/handwriting_diag.py``), the twelve digits set as one
+1s and 5s: ``bench/handwriting_diag.py``; a stroke beyond a line stays too
+when the digit's way to it ran along a line, as a large 7's does from its
+bar to the corner and down the side line), the twelve digits set as one
 monospaced line and read by Tesseract twice, with the digit whitelist and
 without it (``--psm 7``); both reads must agree. Each box is also read on
 its own by PP-OCR (``ppocr.py``), which gives a probability for every digit
@@ -122,6 +124,23 @@ def _box_interior(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
 _OVERRUN_MM = 1.8
 # The widest a ruled line is taken to be, each side of its middle (FAX blur included).
 _LINE_HALF_MM = 0.5
+# The widest gap across the rows of one digit (a line's width and the pen's lift).
+_ROW_GAP_MM = 1.0
+# How close to a digit a ruled line's pixels may bridge it to a stroke beyond the line.
+_BRIDGE_MM = 0.6
+
+
+def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` grown by ``steps`` pixels (8 ways)."""
+    out = mask.copy()
+    for _ in range(steps):
+        wide = out.copy()
+        wide[1:] |= out[:-1]
+        wide[:-1] |= out[1:]
+        wide[:, 1:] |= wide[:, :-1].copy()
+        wide[:, :-1] |= wide[:, 1:].copy()
+        out = wide
+    return out
 
 
 def _grow(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -190,7 +209,8 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     reach = round(_OVERRUN_MM * r)
     y0, y1 = max(0, lines.top - reach), min(ink.shape[0], lines.bottom + reach + 1)
     x0, x1 = max(0, lines.left - half), min(ink.shape[1], lines.right + half + 1)
-    mask = ink[y0:y1, x0:x1].copy()
+    original = ink[y0:y1, x0:x1]
+    mask = original.copy()
     if mask.size == 0:
         return mask
     # The side lines first (the mask turned on its side), then the top and bottom.
@@ -200,7 +220,19 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     core_bottom = _clear_line(mask, lines.bottom - y0, r)[0]
     seed = np.zeros_like(mask)
     seed[core_top:core_bottom, core_left:core_right] = True
-    return _grow(seed, mask)
+    inside = _grow(seed, mask)
+    # A stroke beyond a line is joined to its digit through the line where the digit
+    # touches it: a large 7's bar above the top line, met at the box's corner.
+    removed = original & ~mask
+    bridge = removed & _dilate(inside, round(_BRIDGE_MM * r))
+    inside = _grow(inside, mask | bridge) & mask
+    # A stroke lying on the top line from above, between the side lines, is the digit's
+    # even where the way to the rest of it ran along a line (a 7's bar and corner).
+    top = np.zeros_like(mask)
+    top[:core_top, core_left:core_right] = True
+    touching = _dilate(removed & top, 1) & mask & top
+    digit: np.ndarray = inside | _grow(touching, mask & top)
+    return digit
 
 
 def _main_span(profile: np.ndarray, max_gap: int) -> tuple[int, int] | None:
@@ -218,7 +250,9 @@ def _main_span(profile: np.ndarray, max_gap: int) -> tuple[int, int] | None:
 def _glyph(mask: np.ndarray, r: float) -> np.ndarray:
     """The digit in a box, cut tight; specks away from it left behind."""
     gap = max(2, round(0.6 * r))
-    rows = _main_span(mask.sum(axis=1), gap)
+    # Rows bridge a wider gap: a stroke kept above the top line (a 7's bar) lies a
+    # line's width and more from the rest of its digit.
+    rows = _main_span(mask.sum(axis=1), round(_ROW_GAP_MM * r))
     if rows is None:
         return mask[:0, :0]
     band = mask[rows[0] : rows[1]]
@@ -270,11 +304,21 @@ class BoxCell:
 def box_cells(gray: Image.Image, geometry: FormGeometry,
               layout: DigitLayout = DEFAULT_LAYOUT) -> list[BoxCell]:
     """Each digit box of ``layout``: level, 10 px/mm, its ruled lines taken away."""
-    r = _CROP_PX_PER_MM
+    strip_rect = _strip_rect(layout)
+    strip = np.asarray(geometry.rectify(gray, strip_rect, _CROP_PX_PER_MM)) < 150
+    return strip_cells(strip, layout)
+
+
+def _strip_rect(layout: DigitLayout) -> Rect:
     pad = 2.0 + _OVERRUN_MM
     row = layout.row
-    strip_rect = Rect(row.x0 - pad, row.y0 - pad, row.x1 + pad, row.y1 + pad)
-    strip = np.asarray(geometry.rectify(gray, strip_rect, r)) < 150
+    return Rect(row.x0 - pad, row.y0 - pad, row.x1 + pad, row.y1 + pad)
+
+
+def strip_cells(strip: np.ndarray, layout: DigitLayout = DEFAULT_LAYOUT) -> list[BoxCell]:
+    """The boxes of the digit row's ink (``box_cells``' strip, 10 px/mm, True = ink)."""
+    r = _CROP_PX_PER_MM
+    strip_rect = _strip_rect(layout)
     cells = []
     for box in layout.boxes:
         lines = _box_lines(strip, box, strip_rect, r)

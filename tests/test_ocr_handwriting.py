@@ -136,19 +136,20 @@ def test_a_gateways_caller_id_names_the_sender():
     assert gateway_caller(SimpleNamespace(subject="FAX受信", from_name="")) is None  # type: ignore[arg-type]
 
 
-def test_a_large_hand_misread_as_another_valid_number_is_refused(tmp_path):
+def test_a_large_hand_once_misread_as_another_valid_number_is_read_right(tmp_path):
     # A large hand over the box lines: both read the two 3s as 5s (815652258949,
-    # valid), PP-OCR hardly seeing a digit there. Once accepted by the bench.
+    # valid), PP-OCR hardly seeing a digit there, until the strokes over the box
+    # lines were kept; the bench once accepted the misreading. Now the 3s' tops on
+    # the top line stay with them, and the boxes read right on their own.
     item = fax_corpus.make_item("form_handwritten", "fine", "g3-2d", 20260175800378, tmp_path)
     assert item.expected_number == "813632258949"
     reading = _read(item.path)
-    assert reading.support_number is None
-    # Since the strokes over the box lines are kept (ocr/zonal.py), Tesseract reads 13
-    # digits there, and PP-OCR's 3s are likelier but still second: no reading alone.
-    assert any("support number boxes cannot be read" in p for p in reading.problems)
-    # Even were the misreading a registered number, the margin refuses it.
-    settled, choice = reading.settled({"815652258949", "813632258949"})
-    assert settled.support_number is None and choice is not None and choice.digits is None
+    assert reading.support_number is not None
+    assert reading.support_number.digits == item.expected_number
+    assert reading.boxes is None  # nothing left for the registered numbers to decide
+    # And the misreading, were it registered too, gets nowhere.
+    settled, _ = reading.settled({"815652258949", "813632258949"})
+    assert settled.support_number == reading.support_number
 
 
 def _boxed(draw: list[tuple[slice, slice]]) -> np.ndarray:
@@ -185,12 +186,13 @@ def test_a_stroke_on_or_over_the_box_lines_stays_with_its_digit():
 
 def test_a_large_hand_over_the_box_lines_is_read(tmp_path):
     # Seven of its digits reach over the box lines: the 7s' bars lie on the top line.
-    # With the lines cut away with a margin, as before, PP-OCR read the 7s as 1s.
+    # With the lines cut away with a margin, as before, PP-OCR read the 7s as 1s; then
+    # the registered numbers had to decide it, now the boxes read clearly on their own.
     item = fax_corpus.make_item("form_handwritten", "standard", "g3-2d", 20260175900354, tmp_path)
     assert item.style == "large"
     reading = _read(item.path)
-    assert reading.boxes is not None
-    assert reading.boxes.readings[0].digits == item.expected_number
+    assert reading.support_number is not None and reading.boxes is None
+    assert reading.support_number.digits == item.expected_number
     settled, _ = reading.settled({item.expected_number, "203100020007"})
     assert settled.support_number is not None
     assert settled.support_number.digits == item.expected_number
