@@ -51,6 +51,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import probe  # noqa: E402
 from bench.web import PASSWORD, Client, measure  # noqa: E402
 from bench.web_data import build  # noqa: E402
 from madoguchi.config import load_settings  # noqa: E402
@@ -143,6 +144,8 @@ class Streams:
                 due = [t for t in self._pending if t <= now]
                 self._pending = [t for t in self._pending if t > now]
             for _ in due:
+                if self._stop.is_set():  # closing: the server is about to stop
+                    break
                 client = Client(self.base)  # a browser's fetch, on a connection of its own
                 client.cookie = self.cookie
                 status, _page = client.request("GET", "/queue")
@@ -157,7 +160,7 @@ class Streams:
     def close(self) -> None:
         self._stop.set()
         self.reader.join(2)
-        self.redrawer.join(2)
+        self.redrawer.join(30)  # a redraw under way finishes before the server stops
         for key in list(self.selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
 
@@ -202,6 +205,7 @@ def main() -> None:
     rng = random.Random(20261202)
     url = f"{args.admin_url.replace('postgresql://', 'postgresql+psycopg://', 1)}/{args.database}"
     started_load = os.getloadavg()[0]
+    speed_before = probe()
     if not args.reuse:
         _prepare(args)
     upgrade(url)
@@ -235,6 +239,8 @@ def main() -> None:
     print(f"# bench/live.py: {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, PostgreSQL {version}; load average at the start "
           f"{started_load:.2f}")
+    print(f"# CPU probe (bench/machine.py, lower is faster): {speed_before:.2f} s at the start, "
+          f"{probe():.2f} s at the end")
     print(f"# data: database {args.database}, {tickets:,} tickets "
           "(bench/web.py's generator)")
     print(f"# {args.requests} requests per line after 10 warm-up requests; "

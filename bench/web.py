@@ -55,6 +55,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import probe  # noqa: E402
 from bench.web_data import build  # noqa: E402
 from madoguchi.config import load_settings  # noqa: E402
 from madoguchi.config.web import WebSettings  # noqa: E402
@@ -180,6 +181,7 @@ def main() -> None:
             "ORDER BY c.relname").fetchall()
 
     load_before = os.getloadavg()
+    speed_before = probe()
     with TemporaryDirectory() as tmp:
         settings = load_settings(None, database_url=url, storage_dir=Path(tmp) / "storage",
                                  sources=[], log_level="WARNING")
@@ -238,6 +240,8 @@ def main() -> None:
           f"Python {platform.python_version()}, PostgreSQL {version}; load average "
           f"{', '.join(f'{x:.2f}' for x in load_before)} before the requests, "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} after")
+    print(f"# CPU probe (bench/machine.py, lower is faster): {speed_before:.2f} s before the "
+          f"requests, {probe():.2f} s after")
     print(f"# data: {counts['tickets']:,} tickets ({len(active):,} not closed), "
           f"{counts['messages']:,} messages; database {size}")
     print("# sizes: " + ", ".join(f"{name} {size}" for name, size in indexes))
