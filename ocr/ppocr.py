@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from madoguchi.ocr.errors import OcrUnavailableError
+from madoguchi.ocr.preprocess import dilate
 
 # No digit is ever impossible: the decision must see every alternative.
 PROBABILITY_FLOOR = 1e-4
@@ -114,13 +115,7 @@ def _thickened(glyph: np.ndarray) -> np.ndarray:
     runs = int((edges == 1).sum())
     if runs == 0 or glyph.sum() / runs >= _THIN_STROKE_PX:
         return glyph
-    grown = glyph.copy()
-    grown[1:] |= glyph[:-1]
-    grown[:-1] |= glyph[1:]
-    wide = grown.copy()
-    wide[:, 1:] |= grown[:, :-1]
-    wide[:, :-1] |= grown[:, 1:]
-    return wide
+    return dilate(glyph)
 
 
 def _prepared(glyph: np.ndarray) -> np.ndarray:

@@ -66,6 +66,20 @@ def is_blank(ink: np.ndarray) -> bool:
     return body.size == 0 or float(body.mean()) < BLANK_INK_SHARE
 
 
+def dilate(mask: np.ndarray, steps: int = 1) -> np.ndarray:
+    """``mask`` (True = ink) grown by ``steps`` pixels, the eight ways round each pixel."""
+    out = mask.copy()
+    for _ in range(steps):
+        wide = out.copy()
+        wide[1:] |= out[:-1]
+        wide[:-1] |= out[1:]
+        rows = wide.copy()
+        wide[:, 1:] |= rows[:, :-1]
+        wide[:, :-1] |= rows[:, 1:]
+        out = wide
+    return out
+
+
 def block_reduce(ink: np.ndarray, factor: int) -> np.ndarray:
     """Share of ink in each factor×factor block (cropping the ragged edge)."""
     h, w = (ink.shape[0] // factor) * factor, (ink.shape[1] // factor) * factor

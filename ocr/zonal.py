@@ -27,7 +27,7 @@ from madoguchi.ocr._exec import tesseract
 from madoguchi.ocr.form import DEFAULT_LAYOUT, TICKET_BOX_MM, DigitLayout, Rect
 from madoguchi.ocr.geometry import FormGeometry
 from madoguchi.ocr.pages import Deadline
-from madoguchi.ocr.preprocess import despeckle
+from madoguchi.ocr.preprocess import despeckle, dilate
 from madoguchi.ocr.ticket_text import find_ticket_number
 from madoguchi.ocr.verdict import MethodRead
 
@@ -130,19 +130,6 @@ _ROW_GAP_MM = 1.0
 _BRIDGE_MM = 0.6
 
 
-def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
-    """``mask`` grown by ``steps`` pixels (8 ways)."""
-    out = mask.copy()
-    for _ in range(steps):
-        wide = out.copy()
-        wide[1:] |= out[:-1]
-        wide[:-1] |= out[1:]
-        wide[:, 1:] |= wide[:, :-1].copy()
-        wide[:, :-1] |= wide[:, 1:].copy()
-        out = wide
-    return out
-
-
 def _grow(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The parts of ``mask`` connected (8 ways) to ``seed``."""
     grown: np.ndarray = seed & mask
@@ -224,13 +211,13 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     # A stroke beyond a line is joined to its digit through the line where the digit
     # touches it: a large 7's bar above the top line, met at the box's corner.
     removed = original & ~mask
-    bridge = removed & _dilate(inside, round(_BRIDGE_MM * r))
+    bridge = removed & dilate(inside, round(_BRIDGE_MM * r))
     inside = _grow(inside, mask | bridge) & mask
     # A stroke lying on the top line from above, between the side lines, is the digit's
     # even where the way to the rest of it ran along a line (a 7's bar and corner).
     top = np.zeros_like(mask)
     top[:core_top, core_left:core_right] = True
-    touching = _dilate(removed & top, 1) & mask & top
+    touching = dilate(removed & top, 1) & mask & top
     digit: np.ndarray = inside | _grow(touching, mask & top)
     return digit
 
