@@ -166,23 +166,25 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     env.filters["problem_ja"] = problem_ja
     env.filters["support_number"] = lambda d: format_number(d, numbers) if d else "—"
     env.tests["fax_page"] = is_fax_page
-    short_moment = env.filters["short_moment"]
+    # One translating table each, read by the templates and by the badges alike.
+    statuses, states = Labels(STATUS_LABELS), Labels({s.value: label
+                                                      for s, label in STATE_LABELS.items()})
+    channels, flags, priorities = Labels(CHANNEL_LABELS), Labels(FLAG_LABELS), Labels(PRIORITIES)
     env.globals.update(
         sla_badge=badges.sla_badge,
-        status_badge=partial(badges.status_badge, labels=Labels(STATUS_LABELS)),
-        channel_badge=partial(badges.channel_badge, labels=Labels(CHANNEL_LABELS)),
-        priority_badge=partial(badges.priority_badge, labels=Labels(PRIORITIES)),
-        flag_badges=partial(badges.flag_badges, labels=Labels(FLAG_LABELS)),
-        conversation_badge=partial(
-            badges.conversation_badge, waited=waited, moment=short_moment,
-            labels=Labels({s.value: label for s, label in STATE_LABELS.items()})),
-        STATUS_LABELS=Labels(STATUS_LABELS),
-        STATE_LABELS=Labels({s.value: label for s, label in STATE_LABELS.items()}),
+        status_badge=partial(badges.status_badge, labels=statuses),
+        channel_badge=partial(badges.channel_badge, labels=channels),
+        priority_badge=partial(badges.priority_badge, labels=priorities),
+        flag_badges=partial(badges.flag_badges, labels=flags),
+        conversation_badge=partial(badges.conversation_badge, labels=states, waited=waited,
+                                   moment=env.filters["short_moment"]),
+        STATUS_LABELS=statuses,
+        STATE_LABELS=states,
         CHOOSABLE_STATES=[s.value for s in CHOOSABLE],
-        CHANNEL_LABELS=Labels(CHANNEL_LABELS),
+        CHANNEL_LABELS=channels,
         TICKET_CHANNEL_LABELS=Labels(TICKET_CHANNEL_LABELS),
         PREVIEW_TYPES=PREVIEW_TYPES,
-        FLAG_LABELS=Labels(FLAG_LABELS),
+        FLAG_LABELS=flags,
         DIRECTION_LABELS=Labels(DIRECTION_LABELS),
         ROLE_LABELS=Labels(ROLE_LABELS),
         FIELD_LABELS=Labels(FIELD_LABELS),
@@ -190,7 +192,7 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
         PERIOD_LABELS=Labels(PERIOD_LABELS),
         STANDING_LABELS=Labels(STANDING_LABELS),
         ORIGIN_LABELS=Labels(ORIGIN_LABELS),
-        PRIORITY_LABELS=Labels(PRIORITIES),
+        PRIORITY_LABELS=priorities,
         DELIVERY_LABELS=Labels(DELIVERY_STATE_LABELS),
         current_locale=i18n.current_locale,
         LOCALES=i18n.LOCALES,
