@@ -10,7 +10,7 @@ from madoguchi.ticketing.change_feed import ANYTHING, PRESENCE, TICKET, Change, 
 from madoguchi.ticketing.presence import Viewer
 from madoguchi.ticketing.versions import Changes, Version
 from madoguchi.web.live import others_text
-from madoguchi.web.live_hub import Subscriber
+from madoguchi.web.live_hub import LiveHub, Subscriber
 from madoguchi.web_guard import ConcurrencyLimit
 
 
@@ -82,5 +82,29 @@ def test_open_streams_do_not_take_the_places_of_requests() -> None:
         release.set()
         assert sorted(await asyncio.gather(*streams)) == [200, 200, 503]  # 2 per client
         assert limit.live.active == 0
+
+    asyncio.run(run())
+
+
+def test_the_queues_hear_a_burst_of_changes_once_and_then_no_oftener_than_the_spacing() -> None:
+    async def run() -> None:
+        hub = LiveHub(None, 1.0, queue_coalesce=0.05, queue_every=0.4)  # type: ignore[arg-type]
+        hub._loop = asyncio.get_running_loop()  # as subscribe sets it (no listener here)
+        queues, ticket = [Subscriber(None), Subscriber(None)], Subscriber(5)
+        hub.subscribers |= {*queues, ticket}
+        for n in range(20):  # a batch of mail: twenty notifications
+            hub._dispatch([Change(TICKET, 100 + n)])
+        hub._dispatch([Change(TICKET, 5)])
+        assert await ticket.wait(0.01) == {TICKET}  # a ticket's page at once
+        assert queues[0].kinds == set()  # the queues after the coalescing pause
+        assert [await q.wait(2.0) for q in queues] == [{TICKET}, {TICKET}]
+        told = asyncio.get_running_loop().time()
+        hub._dispatch([Change(TICKET, 7)])  # soon after: told at the spacing's end
+        assert await queues[0].wait(0.2) == set()
+        assert await queues[0].wait(2.0) == {TICKET}
+        assert asyncio.get_running_loop().time() - told >= 0.35
+        hub._dispatch([Change(PRESENCE, 5)])  # presence is no change of the queue
+        assert await queues[1].wait(0.5) == {TICKET}  # the one told above, not read yet
+        assert await queues[1].wait(0.6) == set()
 
     asyncio.run(run())

@@ -392,3 +392,64 @@ def test_an_open_page_is_not_activity_its_session_still_idles_out(
     with webdesk.desk.factory() as db:
         assert max(r.last_seen_at for r in db.scalars(select(WebSession))) > earlier
     stream.close()
+
+
+def test_one_round_beats_every_open_page_and_ends_the_streams_of_an_ended_session(
+    webdesk: WebDesk
+) -> None:
+    from sqlalchemy import event
+
+    from madoguchi.ticketing import sessions
+    from madoguchi.web.live import BEAT, END, StreamRounds
+    from madoguchi.web.live_hub import Subscriber
+
+    tickets = [_ticket_id(webdesk, ingest_mail(webdesk.desk, subject=f"件名 {n}"))
+               for n in range(10)]
+    agent_id, boss_id = webdesk.users["agent"], webdesk.users["boss"]
+    earlier = _now() - timedelta(seconds=20)
+    with transaction(webdesk.desk.factory) as db:
+        agent = sessions.open_session(db, db.get_one(StaffUser, agent_id), _now())
+        boss = sessions.open_session(db, db.get_one(StaffUser, boss_id), _now())
+        for n, ticket_id in enumerate(tickets):
+            presence.beat(db, f"a{n:031d}", ticket_id, agent_id, earlier)
+        presence.beat(db, "b" * 32, tickets[0], boss_id, earlier)
+    pages = [Subscriber(t, token=agent, view=(f"a{n:031d}", agent_id))
+             for n, t in enumerate(tickets)]
+    pages += [Subscriber(tickets[0], token=boss, view=("b" * 32, boss_id)),
+              Subscriber(None, token=boss)]  # the boss's queue
+    rounds = StreamRounds(webdesk.app.state.desk)
+
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(webdesk.desk.engine, "before_cursor_execute", count)
+    try:
+        rounds(pages)()  # the hub's thread, then its event loop
+    finally:
+        event.remove(webdesk.desk.engine, "before_cursor_execute", count)
+    # Twelve streams, one round: a handful of statements, not three a stream.
+    assert len([s for s in statements if not s.startswith(("BEGIN", "COMMIT"))]) <= 5
+    assert all(BEAT in s.kinds for s in pages)
+    assert {v.staff_id for v in pages[0].viewers} == {agent_id, boss_id}
+    assert pages[10].viewers == pages[0].viewers
+    assert [v.staff_id for v in pages[1].viewers] == [agent_id]
+    with webdesk.desk.factory() as db:
+        seen = list(db.scalars(select(Presence.seen_at)))
+    assert len(seen) == 11 and min(seen) > earlier + timedelta(seconds=10)
+
+    # The boss is signed out elsewhere: at the round's next look at the sessions the
+    # boss's streams are ended, the agent's beat on.
+    with transaction(webdesk.desk.factory) as db:
+        sessions.revoke(db, boss, _now())
+    for s in pages:
+        s.kinds.clear()
+    rounds(pages)()
+    assert all(BEAT in s.kinds for s in pages)  # not the time to look yet
+    rounds.next_check = 0.0
+    for s in pages:
+        s.kinds.clear()
+    rounds(pages)()
+    assert all(s.kinds == {BEAT} for s in pages[:10])
+    assert pages[10].kinds == {END} and pages[11].kinds == {END}

@@ -1,7 +1,8 @@
 """Who has a ticket open, and who is typing a reply on it: rows that beat, then expire.
 
-A ticket page's live connection (``web.live``) writes its row when it opens
-and every ``BEAT`` while it stays open, and deletes it when it closes; a row
+A ticket page's live connection (``web.live``) writes its row when it opens,
+its web process beats every open one's row together every ``BEAT``
+(``beat_all``), and the connection deletes it when it closes; a row
 not written for ``EXPIRES`` (its process died, the network went) counts for
 nothing and is removed by the next beat of that ticket. Typing is a
 deadline on the row (``typing_until``), moved on while the person types.
@@ -10,6 +11,7 @@ The rows are in the database, so every web process sees every viewer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -68,19 +70,46 @@ def typing(db: Session, ticket_id: int, staff_id: int, now: datetime) -> bool:
     return news
 
 
+def beat_all(db: Session, views: Sequence[tuple[str, int, int]], now: datetime) -> None:
+    """Every open page of one web process beats at once: ``(view_key, ticket_id,
+    staff_id)`` each, a few statements however many are open. A row that went
+    meanwhile (it expired while the process stalled) is written again."""
+    if views:
+        keys = [key for key, _, _ in views]
+        db.execute(update(Presence).where(Presence.view_key.in_(keys)).values(seen_at=now))
+        present = set(db.scalars(select(Presence.view_key).where(Presence.view_key.in_(keys))))
+        back = [(k, t, s) for k, t, s in views if k not in present]
+        for key, ticket_id, staff_id in back:
+            db.add(Presence(view_key=key, ticket_id=ticket_id, staff_id=staff_id, seen_at=now))
+        if back:
+            change_feed.note(db, sorted({t for _, t, _ in back}), change_feed.PRESENCE)
+    db.execute(delete(Presence).where(Presence.seen_at < now - EXPIRES))
+
+
 def viewers(db: Session, ticket_id: int, now: datetime) -> list[Viewer]:
     """Everyone with the ticket open now, one line each, by name."""
+    return viewers_by_ticket(db, [ticket_id], now).get(ticket_id, [])
+
+
+def viewers_by_ticket(db: Session, ticket_ids: Iterable[int],
+                      now: datetime) -> dict[int, list[Viewer]]:
+    """``viewers`` of each of ``ticket_ids`` (those nobody has open are left out)."""
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return {}
     rows = db.execute(
-        select(StaffUser.id, StaffUser.name, Presence.typing_until)
+        select(Presence.ticket_id, StaffUser.id, StaffUser.name, Presence.typing_until)
         .join(StaffUser, StaffUser.id == Presence.staff_id)
-        .where(Presence.ticket_id == ticket_id, Presence.seen_at >= now - EXPIRES)
+        .where(Presence.ticket_id.in_(ids), Presence.seen_at >= now - EXPIRES)
     ).all()
-    people: dict[int, Viewer] = {}
-    for staff_id, name, until in rows:
-        was = people.get(staff_id)
+    people: dict[int, dict[int, Viewer]] = {}
+    for ticket_id, staff_id, name, until in rows:
+        on = people.setdefault(ticket_id, {})
+        was = on.get(staff_id)
         typing_now = until is not None and until >= now
-        people[staff_id] = Viewer(staff_id, name, typing_now or (was is not None and was.typing))
-    return sorted(people.values(), key=lambda v: (v.name, v.staff_id))
+        on[staff_id] = Viewer(staff_id, name, typing_now or (was is not None and was.typing))
+    return {t: sorted(on.values(), key=lambda v: (v.name, v.staff_id))
+            for t, on in people.items()}
 
 
 def viewers_of(db: Session, ticket_ids: list[int], now: datetime) -> dict[int, list[str]]:

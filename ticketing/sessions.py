@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,6 +45,12 @@ def open_session(db: Session, user: StaffUser, now: datetime, *, client: str = "
     return token
 
 
+def _over(last_seen_at: datetime, created_at: datetime, now: datetime,
+          limits: Limits) -> bool:
+    """Past its idle or its absolute time (the one rule, for one session or many)."""
+    return now - last_seen_at > limits.idle or now - created_at > limits.lifetime
+
+
 def live_session(db: Session, token: str, now: datetime, limits: Limits) -> WebSession | None:
     """The session this token opened, if it is still live (its user active); else None.
 
@@ -57,7 +64,7 @@ def live_session(db: Session, token: str, now: datetime, limits: Limits) -> WebS
     row = db.get(WebSession, token_id(token), options=[joinedload(WebSession.staff)])
     if row is None or row.revoked_at is not None:
         return None
-    if now - row.last_seen_at > limits.idle or now - row.created_at > limits.lifetime:
+    if _over(row.last_seen_at, row.created_at, now, limits):
         row.revoked_at, row.revoked_reason = now, "expired"
         return None
     user = row.staff
@@ -67,6 +74,21 @@ def live_session(db: Session, token: str, now: datetime, limits: Limits) -> WebS
     if now - row.last_seen_at >= TOUCH_EVERY:
         row.last_seen_at = now
     return row
+
+
+def live_tokens(db: Session, tokens: Iterable[str], now: datetime, limits: Limits) -> set[str]:
+    """Which of ``tokens`` still open a live session, in one statement, writing nothing
+    (the live desk's open streams: an open page is no activity, and the next request
+    settles an expiry)."""
+    by_id = {token_id(t): t for t in tokens if t and len(t) <= 100}
+    if not by_id:
+        return set()
+    rows = db.execute(
+        select(WebSession.id, WebSession.last_seen_at, WebSession.created_at)
+        .join(StaffUser, StaffUser.id == WebSession.staff_id)
+        .where(WebSession.id.in_(by_id), WebSession.revoked_at.is_(None), StaffUser.active)
+    ).all()
+    return {by_id[sid] for sid, seen, created in rows if not _over(seen, created, now, limits)}
 
 
 def revoke(db: Session, token: str, now: datetime, reason: str = "sign_out") -> None:

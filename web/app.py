@@ -25,11 +25,13 @@ from starlette.types import ASGIApp
 
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
+from madoguchi.ticketing import presence
 from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import PasswordChecks, load_secret
 from madoguchi.web.http import DeskWeb, SecurityHeaders, choose_locale, error_page
 from madoguchi.web.i18n import gettext as _
+from madoguchi.web.live import COALESCE, QUEUE_EVERY, StreamRounds
 from madoguchi.web.live_hub import LiveHub
 from madoguchi.web.metrics import Collector
 from madoguchi.web.refusal import EarlyRefusal, RefusalPage
@@ -98,7 +100,9 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
     )
 
     # One listener per process for every live page (web.live).
-    live = LiveHub(storage.engine, web.live_poll_seconds)
+    live = LiveHub(storage.engine, web.live_poll_seconds, tend=StreamRounds(state),
+                   tend_every=presence.BEAT.total_seconds(), queue_coalesce=COALESCE,
+                   queue_every=QUEUE_EVERY)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -49,14 +49,16 @@ from madoguchi.web.templating import STATUS_LABELS
 log = logging.getLogger("madoguchi.web.live")
 
 PREFIX = "/live/"
+# The hub's words to a stream, beside the change feed's kinds.
+BEAT, END = "beat", "end"
 COALESCE = 1.0  # seconds: a batch of mail is one queue update, not fifty
 # At most one queue update per page this often: each makes the browser fetch the queue
 # page again, and a hundred open queues on a busy desk would otherwise fetch it a hundred
 # times for every mail (bench/live.py measures what they cost).
 QUEUE_EVERY = 5.0
 RETRY_MS = 3000  # EventSource waits this long before it reconnects
-# A stream looks at its session again this often (a revoked or idle one ends it): each
-# look is a transaction, and two hundred streams looking every beat cost a tenth of a core.
+# The streams' sessions are looked at again this often (a revoked or idle one ends its
+# streams): one statement for all of a process's streams (``StreamRounds``).
 SESSION_CHECK = 60.0
 _T = TypeVar("_T")
 
@@ -112,6 +114,7 @@ class Viewer:
 
     staff_id: int
     ticket_id: int | None
+    token: str
 
 
 def _who(request: Request, state: DeskWeb, number: str | None) -> Viewer | None:
@@ -128,11 +131,7 @@ def _who(request: Request, state: DeskWeb, number: str | None) -> Viewer | None:
         db.rollback()
     if staff_id is None or (number is not None and ticket_id is None):
         return None
-    return Viewer(staff_id, ticket_id)
-
-
-def _still_signed_in(request: Request, state: DeskWeb) -> bool:
-    return _who(request, state, None) is not None
+    return Viewer(staff_id, ticket_id, token)
 
 
 async def _thread(fn: Callable[..., _T], *args: Any) -> _T:
@@ -156,19 +155,16 @@ async def queue_stream(request: Request) -> Response:
     viewer = await _thread(_who, request, state, None)
     if viewer is None:
         return _refused(401, "not signed in")
-    sub = hub(request).subscribe(None)
+    # The hub tells the queues together, coalesced and spaced (COALESCE, QUEUE_EVERY).
+    sub = hub(request).subscribe(None, token=viewer.token)
 
     async def body() -> AsyncIterator[str]:
-        told = -QUEUE_EVERY
         try:
             yield f"retry: {RETRY_MS}\n: live\n\n"
-            async for kinds in _beats(request, state, sub):
+            async for kinds in _heard(state, sub):
                 if TICKET in kinds:
-                    await anyio.sleep(max(COALESCE, told + QUEUE_EVERY - time.monotonic()))
-                    await sub.wait(0)
-                    told = time.monotonic()
                     yield _event("changed", {})
-                elif "beat" in kinds:
+                elif BEAT in kinds:
                     yield ": beat\n\n"  # keeps proxies from closing a quiet stream
         finally:
             hub(request).unsubscribe(sub)
@@ -176,23 +172,55 @@ async def queue_stream(request: Request) -> Response:
     return _stream(body())
 
 
-async def _beats(request: Request, state: DeskWeb, sub: Subscriber) -> AsyncIterator[set[str]]:
-    """What the subscriber hears, with an empty set at every beat; ends when the stream's
-    time is up or the session is over."""
+async def _heard(state: DeskWeb, sub: Subscriber) -> AsyncIterator[set[str]]:
+    """What the subscriber hears (the hub's beats included); ends when the stream's time
+    is up or the hub found its session over."""
     ends = time.monotonic() + state.web.live_stream_minutes * 60
-    beat = presence.BEAT.total_seconds()
-    next_beat = time.monotonic() + beat
-    next_check = time.monotonic() + SESSION_CHECK
     while time.monotonic() < ends:
-        kinds = await sub.wait(max(0.0, min(next_beat, ends) - time.monotonic()))
-        if time.monotonic() >= next_beat:
-            next_beat = time.monotonic() + beat
-            if time.monotonic() >= next_check:
-                next_check = time.monotonic() + SESSION_CHECK
-                if not await _thread(_still_signed_in, request, state):
-                    return
-            kinds.add("beat")
-        yield kinds
+        kinds = await sub.wait(max(0.0, ends - time.monotonic()))
+        if END in kinds:
+            return
+        if kinds:
+            yield kinds
+
+
+class StreamRounds:
+    """The hub's ``tend``: what every open stream of this process needs now and then, done
+    for all of them at once, in the hub's thread. Every beat (``presence.BEAT``) one
+    transaction beats the presence rows of every open ticket page and reads who is on
+    those tickets; every ``SESSION_CHECK`` one statement checks every stream's session.
+    Two hundred streams doing it each cost a tenth of a core (bench/live.py)."""
+
+    def __init__(self, state: DeskWeb) -> None:
+        self.state = state
+        self.next_check = time.monotonic() + SESSION_CHECK
+
+    def __call__(self, subs: list[Subscriber]) -> Callable[[], None]:
+        now = datetime.now(UTC)
+        pages = [(s.view[0], s.ticket_id, s.view[1]) for s in subs
+                 if s.view is not None and s.ticket_id is not None]
+        check = time.monotonic() >= self.next_check
+        live: set[str] | None = None
+        with self.state.storage.factory() as db:
+            presence.beat_all(db, pages, now)
+            db.commit()
+            on = presence.viewers_by_ticket(db, [t for _, t, _ in pages], now)
+            if check:
+                self.next_check = time.monotonic() + SESSION_CHECK
+                live = sessions.live_tokens(db, {s.token for s in subs}, now,
+                                            self.state.limits)
+            db.rollback()
+
+        def told() -> None:
+            for s in subs:
+                if live is not None and s.token not in live:
+                    s.tell(END)
+                    continue
+                if s.ticket_id is not None:
+                    s.viewers = on.get(s.ticket_id, [])
+                s.tell(BEAT)
+
+        return told
 
 
 class _TicketLive:
@@ -206,12 +234,18 @@ class _TicketLive:
         self.told: tuple[str, ...] = ()
         self.others: str | None = None
 
-    def _beat(self) -> str:
+    def arrive(self) -> str:
+        """Its row written (the others told), and who else is on the ticket."""
         now = datetime.now(UTC)
         with self.state.storage.factory() as db:
             presence.beat(db, self.view_key, self.ticket_id, self.staff_id, now)
             db.commit()
             return others_text(presence.viewers(db, self.ticket_id, now), self.staff_id)
+
+    def _others(self) -> str:
+        with self.state.storage.factory() as db:
+            return others_text(presence.viewers(db, self.ticket_id, datetime.now(UTC)),
+                               self.staff_id)
 
     def _changes(self) -> tuple[str, ...]:
         with self.state.storage.factory() as db:
@@ -225,7 +259,7 @@ class _TicketLive:
             presence.leave(db, self.view_key)
             db.commit()
 
-    async def events(self, kinds: set[str]) -> list[str]:
+    async def events(self, kinds: set[str], sub: Subscriber) -> list[str]:
         """The events for what was heard: each told once, a comment at a quiet beat."""
         out = []
         if TICKET in kinds:
@@ -233,12 +267,15 @@ class _TicketLive:
             if lines and lines != self.told:
                 self.told = lines
                 out.append(_event("changed", {"lines": list(lines)}))
-        if PRESENCE in kinds or "beat" in kinds:
-            others = await _thread(self._beat)
-            if others != self.others:
-                self.others = others
-                out.append(_event("presence", {"text": others}))
-        if not out and "beat" in kinds:
+        others = None
+        if PRESENCE in kinds:  # someone came, went or typed: asked now
+            others = await _thread(self._others)
+        elif BEAT in kinds:  # the hub's beat read who is on the ticket
+            others = others_text(sub.viewers, self.staff_id)
+        if others is not None and others != self.others:
+            self.others = others
+            out.append(_event("presence", {"text": others}))
+        if not out and BEAT in kinds:
             out.append(": beat\n\n")  # keeps proxies from closing a quiet stream
         return out
 
@@ -253,16 +290,19 @@ async def ticket_stream(request: Request) -> Response:
     if viewer is None or viewer.ticket_id is None:
         return _refused(401, "not signed in, or no such ticket")
     live = _TicketLive(state, viewer, request.query_params.get("v", "")[:100])
-    sub = hub(request).subscribe(viewer.ticket_id)
+    sub = hub(request).subscribe(viewer.ticket_id, token=viewer.token,
+                                 view=(live.view_key, viewer.staff_id))
 
     async def body() -> AsyncIterator[str]:
         try:
             yield f"retry: {RETRY_MS}\n\n"
             # It may have changed before this stream opened (or while it reconnected).
-            for chunk in await live.events({TICKET, PRESENCE}):
+            for chunk in await live.events({TICKET}, sub):
                 yield chunk
-            async for kinds in _beats(request, state, sub):
-                for chunk in await live.events(kinds):
+            live.others = await _thread(live.arrive)
+            yield _event("presence", {"text": live.others})
+            async for kinds in _heard(state, sub):
+                for chunk in await live.events(kinds, sub):
                     yield chunk
         finally:
             hub(request).unsubscribe(sub)
