@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from madoguchi.ticketing.actions import ActionError
@@ -86,8 +86,13 @@ def _digest(t: Ticket, messages: int) -> str:
 
 
 def version_of(db: Session, t: Ticket) -> Version:
-    last, count = db.execute(select(func.max(Message.id), func.count(Message.id))
-                             .where(Message.ticket_id == t.id)).one()
+    if "messages" not in inspect(t).unloaded:
+        # The page loaded the thread it shows: its version is of what it drew.
+        ids = [m.id for m in t.messages]
+        last, count = max(ids, default=0), len(ids)
+    else:
+        last, count = db.execute(select(func.max(Message.id), func.count(Message.id))
+                                 .where(Message.ticket_id == t.id)).one()
     return Version(int(last or 0), t.status.value, t.assignee_id or 0, _digest(t, int(count)))
 
 
