@@ -453,3 +453,53 @@ def test_one_round_beats_every_open_page_and_ends_the_streams_of_an_ended_sessio
     rounds(pages)()
     assert all(s.kinds == {BEAT} for s in pages[:10])
     assert pages[10].kinds == {END} and pages[11].kinds == {END}
+
+
+def _count(page: str, view: str) -> int:
+    found = re.search(rf'data-view="{view}">[^<]*<span class="count">(\d+)</span>', page)
+    assert found, f"no count of {view}"
+    return int(found.group(1))
+
+
+def test_the_queue_counts_follow_changes_made_elsewhere_and_an_action_here_at_once(
+    webdesk: WebDesk, served: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from madoguchi.web import queries
+
+    counted: list[int] = []
+    real = queries.view_counts
+
+    def view_counts(*args: object, **kwargs: object) -> list[int]:
+        counted.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(queries, "view_counts", view_counts)
+    kept = dialect_of(webdesk.desk.engine).snapshot_per_statement
+    deadline = time.monotonic() + 10
+    while kept and not served.app.state.live.listening:  # started with the server
+        assert time.monotonic() < deadline, "the change feed never listened"
+        time.sleep(0.05)
+    heard = threading.Event()
+    served.app.state.live.on_ticket_change.append(heard.set)
+    agent = Browser(served.url, "agent")
+    first = ingest_mail(webdesk.desk, subject="一件目")
+    assert not kept or heard.wait(10)  # its word has come (no later one to clear what is kept)
+    deadline = time.monotonic() + 10
+    while _count(agent.get("/queue")[1], "all") != 1:  # the word of it may still be on its way
+        assert time.monotonic() < deadline, "the ticket was never counted"
+        time.sleep(0.1)
+    before = len(counted)
+    assert _count(agent.get("/queue")[1], "all") == 1
+    assert len(counted) == before + (0 if kept else 1)  # PostgreSQL: kept, not counted again
+
+    ingest_mail(webdesk.desk, subject="二件目")  # the pipeline, not this web process
+    deadline = time.monotonic() + 10
+    while _count(agent.get("/queue")[1], "all") != 2:
+        assert time.monotonic() < deadline, "the new ticket was never counted"
+        time.sleep(0.1)
+
+    page = agent.get("/queue")[1]
+    status, _ = agent.request("POST", "/queue/bulk", urlencode({
+        "ticket": first, "action": "close", "csrf": csrf_in(page), "back": "/queue"}))
+    assert status == 303
+    assert _count(agent.get("/queue")[1], "all") == 1  # the page after the action

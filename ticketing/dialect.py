@@ -73,6 +73,9 @@ class Dialect(ABC):
     label: ClassVar[str]  # as people write it
     # Several processes may write at once: see the module's docstring.
     concurrent_writers: ClassVar[bool]
+    # Each statement reads what was committed when it started (not the transaction's
+    # first snapshot): what web.count_cache needs to keep a count.
+    snapshot_per_statement: ClassVar[bool]
 
     @abstractmethod
     def make_engine(self, url: URL) -> Engine: ...
@@ -146,6 +149,7 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     label = "SQLite"
     concurrent_writers = False
+    snapshot_per_statement = False  # a read transaction keeps its first snapshot (WAL)
     COPY = "database.sqlite3"
 
     def make_engine(self, url: URL) -> Engine:
@@ -237,6 +241,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     label = "PostgreSQL"
     concurrent_writers = True
+    snapshot_per_statement = True  # READ COMMITTED
     COPY = "database.dump"
 
     def make_engine(self, url: URL) -> Engine:

@@ -26,9 +26,11 @@ from starlette.types import ASGIApp
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.ticketing import presence
+from madoguchi.ticketing.dialect import dialect_of
 from madoguchi.ticketing.outbox import OutboxSender
 from madoguchi.ticketing.storage import Storage
 from madoguchi.web.auth import PasswordChecks, load_secret
+from madoguchi.web.count_cache import CountCache
 from madoguchi.web.http import DeskWeb, SecurityHeaders, choose_locale, error_page
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.live import COALESCE, QUEUE_EVERY, StreamRounds
@@ -103,6 +105,11 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
     live = LiveHub(storage.engine, web.live_poll_seconds, tend=StreamRounds(state),
                    tend_every=presence.BEAT.total_seconds(), queue_coalesce=COALESCE,
                    queue_every=QUEUE_EVERY)
+    counts_kept = dialect_of(storage.engine).snapshot_per_statement
+
+    # Kept only while the feed that clears them listens (from start-up, below).
+    state.counts = CountCache(lambda: counts_kept and live.listening)
+    live.on_ticket_change.append(state.counts.clear)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -118,6 +125,8 @@ def create_app(storage: Storage, *, web: WebSettings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if counts_kept:
+            live.start()  # its word clears the kept counts, streams or none
         yield
         live.close()
         if close_storage:

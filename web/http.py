@@ -39,6 +39,7 @@ from madoguchi.ticketing.storage import Storage
 from madoguchi.web import i18n
 from madoguchi.web.auth import PasswordChecks
 from madoguchi.web.client import client_address, over_https
+from madoguchi.web.count_cache import CountCache
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.metrics import Collector
 from madoguchi.web.templating import sla_state
@@ -124,6 +125,8 @@ class DeskWeb:
     on_reply: Callable[[], None] | None = None
     # What /metrics reports, given by the application (madoguchi.health); None: no /metrics.
     metrics: Collector | None = None
+    # The queue views' counts until a ticket changes (web.count_cache); set by create_app.
+    counts: CountCache = field(default_factory=lambda: CountCache(lambda: False))
 
     @property
     def limits(self) -> sessions.Limits:
@@ -312,7 +315,11 @@ def _run(fn: Handler, request: Request, form: FormData | None, state: DeskWeb,
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         if role is not None and user is not None and user.role != role:
             return error_page(state, request, 403, _("この操作には管理者の権限が必要です。"))
-        return fn(Ctx(request, db, state, user, form))
+        try:
+            return fn(Ctx(request, db, state, user, form))
+        finally:
+            if request.method == "POST":  # an action here: the next page counts afresh
+                state.counts.clear()
 
 
 class IdConvertor(Convertor[int]):

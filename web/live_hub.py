@@ -20,6 +20,10 @@ process, so that two hundred open pages cost little more than one:
   presence row and reads who is on those tickets, and now and then one
   statement checks every stream's session); what ``tend`` returns is run in
   the event loop to tell the streams.
+
+It is also the process's word that tickets changed for what it keeps
+(``on_ticket_change``: ``web.count_cache``), and is then started with the
+application rather than by the first stream.
 """
 
 from __future__ import annotations
@@ -96,18 +100,27 @@ class LiveHub:
         self._stop = threading.Event()
         self._queues_due: asyncio.TimerHandle | None = None
         self._queues_told = -float("inf")  # the loop's clock
+        self._starting = threading.Lock()
+        # Called in the hub's thread when a ticket changed (web.count_cache's clear).
+        self.on_ticket_change: list[Callable[[], None]] = []
+        self.listening = False  # the feed is connected: what commits now will be heard
 
     def subscribe(self, ticket_id: int | None, *, token: str = "",
                   view: tuple[str, int] | None = None) -> Subscriber:
         """Called in the event loop; starts the listener on first use."""
-        if self._thread is None:
-            self._loop = asyncio.get_running_loop()
-            self._thread = threading.Thread(target=self._run, name="madoguchi-live",
-                                            daemon=True)
-            self._thread.start()
+        self._loop = asyncio.get_running_loop()
+        self.start()
         sub = Subscriber(ticket_id, token=token, view=view)
         self.subscribers.add(sub)
         return sub
+
+    def start(self) -> None:
+        """Start the listener's thread if it is not running (from any thread)."""
+        with self._starting:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="madoguchi-live",
+                                                daemon=True)
+                self._thread.start()
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
@@ -155,9 +168,13 @@ class LiveHub:
                 if listener is None:
                     listener = dialect_of(self.engine).change_listener(self.engine, self.poll)
                 changes = listener.wait(WAIT)
+                self.listening = True  # a wait returned: it was listening throughout
                 if failed:  # what was committed while the feed was down is unknown
                     changes, failed = [ANYTHING, *changes], False
             except Exception:
+                self.listening = False
+                for told in self.on_ticket_change:  # what is kept may be stale by now
+                    told()
                 log.exception("the live desk's change feed failed; listening again in %s s",
                               RETRY)
                 if listener is not None:
@@ -166,9 +183,13 @@ class LiveHub:
                 listener, failed = None, True
                 self._stop.wait(RETRY)
                 continue
+            if any(c.kind == TICKET for c in changes):
+                for told in self.on_ticket_change:
+                    told()
             if changes and self._loop is not None and not self._loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     self._loop.call_soon_threadsafe(self._dispatch, changes)
+        self.listening = False
         if listener is not None:
             listener.close()
 

@@ -3,7 +3,8 @@
 A view is a preset of the queue's filters (``queries.QueueFilters``), so a
 view's list and its count are the same query. The six counts (the views and
 トリアージ) are one statement, one index-only pass over the tickets not closed
-(``queries.view_counts``, migration 0016). The actions on ticked tickets are
+(``queries.view_counts``, migration 0016), kept until a ticket changes
+(``web.count_cache``). The actions on ticked tickets are
 ``ticketing.bulk``: each
 ticket goes through the same single-ticket action as its own page.
 """
@@ -69,10 +70,11 @@ def view_links(ctx: Ctx, filters: queries.QueueFilters) -> list[ViewLink]:
     shown = filters.params()
     user_id = ctx.user.id
     presets = [queries.QueueFilters.from_params(dict(view.params)) for view in VIEWS]
-    # The five views and トリアージ counted in one statement, in this request's transaction
-    # (never kept across requests: an older snapshot would show a count from before a change).
-    *counts, triage = queries.view_counts(ctx.db, presets, user_id=user_id, day_end=end,
-                                          also=[ANY_TRIAGE])
+    # The five views and トリアージ counted in one statement, kept by the process until a
+    # ticket changes (web.count_cache: cleared by the change feed and by any action here).
+    *counts, triage = ctx.state.counts.counts(
+        (user_id, end), lambda: queries.view_counts(ctx.db, presets, user_id=user_id,
+                                                     day_end=end, also=[ANY_TRIAGE]))
     links = [
         ViewLink(view.key, _(view.label), _(view.hint),
                  f"/queue?{urlencode(dict(view.params))}" if view.params else "/queue",
