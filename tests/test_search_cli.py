@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 import typer
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from madoguchi.search_cli import search_command
@@ -115,3 +117,38 @@ def test_a_filtered_search_fills_its_pages_across_rounds(webdesk: WebDesk) -> No
     assert [h.ticket.number for h in first.hits] == [busy, older[2]]
     assert [h.ticket.number for h in rest.hits] == [older[1], older[0]]
     assert rest.next_before is None
+
+
+def test_the_newest_messages_judge_a_term_and_the_rest_are_read_as_it_needs(
+    webdesk: WebDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ticketing.search: the first round reads the newest messages (a window of six here)
+    # and how often the terms occur there says how the rest are read: newest first for a
+    # frequent term, through the text indexes for a rare one. Either way the same tickets,
+    # newest match first, page after page, across the window's edge.
+    from madoguchi.ticketing import search as search_module
+    from madoguchi.ticketing.dialect import dialect_of
+
+    monkeypatch.setattr(type(dialect_of(webdesk.desk.engine)), "frequency_window", 6)
+    monkeypatch.setattr(search_module, "_FREQUENT", 1 / 3)  # two of six: frequent
+    rare = [make_ticket(webdesk.desk, text=f"見積書の再送付をお願いします {i}") for i in range(3)]
+    edge = make_ticket(webdesk.desk, text="境界の語 古いほう")
+    common = [make_ticket(webdesk.desk, text=f"よくある語 {i}") for i in range(9)]
+    newest = make_ticket(webdesk.desk, text="境界の語 新しいほう よくある語")
+
+    assert _numbers(webdesk, "見積書の再送付") == rare[::-1]  # none in the window
+    assert _numbers(webdesk, "再送") == rare[::-1]  # two characters: the bigram index
+    assert _numbers(webdesk, "境界の語") == [newest, edge]  # one in the window: rare
+    assert _numbers(webdesk, "よくある語") == [newest, *common[::-1]]  # frequent
+    with webdesk.desk.factory() as s:
+        pages = [search(s, "見積書の再送付", limit=2)]
+        pages.append(search(s, "見積書の再送付", before=pages[0].next_before, limit=2))
+        pages.append(search(s, "よくある語", limit=4))
+        pages.append(search(s, "よくある語", before=pages[2].next_before, limit=4))
+        pages.append(search(s, "よくある語", before=pages[3].next_before, limit=4))
+        if s.get_bind().dialect.name == "postgresql":  # the planner's own choice again
+            assert s.execute(text("SHOW enable_seqscan")).scalar() == "on"
+            assert s.execute(text("SHOW enable_bitmapscan")).scalar() == "on"
+    assert [[h.ticket.number for h in p.hits] for p in pages] == [
+        rare[:0:-1], rare[:1], [newest, *common[:5:-1]], common[5:1:-1], common[1::-1]]
+    assert pages[1].next_before is None and pages[4].next_before is None
