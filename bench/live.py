@@ -14,7 +14,9 @@ raised for one client address: ``live_max_connections = 250``,
 400``. Then, in --rounds rounds, each line --requests times after 10 warm-up
 requests, over keep-alive HTTP from one client:
 
-1. ``none open``: the queue's first page and a random ticket, no stream open;
+1. ``none open``: the queue's first page and a random ticket, no stream open, while a
+   writer adds an internal note to a random open ticket every second (as in 2, so that
+   the streams are the one difference; each note also clears the queue's kept counts);
 2. ``200 open``: the same with --streams server-sent event streams held open
    (half on /live/queue, half on /live/tickets/N of random open tickets,
    each with its presence row beating every 15 s), while a writer adds an
@@ -289,7 +291,17 @@ def _run(args: argparse.Namespace, base: str, rng: random.Random,
                  f"{(_cpu_seconds(pid) - used) / 30:.3f} s per s")
     for round_ in range(1, args.rounds + 1):
         lines.append(f"# round {round_}")
-        lines += pages("none open")
+        # The same note a second as beside the streams: the streams are the one difference
+        # (each note also clears the queue's kept counts, web/count_cache.py).
+        stop = threading.Event()
+        writer = threading.Thread(target=_writer, args=(
+            url, [i for i, _n in rng.sample(open_tickets, 100)], stop, notes), daemon=True)
+        writer.start()
+        try:
+            lines += pages("none open")
+        finally:
+            stop.set()
+            writer.join(10)
         lines += _with_streams(args, base, client.cookie, rng, open_tickets, url, pages, notes,
                                redraw=round_ == args.rounds)
     return lines, notes[0]
