@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -29,6 +30,7 @@ from madoguchi.web import badges, i18n
 from madoguchi.web.i18n import N_, Labels
 from madoguchi.web.i18n import gettext as _
 from madoguchi.web.problems import problem_ja
+from madoguchi.web.queue_rows import queue_rows
 from madoguchi.web.timeleft import time_left
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -170,14 +172,19 @@ def environment(tz: ZoneInfo, numbers: SupportNumberSettings) -> jinja2.Environm
     statuses, states = Labels(STATUS_LABELS), Labels({s.value: label
                                                       for s, label in STATE_LABELS.items()})
     channels, flags, priorities = Labels(CHANNEL_LABELS), Labels(FLAG_LABELS), Labels(PRIORITIES)
+    drawn: dict[str, Any] = {
+        "sla_badge": badges.sla_badge,
+        "priority_badge": partial(badges.priority_badge, labels=priorities),
+        "channel_badge": partial(badges.channel_badge, labels=channels),
+        "flag_badges": partial(badges.flag_badges, labels=flags),
+        "conversation_badge": partial(badges.conversation_badge, labels=states, waited=waited,
+                                      moment=env.filters["short_moment"]),
+    }
     env.globals.update(
-        sla_badge=badges.sla_badge,
+        **drawn,
         status_badge=partial(badges.status_badge, labels=statuses),
-        channel_badge=partial(badges.channel_badge, labels=channels),
-        priority_badge=partial(badges.priority_badge, labels=priorities),
-        flag_badges=partial(badges.flag_badges, labels=flags),
-        conversation_badge=partial(badges.conversation_badge, labels=states, waited=waited,
-                                   moment=env.filters["short_moment"]),
+        queue_rows=partial(queue_rows, moment=env.filters["short_moment"], left=time_left,
+                           number=env.filters["support_number"], **drawn),
         STATUS_LABELS=statuses,
         STATE_LABELS=states,
         CHOOSABLE_STATES=[s.value for s in CHOOSABLE],
