@@ -35,13 +35,14 @@ def ticket_by_number(
     canonical = normalise(number)
     if canonical is None:
         return None
-    ticket = session.scalar(select(Ticket).where(Ticket.number == canonical).options(*options))
+    # unique(), and every row read: ``options`` may join collections (the ticket's page).
+    ticket = session.scalars(select(Ticket).where(Ticket.number == canonical)
+                             .options(*options)).unique().one_or_none()
     seen: set[int] = set()
     while follow_merges and ticket is not None and ticket.merged_into_id is not None:
         seen.add(ticket.id)
         if ticket.merged_into_id in seen:
             break
-        ticket = session.scalar(
-            select(Ticket).where(Ticket.id == ticket.merged_into_id).options(*options)
-        )
+        ticket = session.scalars(select(Ticket).where(Ticket.id == ticket.merged_into_id)
+                                 .options(*options)).unique().one_or_none()
     return ticket

@@ -287,13 +287,14 @@ class TicketView:
     authors: dict[int, StaffUser]
 
 
-# What a ticket's page shows of it: the one-of relations joined to the ticket's own row
-# (one statement, not five), the collections each one more.
+# What a ticket's page shows of it: the one-of relations and the short collections
+# (flags, the contract's periods, the contact's addresses: a few rows each) joined to the
+# ticket's own row, one statement; the thread and its attachments one more each.
 _PAGE: tuple[ORMOption, ...] = (
     joinedload(Ticket.customer),
-    selectinload(Ticket.flags),
-    joinedload(Ticket.contract).selectinload(Contract.periods),
-    joinedload(Ticket.contact).selectinload(Contact.emails),
+    joinedload(Ticket.flags),
+    joinedload(Ticket.contract).joinedload(Contract.periods),
+    joinedload(Ticket.contact).joinedload(Contact.emails),
     joinedload(Ticket.assignee),
     joinedload(Ticket.linked_ticket),
     selectinload(Ticket.messages).selectinload(Message.attachments),
