@@ -86,10 +86,10 @@ def test_mail_queued_behind_the_daemons_back_is_sent_by_its_wake_up(
     finally:
         other.close()
     assert [list(m.rcpt_tos) for m in smtp_server.messages] == [[CUSTOMER]] * 3
-    # No scheduler here: the wake-up's rounds sent them all. A mail queued while a round
-    # was still finishing (its DATA done, the row not yet marked) rides that round, so
-    # the rounds are one to three, not always three.
-    assert 1 <= daemon.wake.rounds <= 3
+    # No scheduler here: the wake-up's rounds sent them all, each once. How many rounds is
+    # not fixed: a mail queued while a round finishes rides it, and a notification and a
+    # look can each start one (CI saw two, then four).
+    assert daemon.wake.rounds >= 1
 
 
 def test_rows_the_server_refused_wait_for_the_round_while_new_mail_still_wakes_it(
