@@ -11,7 +11,7 @@ bundled scans of real handwritten digits and on digits set in fonts, all
 distorted as pens and FAX machines distort them. Its input is the one
 scikit-learn's set was made with (UCI optdigits): the digit scaled to fit a
 32×32 bitmap, and the ink counted in 4×4 blocks, an 8×8 grid of 0-16.
-The model file (``bench/models/digit_mlp.npz``) is committed, about 100 kB;
+The model file (``ocr/models/digit_mlp.npz``) is committed, about 100 kB;
 nothing is downloaded.
 """
 
@@ -50,7 +50,8 @@ def features(mask: np.ndarray) -> np.ndarray:
     top, left = (_GRID - nh) // 2, (_GRID - nw) // 2
     grid[top : top + nh, left : left + nw] = small
     counts = grid.reshape(_GRID // _BLOCK, _BLOCK, _GRID // _BLOCK, _BLOCK).sum(axis=(1, 3))
-    return (counts.ravel() / (_BLOCK * _BLOCK)).astype(np.float32)
+    share: np.ndarray = (counts.ravel() / (_BLOCK * _BLOCK)).astype(np.float32)
+    return share
 
 
 @dataclass(frozen=True)
