@@ -1,9 +1,11 @@
-"""The candidate box recogniser the desk did not choose: a small perceptron of our own.
+"""The digit boxes' second recogniser: a small perceptron of our own, trained by the project.
 
-``bench/digits.py`` measures it against PP-OCR (``ocr/ppocr.py``) on the
-corpus's boxes; PP-OCR read far more of them right, so the reader uses
-PP-OCR and this stays here, with its training script, as the measured
-alternative.
+``bench/digits.py`` measured it against PP-OCR (``ocr/ppocr.py``) on the
+corpus's boxes: PP-OCR alone reads far more of them right, so PP-OCR is
+the reader's recogniser. Its mistakes are not this one's, though (a quick
+7 whose bar a standard-resolution FAX merged into the box's top line is a
+1 to PP-OCR, a 7 to this): when PP-OCR's reading of the boxes is not clear,
+``box_digits.py`` weighs this one's probabilities in as a second opinion.
 
 The model is a small multi-layer perceptron (numpy at run time, no other
 package), trained by ``scripts/train_digits.py`` (seeded) on scikit-learn's
