@@ -32,11 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from PIL import Image
 
-from bench import (
-    digit_mlp,
-    fax_corpus,
-)
-from madoguchi.ocr import ppocr
+from bench import fax_corpus
+from madoguchi.ocr import digit_mlp, ppocr
 from madoguchi.ocr.geometry import find_form, px_per_mm
 from madoguchi.ocr.pages import load_pages
 from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
@@ -123,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                         row["rapid_number"].append(float("".join(read) == truth))
     mean = lambda v: 100 * float(np.mean(v)) if v else float("nan")  # noqa: E731
     print("digit box recognisers (bench/digits.py): % of digits / whole numbers right")
-    print("MLP = bench/digit_mlp.py; PP-OCR = ocr/ppocr.py (the reader's: PP-OCRv6 rec, batched,")
+    print("MLP = ocr/digit_mlp.py; PP-OCR = ocr/ppocr.py (the reader's: PP-OCRv6 rec, batched,")
     print("  probabilities per digit); RapidOCR = the rapidocr package's own rec call per box")
     print(f"{'style':<16}{'res':<10}{'pages':>6}  {'MLP digit':>9}{'number':>8}{'p(true)':>8}"
           f"{'ms/box':>7}  {'PP-OCR digit':>12}{'number':>8}{'p(true)':>8}{'ms/box':>7}"

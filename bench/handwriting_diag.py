@@ -12,10 +12,17 @@ style and resolution it counts where each page is lost:
 * best    - the likeliest valid (check digit) reading is the truth;
 * chosen  - ``choose_number`` accepts it (margin and digit floor);
 * wrong   - ``choose_number`` accepts another number (a false accept);
+* unsafe  - the likeliest valid reading is clear on its own (``clear_reading``:
+  margin and digit floor) and is not the truth: a false accept were that
+  reading a registered number (the closed set here is random, so ``wrong``
+  alone hardly ever sees one);
 * over    - pages where a digit reaches past its box's interior (over or
   across a box line: what the segmentation must keep).
 
-With ``--crops`` the glyphs of wrongly read boxes are saved as PNGs.
+The probabilities are the reader's (``ocr/box_digits.py``: PP-OCR's, with
+the perceptron's second opinion where PP-OCR is not clear); ``--pp-only``
+gives PP-OCR's alone, as the reader had them before. With ``--crops`` the
+glyphs of wrongly read boxes are saved as PNGs.
 """
 
 from __future__ import annotations
@@ -36,11 +43,12 @@ from PIL import Image
 
 from bench import fax_corpus
 from madoguchi.ocr import ppocr
+from madoguchi.ocr.box_digits import box_probabilities
 from madoguchi.ocr.geometry import find_form, px_per_mm
 from madoguchi.ocr.pages import load_pages
 from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
 from madoguchi.ocr.zonal import BoxCell, box_cells
-from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
+from madoguchi.ticketing.rules.fax_number import choose_number, clear_reading, valid_readings
 
 
 def _cells(item: fax_corpus.CorpusItem) -> list[BoxCell] | None:
@@ -61,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20260115)
     parser.add_argument("--crops", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true", help="why each page was not chosen")
+    parser.add_argument("--pp-only", action="store_true", help="PP-OCR's probabilities alone")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     decoys = {fax_corpus.random_number(rng) for _ in range(2000)}
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             glyphs = [cell.glyph for cell in cells]
             row["over"] += any(_overruns(cell) for cell in cells)
-            p = ppocr.digit_probabilities(glyphs)
+            p = ppocr.digit_probabilities(glyphs) if args.pp_only else box_probabilities(glyphs)
             top = "".join(str(int(d)) for d in p.argmax(axis=1))
             row["argmax"] += top == truth
             row["digits_ok"] += sum(a == b for a, b in zip(top, truth, strict=True))
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             choice = choose_number(readings, p.tolist(), decoys | {truth})
             row["chosen"] += choice.digits == truth
             row["wrong"] += choice.digits is not None and choice.digits != truth
+            clear = clear_reading(readings, p.tolist())
+            row["unsafe"] += clear is not None and clear != truth
             if args.verbose and choice.digits != truth:
                 weak = sorted((float(p[k, int(d)]), k, d) for k, d in enumerate(truth))[:2]
                 print(f"{item.style}/{resolution}/{seed}: {choice.reason}; weakest true "
@@ -103,12 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                             args.crops / name
                         )
     print(f"{'style':<15}{'res':<10}{'pages':>6}{'digit%':>8}{'argmax':>8}{'best':>6}"
-          f"{'in_top':>7}{'chosen':>7}{'wrong':>6}{'over':>5}")
+          f"{'in_top':>7}{'chosen':>7}{'wrong':>6}{'unsafe':>7}{'over':>5}")
     for (style, res), row in sorted(rows.items()):
         n = row["pages"]
         print(f"{style:<15}{res:<10}{n:>6}{100 * row['digits_ok'] / (12 * n):>7.1f}%"
               f"{row['argmax']:>8}{row['best']:>6}{row['in_top']:>7}{row['chosen']:>7}"
-              f"{row['wrong']:>6}{row['over']:>5}")
+              f"{row['wrong']:>6}{row['unsafe']:>7}{row['over']:>5}")
     for style, counter in sorted(confusions.items()):
         print(f"{style}: " + ", ".join(f"{k} {v}" for k, v in counter.most_common(10)))
     return 0

@@ -12,7 +12,8 @@ The model ships inside PyPI's ``rapidocr`` wheel (PP-OCRv6 small, 21 MB);
 nothing is downloaded. ``bench/digits.py`` measured it against a small
 perceptron trained by the project (``scripts/train_digits.py``) on the
 corpus's handwriting: PP-OCR read far more digits right, so it is the one
-the reader uses.
+the reader uses; the perceptron is its second opinion on boxes PP-OCR
+does not read clearly (``box_digits.py``).
 """
 
 from __future__ import annotations

@@ -186,7 +186,8 @@ def read_fax(
     timings: dict[str, float] = {}
     clock = _Stopwatch(timings)
     clock.start("number")
-    analysed, box_reads = _analyse(pages, ticket_prefix, deadline, layout_for(cfg))
+    analysed, box_reads = _analyse(pages, ticket_prefix, deadline, layout_for(cfg),
+                                   cfg.check == "luhn")
     clock.stop()
 
     number = decide_from_forms(analysed, cfg)
@@ -225,7 +226,8 @@ def read_fax(
 
 
 def _analyse(
-    pages: list[Image.Image], ticket_prefix: str, deadline: Deadline, layout: DigitLayout
+    pages: list[Image.Image], ticket_prefix: str, deadline: Deadline, layout: DigitLayout,
+    luhn: bool = True,
 ) -> tuple[list[AnalysedPage], tuple[MethodRead, ...]]:
     """Each page levelled, its form found, its QR codes and boxes read.
 
@@ -243,7 +245,7 @@ def _analyse(
         page.geometry = find_form(ink, px_per_mm(image))
         page.qr = read_qr(gray)
         if page.geometry is not None:
-            page.zonal = read_digit_boxes(gray, page.geometry, deadline, layout)
+            page.zonal = read_digit_boxes(gray, page.geometry, deadline, layout, luhn=luhn)
             box = read_ticket_box(gray, page.geometry, ticket_prefix, index, deadline)
             if box is not None:
                 box_reads.append(box)

@@ -10,8 +10,9 @@ when the digit's way to it ran along a line, as a large 7's does from its
 bar to the corner and down the side line), the twelve digits set as one
 monospaced line and read by Tesseract twice, with the digit whitelist and
 without it (``--psm 7``); both reads must agree. Each box is also read on
-its own by PP-OCR (``ppocr.py``), which gives a probability for every digit
-in every box: the evidence handwriting needs (``decide.py``).
+its own by PP-OCR (``ppocr.py``; with a second opinion when unclear,
+``box_digits.py``), which gives a probability for every digit in every
+box: the evidence handwriting needs (``decide.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from enum import Enum
 import numpy as np
 from PIL import Image
 
-from madoguchi.ocr import ppocr
 from madoguchi.ocr._exec import tesseract
+from madoguchi.ocr.box_digits import box_probabilities
 from madoguchi.ocr.form import DEFAULT_LAYOUT, TICKET_BOX_MM, DigitLayout, Rect
 from madoguchi.ocr.geometry import FormGeometry
 from madoguchi.ocr.pages import Deadline
@@ -56,12 +57,12 @@ class ZonalRead:
     digits: str  # Tesseract's read of the boxes as one line
     confidence: float
     note: str = ""
-    # PP-OCR's probability for each digit in each box (``ppocr.py``), left to right.
+    # The probability for each digit in each box (``box_digits.py``), left to right.
     probabilities: tuple[tuple[float, ...], ...] = ()
 
     @property
     def box_digits(self) -> str:
-        """The likeliest digit in each box, by PP-OCR."""
+        """The likeliest digit in each box, by its probabilities."""
         return "".join(str(max(range(10), key=row.__getitem__)) for row in self.probabilities)
 
 
@@ -328,8 +329,12 @@ def box_glyph(interior: np.ndarray) -> np.ndarray:
 
 
 def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadline,
-                     layout: DigitLayout = DEFAULT_LAYOUT) -> ZonalRead:
-    """The digit boxes: what they hold, and the digits when they read clearly."""
+                     layout: DigitLayout = DEFAULT_LAYOUT, *, luhn: bool = True) -> ZonalRead:
+    """The digit boxes: what they hold, and the digits when they read clearly.
+
+    ``luhn``: the number's last digit is a Luhn check digit (``box_digits``
+    asks its second recogniser when PP-OCR's valid reading is not clear).
+    """
     cells = box_cells(gray, geometry, layout)
     interiors = [cell.interior for cell in cells]
     shares = [float(i.mean()) if i.size else 0.0 for i in interiors]
@@ -347,7 +352,7 @@ def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadli
 
     glyphs = [cell.glyph for cell in cells]
     deadline.check("reading the digit boxes")
-    probs = tuple(tuple(float(p) for p in row) for row in ppocr.digit_probabilities(glyphs))
+    probs = tuple(tuple(float(p) for p in row) for row in box_probabilities(glyphs, luhn=luhn))
     image = _typeset(glyphs)
     read = two_reads(image, tesseract.DIGITS, 200, deadline, "the digit boxes")
     digits = "".join(ch for ch in read.constrained if ch.isdigit())

@@ -1,7 +1,7 @@
-"""Train the perceptron bench/digits.py measures (bench/digit_mlp.py): bench/models/digit_mlp.npz.
+"""Train the box recogniser's second opinion (ocr/digit_mlp.py): ocr/models/digit_mlp.npz.
 
     .venv/bin/pip install scikit-learn==1.9.1      # for training only
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_digits.py [--out bench/models/digit_mlp.npz]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_digits.py [--out ocr/models/digit_mlp.npz]
 
 Reproducible: one seed for every random choice; the same packages and fonts
 give the same file. Training data, nothing downloaded:
@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.digit_mlp import MODEL_PATH, DigitModel, features, save_model
+from madoguchi.ocr.digit_mlp import MODEL_PATH, DigitModel, features, save_model
 
 SEED = 20260117
 TRAIN_FONTS = (

@@ -209,3 +209,80 @@ def test_the_demos_handwritten_fax_is_read_by_the_registered_numbers():
     settled, _ = reading.settled({NUMBER, "203100020007"})
     assert settled.support_number is not None and settled.support_number.digits == NUMBER
     assert settled.method == "boxes"
+
+
+@pytest.mark.parametrize(
+    ("make", "truth"),
+    [
+        # A quick hand at standard resolution: two 7s whose bars the FAX merged into the
+        # boxes' top line, a 1 to PP-OCR (bench/handwriting_diag.py, development seed 31337).
+        (lambda tmp: fax_corpus.handwritten_form(
+            "180093322147", tmp / "quick.tif", seed=269359, resolution="standard",
+            container="g3-1d", style="quick"), "180093322147"),
+        # The same in a corpus item (form_handwritten, standard, seed 4242's plan).
+        (lambda tmp: fax_corpus.make_item(
+            "form_handwritten", "standard", "g3-1d", 4242132762, tmp), "857174678386"),
+    ],
+)
+def test_a_quick_hand_pp_ocr_hesitates_on_is_read_with_the_perceptrons_opinion(
+    tmp_path, make, truth
+):
+    from madoguchi.ocr import digit_mlp, ppocr
+    from madoguchi.ocr.box_digits import box_probabilities, combined, is_clear
+    from madoguchi.ocr.geometry import find_form, px_per_mm
+    from madoguchi.ocr.pages import load_pages
+    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
+    from madoguchi.ocr.zonal import box_cells
+    from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
+
+    item = make(tmp_path)
+    assert item.expected_number == truth
+    image = load_pages(item.path.read_bytes(), item.path.name)[0]
+    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
+    geometry = find_form(ink, px_per_mm(image))
+    assert geometry is not None
+    glyphs = [cell.glyph for cell in box_cells(gray, geometry)]
+    registered = {truth, "203100020007"}
+    # PP-OCR alone: its likeliest valid reading is the truth, but not by the margin.
+    pp = ppocr.digit_probabilities(glyphs)
+    assert not is_clear(pp)
+    alone = choose_number(valid_readings(pp.tolist()), pp.tolist(), registered)
+    assert alone.digits is None
+    # With the perceptron's second opinion the registered numbers decide it.
+    both = box_probabilities(glyphs)
+    assert np.allclose(both, combined(pp, digit_mlp.recognise(glyphs)))
+    assert choose_number(valid_readings(both.tolist()), both.tolist(), registered).digits == truth
+    # And so does the reader, end to end; an unregistered reading is still never accepted.
+    reading = _read(item.path)
+    settled, _ = reading.settled(registered)
+    assert settled.support_number is not None and settled.support_number.digits == truth
+    if reading.support_number is None:
+        unregistered, _ = reading.settled({"203100020007"})
+        assert unregistered.support_number is None
+
+
+def test_boxes_pp_ocr_reads_clearly_keep_pp_ocrs_probabilities():
+    from madoguchi.ocr.box_digits import box_probabilities, combined
+
+    # The form's own printed digits: PP-OCR is clear, the perceptron is not asked.
+    glyphs = [_printed_digit(d) for d in NUMBER]
+    from madoguchi.ocr import ppocr
+
+    assert np.array_equal(box_probabilities(glyphs), ppocr.digit_probabilities(glyphs))
+    # The combination: a power of the perceptron's, floored like PP-OCR's.
+    pp = np.array([[0.5, 0.4] + [1e-4] * 8])
+    mlp = np.array([[0.01, 0.9] + [0.01] * 8])
+    got = combined(pp, mlp)
+    assert got[0, 1] > got[0, 0] and got.min() >= ppocr.PROBABILITY_FLOOR
+
+
+def _printed_digit(digit: str) -> np.ndarray:
+    """One bold printed digit as the boxes' ink (10 px/mm, about 7 mm tall)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 90)
+    image = Image.new("L", (120, 120), 255)
+    ImageDraw.Draw(image).text((20, 5), digit, fill=0, font=font)
+    ink = np.asarray(image) < 128
+    ys, xs = np.nonzero(ink)
+    return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]

@@ -1,9 +1,11 @@
-"""The candidate box recogniser the desk did not choose: a small perceptron of our own.
+"""The digit boxes' second recogniser: a small perceptron of our own, trained by the project.
 
-``bench/digits.py`` measures it against PP-OCR (``ocr/ppocr.py``) on the
-corpus's boxes; PP-OCR read far more of them right, so the reader uses
-PP-OCR and this stays here, with its training script, as the measured
-alternative.
+``bench/digits.py`` measured it against PP-OCR (``ocr/ppocr.py``) on the
+corpus's boxes: PP-OCR alone reads far more of them right, so PP-OCR is
+the reader's recogniser. Its mistakes are not this one's, though (a quick
+7 whose bar a standard-resolution FAX merged into the box's top line is a
+1 to PP-OCR, a 7 to this): when PP-OCR's reading of the boxes is not clear,
+``box_digits.py`` weighs this one's probabilities in as a second opinion.
 
 The model is a small multi-layer perceptron (numpy at run time, no other
 package), trained by ``scripts/train_digits.py`` (seeded) on scikit-learn's
@@ -11,7 +13,7 @@ bundled scans of real handwritten digits and on digits set in fonts, all
 distorted as pens and FAX machines distort them. Its input is the one
 scikit-learn's set was made with (UCI optdigits): the digit scaled to fit a
 32×32 bitmap, and the ink counted in 4×4 blocks, an 8×8 grid of 0-16.
-The model file (``bench/models/digit_mlp.npz``) is committed, about 100 kB;
+The model file (``ocr/models/digit_mlp.npz``) is committed, about 100 kB;
 nothing is downloaded.
 """
 
@@ -50,7 +52,8 @@ def features(mask: np.ndarray) -> np.ndarray:
     top, left = (_GRID - nh) // 2, (_GRID - nw) // 2
     grid[top : top + nh, left : left + nw] = small
     counts = grid.reshape(_GRID // _BLOCK, _BLOCK, _GRID // _BLOCK, _BLOCK).sum(axis=(1, 3))
-    return (counts.ravel() / (_BLOCK * _BLOCK)).astype(np.float32)
+    share: np.ndarray = (counts.ravel() / (_BLOCK * _BLOCK)).astype(np.float32)
+    return share
 
 
 @dataclass(frozen=True)
