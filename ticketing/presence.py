@@ -4,7 +4,7 @@ A ticket page's live connection (``web.live``) writes its row when it opens,
 its web process beats every open one's row together every ``BEAT``
 (``beat_all``), and the connection deletes it when it closes; a row
 not written for ``EXPIRES`` (its process died, the network went) counts for
-nothing and is removed by the next beat of that ticket. Typing is a
+nothing and is removed by the next beat. Typing is a
 deadline on the row (``typing_until``), moved on while the person types.
 The rows are in the database, so every web process sees every viewer.
 """
@@ -36,15 +36,7 @@ class Viewer:
 
 def beat(db: Session, view_key: str, ticket_id: int, staff_id: int, now: datetime) -> bool:
     """This page is still open; True when it was not yet known (a viewer arrived)."""
-    moved = db.execute(update(Presence).where(Presence.view_key == view_key)
-                       .values(seen_at=now))
-    arrived = not getattr(moved, "rowcount", 0)
-    if arrived:
-        db.add(Presence(view_key=view_key, ticket_id=ticket_id, staff_id=staff_id, seen_at=now))
-        change_feed.note(db, [ticket_id], change_feed.PRESENCE)
-    db.execute(delete(Presence).where(Presence.ticket_id == ticket_id,
-                                      Presence.seen_at < now - EXPIRES))
-    return arrived
+    return view_key in beat_all(db, [(view_key, ticket_id, staff_id)], now)
 
 
 def leave(db: Session, view_key: str) -> None:
@@ -70,10 +62,12 @@ def typing(db: Session, ticket_id: int, staff_id: int, now: datetime) -> bool:
     return news
 
 
-def beat_all(db: Session, views: Sequence[tuple[str, int, int]], now: datetime) -> None:
-    """Every open page of one web process beats at once: ``(view_key, ticket_id,
-    staff_id)`` each, a few statements however many are open. A row that went
-    meanwhile (it expired while the process stalled) is written again."""
+def beat_all(db: Session, views: Sequence[tuple[str, int, int]], now: datetime) -> set[str]:
+    """Pages still open, ``(view_key, ticket_id, staff_id)`` each, in a few statements
+    however many (a web process beats all of its own at once); the view keys that were
+    not known (a viewer arrived, or a row that expired while its process stalled), whose
+    arrival is told. Rows not beaten for ``EXPIRES`` go."""
+    arrived: set[str] = set()
     if views:
         keys = [key for key, _, _ in views]
         db.execute(update(Presence).where(Presence.view_key.in_(keys)).values(seen_at=now))
@@ -81,9 +75,11 @@ def beat_all(db: Session, views: Sequence[tuple[str, int, int]], now: datetime) 
         back = [(k, t, s) for k, t, s in views if k not in present]
         for key, ticket_id, staff_id in back:
             db.add(Presence(view_key=key, ticket_id=ticket_id, staff_id=staff_id, seen_at=now))
+            arrived.add(key)
         if back:
             change_feed.note(db, sorted({t for _, t, _ in back}), change_feed.PRESENCE)
     db.execute(delete(Presence).where(Presence.seen_at < now - EXPIRES))
+    return arrived
 
 
 def viewers(db: Session, ticket_id: int, now: datetime) -> list[Viewer]:
