@@ -75,6 +75,8 @@ NUMBERS = ["2031-0001-0008", "2031-0002-0007", "2031-0003-0006", None]
 # it before, while it starts.
 READY = "this daemon is the scheduler"
 STARTUP_KILLS = 0.15
+# The last daemon's time to finish (seconds of a quiet run: 10-30).
+QUIET_TIMEOUT = 300
 # --idle: the mailbox's fallback poll (seconds); IDLE brings the mail in between.
 IDLE_FALLBACK = 2.0
 CONTAINERS = ("g3-1d", "g3-2d", "g4", "pdf")
@@ -159,6 +161,10 @@ class Desk:
         self.storage = self.workdir / "storage"
         imap = self.account if imap_port is None else _Via(self.account, imap_port)
         config.setdefault("interval", 0.2)
+        # A daemon killed during DATA leaves its row ``delivering`` until the
+        # lease (5 connection timeouts + the data timeout) is over: with the
+        # default 600 s that outlasts the run. The local listener answers at once.
+        config.setdefault("smtp", {"data_timeout_seconds": 10})
         self.config = daemons.write_config(
             self.workdir / "madoguchi.toml", database_url=self.url, storage=self.storage,
             imap=imap, smtp_port=self.smtp.port, batch=20, spool=self.spool, **config,
@@ -176,16 +182,28 @@ class Desk:
 
     def quiet(self, expected: int) -> bool:
         """Everything fed is stored, filed away and sent (or given up)."""
+        return not self.left(expected)
+
+    def left(self, expected: int) -> list[str]:
+        """What keeps the desk from being quiet, in words (empty: quiet)."""
         with Session(self.engine) as s:
             inbound = s.scalar(select(func.count()).select_from(Message)
                                .where(Message.direction == Direction.IN)) or 0
             claims = s.scalar(select(func.count()).select_from(IngestClaim)) or 0
-            unsent = s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING,
-                                          OutboxStatus.DELIVERING]))) or 0
-        spool_left = [p for p in self.spool.iterdir() if p.is_file()]
-        return (inbound >= expected and not claims and not unsent and not spool_left
-                and not self.account.messages("INBOX"))
+            unsent = s.execute(select(OutboxMessage.status, func.count())
+                               .where(OutboxMessage.status.in_([
+                                   OutboxStatus.PENDING, OutboxStatus.SENDING,
+                                   OutboxStatus.DELIVERING]))
+                               .group_by(OutboxMessage.status)).all()
+        spool_left = sorted(p.name for p in self.spool.iterdir() if p.is_file())
+        in_inbox = len(self.account.messages("INBOX"))
+        return [what for what, bad in [
+            (f"{inbound} of {expected} messages stored", inbound < expected),
+            (f"{claims} ingest claims held", claims > 0),
+            ("outbox: " + ", ".join(f"{n} {st.value}" for st, n in unsent), bool(unsent)),
+            (f"left in the spool: {', '.join(spool_left)}", bool(spool_left)),
+            (f"{in_inbox} mails left in INBOX", in_inbox > 0),
+        ] if bad]
 
     def close(self) -> None:
         self.smtp.stop()
@@ -235,14 +253,30 @@ def run(desk: Desk, corpus: list[Item], *, kills: int, rng: random.Random,
     feeder.join()
     proc = daemons.start(desk.config, desk.log)
     try:
-        daemons.wait_for(lambda: desk.quiet(len(corpus)), 900, "everything stored and sent",
-                         step=0.5)
+        _wait_quiet(desk, len(corpus), proc)
         time.sleep(2)  # a few more polls and outbox rounds: nothing more may happen
     finally:
         daemons.stop(proc)
     result.seconds = time.perf_counter() - started
     collect(desk, corpus, result)
     return result
+
+
+def _wait_quiet(desk: Desk, expected: int, proc: Any, timeout: float = QUIET_TIMEOUT) -> None:
+    """Until the last daemon has done everything; else an error that says what is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = desk.left(expected)
+        if not left:
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    state = (f"the daemon exited ({proc.returncode})" if proc.poll() is not None
+             else f"not quiet after {timeout:g} s")
+    tail = desk.log.read_text(errors="replace").splitlines()[-40:] if desk.log.exists() else []
+    raise TimeoutError(f"{desk.workdir.name}: {state}: " + "; ".join(left)
+                       + "\nlast lines of the daemon's log:\n" + "\n".join(tail))
 
 
 def _lives_ready(log: Path) -> int:
