@@ -72,6 +72,7 @@ VERSION = re.compile(r'name="version" value="([^"]+)"')
 def _serve(url: str, tmp: str, ready: Any, stop: Any) -> None:
     import logging
 
+    from madoguchi import heap
     from madoguchi.web_server import WebServer
 
     settings = load_settings(None, database_url=url, storage_dir=Path(tmp) / "storage",
@@ -80,6 +81,7 @@ def _serve(url: str, tmp: str, ready: Any, stop: Any) -> None:
                       live_max_connections=250, live_max_connections_per_client=250,
                       max_connections_per_client=400)
     server = WebServer(settings, web=web, host="127.0.0.1", port=0).start()
+    heap.settle()  # as `madoguchi web` does once it is set up
     logging.getLogger("uvicorn.access").disabled = True
     ready.put(server.url)
     stop.wait()

@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import probe  # noqa: E402
 from bench.web_data import build  # noqa: E402
+from madoguchi import heap  # noqa: E402
 from madoguchi.config import load_settings  # noqa: E402
 from madoguchi.config.web import WebSettings  # noqa: E402
 from madoguchi.ticketing.db import upgrade  # noqa: E402
@@ -196,6 +197,7 @@ def main() -> None:
                                  sources=[], log_level="WARNING")
         web = WebSettings(secret_key_file=Path(tmp) / "secret", send_outbox_after_reply=False)
         server = WebServer(settings, web=web, host="127.0.0.1", port=0).start()
+        heap.settle()  # as `madoguchi web` does once it is set up
         import logging
 
         logging.getLogger("uvicorn.access").disabled = True

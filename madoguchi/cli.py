@@ -263,6 +263,7 @@ def daemon(
     import signal
     import threading
 
+    from madoguchi import heap
     from madoguchi.daemon import Daemon
 
     desk = _desk(ctx)
@@ -271,6 +272,7 @@ def daemon(
         if once:
             typer.echo(str(runner.run_once()))
             return
+        heap.settle()
         stop = threading.Event()
 
         def request_stop(*_: object) -> None:

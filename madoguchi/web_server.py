@@ -16,6 +16,7 @@ import time
 import uvicorn
 from starlette.applications import Starlette
 
+from madoguchi import heap
 from madoguchi.config import Settings
 from madoguchi.config.web import WebSettings
 from madoguchi.health import metric_families
@@ -68,7 +69,9 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     """Serve in the foreground until interrupted (SIGINT/SIGTERM)."""
     web = web_settings(settings)
     app = web_app(settings)
-    uvicorn.Server(_config(app, host or web.host, port or web.port, web)).run()
+    config = _config(app, host or web.host, port or web.port, web)
+    heap.settle()
+    uvicorn.Server(config).run()
 
 
 class WebServer:
