@@ -106,7 +106,9 @@ class GuardedH11Protocol(H11Protocol):
         host = self.client[0] if self.client else "-"
         if self.early is not None and self.client:
             self._early_key = self.early.key_for(host)
-        if (len(self.connections) > self.limits.max_connections
+        # The connections kept (counted), not ``self.connections``: connections taken
+        # in one go are all made before the refused ones among them are gone.
+        if (self.per_client.total() >= self.limits.max_connections
                 or self.per_client[host] >= self.limits.max_per_client):
             log.warning("refused a connection from %s: too many open", host)
             transport.abort()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,12 +33,12 @@ def wd(sqlite_url: str, tmp_path: Path, quick_hashing: None) -> WebDesk:
                     max_connections_per_client=64, max_connections=400)
 
 
-def _half_open(host: str, port: int, n: int) -> list[socket.socket]:
+def _half_open(host: str, port: int, n: int, address: str = STRANGER) -> list[socket.socket]:
     """``n`` connections that start a request and never finish its headers."""
     opened = []
     for _ in range(n):
         s = socket.socket()
-        s.bind((STRANGER, 0))
+        s.bind((address, 0))
         s.settimeout(5)
         try:
             s.connect((host, port))
@@ -86,6 +87,51 @@ def test_half_open_connections_are_capped_and_cut_off_and_staff_are_still_served
     # Hundreds of refusals, a few dozen lines of log.
     guard = [r for r in caplog.records if r.name.startswith(("madoguchi.web", "uvicorn"))]
     assert len(guard) < 100, len(guard)
+
+
+def test_connections_refused_in_one_burst_do_not_count_against_the_others(
+    sqlite_url: str, tmp_path: Path, quick_hashing: None,
+) -> None:
+    # Connections the server takes in one go (its loop was busy while they came) are
+    # all made before the refused ones are gone: only those it kept may count.
+    from madoguchi.web_server import WebServer
+    from tests.conftest import make_settings
+
+    settings: Settings = make_settings(sqlite_url, tmp_path)
+    wd = open_web(settings, Desk.open(settings), tmp_path, header_timeout_seconds=5,
+                  max_connections_per_client=64, max_connections=100)
+    server = WebServer(wd.settings, desk=wd.desk, web=wd.web, host="127.0.0.1", port=0).start()
+    try:
+        parts = urlsplit(server.url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        loop = server._server.servers[0].get_loop()
+        busy = threading.Event()
+        loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(2)))
+        assert busy.wait(5)
+        # Meanwhile 200 from one place (64 may stay) and then one of staff, all waiting
+        # to be taken together.
+        sockets = _half_open(host, port, 200)
+        staff = socket.create_connection((host, port), timeout=10)
+        try:
+            staff.sendall(b"GET /login HTTP/1.1\r\nHost: desk\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := staff.recv(65536):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            # The cap on all of them holds: 64 from another place find 36 places left.
+            time.sleep(0.3)
+            kept = [s for s in sockets if not _closed_now(s)]
+            assert len(kept) == 64
+            others = _half_open(host, port, 64, address="127.0.0.11")
+            sockets += others
+            time.sleep(0.3)
+            assert len([s for s in others if not _closed_now(s)]) == 36
+        finally:
+            staff.close()
+            for s in sockets:
+                s.close()
+    finally:
+        server.stop()
 
 
 def _closed_now(s: socket.socket) -> bool:
