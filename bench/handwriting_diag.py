@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             glyphs = [cell.glyph for cell in cells]
             row["over"] += any(_overruns(cell) for cell in cells)
-            p = ppocr.digit_probabilities(glyphs) if args.pp_only else box_probabilities(glyphs)
+            bars = [cell.bar for cell in cells]
+            p = (ppocr.digit_probabilities(glyphs) if args.pp_only
+                 else box_probabilities(glyphs, bars=bars))
             top = "".join(str(int(d)) for d in p.argmax(axis=1))
             row["argmax"] += top == truth
             row["digits_ok"] += sum(a == b for a, b in zip(top, truth, strict=True))

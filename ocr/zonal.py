@@ -121,14 +121,18 @@ def _box_interior(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     return inside
 
 
-# How far past the top and bottom box lines a large hand's digit may reach.
-_OVERRUN_MM = 1.8
+# How far past the top and bottom box lines a large hand's digit may reach (a large
+# 7's bar written above the box: 1.8 mm lost some, bench/handwriting_diag.py).
+_OVERRUN_MM = 2.5
 # The widest a ruled line is taken to be, each side of its middle (FAX blur included).
 _LINE_HALF_MM = 0.5
 # The widest gap across the rows of one digit (a line's width and the pen's lift).
 _ROW_GAP_MM = 1.0
 # How close to a digit a ruled line's pixels may bridge it to a stroke beyond the line.
 _BRIDGE_MM = 0.6
+# A digit meeting the top line right of this share of the box's width may have its bar
+# on the line (a 7's corner): the box is also read with the line kept (``BoxInk.bar``).
+_CORNER_SHARE = 0.6
 
 
 def _grow(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -185,13 +189,29 @@ def _clear_line(mask: np.ndarray, middle: int, r: float) -> tuple[int, int]:
     return first, last
 
 
-def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
+@dataclass(frozen=True)
+class BoxInk:
+    """One box's digit as ``_box_ink`` cuts it out, and its reading with the top line kept.
+
+    ``bar`` is None unless the digit meets the top line in the box's right
+    part: then it is the digit with the top line's pixels between the side
+    lines kept, as a 7 whose bar a standard-resolution FAX merged into the
+    line was written (``box_digits.py`` asks about the 1/7 question only).
+    """
+
+    digit: np.ndarray
+    bar: np.ndarray | None = None
+
+
+def _box_ink_parts(ink: np.ndarray, lines: _Lines, r: float) -> BoxInk:
     """One box's digit, its strokes kept where they touch, cross or overrun the box lines.
 
     Only the ruled lines' own pixels are taken away (``_clear_line``);
     strokes that reach past the top or bottom line are followed out of the
     box, and any ink not connected to what is inside the box (the 記入例
-    text, a neighbour's digit) is left out.
+    text, a neighbour's digit) is left out. The side lines are taken away
+    between the top and bottom lines only: above the box a large 7's stroke
+    from its bar to the corner is the line's width, not the line.
     """
     half = round(_LINE_HALF_MM * r)
     reach = round(_OVERRUN_MM * r)
@@ -200,11 +220,17 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     original = ink[y0:y1, x0:x1]
     mask = original.copy()
     if mask.size == 0:
-        return mask
-    # The side lines first (the mask turned on its side), then the top and bottom.
-    core_left = _clear_line(mask.T, lines.left - x0, r)[1] + 1
-    core_right = _clear_line(mask.T, lines.right - x0, r)[0]
-    core_top = _clear_line(mask, lines.top - y0, r)[1] + 1
+        return BoxInk(mask)
+    # Where the top and bottom lines lie (on a copy), then the side lines between them
+    # (the mask turned on its side), then the top and bottom lines.
+    probe = mask.copy()
+    rows_from = _clear_line(probe, lines.top - y0, r)[0]
+    rows_to = _clear_line(probe, lines.bottom - y0, r)[1] + 1
+    sides = mask[rows_from:rows_to]
+    core_left = _clear_line(sides.T, lines.left - x0, r)[1] + 1
+    core_right = _clear_line(sides.T, lines.right - x0, r)[0]
+    top_first, top_last = _clear_line(mask, lines.top - y0, r)
+    core_top = top_last + 1
     core_bottom = _clear_line(mask, lines.bottom - y0, r)[0]
     seed = np.zeros_like(mask)
     seed[core_top:core_bottom, core_left:core_right] = True
@@ -214,13 +240,25 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     removed = original & ~mask
     bridge = removed & dilate(inside, round(_BRIDGE_MM * r))
     inside = _grow(inside, mask | bridge) & mask
-    # A stroke lying on the top line from above, between the side lines, is the digit's
-    # even where the way to the rest of it ran along a line (a 7's bar and corner).
+    # A stroke lying on the top line from above is the digit's even where the way to
+    # the rest of it ran along a line (a 7's bar and corner, the corner included).
     top = np.zeros_like(mask)
-    top[:core_top, core_left:core_right] = True
+    top[:core_top] = True
     touching = dilate(removed & top, 1) & mask & top
     digit: np.ndarray = inside | _grow(touching, mask & top)
-    return digit
+    # The top line's own pixels between the side lines, where the digit meets them.
+    line = np.zeros_like(mask)
+    line[top_first:core_top, core_left:core_right] = True
+    line &= removed
+    met = np.nonzero((dilate(digit, 1) & line).any(axis=0))[0]
+    if len(met) == 0 or met.max() < core_left + _CORNER_SHARE * (core_right - core_left):
+        return BoxInk(digit)
+    return BoxInk(digit, digit | line)
+
+
+def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
+    """One box's digit (``_box_ink_parts``), the box lines' own pixels taken away."""
+    return _box_ink_parts(ink, lines, r).digit
 
 
 def _main_span(profile: np.ndarray, max_gap: int) -> tuple[int, int] | None:
@@ -287,6 +325,9 @@ class BoxCell:
 
     interior: np.ndarray  # inside the lines, with a margin: for empty / smudged
     glyph: np.ndarray  # the digit cut tight, strokes over the box lines kept
+    # The digit with the top line kept, cut tight, where it meets the line at the
+    # box's right part (``BoxInk.bar``); None elsewhere.
+    bar: np.ndarray | None = None
 
 
 def box_cells(gray: Image.Image, geometry: FormGeometry,
@@ -311,9 +352,11 @@ def strip_cells(strip: np.ndarray, layout: DigitLayout = DEFAULT_LAYOUT) -> list
     for box in layout.boxes:
         lines = _box_lines(strip, box, strip_rect, r)
         interior = despeckle_mask(_box_interior(strip, lines, r))
-        ink = _box_ink(strip, lines, r)
+        parts = _box_ink_parts(strip, lines, r)
+        ink = parts.digit
         glyph = _glyph(despeckle_mask(ink), r) if ink.size else ink
-        cells.append(BoxCell(interior, glyph))
+        bar = None if parts.bar is None else _glyph(despeckle_mask(parts.bar), r)
+        cells.append(BoxCell(interior, glyph, bar))
     return cells
 
 
@@ -352,7 +395,9 @@ def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadli
 
     glyphs = [cell.glyph for cell in cells]
     deadline.check("reading the digit boxes")
-    probs = tuple(tuple(float(p) for p in row) for row in box_probabilities(glyphs, luhn=luhn))
+    bars = [cell.bar for cell in cells]
+    probs = tuple(tuple(float(p) for p in row)
+                  for row in box_probabilities(glyphs, luhn=luhn, bars=bars))
     image = _typeset(glyphs)
     read = two_reads(image, tesseract.DIGITS, 200, deadline, "the digit boxes")
     digits = "".join(ch for ch in read.constrained if ch.isdigit())
