@@ -7,12 +7,16 @@ past the box, stay with their digit; cutting the lines away with a margin
 took the 7s' bars and the 3s' tops that lie on the top line, and made them
 1s and 5s: ``bench/handwriting_diag.py``; a stroke beyond a line stays too
 when the digit's way to it ran along a line, as a large 7's does from its
-bar to the corner and down the side line), the twelve digits set as one
-monospaced line and read by Tesseract twice, with the digit whitelist and
-without it (``--psm 7``); both reads must agree. Each box is also read on
-its own by PP-OCR (``ppocr.py``; with a second opinion when unclear,
-``box_digits.py``), which gives a probability for every digit in every
-box: the evidence handwriting needs (``decide.py``).
+bar to the corner and down the side line; a 7's bar that a 98-dpi FAX
+merged into the top line cannot be told from the line, so a digit meeting
+the top line at the box's right part is also cut out with the line kept,
+``BoxInk.bar``), the twelve digits set as one monospaced line and read by
+Tesseract twice, with the digit whitelist and without it (``--psm 7``);
+both reads must agree. Each box is also read on its own by PP-OCR
+(``ppocr.py``; with a second opinion when unclear, and the 1/7 question
+asked of the box with its line kept, ``box_digits.py``), which gives a
+probability for every digit in every box: the evidence handwriting needs
+(``decide.py``).
 """
 
 from __future__ import annotations
@@ -133,6 +137,8 @@ _BRIDGE_MM = 0.6
 # A digit meeting the top line right of this share of the box's width may have its bar
 # on the line (a 7's corner): the box is also read with the line kept (``BoxInk.bar``).
 _CORNER_SHARE = 0.6
+# ... or meeting the right side line within this share of the box's height from the top.
+_SIDE_SHARE = 0.4
 
 
 def _grow(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -194,9 +200,11 @@ class BoxInk:
     """One box's digit as ``_box_ink`` cuts it out, and its reading with the top line kept.
 
     ``bar`` is None unless the digit meets the top line in the box's right
-    part: then it is the digit with the top line's pixels between the side
-    lines kept, as a 7 whose bar a standard-resolution FAX merged into the
-    line was written (``box_digits.py`` asks about the 1/7 question only).
+    part, or the right side line in the box's upper part: then it is the
+    digit with the top line's pixels between the side lines kept (and the
+    side line's, down to where the digit meets it), as a 7 whose bar a
+    standard-resolution FAX merged into the line was written
+    (``box_digits.py`` asks about the 1/7 question only).
     """
 
     digit: np.ndarray
@@ -246,14 +254,26 @@ def _box_ink_parts(ink: np.ndarray, lines: _Lines, r: float) -> BoxInk:
     top[:core_top] = True
     touching = dilate(removed & top, 1) & mask & top
     digit: np.ndarray = inside | _grow(touching, mask & top)
-    # The top line's own pixels between the side lines, where the digit meets them.
+    # The top line's own pixels between the side lines, where the digit meets them at
+    # the box's right part; and the right side line's down to where the digit meets it
+    # in the box's upper part (a 7's stem drawn up along the side line to its corner).
     line = np.zeros_like(mask)
     line[top_first:core_top, core_left:core_right] = True
     line &= removed
-    met = np.nonzero((dilate(digit, 1) & line).any(axis=0))[0]
-    if len(met) == 0 or met.max() < core_left + _CORNER_SHARE * (core_right - core_left):
+    near = dilate(digit, 1)
+    met = np.nonzero((near & line).any(axis=0))[0]
+    corner = len(met) > 0 and met.max() >= core_left + _CORNER_SHARE * (core_right - core_left)
+    side = np.zeros_like(mask)
+    side[top_first : core_top + round(_SIDE_SHARE * (core_bottom - core_top)), core_right:] = True
+    side &= removed
+    side_met = np.nonzero((near & side).any(axis=1))[0]
+    if not corner and len(side_met) == 0:
         return BoxInk(digit)
-    return BoxInk(digit, digit | line)
+    bar = digit | line
+    if len(side_met):
+        side[side_met.max() + 1 :] = False
+        bar |= side
+    return BoxInk(digit, bar)
 
 
 def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
