@@ -20,8 +20,9 @@ style and resolution it counts where each page is lost:
   across a box line: what the segmentation must keep).
 
 The probabilities are the reader's (``ocr/box_digits.py``: PP-OCR's, with
-the perceptron's second opinion where PP-OCR is not clear); ``--pp-only``
-gives PP-OCR's alone, as the reader had them before. With ``--crops`` the
+the perceptron's second opinion where PP-OCR is not clear, and the 1/7
+question asked of a box read again with its top line kept where the digit
+meets it at the box's right part); ``--pp-only`` gives PP-OCR's alone. With ``--crops`` the
 glyphs of wrongly read boxes are saved as PNGs.
 """
 
@@ -88,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             glyphs = [cell.glyph for cell in cells]
             row["over"] += any(_overruns(cell) for cell in cells)
-            p = ppocr.digit_probabilities(glyphs) if args.pp_only else box_probabilities(glyphs)
+            bars = [cell.bar for cell in cells]
+            p = (ppocr.digit_probabilities(glyphs) if args.pp_only
+                 else box_probabilities(glyphs, bars=bars))
             top = "".join(str(int(d)) for d in p.argmax(axis=1))
             row["argmax"] += top == truth
             row["digits_ok"] += sum(a == b for a, b in zip(top, truth, strict=True))

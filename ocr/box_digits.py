@@ -13,11 +13,24 @@ floor, the registered numbers) is unchanged and sees the combined
 probabilities; pages PP-OCR reads clearly (the form's printed digits,
 most typed ones) are not touched.
 
+A 7 whose bar lies on the box's top line at standard resolution (98 dpi:
+the bar merged into the line, as thick as it) loses its bar with the line
+and reads as a 1. Where the digit meets the top line at the box's right
+part (``zonal.BoxInk.bar``), and the box reads as a 1 or a 7, PP-OCR reads
+the digit again with the line's pixels inside the box kept; when that
+reading is a 7 (at least ``BAR_SEVEN``), the box's 7 gets that
+probability, its 1 keeping its own. The 1/7 question alone is asked: the
+check digit and the closed set of registered numbers settle it, and a 1
+under the top line, which the kept line makes a 7 too, stays as likely a
+1 as it was (the decision then sees two readings and wants its margin).
+
 Measured with ``bench/handwriting_diag.py`` on two development seeds, not
 the bench's (``bench/results/handwriting_diag.txt``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,6 +39,8 @@ from madoguchi.ticketing.rules.fax_number import clear_reading, valid_readings
 
 # The perceptron's probabilities count with this power (PP-OCR's with 1).
 MLP_WEIGHT = 0.3
+# The box read with its top line kept must be a 7 at least this likely to count.
+BAR_SEVEN = 0.5
 
 
 def combined(pp: np.ndarray, mlp: np.ndarray, weight: float = MLP_WEIGHT) -> np.ndarray:
@@ -41,13 +56,32 @@ def is_clear(probabilities: np.ndarray, *, luhn: bool = True) -> bool:
     return bool(readings) and clear_reading(readings, rows) is not None
 
 
-def box_probabilities(glyphs: list[np.ndarray], *, luhn: bool = True) -> np.ndarray:
+def with_bars(probabilities: np.ndarray, bars: Sequence[np.ndarray | None]) -> np.ndarray:
+    """A 7's bar on the top line: boxes read as 1 or 7 that have a ``bar`` glyph (the digit
+    with the top line kept) take PP-OCR's 7 for that glyph when it is a 7, ``BAR_SEVEN``
+    at least, and more than their own. The other nine digits are left as they were.
+    """
+    asked = [(i, bar) for i, bar in enumerate(bars)
+             if bar is not None and bar.size and int(probabilities[i].argmax()) in (1, 7)]
+    if not asked:
+        return probabilities
+    again = ppocr.digit_probabilities([bar for _, bar in asked])
+    out = probabilities.copy()
+    for row, (i, _) in zip(again, asked, strict=True):
+        if int(row.argmax()) == 7 and row[7] >= BAR_SEVEN:
+            out[i, 7] = max(out[i, 7], row[7])
+    return out
+
+
+def box_probabilities(glyphs: list[np.ndarray], *, luhn: bool = True,
+                      bars: Sequence[np.ndarray | None] = ()) -> np.ndarray:
     """Each box's ink → ten probabilities (0 first): PP-OCR's, or with the perceptron's.
 
     The perceptron is asked only when PP-OCR's reading is not clear alone.
+    ``bars``: each box's digit with the top line kept, or None (``with_bars``).
     Raises OcrUnavailableError when PP-OCR's packages are missing.
     """
     pp = ppocr.digit_probabilities(glyphs)
-    if not glyphs or is_clear(pp, luhn=luhn):
-        return pp
-    return combined(pp, digit_mlp.recognise(glyphs))
+    if glyphs and not is_clear(pp, luhn=luhn):
+        pp = combined(pp, digit_mlp.recognise(glyphs))
+    return with_bars(pp, bars) if bars else pp

@@ -7,12 +7,16 @@ past the box, stay with their digit; cutting the lines away with a margin
 took the 7s' bars and the 3s' tops that lie on the top line, and made them
 1s and 5s: ``bench/handwriting_diag.py``; a stroke beyond a line stays too
 when the digit's way to it ran along a line, as a large 7's does from its
-bar to the corner and down the side line), the twelve digits set as one
-monospaced line and read by Tesseract twice, with the digit whitelist and
-without it (``--psm 7``); both reads must agree. Each box is also read on
-its own by PP-OCR (``ppocr.py``; with a second opinion when unclear,
-``box_digits.py``), which gives a probability for every digit in every
-box: the evidence handwriting needs (``decide.py``).
+bar to the corner and down the side line; a 7's bar that a 98-dpi FAX
+merged into the top line cannot be told from the line, so a digit meeting
+the top line at the box's right part is also cut out with the line kept,
+``BoxInk.bar``), the twelve digits set as one monospaced line and read by
+Tesseract twice, with the digit whitelist and without it (``--psm 7``);
+both reads must agree. Each box is also read on its own by PP-OCR
+(``ppocr.py``; with a second opinion when unclear, and the 1/7 question
+asked of the box with its line kept, ``box_digits.py``), which gives a
+probability for every digit in every box: the evidence handwriting needs
+(``decide.py``).
 """
 
 from __future__ import annotations
@@ -121,14 +125,20 @@ def _box_interior(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     return inside
 
 
-# How far past the top and bottom box lines a large hand's digit may reach.
-_OVERRUN_MM = 1.8
+# How far past the top and bottom box lines a large hand's digit may reach (a large
+# 7's bar written above the box: 1.8 mm lost some, bench/handwriting_diag.py).
+_OVERRUN_MM = 2.5
 # The widest a ruled line is taken to be, each side of its middle (FAX blur included).
 _LINE_HALF_MM = 0.5
 # The widest gap across the rows of one digit (a line's width and the pen's lift).
 _ROW_GAP_MM = 1.0
 # How close to a digit a ruled line's pixels may bridge it to a stroke beyond the line.
 _BRIDGE_MM = 0.6
+# A digit meeting the top line right of this share of the box's width may have its bar
+# on the line (a 7's corner): the box is also read with the line kept (``BoxInk.bar``).
+_CORNER_SHARE = 0.6
+# ... or meeting the right side line within this share of the box's height from the top.
+_SIDE_SHARE = 0.4
 
 
 def _grow(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -185,13 +195,31 @@ def _clear_line(mask: np.ndarray, middle: int, r: float) -> tuple[int, int]:
     return first, last
 
 
-def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
+@dataclass(frozen=True)
+class BoxInk:
+    """One box's digit as ``_box_ink`` cuts it out, and its reading with the top line kept.
+
+    ``bar`` is None unless the digit meets the top line in the box's right
+    part, or the right side line in the box's upper part: then it is the
+    digit with the top line's pixels between the side lines kept (and the
+    side line's, down to where the digit meets it), as a 7 whose bar a
+    standard-resolution FAX merged into the line was written
+    (``box_digits.py`` asks about the 1/7 question only).
+    """
+
+    digit: np.ndarray
+    bar: np.ndarray | None = None
+
+
+def _box_ink_parts(ink: np.ndarray, lines: _Lines, r: float) -> BoxInk:
     """One box's digit, its strokes kept where they touch, cross or overrun the box lines.
 
     Only the ruled lines' own pixels are taken away (``_clear_line``);
     strokes that reach past the top or bottom line are followed out of the
     box, and any ink not connected to what is inside the box (the 記入例
-    text, a neighbour's digit) is left out.
+    text, a neighbour's digit) is left out. The side lines are taken away
+    between the top and bottom lines only: above the box a large 7's stroke
+    from its bar to the corner is the line's width, not the line.
     """
     half = round(_LINE_HALF_MM * r)
     reach = round(_OVERRUN_MM * r)
@@ -200,11 +228,17 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     original = ink[y0:y1, x0:x1]
     mask = original.copy()
     if mask.size == 0:
-        return mask
-    # The side lines first (the mask turned on its side), then the top and bottom.
-    core_left = _clear_line(mask.T, lines.left - x0, r)[1] + 1
-    core_right = _clear_line(mask.T, lines.right - x0, r)[0]
-    core_top = _clear_line(mask, lines.top - y0, r)[1] + 1
+        return BoxInk(mask)
+    # Where the top and bottom lines lie (on a copy), then the side lines between them
+    # (the mask turned on its side), then the top and bottom lines.
+    probe = mask.copy()
+    rows_from = _clear_line(probe, lines.top - y0, r)[0]
+    rows_to = _clear_line(probe, lines.bottom - y0, r)[1] + 1
+    sides = mask[rows_from:rows_to]
+    core_left = _clear_line(sides.T, lines.left - x0, r)[1] + 1
+    core_right = _clear_line(sides.T, lines.right - x0, r)[0]
+    top_first, top_last = _clear_line(mask, lines.top - y0, r)
+    core_top = top_last + 1
     core_bottom = _clear_line(mask, lines.bottom - y0, r)[0]
     seed = np.zeros_like(mask)
     seed[core_top:core_bottom, core_left:core_right] = True
@@ -214,13 +248,37 @@ def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
     removed = original & ~mask
     bridge = removed & dilate(inside, round(_BRIDGE_MM * r))
     inside = _grow(inside, mask | bridge) & mask
-    # A stroke lying on the top line from above, between the side lines, is the digit's
-    # even where the way to the rest of it ran along a line (a 7's bar and corner).
+    # A stroke lying on the top line from above is the digit's even where the way to
+    # the rest of it ran along a line (a 7's bar and corner, the corner included).
     top = np.zeros_like(mask)
-    top[:core_top, core_left:core_right] = True
+    top[:core_top] = True
     touching = dilate(removed & top, 1) & mask & top
     digit: np.ndarray = inside | _grow(touching, mask & top)
-    return digit
+    # The top line's own pixels between the side lines, where the digit meets them at
+    # the box's right part; and the right side line's down to where the digit meets it
+    # in the box's upper part (a 7's stem drawn up along the side line to its corner).
+    line = np.zeros_like(mask)
+    line[top_first:core_top, core_left:core_right] = True
+    line &= removed
+    near = dilate(digit, 1)
+    met = np.nonzero((near & line).any(axis=0))[0]
+    corner = len(met) > 0 and met.max() >= core_left + _CORNER_SHARE * (core_right - core_left)
+    side = np.zeros_like(mask)
+    side[top_first : core_top + round(_SIDE_SHARE * (core_bottom - core_top)), core_right:] = True
+    side &= removed
+    side_met = np.nonzero((near & side).any(axis=1))[0]
+    if not corner and len(side_met) == 0:
+        return BoxInk(digit)
+    bar = digit | line
+    if len(side_met):
+        side[side_met.max() + 1 :] = False
+        bar |= side
+    return BoxInk(digit, bar)
+
+
+def _box_ink(ink: np.ndarray, lines: _Lines, r: float) -> np.ndarray:
+    """One box's digit (``_box_ink_parts``), the box lines' own pixels taken away."""
+    return _box_ink_parts(ink, lines, r).digit
 
 
 def _main_span(profile: np.ndarray, max_gap: int) -> tuple[int, int] | None:
@@ -287,6 +345,9 @@ class BoxCell:
 
     interior: np.ndarray  # inside the lines, with a margin: for empty / smudged
     glyph: np.ndarray  # the digit cut tight, strokes over the box lines kept
+    # The digit with the top line kept, cut tight, where it meets the line at the
+    # box's right part (``BoxInk.bar``); None elsewhere.
+    bar: np.ndarray | None = None
 
 
 def box_cells(gray: Image.Image, geometry: FormGeometry,
@@ -311,9 +372,11 @@ def strip_cells(strip: np.ndarray, layout: DigitLayout = DEFAULT_LAYOUT) -> list
     for box in layout.boxes:
         lines = _box_lines(strip, box, strip_rect, r)
         interior = despeckle_mask(_box_interior(strip, lines, r))
-        ink = _box_ink(strip, lines, r)
+        parts = _box_ink_parts(strip, lines, r)
+        ink = parts.digit
         glyph = _glyph(despeckle_mask(ink), r) if ink.size else ink
-        cells.append(BoxCell(interior, glyph))
+        bar = None if parts.bar is None else _glyph(despeckle_mask(parts.bar), r)
+        cells.append(BoxCell(interior, glyph, bar))
     return cells
 
 
@@ -352,7 +415,9 @@ def read_digit_boxes(gray: Image.Image, geometry: FormGeometry, deadline: Deadli
 
     glyphs = [cell.glyph for cell in cells]
     deadline.check("reading the digit boxes")
-    probs = tuple(tuple(float(p) for p in row) for row in box_probabilities(glyphs, luhn=luhn))
+    bars = [cell.bar for cell in cells]
+    probs = tuple(tuple(float(p) for p in row)
+                  for row in box_probabilities(glyphs, luhn=luhn, bars=bars))
     image = _typeset(glyphs)
     read = two_reads(image, tesseract.DIGITS, 200, deadline, "the digit boxes")
     digits = "".join(ch for ch in read.constrained if ch.isdigit())

@@ -163,16 +163,18 @@ def _boxed(draw: list[tuple[slice, slice]]) -> np.ndarray:
 
 
 def test_a_stroke_on_or_over_the_box_lines_stays_with_its_digit():
-    from madoguchi.ocr.zonal import _box_ink, _Lines
+    from madoguchi.ocr.zonal import _OVERRUN_MM, _box_ink, _Lines
 
     lines = _Lines(left=20, right=110, top=20, bottom=140)
     # A 7 written large: its bar drawn on the top line (rows 17-23, a pen wider than the
     # line), its stem running out over the bottom line to row 150.
     seven = _boxed([(slice(17, 24), slice(35, 95)), (slice(17, 151), slice(85, 90))])
     ink = np.zeros_like(seven)
-    # The crop returned starts 1.8 mm above the top line, 0.5 mm left of the left line.
+    # The crop returned starts _OVERRUN_MM above the top line (or at the ink's top),
+    # 0.5 mm left of the left line.
     got = _box_ink(seven, lines, 10.0)
-    ink[2 : 2 + got.shape[0], 15 : 15 + got.shape[1]] = got
+    y0 = max(0, 20 - round(_OVERRUN_MM * 10))
+    ink[y0 : y0 + got.shape[0], 15 : 15 + got.shape[1]] = got
     assert ink[17:19, 35:95].all() and ink[22:24, 35:95].all()  # the bar, both sides of the line
     assert ink[142:151, 85:90].all()  # the stem past the bottom line, and where it crosses it
     assert ink[19:22, 85:90].all()
@@ -286,3 +288,51 @@ def _printed_digit(digit: str) -> np.ndarray:
     ink = np.asarray(image) < 128
     ys, xs = np.nonzero(ink)
     return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def test_a_sevens_bar_on_the_top_line_at_standard_resolution_is_read_as_a_seven(tmp_path):
+    # A large hand at standard resolution (98 dpi): box 2's 7 has its bar on the top line,
+    # as thick as the line, and the line's removal took it: PP-OCR read a 1 (p 0.6), and
+    # the registered numbers could not settle it (only 48 times as likely as 516773491639).
+    # Read again with the top line kept, the box is a 7; its 1 keeps its own probability.
+    from madoguchi.ocr import ppocr
+    from madoguchi.ocr.box_digits import box_probabilities, with_bars
+    from madoguchi.ocr.geometry import find_form, px_per_mm
+    from madoguchi.ocr.pages import load_pages
+    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
+    from madoguchi.ocr.zonal import box_cells
+    from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
+
+    item = fax_corpus.make_item("form_handwritten", "standard", "pdf", 4242132749, tmp_path)
+    truth = "576173491639"
+    assert (item.expected_number, item.style) == (truth, "large")
+    image = load_pages(item.path.read_bytes(), item.path.name)[0]
+    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
+    geometry = find_form(ink, px_per_mm(image))
+    assert geometry is not None
+    cells = box_cells(gray, geometry)
+    glyphs, bars = [c.glyph for c in cells], [c.bar for c in cells]
+    seven = cells[1]
+    assert seven.bar is not None
+    alone = box_probabilities(glyphs)
+    assert alone[1].argmax() == 1  # the bar gone with the line: a 1
+    assert ppocr.digit_probabilities([seven.bar])[0].argmax() == 7
+    both = box_probabilities(glyphs, bars=bars)
+    assert both[1].argmax() == 7 and both[1, 1] == alone[1, 1]
+    # The true 1s (boxes 4 and 9) stay 1s, whatever their reading with the line kept.
+    assert both[3].argmax() == 1 and both[8].argmax() == 1
+    assert np.array_equal(np.delete(both, 7, axis=1), np.delete(alone, 7, axis=1))
+    registered = {truth, "516773491639", "203100020007"}
+    rows = both.tolist()
+    assert choose_number(valid_readings(rows), rows, registered).digits == truth
+    # The reader, end to end: the registered numbers settle it; unregistered, never.
+    reading = _read(item.path)
+    settled, _ = reading.settled(registered)
+    assert settled.support_number is not None and settled.support_number.digits == truth
+    if reading.support_number is None:
+        unregistered, _ = reading.settled({"516773491639"})
+        assert unregistered.support_number is None
+    # A box whose reading with the line kept is no 7 is left as it was.
+    p = np.full((1, 10), 1e-4)
+    p[0, 1] = 0.9
+    assert np.array_equal(with_bars(p, [glyphs[3]]), p)
