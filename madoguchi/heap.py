@@ -2,8 +2,8 @@
 
 CPython's full (generation 2) collection walks every object that survived
 two collections, and in a desk process that is mostly what start-up loaded
-(modules, SQLAlchemy's mappers, compiled templates). Measured on the web
-desk at 1 M tickets (bench/results/web.txt, run 12's note): a full collection
+(modules, SQLAlchemy's mappers, the app). Measured on the web desk at
+1 M tickets (bench/results/web.txt, runs 12-14's note): a full collection
 every 150 requests or so took 85-95 ms, the slowest request of every line;
 with those objects frozen (``gc.freeze``) it takes 2-3 ms.
 
