@@ -5,7 +5,7 @@ them is clear on its own (``rules.fax_number.clear_reading``: a margin over
 every other valid reading, every digit seen), its probabilities are the
 boxes'. When it is not, the project's perceptron (``digit_mlp.py``) reads
 the same ink, and each box's probabilities become PP-OCR's times the
-perceptron's to the power ``MLP_WEIGHT``: a mild second opinion, which
+perceptron's to the power ``MLP_WEIGHT`` (0.7): a second opinion, which
 tips a box PP-OCR hesitates on (a quick 7 whose bar a standard-resolution
 FAX merged into the box line: a 1 to PP-OCR, a 7 to the perceptron) and
 cannot overrule a digit PP-OCR is sure of. The decision (margin, digit
@@ -37,15 +37,22 @@ import numpy as np
 from madoguchi.ocr import digit_mlp, ppocr
 from madoguchi.ticketing.rules.fax_number import clear_reading, valid_readings
 
-# The perceptron's probabilities count with this power (PP-OCR's with 1).
-MLP_WEIGHT = 0.3
+# The perceptron's probabilities count with this power (PP-OCR's with 1). 0.7 since the
+# perceptron learnt 98-dpi digits (0.3 before; bench/results/handwriting_diag.txt).
+MLP_WEIGHT = 0.7
+# The perceptron's probabilities are floored here before the power: sure as it may be that a
+# digit is not what PP-OCR sees, it divides PP-OCR's probability by at most 0.03^-0.7 (12).
+MLP_FLOOR = 0.03
 # The box read with its top line kept must be a 7 at least this likely to count.
 BAR_SEVEN = 0.5
 
 
 def combined(pp: np.ndarray, mlp: np.ndarray, weight: float = MLP_WEIGHT) -> np.ndarray:
-    """PP-OCR's box probabilities times the perceptron's to ``weight``, floored as PP-OCR's."""
-    product: np.ndarray = np.clip(pp * np.power(mlp, weight), ppocr.PROBABILITY_FLOOR, 1.0)
+    """PP-OCR's box probabilities times the perceptron's (at least ``MLP_FLOOR``) to ``weight``,
+    floored as PP-OCR's: the perceptron tips a box PP-OCR hesitates on, never vetoes a digit
+    PP-OCR is sure of (a large 5 it took for a 9, PP-OCR 0.98 a 5, cost a page its number)."""
+    second = np.power(np.maximum(mlp, MLP_FLOOR), weight)
+    product: np.ndarray = np.clip(pp * second, ppocr.PROBABILITY_FLOOR, 1.0)
     return product
 
 

@@ -10,6 +10,9 @@ give the same file. Training data, nothing downloaded:
   real handwriting, UCI optdigits, 43 writers), each blown up to its 32×32
   bitmap again and distorted (turn, slant, squeeze, thicker and thinner
   strokes, broken strokes) many times over;
+* half of every distortion (``--standard``, 0.5) ends as a standard-resolution
+  FAX line ends a digit: two rows integrated into one line from a random
+  first row, thresholded with noise, each line stretched back to two rows;
 * digits set in fonts from Debian's font packages (DejaVu, Liberation,
   Noto CJK), distorted the same way, for numbers typed into the boxes.
   The fonts the FAX corpus (bench/fax_corpus.py) types its digits in are
@@ -36,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from madoguchi.ocr.digit_mlp import MODEL_PATH, DigitModel, features, save_model
 
 SEED = 20260117
+# The share of training digits degraded as a standard-resolution (98 dpi) FAX does.
+STANDARD = 0.5
 TRAIN_FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
@@ -66,8 +71,29 @@ def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
     return ~_dilate(~mask, steps)
 
 
-def _distort(mask: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """One way a pen, a scanner and a FAX line may change a digit; returns ink at ``size`` px."""
+def _standard_lines(fine: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A digit at square pixels (ink 255) as a standard-resolution FAX gives it back.
+
+    The scanner integrates every two rows into one line (a box filter, from a
+    random first row), the line is thresholded with noise (the corpus's and a
+    FAX machine's), and the reader stretches each line back to two rows.
+    """
+    h, w = fine.shape
+    phase = int(rng.integers(0, 2))
+    padded = np.zeros((h + phase + 2, w), dtype=np.float32)
+    padded[phase : phase + h] = fine
+    lines = padded[: (len(padded) // 2) * 2].reshape(-1, 2, w).mean(axis=1)
+    grey = lines + rng.normal(0, rng.uniform(8, 40), lines.shape)
+    ink = grey >= rng.uniform(100, 150)
+    return np.repeat(ink, 2, axis=0)
+
+
+def _distort(mask: np.ndarray, rng: np.random.Generator, size: int,
+             standard: float = 0.0) -> np.ndarray:
+    """One way a pen, a scanner and a FAX line may change a digit; returns ink at ``size`` px.
+
+    ``standard``: the share of digits degraded as a standard-resolution FAX line does.
+    """
     h, w = mask.shape
     image = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
     pad = max(h, w) // 2
@@ -90,8 +116,11 @@ def _distort(mask: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarra
         (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale))),
         Image.Resampling.BOX,
     )
-    grey = np.asarray(small, dtype=np.float32) + rng.normal(0, 40, (small.height, small.width))
-    out = grey >= rng.uniform(90, 170)
+    if rng.random() < standard:
+        out = _standard_lines(np.asarray(small, dtype=np.float32), rng)
+    else:
+        grey = np.asarray(small, dtype=np.float32) + rng.normal(0, 40, (small.height, small.width))
+        out = grey >= rng.uniform(90, 170)
     stroke = rng.integers(-1, 3)
     if stroke > 0:
         out = _dilate(out, int(stroke))
@@ -121,12 +150,14 @@ def _font_digit(path: str, digit: str) -> np.ndarray:
 
 
 def _samples(
-    sources: list[tuple[np.ndarray, int]], copies: int, rng: np.random.Generator
+    sources: list[tuple[np.ndarray, int]], copies: int, rng: np.random.Generator,
+    standard: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     x, y = [], []
     for mask, label in sources:
         for _ in range(copies):
-            x.append(features(_distort(mask, rng, int(rng.integers(18, 90)))))
+            size = int(rng.integers(18, 90))
+            x.append(features(_distort(mask, rng, size, standard)))
             y.append(label)
     return np.stack(x), np.array(y)
 
@@ -138,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--copies", type=int, default=24, help="distortions per scan")
+    parser.add_argument("--iters", type=int, default=40, help="training epochs")
+    parser.add_argument("--standard", type=float, default=STANDARD,
+                        help="share of digits degraded as at standard resolution")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rng = np.random.default_rng(SEED)
@@ -152,20 +186,20 @@ def main(argv: list[str] | None = None) -> int:
         (_font_digit(f, str(d)), d) for f in TRAIN_FONTS if Path(f).exists() for d in range(10)
     ]
 
-    x_scan, y_scan = _samples(train_scans, args.copies, rng)
-    x_font, y_font = _samples(fonts, args.copies * 8, rng)
+    x_scan, y_scan = _samples(train_scans, args.copies, rng, args.standard)
+    x_font, y_font = _samples(fonts, args.copies * 8, rng, args.standard)
     x_plain = np.stack([features(m) for m, _ in train_scans])
     y_plain = np.array([d for _, d in train_scans])
     x = np.concatenate([x_scan, x_font, x_plain])
     y = np.concatenate([y_scan, y_font, y_plain])
-    x_test, y_test = _samples(test_scans, 4, rng)
+    x_test, y_test = _samples(test_scans, 4, rng, args.standard)
 
     clf = MLPClassifier(
         hidden_layer_sizes=(192, 96),
         alpha=3e-4,
         batch_size=256,
         learning_rate_init=2e-3,
-        max_iter=40,
+        max_iter=args.iters,
         random_state=SEED,
     )
     clf.fit(x, y)

@@ -336,3 +336,41 @@ def test_a_sevens_bar_on_the_top_line_at_standard_resolution_is_read_as_a_seven(
     p = np.full((1, 10), 1e-4)
     p[0, 1] = 0.9
     assert np.array_equal(with_bars(p, [glyphs[3]]), p)
+
+
+def test_a_large_hand_at_standard_resolution_is_settled_by_the_98_dpi_perceptron(tmp_path):
+    # A large hand at standard resolution (bench/handwriting_diag.py, development seed 31337):
+    # PP-OCR's likeliest valid reading is the truth, but several boxes are a little unsure
+    # and the perceptron trained on full-resolution digits alone (main: ^0.3) left it only
+    # 716 times as likely as 376899845535. The perceptron trained on digits degraded as a
+    # 98-dpi FAX line degrades them (scripts/train_digits.py --standard), weighed ^0.7, is
+    # sure enough of the unsure boxes for the registered numbers to settle it.
+    from madoguchi.ocr.box_digits import MLP_WEIGHT, box_probabilities
+    from madoguchi.ocr.geometry import find_form, px_per_mm
+    from madoguchi.ocr.pages import load_pages
+    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
+    from madoguchi.ocr.zonal import box_cells
+    from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
+
+    item = fax_corpus.make_item("form_handwritten", "standard", "g3-1d", 31337214055, tmp_path)
+    truth, rival = "326899845530", "376899845535"
+    assert (item.expected_number, item.style) == (truth, "large")
+    assert MLP_WEIGHT == 0.7
+    image = load_pages(item.path.read_bytes(), item.path.name)[0]
+    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
+    geometry = find_form(ink, px_per_mm(image))
+    assert geometry is not None
+    cells = box_cells(gray, geometry)
+    p = box_probabilities([c.glyph for c in cells], bars=[c.bar for c in cells])
+    rows = p.tolist()
+    readings = valid_readings(rows)
+    assert readings[0].digits == truth
+    registered = {truth, rival, "203100020007"}
+    assert choose_number(readings, rows, registered).digits == truth
+    # The reader, end to end: the registered numbers settle it; unregistered, never.
+    reading = _read(item.path)
+    settled, _ = reading.settled(registered)
+    assert settled.support_number is not None and settled.support_number.digits == truth
+    if reading.support_number is None:
+        unregistered, _ = reading.settled({rival, "203100020007"})
+        assert unregistered.support_number is None
