@@ -30,6 +30,17 @@ def _read(path: Path):  # type: ignore[no-untyped-def]
     return read_fax_document(path.read_bytes(), path.name, FaxLimits(), full_text=False)
 
 
+def _settled_by_registered_only(path, registered, truth, *, others):  # type: ignore[no-untyped-def]
+    """The reader settles the page on ``truth`` among ``registered``; with only ``others``
+    registered (the truth not), on nothing, unless it read the number clearly alone."""
+    reading = _read(path)
+    settled, _ = reading.settled(registered)
+    assert settled.support_number is not None and settled.support_number.digits == truth
+    if reading.support_number is None:
+        unregistered, _ = reading.settled(others)
+        assert unregistered.support_number is None
+
+
 def test_handwritten_boxes_are_decided_by_the_registered_numbers(tmp_path):
     # Seed 2: a small, slanted hand Tesseract cannot read as a line.
     item = fax_corpus.handwritten_form(NUMBER, tmp_path / "hw.tif", seed=2,
@@ -255,12 +266,7 @@ def test_a_quick_hand_pp_ocr_hesitates_on_is_read_with_the_perceptrons_opinion(
     assert np.allclose(both, combined(pp, digit_mlp.recognise(glyphs)))
     assert choose_number(valid_readings(both.tolist()), both.tolist(), registered).digits == truth
     # And so does the reader, end to end; an unregistered reading is still never accepted.
-    reading = _read(item.path)
-    settled, _ = reading.settled(registered)
-    assert settled.support_number is not None and settled.support_number.digits == truth
-    if reading.support_number is None:
-        unregistered, _ = reading.settled({"203100020007"})
-        assert unregistered.support_number is None
+    _settled_by_registered_only(item.path, registered, truth, others={"203100020007"})
 
 
 def test_boxes_pp_ocr_reads_clearly_keep_pp_ocrs_probabilities():
@@ -326,12 +332,7 @@ def test_a_sevens_bar_on_the_top_line_at_standard_resolution_is_read_as_a_seven(
     rows = both.tolist()
     assert choose_number(valid_readings(rows), rows, registered).digits == truth
     # The reader, end to end: the registered numbers settle it; unregistered, never.
-    reading = _read(item.path)
-    settled, _ = reading.settled(registered)
-    assert settled.support_number is not None and settled.support_number.digits == truth
-    if reading.support_number is None:
-        unregistered, _ = reading.settled({"516773491639"})
-        assert unregistered.support_number is None
+    _settled_by_registered_only(item.path, registered, truth, others={"516773491639"})
     # A box whose reading with the line kept is no 7 is left as it was.
     p = np.full((1, 10), 1e-4)
     p[0, 1] = 0.9
@@ -368,9 +369,4 @@ def test_a_large_hand_at_standard_resolution_is_settled_by_the_98_dpi_perceptron
     registered = {truth, rival, "203100020007"}
     assert choose_number(readings, rows, registered).digits == truth
     # The reader, end to end: the registered numbers settle it; unregistered, never.
-    reading = _read(item.path)
-    settled, _ = reading.settled(registered)
-    assert settled.support_number is not None and settled.support_number.digits == truth
-    if reading.support_number is None:
-        unregistered, _ = reading.settled({rival, "203100020007"})
-        assert unregistered.support_number is None
+    _settled_by_registered_only(item.path, registered, truth, others={rival, "203100020007"})
