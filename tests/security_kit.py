@@ -20,13 +20,20 @@ STAFF = "127.0.0.1"
 
 
 @contextmanager
-def serving(wd: WebDesk) -> Iterator[str]:
-    """The desk on a real uvicorn server (a free loopback port); its base URL."""
+def served(wd: WebDesk) -> Iterator[WebServer]:
+    """The desk on a real uvicorn server (a free loopback port)."""
     server = WebServer(wd.settings, desk=wd.desk, web=wd.web, host="127.0.0.1", port=0).start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def serving(wd: WebDesk) -> Iterator[str]:
+    """``served``'s base URL."""
+    with served(wd) as server:
+        yield server.url
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 
 from madoguchi.app import Desk
 from madoguchi.config import Settings
-from tests.security_kit import STRANGER, serving, visitor
+from tests.security_kit import STRANGER, served, serving, visitor
 from tests.test_web_kit import WebDesk, open_web
 
 pytest_plugins = ["tests.test_web_kit"]
@@ -94,14 +94,12 @@ def test_connections_refused_in_one_burst_do_not_count_against_the_others(
 ) -> None:
     # Connections the server takes in one go (its loop was busy while they came) are
     # all made before the refused ones are gone: only those it kept may count.
-    from madoguchi.web_server import WebServer
     from tests.conftest import make_settings
 
     settings: Settings = make_settings(sqlite_url, tmp_path)
     wd = open_web(settings, Desk.open(settings), tmp_path, header_timeout_seconds=5,
                   max_connections_per_client=64, max_connections=100)
-    server = WebServer(wd.settings, desk=wd.desk, web=wd.web, host="127.0.0.1", port=0).start()
-    try:
+    with served(wd) as server:
         parts = urlsplit(server.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         loop = server._server.servers[0].get_loop()
@@ -130,8 +128,6 @@ def test_connections_refused_in_one_burst_do_not_count_against_the_others(
             staff.close()
             for s in sockets:
                 s.close()
-    finally:
-        server.stop()
 
 
 def _closed_now(s: socket.socket) -> bool:
