@@ -30,6 +30,20 @@ def _read(path: Path):  # type: ignore[no-untyped-def]
     return read_fax_document(path.read_bytes(), path.name, FaxLimits(), full_text=False)
 
 
+def _cells(item):  # type: ignore[no-untyped-def]
+    """The form page's digit boxes as the reader cuts them out (its form found)."""
+    from madoguchi.ocr.geometry import find_form, px_per_mm
+    from madoguchi.ocr.pages import load_pages
+    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
+    from madoguchi.ocr.zonal import box_cells
+
+    image = load_pages(item.path.read_bytes(), item.path.name)[0]
+    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
+    geometry = find_form(ink, px_per_mm(image))
+    assert geometry is not None
+    return box_cells(gray, geometry)
+
+
 def _settled_by_registered_only(path, registered, truth, *, others):  # type: ignore[no-untyped-def]
     """The reader settles the page on ``truth`` among ``registered``; with only ``others``
     registered (the truth not), on nothing, unless it read the number clearly alone."""
@@ -242,19 +256,11 @@ def test_a_quick_hand_pp_ocr_hesitates_on_is_read_with_the_perceptrons_opinion(
 ):
     from madoguchi.ocr import digit_mlp, ppocr
     from madoguchi.ocr.box_digits import box_probabilities, combined, is_clear
-    from madoguchi.ocr.geometry import find_form, px_per_mm
-    from madoguchi.ocr.pages import load_pages
-    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
-    from madoguchi.ocr.zonal import box_cells
     from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
 
     item = make(tmp_path)
     assert item.expected_number == truth
-    image = load_pages(item.path.read_bytes(), item.path.name)[0]
-    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
-    geometry = find_form(ink, px_per_mm(image))
-    assert geometry is not None
-    glyphs = [cell.glyph for cell in box_cells(gray, geometry)]
+    glyphs = [cell.glyph for cell in _cells(item)]
     registered = {truth, "203100020007"}
     # PP-OCR alone: its likeliest valid reading is the truth, but not by the margin.
     pp = ppocr.digit_probabilities(glyphs)
@@ -303,20 +309,12 @@ def test_a_sevens_bar_on_the_top_line_at_standard_resolution_is_read_as_a_seven(
     # Read again with the top line kept, the box is a 7; its 1 keeps its own probability.
     from madoguchi.ocr import ppocr
     from madoguchi.ocr.box_digits import box_probabilities, with_bars
-    from madoguchi.ocr.geometry import find_form, px_per_mm
-    from madoguchi.ocr.pages import load_pages
-    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
-    from madoguchi.ocr.zonal import box_cells
     from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
 
     item = fax_corpus.make_item("form_handwritten", "standard", "pdf", 4242132749, tmp_path)
     truth = "576173491639"
     assert (item.expected_number, item.style) == (truth, "large")
-    image = load_pages(item.path.read_bytes(), item.path.name)[0]
-    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
-    geometry = find_form(ink, px_per_mm(image))
-    assert geometry is not None
-    cells = box_cells(gray, geometry)
+    cells = _cells(item)
     glyphs, bars = [c.glyph for c in cells], [c.bar for c in cells]
     seven = cells[1]
     assert seven.bar is not None
@@ -347,21 +345,13 @@ def test_a_large_hand_at_standard_resolution_is_settled_by_the_98_dpi_perceptron
     # 98-dpi FAX line degrades them (scripts/train_digits.py --standard), weighed ^0.7, is
     # sure enough of the unsure boxes for the registered numbers to settle it.
     from madoguchi.ocr.box_digits import MLP_WEIGHT, box_probabilities
-    from madoguchi.ocr.geometry import find_form, px_per_mm
-    from madoguchi.ocr.pages import load_pages
-    from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
-    from madoguchi.ocr.zonal import box_cells
     from madoguchi.ticketing.rules.fax_number import choose_number, valid_readings
 
     item = fax_corpus.make_item("form_handwritten", "standard", "g3-1d", 31337214055, tmp_path)
     truth, rival = "326899845530", "376899845535"
     assert (item.expected_number, item.style) == (truth, "large")
     assert MLP_WEIGHT == 0.7
-    image = load_pages(item.path.read_bytes(), item.path.name)[0]
-    gray, ink = remove_streaks(to_gray(image), ink_mask(image))
-    geometry = find_form(ink, px_per_mm(image))
-    assert geometry is not None
-    cells = box_cells(gray, geometry)
+    cells = _cells(item)
     p = box_probabilities([c.glyph for c in cells], bars=[c.bar for c in cells])
     rows = p.tolist()
     readings = valid_readings(rows)
