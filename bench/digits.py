@@ -1,4 +1,4 @@
-"""Which recogniser reads the digit boxes best: the project's perceptron or PP-OCR (RapidOCR)?
+"""Which recogniser reads the digit boxes best: the project's network or PP-OCR (RapidOCR)?
 
     OMP_THREAD_LIMIT=1 .venv/bin/python bench/digits.py [--per-style 6] [--rapidocr]
 
@@ -33,11 +33,11 @@ import numpy as np
 from PIL import Image
 
 from bench import fax_corpus
-from madoguchi.ocr import digit_mlp, ppocr
+from madoguchi.ocr import digit_cnn, ppocr
 from madoguchi.ocr.geometry import find_form, px_per_mm
 from madoguchi.ocr.pages import load_pages
 from madoguchi.ocr.preprocess import ink_mask, remove_streaks, to_gray
-from madoguchi.ocr.zonal import box_glyph, box_interiors
+from madoguchi.ocr.zonal import box_cells
 
 
 def boxes(item: fax_corpus.CorpusItem) -> list[np.ndarray] | None:
@@ -46,7 +46,8 @@ def boxes(item: fax_corpus.CorpusItem) -> list[np.ndarray] | None:
     geometry = find_form(ink, px_per_mm(image))
     if geometry is None:
         return None
-    return [box_glyph(i) for i in box_interiors(gray, geometry)]
+    # The reader's cut of each box (ocr/zonal.py box_cells), the box lines taken away.
+    return [cell.glyph for cell in box_cells(gray, geometry)]
 
 
 class _Rapid:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                         row["no_form"].append(1.0)
                         continue
                     for name, recognise in (
-                        ("mlp", digit_mlp.recognise),
+                        ("cnn", digit_cnn.recognise),
                         ("pp", ppocr.digit_probabilities),
                     ):
                         _score(row, name, recognise, glyphs, truth)
@@ -120,17 +121,18 @@ def main(argv: list[str] | None = None) -> int:
                         row["rapid_number"].append(float("".join(read) == truth))
     mean = lambda v: 100 * float(np.mean(v)) if v else float("nan")  # noqa: E731
     print("digit box recognisers (bench/digits.py): % of digits / whole numbers right")
-    print("MLP = ocr/digit_mlp.py; PP-OCR = ocr/ppocr.py (the reader's: PP-OCRv6 rec, batched,")
-    print("  probabilities per digit); RapidOCR = the rapidocr package's own rec call per box")
-    print(f"{'style':<16}{'res':<10}{'pages':>6}  {'MLP digit':>9}{'number':>8}{'p(true)':>8}"
+    print("CNN = ocr/digit_cnn.py (the second opinion, numpy); PP-OCR = ocr/ppocr.py (the reader's:")
+    print("  PP-OCRv6 rec, batched, probabilities per digit); RapidOCR = the rapidocr package's own")
+    print("  rec call per box (--rapidocr); boxes cut as the reader cuts them (zonal.box_cells)")
+    print(f"{'style':<16}{'res':<10}{'pages':>6}  {'CNN digit':>9}{'number':>8}{'p(true)':>8}"
           f"{'ms/box':>7}  {'PP-OCR digit':>12}{'number':>8}{'p(true)':>8}{'ms/box':>7}"
           f"  {'RapidOCR':>9}{'number':>8}{'ms/box':>7}")
     for (style, res), row in sorted(rows.items()):
-        n = len(row["mlp_number"])
+        n = len(row["cnn_number"])
         print(
-            f"{style:<16}{res:<10}{n:>6}  {mean(row['mlp_digit']):>8.1f}%"
-            f"{mean(row['mlp_number']):>7.1f}%{mean(row['mlp_ptrue']) / 100:>8.3f}"
-            f"{np.mean(row['mlp_ms']):>7.2f}  {mean(row['pp_digit']):>11.1f}%"
+            f"{style:<16}{res:<10}{n:>6}  {mean(row['cnn_digit']):>8.1f}%"
+            f"{mean(row['cnn_number']):>7.1f}%{mean(row['cnn_ptrue']) / 100:>8.3f}"
+            f"{np.mean(row['cnn_ms']):>7.2f}  {mean(row['pp_digit']):>11.1f}%"
             f"{mean(row['pp_number']):>7.1f}%{mean(row['pp_ptrue']) / 100:>8.3f}"
             f"{np.mean(row['pp_ms']):>7.2f}  {mean(row['rapid_digit']):>8.1f}%"
             f"{mean(row['rapid_number']):>7.1f}%"

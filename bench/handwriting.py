@@ -9,9 +9,9 @@ drawn as short segments whose width follows the pressure, so strokes thin
 out and thicken as a pen's do. Large writers overrun the box lines.
 
 This is the corpus's own synthesis, kept apart from what the desk's digit
-recogniser was trained on (``scripts/train_digits.py``: scikit-learn's
-scanned handwriting and fonts), so the bench measures it on writing it
-never saw.
+recogniser was trained on (``scripts/train_digits.py``: pen digits of its
+own, ``scripts/pen_digits.py``, scikit-learn's scanned handwriting and
+fonts), so the bench measures it on writing it never saw.
 """
 
 from __future__ import annotations

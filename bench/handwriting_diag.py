@@ -20,7 +20,7 @@ style and resolution it counts where each page is lost:
   across a box line: what the segmentation must keep).
 
 The probabilities are the reader's (``ocr/box_digits.py``: PP-OCR's, with
-the perceptron's second opinion where PP-OCR is not clear, and the 1/7
+the network's second opinion (``ocr/digit_cnn.py``) where PP-OCR is not clear, and the 1/7
 question asked of a box read again with its top line kept where the digit
 meets it at the box's right part); ``--pp-only`` gives PP-OCR's alone. With ``--crops`` the
 glyphs of wrongly read boxes are saved as PNGs.

@@ -9,11 +9,11 @@ is left out, so the ten need not sum to one: a box that holds no clear
 digit scores low for all of them, and the decision sees it.
 
 The model ships inside PyPI's ``rapidocr`` wheel (PP-OCRv6 small, 21 MB);
-nothing is downloaded. ``bench/digits.py`` measured it against a small
-perceptron trained by the project (``scripts/train_digits.py``) on the
-corpus's handwriting: PP-OCR read far more digits right, so it is the one
-the reader uses; the perceptron is its second opinion on boxes PP-OCR
-does not read clearly (``box_digits.py``).
+nothing is downloaded. ``bench/digits.py`` measured it against the small
+recognisers trained by the project (``scripts/train_digits.py``) on the
+corpus's handwriting: PP-OCR reads more boxes right, so it is the one the
+reader uses; the project's network (``digit_cnn.py``) is its second opinion
+on boxes PP-OCR does not read clearly (``box_digits.py``).
 """
 
 from __future__ import annotations
