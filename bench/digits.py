@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                         row["rapid_number"].append(float("".join(read) == truth))
     mean = lambda v: 100 * float(np.mean(v)) if v else float("nan")  # noqa: E731
     print("digit box recognisers (bench/digits.py): % of digits / whole numbers right")
-    print("CNN = ocr/digit_cnn.py (the second opinion, numpy); PP-OCR = ocr/ppocr.py (the reader's:")
-    print("  PP-OCRv6 rec, batched, probabilities per digit); RapidOCR = the rapidocr package's own")
-    print("  rec call per box (--rapidocr); boxes cut as the reader cuts them (zonal.box_cells)")
+    print("CNN = ocr/digit_cnn.py (the second opinion, numpy); PP-OCR = ocr/ppocr.py (the")
+    print("  reader's: PP-OCRv6 rec, batched, probabilities per digit); RapidOCR = the rapidocr")
+    print("  package's own rec call per box (--rapidocr). Boxes cut as the reader cuts them.")
     print(f"{'style':<16}{'res':<10}{'pages':>6}  {'CNN digit':>9}{'number':>8}{'p(true)':>8}"
           f"{'ms/box':>7}  {'PP-OCR digit':>12}{'number':>8}{'p(true)':>8}{'ms/box':>7}"
           f"  {'RapidOCR':>9}{'number':>8}{'ms/box':>7}")
