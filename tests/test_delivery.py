@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from madoguchi.app import Desk
@@ -263,6 +264,42 @@ def test_a_draft_is_kept_and_sending_it_twice_sends_once(
     with mail_desk.desk.factory() as session:
         assert len(session.scalars(select(OutboxMessage)
                                    .where(OutboxMessage.kind == "reply")).all()) == 2
+
+
+def test_two_saves_of_a_new_draft_at_once_keep_one_draft_and_no_error(
+    mail_desk: WebDesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page's autosave and the agent's own save of a fresh form: both looked for the
+    # token's draft, found none, and the second insert met the first one's row (a 500
+    # from the web desk, UNIQUE constraint failed: reply_drafts.token). The window between
+    # the look and the insert cannot be hit on purpose: the look is made to miss once.
+    from madoguchi.ticketing import reply_drafts
+    from madoguchi.ticketing.models import StaffUser, Ticket
+
+    number = ingest_mail(mail_desk.desk, subject="ログインできません")
+    staff = mail_desk.sign_in()
+    key = _value(staff.get(f"/tickets/{number}").text, "idempotency_key")
+    assert staff.post(f"/tickets/{number}/draft", {"idempotency_key": key,
+                                                   "body": "先に保存"}).status_code == 200
+    looked = reply_drafts._by_token
+    calls = []
+
+    def missing_once(session: Session, token: str) -> object:
+        calls.append(token)
+        return None if len(calls) == 1 else looked(session, token)
+
+    monkeypatch.setattr(reply_drafts, "_by_token", missing_once)
+    with transaction(mail_desk.desk.factory) as session:
+        t = session.scalars(select(Ticket).where(Ticket.number == number)).one()
+        user = session.scalars(select(StaffUser).where(StaffUser.login == "agent")).one()
+        draft = reply_drafts.save_draft(session, t, user, key,
+                                        reply_drafts.DraftText("", "", "後から保存"),
+                                        datetime.now(UTC))
+        assert draft.token == key and draft.body == "後から保存" and len(calls) == 2
+    with mail_desk.desk.factory() as session:
+        rows = session.scalars(select(reply_drafts.ReplyDraft)
+                               .where(reply_drafts.ReplyDraft.token == key)).all()
+        assert [r.body for r in rows] == ["後から保存"]
 
 
 def test_a_draft_saved_after_the_session_ended_is_refused_without_losing_anything(

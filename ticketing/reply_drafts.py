@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from madoguchi.config import Settings
@@ -78,18 +79,33 @@ def save_draft(session: Session, ticket: Ticket, user: StaffUser, token: str,
     _checked_token(token)
     if len(text.body) > MAX_TEXT or len(text.to) + len(text.cc) > _MAX_ADDRESSES:
         raise ActionError(N_("本文は%(n)s文字までです"), n=MAX_TEXT)
-    draft = _by_token(session, token)
-    if draft is not None and (draft.ticket_id != ticket.id or draft.staff_id != user.id):
+    draft = _by_token(session, token) or _created(session, ticket, user, token, now)
+    if draft.ticket_id != ticket.id or draft.staff_id != user.id:
         raise ActionError(N_("この下書きは別のチケットまたは担当者のものです"))
-    if draft is not None and draft.sent_at is not None:
+    if draft.sent_at is not None:
         raise DraftSent(draft.sent_message_id)
-    if draft is None:
-        draft = ReplyDraft(ticket_id=ticket.id, staff_id=user.id, token=token)
-        session.add(draft)
     draft.to, draft.cc, draft.body = text.to, text.cc, text.body
     draft.updated_at = now
     session.flush()
     return draft
+
+
+def _created(session: Session, ticket: Ticket, user: StaffUser, token: str,
+             now: datetime) -> ReplyDraft:
+    """The token's draft, made now, or the one a concurrent save of the same form (the
+    page's autosave and the agent's own save, say) made first."""
+    try:
+        with session.begin_nested():
+            draft = ReplyDraft(ticket_id=ticket.id, staff_id=user.id, token=token,
+                               updated_at=now)
+            session.add(draft)
+            session.flush()
+        return draft
+    except IntegrityError:
+        other = _by_token(session, token)
+        if other is None:
+            raise
+        return other
 
 
 def already_sent(session: Session, ticket: Ticket, user: StaffUser, token: str, body: str,
