@@ -31,7 +31,12 @@ from madoguchi.ocr.second_look import second_look
 from madoguchi.ocr.ticket_text import find_ticket_number
 from madoguchi.ocr.verdict import Accepted, MethodRead, Verdict
 from madoguchi.ocr.zonal import BoxStatus, TwoReads, ZonalRead
-from madoguchi.ticketing.rules.fax_number import Reading, clear_reading, valid_readings
+from madoguchi.ticketing.rules.fax_number import (
+    BOXES_UNREAD,
+    Reading,
+    clear_reading,
+    valid_readings,
+)
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 
 # Lowest character confidence of the unconstrained zonal read to trust it.
@@ -191,7 +196,7 @@ def _digit_boxes(
             f"page {page}: the QR code says {qr_number} but the boxes read {zonal.digits}"
         )
     elif qr_number is None and part.number is None:
-        part.problems.append(f"page {page}: the support number boxes cannot be read ({note})")
+        part.problems.append(f"page {page}: {BOXES_UNREAD} ({note})")
     return part
 
 

@@ -59,7 +59,7 @@ from madoguchi.ocr.qr import read_qr
 from madoguchi.ocr.sender import SenderFax, sender_fax
 from madoguchi.ocr.verdict import Method, MethodRead, Verdict
 from madoguchi.ocr.zonal import read_digit_boxes, read_ticket_box
-from madoguchi.ticketing.rules.fax_number import Choice, choose_number
+from madoguchi.ticketing.rules.fax_number import Choice, boxes_decided, choose_number
 from madoguchi.ticketing.support_number import SupportNumber, parse_support_number
 
 __all__ = ["FaxReading", "MethodRead", "read_fax", "read_fax_document"]
@@ -119,14 +119,14 @@ class FaxReading:
             0.0,
             f"registered numbers: {choice.reason}",
         )
+        problems = boxes_decided(self.problems, self.boxes.page, choice)
         if choice.digits is None:
-            return replace(self, reads=[*self.reads, read]), choice
+            return replace(self, reads=[*self.reads, read], problems=problems), choice
         number = parse_support_number(choice.digits, settings or SupportNumberSettings())
         assert number is not None  # a valid reading by construction
         confidence = min(
             self.boxes.probabilities[i][int(d)] for i, d in enumerate(number.digits)
         )
-        problems = [p for p in self.problems if "support number boxes" not in p]
         return replace(
             self, support_number=number, method="boxes", confidence=confidence,
             reads=[*self.reads, read], problems=problems,

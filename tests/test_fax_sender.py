@@ -46,10 +46,35 @@ def test_a_handwritten_form_becomes_a_ticket_with_its_number_read(
         reading = t.messages[0].fax_reading
         assert reading is not None and reading["method"] == "boxes"
         assert reading["boxes_choice"]["digits"] == "203100010008"  # type: ignore[index]
+        assert not any("support number boxes" in p for p in reading["problems"])  # type: ignore[attr-defined]
         # The page names nobody; the contact whose machine sent it is the sender.
         assert reading["sender_fax"]["digits"] == "0312345679", reading["sender_fax"]  # type: ignore[index]
         assert t.contact is not None and t.contact.fax == SAKURA_FAX
         assert t.flag_names == []
+
+
+def test_triage_says_why_the_registered_numbers_did_not_settle_handwritten_boxes(
+    fax_desk: Desk, tmp_path: Path
+) -> None:
+    from bench.fax_corpus import handwritten_form
+    from madoguchi.ticketing.support_number import luhn_check_digit
+
+    # The demo's quick hand again, writing a valid number no contract has.
+    stranger = "20319999000" + luhn_check_digit("20319999000")
+    item = handwritten_form(stranger, tmp_path / "hw.tif", seed=26, sender_fax="045-640-1119")
+    out = _ingest(fax_desk, item.path)
+    assert out.kind is OutcomeKind.CREATED
+    with fax_desk.factory() as s:
+        t = ticket_by_number(s, out.ticket_number or "")
+        assert t is not None and "unreadable_fax" in t.flag_names
+        reading = t.messages[0].fax_reading
+        assert reading is not None and reading["boxes_choice"]["digits"] is None  # type: ignore[index]
+        why = reading["boxes_choice"]["reason"]  # type: ignore[index]
+        assert "is no registered number" in why
+        # What triage shows: the decision's reason, not the line read's note on the boxes.
+        assert reading["problems"][0] == (  # type: ignore[index]
+            f"page 1: the support number boxes cannot be decided ({why})")
+        assert not any("cannot be read" in p for p in reading["problems"])  # type: ignore[attr-defined]
 
 
 def test_an_unreadable_fax_is_given_the_customer_its_sending_machine_belongs_to(

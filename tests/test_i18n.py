@@ -86,7 +86,15 @@ def test_times_and_reader_problems_in_both_languages() -> None:
     assert time_left(now - timedelta(minutes=15), now) == "15分超過"
     assert waited(now - timedelta(hours=2, minutes=5), now) == "2時間5分"
     assert problem_ja("no support service number found") == "サポートサービス番号が見つかりません"
+    decided = ("page 1: the support number boxes cannot be decided (203100010008 is only 23 "
+               "times as likely as 203100010016)")
+    assert problem_ja(decided) == (
+        "1ページ目: サポートサービス番号の記入欄の読みを決められません（203100010008 は "
+        "203100010016 の 23 倍しか確からしくありません（1,000 倍必要））")
     i18n.set_locale("en")
+    assert problem_ja(decided) == (
+        "Page 1: the support number boxes cannot be decided (203100010008 is only 23 times "
+        "as likely as 203100010016 (1,000 times needed))")
     try:
         assert time_left(now + timedelta(hours=3), now) == "3 h left"
         assert time_left(now - timedelta(days=3), now) == "3 d overdue"

@@ -72,6 +72,11 @@ def test_handwritten_boxes_are_decided_by_the_registered_numbers(tmp_path):
     unregistered, why = reading.settled({"203100020007"})
     assert unregistered.support_number is None
     assert why is not None and "no registered number" in why.reason
+    # Staff in triage read why the registered numbers did not settle it, not the first
+    # reader's note about the boxes.
+    assert unregistered.problems[0] == (
+        f"page 1: the support number boxes cannot be decided ({why.reason})")
+    assert not any("cannot be read" in p for p in unregistered.problems)
 
 
 def test_a_blank_form_never_gives_its_example_number(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from madoguchi.ticketing.rules.fax_number import MARGIN
 from madoguchi.web.i18n import gettext as _
 
 _PAGE = r"page (?P<page>\d+): "
@@ -28,6 +29,32 @@ _NOTES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
      lambda m: _("読めた文字: %(v)s")
      % m.groupdict()),
 )
+
+
+# Why the registered numbers did not settle the boxes (``rules.fax_number.choose_number``).
+_CHOICES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"no reading of the boxes passes the check digit"),
+     lambda m: _("チェックディジットの合う読みがありません")),
+    (re.compile(r"the likeliest reading (?P<n>\d+) is no registered number; "
+                r"the best registered reading is (?P<r>\d+)"),
+     lambda m: _("最も確からしい読み %(n)s は登録された番号ではありません"
+                 "（登録番号で最も確からしいのは %(r)s）") % m.groupdict()),
+    (re.compile(r"the likeliest reading (?P<n>\d+) is no registered number"),
+     lambda m: _("最も確からしい読み %(n)s は登録された番号ではありません") % m.groupdict()),
+    (re.compile(r"(?P<n>\d+) is only (?P<x>\d+) times as likely as (?P<o>\d+)"),
+     lambda m: _("%(n)s は %(o)s の %(x)s 倍しか確からしくありません（%(need)s 倍必要）")
+     % {**m.groupdict(), "need": f"{MARGIN:,.0f}"}),
+    (re.compile(r"(?P<n>\d+): a digit of it has probability (?P<p>[\d.]+)"),
+     lambda m: _("%(n)s の1桁の確からしさが %(p)s しかありません") % m.groupdict()),
+)
+
+
+def _choice(text: str) -> str:
+    for pattern, say in _CHOICES:
+        m = pattern.fullmatch(text.strip())
+        if m:
+            return say(m)
+    return text
 
 
 def _note(text: str) -> str:
@@ -52,6 +79,9 @@ _PROBLEMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     (re.compile(_PAGE + r"the support number boxes cannot be read \((?P<note>.*)\)"),
      lambda m: _("%(page)sページ目: サポートサービス番号の記入欄を読み取れません（%(note)s）")
      % {"page": m["page"], "note": _note(m["note"])}),
+    (re.compile(_PAGE + r"the support number boxes cannot be decided \((?P<why>.*)\)"),
+     lambda m: _("%(page)sページ目: サポートサービス番号の記入欄の読みを決められません（%(why)s）")
+     % {"page": m["page"], "why": _choice(m["why"])}),
     (re.compile(_PAGE + r"(?P<n>.+) fails its check digit"),
      lambda m: _("%(page)sページ目: %(n)s はチェックディジットが合いません") % m.groupdict()),
     (re.compile(_PAGE + r"read (?P<a>\S+) once and (?P<b>\S+) the second time"),

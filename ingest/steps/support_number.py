@@ -14,7 +14,7 @@ from madoguchi.ingest.arrival import Arrival, Step
 from madoguchi.ingest.batch import Batch
 from madoguchi.ingest.inbound import Outcome
 from madoguchi.ticketing import store
-from madoguchi.ticketing.rules.fax_number import choose_number
+from madoguchi.ticketing.rules.fax_number import boxes_decided, choose_number
 from madoguchi.ticketing.support_number import find_support_number
 
 
@@ -40,6 +40,9 @@ def _fax(batch: Batch, arrival: Arrival) -> Outcome | None:
         own = {k.support_number for c in arrival.sender_contacts for k in c.contracts}
         choice = choose_number(boxes.readings, boxes.probabilities, registered, own)
         fax.record["boxes_choice"] = {"digits": choice.digits, "reason": choice.reason}
+        problems = fax.record.get("problems")
+        fax.record["problems"] = boxes_decided(
+            [str(p) for p in problems] if isinstance(problems, list) else [], boxes.page, choice)
         if choice.digits is not None:
             arrival.support_number = arrival.written_number = choice.digits
             fax.record["method"] = "boxes"

@@ -31,6 +31,9 @@ MIN_DIGIT = 0.05
 SENDER_PRIOR = 20.0
 # How many valid readings are kept, best first (the registered set is asked about them).
 TOP_K = 40
+# The reader's problem for boxes it could not read alone (``ocr/decide.py``), which the
+# decision replaces (``boxes_decided``).
+BOXES_UNREAD = "the support number boxes cannot be read"
 
 
 @dataclass(frozen=True)
@@ -145,3 +148,18 @@ def choose_number(
     shown = "over 1e21" if ratio == math.inf or ratio > 1e21 else f"{ratio:.3g}"
     return Choice(best.digits, f"registered; {shown} times as likely as any other{by_sender}",
                   ratio)
+
+
+def boxes_decided(problems: Sequence[str], page: int, choice: Choice) -> list[str]:
+    """The problems once the registered numbers have decided the boxes (``choose_number``).
+
+    Accepted: the boxes' problem is gone. Not: it gives the decision's reason (the
+    likeliest reading no registered number, short of the margin, a digit unseen) in
+    place of the first reader's note ("read 13 digits"), which is not why the page
+    went to triage.
+    """
+    kept = [p for p in problems if BOXES_UNREAD not in p]
+    if choice.digits is not None:
+        return kept
+    return [f"page {page}: the support number boxes cannot be decided ({choice.reason})",
+            *kept]
