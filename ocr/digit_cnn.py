@@ -10,11 +10,14 @@ Input: a box's ink (True = ink) cut to its bounding box, scaled keeping its
 shape to fit ``_FIT`` px and centred on a ``_SIDE``-px square, grey (the
 share of ink under each pixel). Three 3×3 convolutions (ReLU, 2×2 max
 pooling after each), one hidden dense layer and a softmax over the ten
-digits. Trained by ``scripts/train_digit_cnn.py`` (seeded; PyTorch for
+digits. Trained by ``scripts/train_digits.py`` (seeded; PyTorch for
 training only) on digits drawn from pen strokes of its own, scikit-learn's
 scans of real handwriting and digits set in fonts, distorted as pens and
-FAX lines distort them. Here it runs on numpy alone; the weights
-(``ocr/models/digit_cnn.npz``, float16) are committed; nothing is downloaded.
+FAX lines distort them, and on pen digits written into the form's boxes,
+FAXed and cut out by the reader's own ``zonal.strip_cells`` (what it is
+given at run time: line remnants and strokes lost with a line included).
+Here it runs on numpy alone; the weights (``ocr/models/digit_cnn.npz``,
+float16) are committed; nothing is downloaded.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Digits drawn with a pen, for training the box recogniser (scripts/train_digit_cnn.py).
+"""Digits drawn with a pen, for training the box recogniser (scripts/train_digits.py).
 
 Each digit is built from a few parametric parts (arcs, bars, loops) whose
 sizes, openings and joins are drawn at random, in the several ways people

@@ -11,4 +11,4 @@ scripts/setup.sh --test
 # pytest exits 5 when it collected no test: that fails here like any error.
 # One worker per core (pytest-xdist): most tests wait on servers, processes
 # and the browser, so two cores run the suite in about half the time.
-.venv/bin/python -m pytest -q -p no:cacheprovider -n auto "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider -n auto --durations=15 "$@"

@@ -81,3 +81,22 @@ def test_pen_digits_of_an_unseen_seed_are_mostly_read():
     truth = [i % 10 for i in range(200)]
     p = digit_cnn.recognise([pen_digits.pen_digit(d, rng) for d in truth])
     assert (p.argmax(axis=1) == truth).mean() >= 0.95
+
+
+@pytest.mark.parametrize("standard", [True, False])
+def test_form_rows_the_trainer_cuts_with_the_readers_code_are_mostly_read(standard):
+    # The trainer's form rows: pen digits in the desk's boxes, FAXed, cut by zonal.strip_cells.
+    import train_digits
+
+    rng = np.random.default_rng(99)
+    glyphs: list[np.ndarray] = []
+    labels: list[int] = []
+    for _ in range(12):
+        g, y = train_digits._box_row(rng, standard)
+        glyphs += g
+        labels += y
+    assert len(glyphs) >= 12 * 12 * 0.95  # a box cut empty is rare, and left out
+    # Box lines are the reader's to take away: no glyph is a box's whole outline.
+    assert max(g.shape[1] for g in glyphs) < 9 * 10 * 1.5
+    p = digit_cnn.recognise(glyphs)
+    assert (p.argmax(axis=1) == labels).mean() >= 0.9
