@@ -18,7 +18,10 @@ from madoguchi.web.i18n import gettext as _
 _PAGE = r"page (?P<page>\d+): "
 
 # The reader's notes about the boxes, inside "(…)".
-_NOTES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+# Patterns of the reader's English and what staff read for them.
+_Table = tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...]
+
+_NOTES: _Table = (
     (re.compile(r"check digit fails"), lambda m: _("チェックディジットが合いません")),
     (re.compile(r"confidence below [\d.]+"), lambda m: _("読み取りの確からしさが足りません")),
     (re.compile(r"PP-OCR's likeliest valid reading (?P<n>\S+) is not clear enough to confirm it"),
@@ -32,7 +35,7 @@ _NOTES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
 
 
 # Why the registered numbers did not settle the boxes (``rules.fax_number.choose_number``).
-_CHOICES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+_CHOICES: _Table = (
     (re.compile(r"no reading of the boxes passes the check digit"),
      lambda m: _("チェックディジットの合う読みがありません")),
     (re.compile(r"the likeliest reading (?P<n>\d+) is no registered number; "
@@ -49,23 +52,24 @@ _CHOICES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
 )
 
 
-def _choice(text: str) -> str:
-    for pattern, say in _CHOICES:
+def _said(table: _Table, text: str) -> str:
+    """``text`` by the first pattern of ``table`` it matches whole, or as it is."""
+    for pattern, say in table:
         m = pattern.fullmatch(text.strip())
         if m:
             return say(m)
     return text
+
+
+def _choice(text: str) -> str:
+    return _said(_CHOICES, text)
 
 
 def _note(text: str) -> str:
-    for pattern, say in _NOTES:
-        m = pattern.fullmatch(text.strip())
-        if m:
-            return say(m)
-    return text
+    return _said(_NOTES, text)
 
 
-_PROBLEMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+_PROBLEMS: _Table = (
     (re.compile(r"no support service number found"),
      lambda m: _("サポートサービス番号が見つかりません")),
     (re.compile(_PAGE + r"the QR code's number fails its check digit"),
