@@ -127,3 +127,19 @@ def test_a_clear_reading_needs_the_margin_and_every_digit_seen_but_no_registry()
     faint[2] = [0.003] * 10  # a box where no digit was seen
     assert clear_reading(valid_readings(faint), faint) is None
     assert clear_reading([], []) is None
+
+
+def test_the_decision_replaces_the_boxes_problem_of_its_page_with_its_reason():
+    problems = [
+        "page 1: the support number boxes cannot be read (read 13 digits, not 12)",
+        "page 2: the support number boxes cannot be read (check digit fails)",
+        "問合せ番号 reads disagree: T-2026-000001, T-2026-000007",
+    ]
+    refused = fax_number.Choice(None, f"{NUMBER} is only 3 times as likely as 203100020007")
+    assert fax_number.boxes_decided(problems, 1, refused) == [
+        f"page 1: the support number boxes cannot be decided ({refused.reason})",
+        problems[1],
+        problems[2],
+    ]
+    accepted = fax_number.Choice(NUMBER, "registered; 5e+04 times as likely as any other")
+    assert fax_number.boxes_decided(problems, 1, accepted) == [problems[2]]

@@ -153,13 +153,13 @@ def choose_number(
 def boxes_decided(problems: Sequence[str], page: int, choice: Choice) -> list[str]:
     """The problems once the registered numbers have decided the boxes (``choose_number``).
 
-    Accepted: the boxes' problem is gone. Not: it gives the decision's reason (the
-    likeliest reading no registered number, short of the margin, a digit unseen) in
-    place of the first reader's note ("read 13 digits"), which is not why the page
-    went to triage.
+    Accepted: the boxes' problems are gone. Not: page ``page``'s (the boxes decided on)
+    gives the decision's reason (the likeliest reading no registered number, short of
+    the margin, a digit unseen) in place of the first reader's note ("read 13 digits"),
+    which is not why the page went to triage; other pages' problems stay.
     """
-    kept = [p for p in problems if BOXES_UNREAD not in p]
     if choice.digits is not None:
-        return kept
+        return [p for p in problems if BOXES_UNREAD not in p]
+    own = f"page {page}: {BOXES_UNREAD}"
     return [f"page {page}: the support number boxes cannot be decided ({choice.reason})",
-            *kept]
+            *(p for p in problems if not p.startswith(own))]
