@@ -50,7 +50,7 @@ import pen_digits
 
 from madoguchi.ocr.digit_cnn import MODEL_PATH, DigitNet, features, save_model
 from madoguchi.ocr.form import DEFAULT_LAYOUT
-from madoguchi.ocr.zonal import _strip_rect, strip_cells
+from madoguchi.ocr.zonal import _CROP_PX_PER_MM, _strip_rect, strip_cells
 
 SEED = 20261204
 STANDARD = 0.5
@@ -190,7 +190,7 @@ def _pen_set(count: int, rng: np.random.Generator,
 # Box rows are drawn at this many px/mm, then sampled as a FAX machine does.
 _ROW_PX_PER_MM = 20.0
 _FAX_X_PX_PER_MM = 204 / 25.4
-_STRIP_PX_PER_MM = 10.0
+_STRIP_PX_PER_MM = _CROP_PX_PER_MM  # the reader's own (zonal.box_cells)
 
 
 def _pen_in_box(digit: int, rng: np.random.Generator, box_w: float, box_h: float) -> np.ndarray:

@@ -52,21 +52,23 @@ _CHOICES: _Table = (
 )
 
 
-def _said(table: _Table, text: str) -> str:
-    """``text`` by the first pattern of ``table`` it matches whole, or as it is."""
+def _said(table: _Table, text: str) -> str | None:
+    """``text`` by the first pattern of ``table`` it matches whole; None when none does."""
     for pattern, say in table:
         m = pattern.fullmatch(text.strip())
         if m:
             return say(m)
-    return text
+    return None
 
 
 def _choice(text: str) -> str:
-    return _said(_CHOICES, text)
+    said = _said(_CHOICES, text)
+    return text if said is None else said
 
 
 def _note(text: str) -> str:
-    return _said(_NOTES, text)
+    said = _said(_NOTES, text)
+    return text if said is None else said
 
 
 _PROBLEMS: _Table = (
@@ -109,8 +111,5 @@ _PROBLEMS: _Table = (
 def problem_ja(problem: str) -> str:
     """One of the reader's problems as staff read it."""
     text = str(problem).strip()
-    for pattern, say in _PROBLEMS:
-        m = pattern.fullmatch(text)
-        if m:
-            return say(m)
-    return _("読み取りの問題（%(text)s）") % {"text": text}
+    said = _said(_PROBLEMS, text)
+    return _("読み取りの問題（%(text)s）") % {"text": text} if said is None else said
